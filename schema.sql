@@ -1,0 +1,1 @@
+-- syncd schema (see syncd/store)
