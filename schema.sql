@@ -1,1 +1,165 @@
--- syncd schema (see syncd/store)
+-- syncd schema. Applied idempotently at start and by `syncd migrate`, under an advisory
+-- lock so that several shards starting together do not race on DDL.
+-- Every synced table is keyed by (integration_id, external_id) and carries the partner's
+-- own timestamp (source_updated_at): last write wins by that timestamp, never by arrival.
+
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     integer PRIMARY KEY,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS integrations (
+    id          text PRIMARY KEY,
+    partner     text NOT NULL,
+    enabled     boolean NOT NULL DEFAULT true,
+    -- 'active' | 'auth_failed' | 'disabled': auth_failed is set after repeated auth errors
+    status      text NOT NULL DEFAULT 'active',
+    status_reason text,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- One row per integration: the partner token survives restarts (Guesty allows 5 tokens
+-- per key per 24 h), and its row lock makes token requests single-flight across processes.
+CREATE TABLE IF NOT EXISTS credentials (
+    integration_id    text PRIMARY KEY REFERENCES integrations (id) ON DELETE CASCADE,
+    access_token      text,
+    token_type        text,
+    token_expires_at  timestamptz,
+    refresh_token     text,
+    rotation_version  integer NOT NULL DEFAULT 0,
+    updated_at        timestamptz NOT NULL DEFAULT now()
+);
+
+-- Audit of every token request we made (partners cap them; operators ask "why").
+CREATE TABLE IF NOT EXISTS token_requests (
+    id              bigserial PRIMARY KEY,
+    integration_id  text NOT NULL REFERENCES integrations (id) ON DELETE CASCADE,
+    requested_at    timestamptz NOT NULL DEFAULT now(),
+    outcome         text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS token_requests_by_integration ON token_requests (integration_id, requested_at);
+
+CREATE TABLE IF NOT EXISTS properties (
+    integration_id     text NOT NULL REFERENCES integrations (id) ON DELETE CASCADE,
+    external_id        text NOT NULL,
+    title              text NOT NULL,
+    nickname           text,
+    property_type      text,
+    accommodates       integer,
+    bedrooms           real,
+    bathrooms          real,
+    timezone           text,
+    street             text,
+    city               text,
+    state              text,
+    postal_code        text,
+    country            text,
+    latitude           double precision,
+    longitude          double precision,
+    active             boolean NOT NULL,
+    listed             boolean NOT NULL,
+    base_price         numeric(14, 2),
+    currency           text,
+    source_updated_at  timestamptz NOT NULL,
+    fetched_at         timestamptz NOT NULL DEFAULT now(),
+    version            integer NOT NULL DEFAULT 1,
+    deleted_at         timestamptz,
+    raw                jsonb NOT NULL,
+    PRIMARY KEY (integration_id, external_id)
+);
+
+CREATE TABLE IF NOT EXISTS reservations (
+    integration_id        text NOT NULL REFERENCES integrations (id) ON DELETE CASCADE,
+    external_id           text NOT NULL,
+    property_external_id  text NOT NULL,
+    status                text NOT NULL,
+    partner_status        text NOT NULL,
+    confirmation_code     text,
+    channel               text,
+    check_in              timestamptz,
+    check_out             timestamptz,
+    check_in_date         date,
+    check_out_date        date,
+    nights                integer,
+    guests                integer,
+    guest_name            text,
+    guest_email           text,
+    total_paid            numeric(14, 2),
+    balance_due           numeric(14, 2),
+    currency              text,
+    source_created_at     timestamptz,
+    source_updated_at     timestamptz NOT NULL,
+    fetched_at            timestamptz NOT NULL DEFAULT now(),
+    version               integer NOT NULL DEFAULT 1,
+    deleted_at            timestamptz,
+    raw                   jsonb NOT NULL,
+    PRIMARY KEY (integration_id, external_id)
+);
+CREATE INDEX IF NOT EXISTS reservations_by_property ON reservations (integration_id, property_external_id);
+
+-- Where each integration x resource stands. The checkpoint is written in the same
+-- transaction as the page it follows, so it is never ahead of durable data.
+CREATE TABLE IF NOT EXISTS sync_state (
+    integration_id   text NOT NULL REFERENCES integrations (id) ON DELETE CASCADE,
+    resource         text NOT NULL,
+    checkpoint       jsonb,
+    run_started_at   timestamptz,
+    run_pages        bigint NOT NULL DEFAULT 0,
+    run_records      bigint NOT NULL DEFAULT 0,
+    last_success_at  timestamptz,
+    last_sweep_at    timestamptz,
+    last_error       text,
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (integration_id, resource)
+);
+
+-- When each integration x resource runs next. Durable, so a restart keeps the cadence;
+-- "running" is a session advisory lock, so a crashed process releases it at once.
+CREATE TABLE IF NOT EXISTS schedules (
+    integration_id        text NOT NULL REFERENCES integrations (id) ON DELETE CASCADE,
+    resource              text NOT NULL,
+    interval_s            double precision NOT NULL,
+    enabled               boolean NOT NULL DEFAULT true,
+    next_due_at           timestamptz NOT NULL DEFAULT now(),
+    last_started_at       timestamptz,
+    last_finished_at      timestamptz,
+    last_outcome          text,
+    consecutive_failures  integer NOT NULL DEFAULT 0,
+    PRIMARY KEY (integration_id, resource)
+);
+
+-- Records that failed validation (or were refused by the partner). One open row per
+-- record: seeing the same bad record again bumps `attempts` instead of adding rows.
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id              bigserial PRIMARY KEY,
+    integration_id  text NOT NULL REFERENCES integrations (id) ON DELETE CASCADE,
+    resource        text NOT NULL,
+    external_id     text NOT NULL,
+    error_class     text NOT NULL,
+    reason          text NOT NULL,
+    payload         text,
+    attempts        integer NOT NULL DEFAULT 1,
+    first_seen_at   timestamptz NOT NULL DEFAULT now(),
+    last_seen_at    timestamptz NOT NULL DEFAULT now(),
+    resolved_at     timestamptz
+);
+CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_open
+    ON dead_letters (integration_id, resource, external_id) WHERE resolved_at IS NULL;
+
+-- Change feed: one row per real change (created / updated / deleted), with the names of
+-- the canonical fields that changed. Written in the same transaction as the change.
+CREATE TABLE IF NOT EXISTS events (
+    id                 bigserial PRIMARY KEY,
+    integration_id     text NOT NULL,
+    resource           text NOT NULL,
+    external_id        text NOT NULL,
+    kind               text NOT NULL,
+    version            integer NOT NULL,
+    changed_fields     text[],
+    source_updated_at  timestamptz,
+    occurred_at        timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS events_by_record ON events (integration_id, resource, external_id);
+
+INSERT INTO schema_migrations (version) VALUES (1) ON CONFLICT DO NOTHING;

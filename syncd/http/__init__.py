@@ -1,0 +1,7 @@
+"""The partner client: auth, rate limits, breaker, classified retries over httpx.
+
+Only this package imports httpx. The package ``__init__`` stays empty so that pure
+modules (``tiers``) can be imported without pulling in the network stack.
+"""
+
+from __future__ import annotations

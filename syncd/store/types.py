@@ -1,0 +1,97 @@
+"""Values exchanged with the store; no asyncpg here so the pipeline can build them freely."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+# Column order of the staging tables in queries.sql (``incoming_*``); ``raw`` is always last.
+PROPERTY_COLUMNS: tuple[str, ...] = (
+    "external_id", "title", "nickname", "property_type", "accommodates", "bedrooms", "bathrooms",
+    "timezone", "street", "city", "state", "postal_code", "country", "latitude", "longitude",
+    "active", "listed", "base_price", "currency", "source_updated_at", "raw",
+)  # fmt: skip
+RESERVATION_COLUMNS: tuple[str, ...] = (
+    "external_id", "property_external_id", "status", "partner_status", "confirmation_code",
+    "channel", "check_in", "check_out", "check_in_date", "check_out_date", "nights", "guests",
+    "guest_name", "guest_email", "total_paid", "balance_due", "currency", "source_created_at",
+    "source_updated_at", "raw",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """How one canonical resource is staged and upserted."""
+
+    resource: str
+    staging_table: str
+    columns: tuple[str, ...]
+    upsert_query: str
+    soft_delete_query: str | None = None
+    unseen_query: str | None = None
+
+
+TABLES: dict[str, TableSpec] = {
+    "properties": TableSpec(
+        "properties", "incoming_properties", PROPERTY_COLUMNS, "upsert_properties",
+        soft_delete_query="soft_delete_properties", unseen_query="unseen_properties",
+    ),
+    "reservations": TableSpec(
+        "reservations", "incoming_reservations", RESERVATION_COLUMNS, "upsert_reservations"
+    ),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    external_id: str
+    error_class: str
+    reason: str
+    payload: str | None
+
+
+@dataclass
+class Batch:
+    """Rows of one or more pages plus the checkpoint that follows the last of them."""
+
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    checkpoint: dict[str, Any] | None = None
+    pages: int = 0
+    fetched: int = 0
+
+    def __len__(self) -> int:
+        return len(self.rows) + len(self.dead_letters)
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    inserted: int
+    updated: int
+    unchanged: int
+    dead_lettered: int
+
+
+@dataclass(frozen=True)
+class StoredToken:
+    access_token: str | None
+    token_type: str | None
+    expires_at: datetime | None
+    refresh_token: str | None
+    rotation_version: int
+
+
+@dataclass(frozen=True)
+class Schedule:
+    integration_id: str
+    resource: str
+    interval_s: float
+    next_due_at: datetime
+    consecutive_failures: int
+
+
+def row_for(spec: TableSpec, record: Any, raw: bytes) -> tuple[Any, ...]:
+    """Staging-table row of a canonical model, in ``spec.columns`` order (``raw`` last)."""
+    values = record.__dict__
+    return (*(values[c] for c in spec.columns[:-1]), raw)

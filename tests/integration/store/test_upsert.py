@@ -1,0 +1,108 @@
+"""Batch upserts on a real PostgreSQL: last write wins by partner timestamp, versions, events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+
+from syncd.models import Property
+from syncd.store.postgres import Store
+from syncd.store.types import TABLES, Batch, DeadLetter, row_for
+
+pytestmark = pytest.mark.anyio
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+SPEC = TABLES["properties"]
+
+
+def prop(ext: str, title: str, at: datetime, **kw: Any) -> tuple[Any, ...]:
+    model = Property(external_id=ext, title=title, source_updated_at=at, **kw)
+    return row_for(SPEC, model, orjson.dumps({"_id": ext, "title": title}))
+
+
+async def setup(store: Store) -> None:
+    await store.register_integration("acme", "guesty", True, {"properties": (60.0, True)})
+
+
+async def test_newer_wins_older_never_overwrites_and_versions_count_real_changes(database_url: str) -> None:
+    async with Store.open(database_url) as store:
+        await setup(store)
+        async with store.sync_session("acme", "properties") as session:
+            assert session is not None
+            r1 = await session.apply(Batch(rows=[prop("a", "Beach", T0), prop("b", "Hill", T0)], checkpoint={"k": 1}))
+            assert (r1.inserted, r1.updated, r1.unchanged) == (2, 0, 0)
+            # An older copy of "a" arrives late: ignored.
+            r2 = await session.apply(Batch(rows=[prop("a", "Stale", T0 - timedelta(seconds=5))]))
+            assert (r2.inserted, r2.updated, r2.unchanged) == (0, 0, 1)
+            # Same timestamp again (overlap re-read): not a change.
+            r3 = await session.apply(Batch(rows=[prop("a", "Beach", T0)]))
+            assert r3.unchanged == 1
+            # Newer timestamp, same content: timestamp advances, version does not.
+            r4 = await session.apply(Batch(rows=[prop("b", "Hill", T0 + timedelta(seconds=1))]))
+            assert (r4.updated, r4.unchanged) == (0, 1)
+            # Newer and different: version 2, one event naming the field.
+            r5 = await session.apply(Batch(rows=[prop("a", "Ocean", T0 + timedelta(seconds=2), accommodates=4)]))
+            assert r5.updated == 1
+            assert await session.checkpoint() == {"k": 1}
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = {r["external_id"]: r for r in await conn.fetch("SELECT * FROM properties ORDER BY 1")}
+        assert rows["a"]["title"] == "Ocean" and rows["a"]["version"] == 2
+        assert rows["b"]["version"] == 1 and rows["b"]["source_updated_at"] == T0 + timedelta(seconds=1)
+        events = await conn.fetch("SELECT external_id, kind, version, changed_fields FROM events ORDER BY id")
+        assert [(e["external_id"], e["kind"], e["version"]) for e in events] == [
+            ("a", "created", 1), ("b", "created", 1), ("a", "updated", 2)
+        ]
+        assert sorted(events[2]["changed_fields"]) == ["accommodates", "title"]
+    finally:
+        await conn.close()
+
+
+async def test_dead_letters_are_saved_with_the_rest_of_the_page(database_url: str) -> None:
+    async with Store.open(database_url) as store:
+        await setup(store)
+        async with store.sync_session("acme", "properties") as session:
+            assert session is not None
+            bad = DeadLetter("x", "data", "accommodates: not an int", '{"_id":"x"}')
+            result = await session.apply(Batch(rows=[prop("a", "A", T0)], dead_letters=[bad], checkpoint={"p": 1}))
+            assert result.dead_lettered == 1 and result.inserted == 1
+            await session.apply(Batch(dead_letters=[bad]))
+    conn = await asyncpg.connect(database_url)
+    try:
+        dl = await conn.fetch("SELECT external_id, attempts, reason FROM dead_letters")
+        assert [(r["external_id"], r["attempts"]) for r in dl] == [("x", 2)]
+        assert await conn.fetchval("SELECT count(*) FROM properties") == 1
+    finally:
+        await conn.close()
+
+
+async def test_a_failed_batch_leaves_neither_rows_nor_checkpoint(database_url: str) -> None:
+    async with Store.open(database_url) as store:
+        await setup(store)
+        async with store.sync_session("acme", "properties") as session:
+            assert session is not None
+            await session.apply(Batch(rows=[prop("a", "A", T0)], checkpoint={"page": 1}))
+            # Duplicate key in one statement makes PostgreSQL refuse the whole batch.
+            dup = [prop("b", "B", T0), prop("b", "B2", T0)]
+            with pytest.raises(Exception):  # noqa: B017 - any store error; the point is atomicity
+                await session.apply(Batch(rows=dup, checkpoint={"page": 2}))
+            assert await session.checkpoint() == {"page": 1}
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM properties") == 1
+    finally:
+        await conn.close()
+
+
+async def test_second_session_on_the_same_resource_is_refused(database_url: str) -> None:
+    async with Store.open(database_url) as store:
+        await setup(store)
+        async with store.sync_session("acme", "properties") as first:
+            assert first is not None
+            async with store.sync_session("acme", "properties") as second:
+                assert second is None
+        async with store.sync_session("acme", "properties") as again:
+            assert again is not None
