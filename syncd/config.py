@@ -21,8 +21,8 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from syncd import errors
@@ -35,6 +35,7 @@ DEFAULT_BATCH_SIZE = 5000
 DEFAULT_SAFETY_FACTOR = 0.8
 DEFAULT_OVERLAP_S = 30.0
 DEFAULT_INTERVAL_S = 900.0
+DATABASE_URL_ENV = "SYNCD_DATABASE_URL"
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SLUG = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
@@ -46,8 +47,8 @@ class _Frozen(BaseModel):
 
 class DaemonSettings(_Frozen):
     state_dir: Path = DEFAULT_STATE_DIR
-    shard_index: int = Field(default=0, ge=0)
     shard_count: int = Field(default=1, ge=1)
+    shard_index: int = Field(default=0, ge=0)
     worker_concurrency: int = Field(default=DEFAULT_WORKER_CONCURRENCY, ge=1, le=1024)
     shutdown_grace_s: float = Field(default=DEFAULT_SHUTDOWN_GRACE_S, ge=0)
     scheduler_tick_s: float = Field(default=1.0, gt=0, le=60)
@@ -55,11 +56,14 @@ class DaemonSettings(_Frozen):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
 
-    @model_validator(mode="after")
-    def _shard_in_range(self) -> DaemonSettings:
-        if self.shard_index >= self.shard_count:
-            raise ValueError(f"shard_index {self.shard_index} must be < shard_count {self.shard_count}")
-        return self
+    @field_validator("shard_index")
+    @classmethod
+    def _shard_in_range(cls, value: int, info: ValidationInfo) -> int:
+        # A field validator (not a model one) so it is reported alongside other field errors.
+        count = info.data.get("shard_count")
+        if isinstance(count, int) and value >= count:
+            raise ValueError(f"must be < shard_count ({count})")
+        return value
 
 
 class DatabaseSettings(_Frozen):
@@ -69,6 +73,11 @@ class DatabaseSettings(_Frozen):
     batch_size: int = Field(default=DEFAULT_BATCH_SIZE, ge=1, le=100_000)
     pipeline_depth: int = Field(default=2, ge=1, le=32)
     command_timeout_s: float = Field(default=60.0, gt=0)
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
 
     @field_validator("url")
     @classmethod
@@ -143,9 +152,7 @@ class PartnerSchema:
     credential_keys: frozenset[str]
 
 
-def load_settings(
-    path: Path, environ: Mapping[str, str], partners: Mapping[str, PartnerSchema]
-) -> Settings:
+def load_settings(path: Path, environ: Mapping[str, str], partners: Mapping[str, PartnerSchema]) -> Settings:
     """Read, substitute and validate ``path``; raise ``ConfigError`` listing every problem."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -161,41 +168,66 @@ def load_settings(
 def parse_settings(
     raw: Mapping[str, Any], environ: Mapping[str, str], partners: Mapping[str, PartnerSchema]
 ) -> Settings:
+    """Validate a parsed TOML document. ``SYNCD_DATABASE_URL`` fills an unset database URL."""
     problems: list[tuple[str, str]] = []
     resolved = _substitute(raw, environ, "", problems)
+    database = resolved.setdefault("database", {})
+    if isinstance(database, dict) and not database.get("url") and environ.get(DATABASE_URL_ENV):
+        database["url"] = environ[DATABASE_URL_ENV]
+    settings: Settings | None = None
     try:
         settings = Settings.model_validate(resolved)
     except ValidationError as exc:
-        problems.extend((_loc_path(err["loc"]), err["msg"]) for err in exc.errors())
-        raise errors.ConfigError(problems) from None
-    problems.extend(_cross_checks(settings, partners))
-    if problems:
+        reported = {path for path, _ in problems}
+        problems.extend(
+            (path, err["msg"]) for err in exc.errors() if (path := _loc_path(err["loc"])) not in reported
+        )
+    problems.extend(_cross_checks(resolved, partners))
+    if problems or settings is None:
         raise errors.ConfigError(problems)
     return settings
 
 
-def _cross_checks(settings: Settings, partners: Mapping[str, PartnerSchema]) -> list[tuple[str, str]]:
+def _cross_checks(raw: Any, partners: Mapping[str, PartnerSchema]) -> list[tuple[str, str]]:
+    """Checks that need the partner catalogue. They read the raw document, tolerating bad
+    shapes (those are the model's to report), so they run even when validation failed."""
     problems: list[tuple[str, str]] = []
-    for name in settings.partners:
+    known = ", ".join(sorted(partners))
+    configured = raw.get("partners") if isinstance(raw, Mapping) else None
+    for name in configured if isinstance(configured, Mapping) else ():
         if name not in partners:
-            problems.append((f"partners.{name}", f"unknown partner (known: {', '.join(sorted(partners))})"))
+            problems.append((f"partners.{name}", f"unknown partner (known: {known})"))
+    integrations = raw.get("integrations") if isinstance(raw, Mapping) else None
     seen: set[str] = set()
-    for i, integ in enumerate(settings.integrations):
-        where = f"integrations[{i}]"
-        if integ.id in seen:
-            problems.append((f"{where}.id", f"duplicate integration id {integ.id!r}"))
-        seen.add(integ.id)
-        schema = partners.get(integ.partner)
-        if schema is None:
-            problems.append((f"{where}.partner", f"unknown partner {integ.partner!r}"))
+    for i, integ in enumerate(integrations if isinstance(integrations, list) else ()):
+        if not isinstance(integ, Mapping):
             continue
-        for key in sorted(schema.credential_keys - integ.credentials.keys()):
+        where = f"integrations[{i}]"
+        ident = integ.get("id")
+        if isinstance(ident, str):
+            if ident in seen:
+                problems.append((f"{where}.id", f"duplicate integration id {ident!r}"))
+            seen.add(ident)
+        schema = partners.get(str(integ.get("partner")))
+        if schema is None:
+            if "partner" in integ:
+                problems.append(
+                    (f"{where}.partner", f"unknown partner {integ['partner']!r} (known: {known})")
+                )
+            continue
+        creds = integ.get("credentials")
+        creds = creds if isinstance(creds, Mapping) else {}
+        for key in sorted(schema.credential_keys - creds.keys()):
             problems.append((f"{where}.credentials.{key}", "required"))
-        for key in sorted(integ.credentials.keys() - schema.credential_keys):
+        for key in sorted(creds.keys() - schema.credential_keys):
             problems.append((f"{where}.credentials.{key}", "not a credential of this partner"))
-        for res in sorted(integ.resources.keys() - schema.resources):
+        resources = integ.get("resources")
+        for res in sorted((resources.keys() if isinstance(resources, Mapping) else set()) - schema.resources):
             problems.append(
-                (f"{where}.resources.{res}", f"unknown resource (known: {', '.join(sorted(schema.resources))})")
+                (
+                    f"{where}.resources.{res}",
+                    f"unknown resource (known: {', '.join(sorted(schema.resources))})",
+                )
             )
     return problems
 

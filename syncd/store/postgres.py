@@ -10,16 +10,21 @@ import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 import orjson
+from asyncpg.pool import PoolConnectionProxy
 
 from syncd import errors
 from syncd.store.queries import QUERIES, schema_sql
 from syncd.store.types import TABLES, ApplyResult, Batch, Schedule, StoredToken, TableSpec
 
 Q = QUERIES
+if TYPE_CHECKING:  # asyncpg's classes are generic only in its stubs
+    Connection: TypeAlias = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
+else:
+    Connection = Any
 _MIGRATION_LOCK = 0x5F5D_0001  # advisory lock key: one migrator at a time across shards
 
 
@@ -119,14 +124,18 @@ class Store:
                 await conn.execute(Q["upsert_integration"], integration_id, partner, enabled)
                 await conn.execute(Q["ensure_credentials_row"], integration_id)
                 for resource, (interval_s, res_enabled) in resources.items():
-                    await conn.execute(Q["upsert_schedule"], integration_id, resource, interval_s, res_enabled)
+                    await conn.execute(
+                        Q["upsert_schedule"], integration_id, resource, interval_s, res_enabled
+                    )
 
     async def list_schedules(self, integration_ids: Sequence[str]) -> list[Schedule]:
         with _translate():
             rows = await self._pool.fetch(Q["list_schedules"], list(integration_ids))
         return [Schedule(*row) for row in rows]
 
-    async def finish_schedule(self, integration_id: str, resource: str, outcome: str, next_in_s: float) -> None:
+    async def finish_schedule(
+        self, integration_id: str, resource: str, outcome: str, next_in_s: float
+    ) -> None:
         with _translate():
             await self._pool.execute(Q["finish_schedule"], integration_id, resource, outcome, next_in_s)
 
@@ -170,7 +179,12 @@ class Store:
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute(Q["ensure_credentials_row"], integration_id)
                 row = await conn.fetchrow(Q["lock_credentials"], integration_id)
+                assert row is not None  # ensured just above, in this transaction
                 yield TokenTransaction(conn, integration_id, StoredToken(*row))
+
+    async def record_token_request(self, integration_id: str, outcome: str) -> None:
+        with _translate():
+            await self._pool.execute(Q["record_token_request"], integration_id, outcome)
 
     async def clear_token(self, integration_id: str, access_token: str) -> None:
         with _translate():
@@ -180,7 +194,7 @@ class Store:
 class TokenTransaction:
     """Inside the credentials row lock: read what another process may have stored, or save."""
 
-    def __init__(self, conn: asyncpg.Connection, integration_id: str, current: StoredToken) -> None:
+    def __init__(self, conn: Connection, integration_id: str, current: StoredToken) -> None:
         self._conn = conn
         self._integration_id = integration_id
         self.current = current
@@ -206,7 +220,7 @@ class SyncSession:
     the writes fail too: the lock fences its owner's writes.
     """
 
-    def __init__(self, conn: asyncpg.Connection, integration_id: str, spec: TableSpec) -> None:
+    def __init__(self, conn: Connection, integration_id: str, spec: TableSpec) -> None:
         self._conn = conn
         self.integration_id = integration_id
         self.spec = spec
@@ -237,15 +251,27 @@ class SyncSession:
                     await self._conn.copy_records_to_table(
                         spec.staging_table, records=batch.rows, columns=spec.columns
                     )
-                    row = await self._conn.fetchrow(Q[spec.upsert_query], self.integration_id)
-                    inserted, updated = row["inserted"], row["updated"]
+                    counts = await self._conn.fetchrow(Q[spec.upsert_query], self.integration_id)
+                    assert counts is not None  # the statement always returns one row
+                    inserted, updated = counts["inserted"], counts["updated"]
                 if batch.dead_letters:
                     await self._conn.executemany(
                         Q["record_dead_letter"],
                         [
-                            (self.integration_id, spec.resource, d.external_id, d.error_class, d.reason, d.payload)
+                            (
+                                self.integration_id,
+                                spec.resource,
+                                d.external_id,
+                                d.error_class,
+                                d.reason,
+                                d.payload,
+                            )
                             for d in batch.dead_letters
                         ],
+                    )
+                if batch.resolved:
+                    await self._conn.execute(
+                        Q["resolve_dead_letters"], self.integration_id, spec.resource, batch.resolved
                     )
                 if batch.checkpoint is not None:
                     await self._conn.execute(
@@ -259,11 +285,13 @@ class SyncSession:
         unchanged = len(batch.rows) - inserted - updated
         return ApplyResult(inserted, updated, unchanged, len(batch.dead_letters))
 
-    async def resolve_dead_letters(self, external_ids: list[str]) -> None:
+    async def open_dead_letters(self, limit: int = 100_000) -> set[str]:
+        """Ids with an unresolved dead letter: a clean copy arriving later resolves them."""
         with _translate():
-            await self._conn.execute(
-                Q["resolve_dead_letters"], self.integration_id, self.spec.resource, external_ids
+            rows = await self._conn.fetch(
+                Q["open_dead_letters"], self.integration_id, self.spec.resource, limit
             )
+        return {r[0] for r in rows}
 
     async def soft_delete(self, external_ids: list[str]) -> int:
         if self.spec.soft_delete_query is None or not external_ids:

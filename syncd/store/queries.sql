@@ -223,6 +223,10 @@ ON CONFLICT (integration_id, resource, external_id) WHERE resolved_at IS NULL DO
     attempts = dead_letters.attempts + 1, reason = EXCLUDED.reason,
     error_class = EXCLUDED.error_class, payload = EXCLUDED.payload, last_seen_at = now();
 
+-- name: open_dead_letters
+SELECT external_id FROM dead_letters
+WHERE integration_id = $1 AND resource = $2 AND resolved_at IS NULL LIMIT $3;
+
 -- name: resolve_dead_letters
 -- A record that later synced cleanly is no longer dead.
 UPDATE dead_letters SET resolved_at = now()

@@ -57,6 +57,7 @@ class Batch:
 
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    resolved: list[str] = field(default_factory=list)  # ids whose open dead letters are now fixed
     checkpoint: dict[str, Any] | None = None
     pages: int = 0
     fetched: int = 0

@@ -1,0 +1,261 @@
+"""The daemon: one lifespan, one root task group.
+
+    Daemon.run()
+      ├── database    embedded PostgreSQL (no URL configured) or the configured server
+      ├── store       pool + schema migration + integration/schedule registration
+      ├── web         /healthz /readyz /metrics /status (uvicorn in this loop)
+      ├── watchdog    event-loop lag
+      ├── signals     SIGTERM/SIGINT -> drain
+      └── scheduler   due schedules -> bounded workers -> SyncRunner.run
+
+Draining: on SIGTERM the scheduler stops claiming, running syncs stop at their next page
+boundary (committing it), and after ``shutdown_grace_s`` whatever is left is cancelled:
+an uncommitted batch rolls back, its checkpoint with it, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+
+from syncd.config import Settings
+from syncd.connectors import registry
+from syncd.connectors.base import Connector
+from syncd.engine import scheduling
+from syncd.engine.runner import SyncRunner
+from syncd.http.client import build_http_client
+from syncd.observability.logging import get_logger
+from syncd.observability.metrics import Metrics
+from syncd.store.embedded import EmbeddedPostgres
+from syncd.store.postgres import Store
+from syncd.web import server as web_server
+from syncd.web.app import WebContext, create_app
+
+WATCHDOG_INTERVAL_S = 1.0
+# The scheduler is "alive" for /readyz if it ticked within this many tick intervals.
+SCHEDULER_STALE_TICKS = 5
+
+
+@contextlib.asynccontextmanager
+async def database(settings: Settings, log: Any) -> AsyncIterator[str]:
+    """The configured database URL, or the embedded server's (started, then stopped)."""
+    if settings.database.url is not None:
+        yield settings.database.url.get_secret_value()
+        return
+    embedded = EmbeddedPostgres(settings.daemon.state_dir)
+    started = time.monotonic()
+    dsn = await embedded.astart()
+    log.info(
+        "embedded_postgres_started", pgdata=str(embedded.pgdata), seconds=round(time.monotonic() - started, 2)
+    )
+    try:
+        yield dsn
+    finally:
+        with anyio.CancelScope(shield=True):
+            await embedded.astop()
+            log.info("embedded_postgres_stopped")
+
+
+@contextlib.asynccontextmanager
+async def open_store(settings: Settings, dsn: str) -> AsyncIterator[Store]:
+    db = settings.database
+    async with Store.open(
+        dsn,
+        min_size=db.pool_min_size,
+        max_size=max(db.pool_max_size, settings.daemon.worker_concurrency + 3),
+        command_timeout=db.command_timeout_s,
+    ) as store:
+        await store.migrate()
+        for integ in settings.integrations:
+            resources = {name: (res.interval_s, res.enabled) for name, res in integ.resources.items()}
+            await store.register_integration(integ.id, integ.partner, integ.enabled, resources)
+        yield store
+
+
+class Daemon:
+    def __init__(self, settings: Settings, *, metrics: Metrics | None = None, once: bool = False) -> None:
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.once = once
+        self.stop = anyio.Event()
+        self.web_port: int | None = None
+        self.runner: SyncRunner | None = None
+        self._log = get_logger(shard=settings.daemon.shard_index)
+        self._last_tick = time.monotonic()
+        self._loop_lag = 0.0
+        self._wake = anyio.Event()
+        self._workers_scope: anyio.CancelScope | None = None
+        ids = [i.id for i in settings.integrations if i.enabled]
+        self.owned = scheduling.owned(ids, settings.daemon.shard_index, settings.daemon.shard_count)
+
+    def request_stop(self) -> None:
+        """Begin draining (what SIGTERM does)."""
+        self.stop.set()
+        self._wake.set()
+
+    async def run(self, *, task_status: TaskStatus[Daemon] = anyio.TASK_STATUS_IGNORED) -> None:
+        log = self._log
+        log.info("daemon_starting", integrations=len(self.owned), once=self.once)
+        async with (
+            database(self.settings, log) as dsn,
+            open_store(self.settings, dsn) as store,
+            build_http_client(10.0, 30.0, max_connections=64) as http,
+        ):
+            connectors: dict[str, Connector] = {
+                integ.id: registry.build_connector(
+                    integ,
+                    self.settings.partner(integ.partner),
+                    http=http,
+                    tokens=store,
+                    metrics=self.metrics,
+                    log=log,
+                )
+                for integ in self.settings.integrations
+                if integ.id in self.owned
+            }
+            self.runner = SyncRunner(store, connectors, self.settings, self.metrics, log, self.stop)
+            async with anyio.create_task_group() as tg:
+                if self.settings.web.enabled:
+                    self.web_port = await tg.start(self._serve_web, store)
+                tg.start_soon(self._watchdog)
+                if not self.once:
+                    tg.start_soon(self._watch_signals)
+                log.info("daemon_started", web_port=self.web_port)
+                task_status.started(self)
+                await self._schedule(store, self.runner)
+                tg.cancel_scope.cancel()
+        log.info("daemon_stopped")
+
+    # --- scheduler ------------------------------------------------------------------------
+
+    async def _schedule(self, store: Store, runner: SyncRunner) -> None:
+        """Claim due schedules into at most ``worker_concurrency`` concurrent runs."""
+        d = self.settings.daemon
+        running: set[scheduling.Key] = set()
+
+        async def work(key: scheduling.Key) -> None:
+            try:
+                await runner.run(*key)
+            finally:
+                running.discard(key)
+                self._wake.set()
+
+        with anyio.CancelScope() as workers_scope:
+            self._workers_scope = workers_scope
+            async with anyio.create_task_group() as workers:
+                while not self.stop.is_set():
+                    self._last_tick = time.monotonic()
+                    schedules = await store.list_schedules(self.owned)
+                    now = await store.now()
+                    for s in scheduling.due(schedules, running, now):
+                        if len(running) >= d.worker_concurrency:
+                            break
+                        key = (s.integration_id, s.resource)
+                        running.add(key)
+                        workers.start_soon(work, key)
+                    if self.once:
+                        break
+                    self._wake = anyio.Event()
+                    with anyio.move_on_after(d.scheduler_tick_s):
+                        await self._wake.wait()
+                if self.once:
+                    # Run-once: keep filling free slots until every schedule due at start ran.
+                    await self._drain_once(store, running, workers, work)
+
+    async def _drain_once(
+        self, store: Store, running: set[scheduling.Key], workers: TaskGroup, work: Any
+    ) -> None:
+        started = await store.now()
+        done: set[scheduling.Key] = set(running)
+        while True:
+            schedules = await store.list_schedules(self.owned)
+            pending = [
+                s
+                for s in scheduling.due(schedules, running, started)
+                if (s.integration_id, s.resource) not in done
+            ]
+            free = self.settings.daemon.worker_concurrency - len(running)
+            for s in pending[: max(0, free)]:
+                key = (s.integration_id, s.resource)
+                running.add(key)
+                done.add(key)
+                workers.start_soon(work, key)
+            if not pending and not running:
+                return
+            self._wake = anyio.Event()
+            with anyio.move_on_after(0.5):
+                await self._wake.wait()
+
+    # --- side tasks -----------------------------------------------------------------------
+
+    async def _watch_signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                self._log.info("signal_received", signal=signal.Signals(signum).name)
+                if self.stop.is_set():
+                    break  # a second signal: stop waiting for the drain
+                self.request_stop()
+                await self._enforce_grace()
+                return
+        self._cancel_workers()
+
+    def _cancel_workers(self) -> None:
+        if self._workers_scope is not None:
+            self._workers_scope.cancel()
+
+    async def _enforce_grace(self) -> None:
+        """After the grace period, cancel what is still running (uncommitted work rolls back)."""
+        grace = self.settings.daemon.shutdown_grace_s
+        await anyio.sleep(grace)
+        self._log.warning("drain_timeout", grace_s=grace)
+        self._cancel_workers()
+
+    async def _watchdog(self) -> None:
+        while True:
+            before = time.monotonic()
+            await anyio.sleep(WATCHDOG_INTERVAL_S)
+            self._loop_lag = max(0.0, time.monotonic() - before - WATCHDOG_INTERVAL_S)
+            self.metrics.loop_lag.set(self._loop_lag)
+
+    async def _serve_web(
+        self, store: Store, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        async def scheduler_alive() -> None:
+            limit = SCHEDULER_STALE_TICKS * self.settings.daemon.scheduler_tick_s + 5
+            age = time.monotonic() - self._last_tick
+            if age > limit and not self.stop.is_set():
+                raise RuntimeError(f"scheduler last ticked {age:.0f}s ago")
+            if self.stop.is_set():
+                raise RuntimeError("draining")
+
+        ctx = WebContext(
+            metrics=self.metrics,
+            pings={"database": store.ping, "scheduler": scheduler_alive},
+            liveness=lambda: {"loop_lag_s": round(self._loop_lag, 4)},
+            status=self._status,
+        )
+        web = self.settings.web
+        await web_server.serve(create_app(ctx), web.host, web.port, task_status=task_status)
+
+    async def _status(self) -> dict[str, Any]:
+        progress = self.runner.progress if self.runner else {}
+        return {
+            "shard": {"index": self.settings.daemon.shard_index, "count": self.settings.daemon.shard_count},
+            "integrations": len(self.owned),
+            "draining": self.stop.is_set(),
+            "runs": {
+                f"{i}/{r}": {
+                    "pages": s.pages,
+                    "records": s.fetched,
+                    "inserted": s.inserted,
+                    "updated": s.updated,
+                }
+                for (i, r), s in progress.items()
+            },
+        }

@@ -1,0 +1,118 @@
+"""Command line: argv -> settings -> logging -> uvloop -> the daemon (or a tool).
+
+Exit codes: 0 success (including a drained SIGTERM), 1 runtime failure, 2 bad
+configuration or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from syncd import errors
+from syncd.config import Settings, load_settings
+from syncd.connectors import registry
+from syncd.observability import logging as syncd_logging
+
+EXIT_CONFIG = 2
+
+
+def load(path: Path) -> Settings:
+    return load_settings(path, os.environ, registry.schemas())
+
+
+def _run_async(fn: Any, *args: Any) -> Any:
+    return anyio.run(fn, *args, backend="asyncio", backend_options={"use_uvloop": True})
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    settings = load(args.file)
+    print(f"{args.file}: OK ({len(settings.integrations)} integration(s))")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from syncd.app import Daemon
+
+    settings = load(args.config)
+    syncd_logging.configure(settings.daemon.log_level, settings.daemon.log_format)
+    _run_async(Daemon(settings, once=args.once).run)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from syncd.app import database, open_store
+
+    settings = load(args.config) if args.config else Settings()
+    syncd_logging.configure(settings.daemon.log_level, settings.daemon.log_format)
+    log = syncd_logging.get_logger()
+
+    async def migrate() -> None:
+        async with database(settings, log) as dsn, open_store(settings, dsn):
+            log.info("schema_migrated")
+
+    _run_async(migrate)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from syncd import demo
+
+    return int(_run_async(demo.main, args))
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from syncd.simulator import __main__ as simulator_main
+
+    return int(simulator_main.main(args.rest) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="syncd", description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run the daemon")
+    p.add_argument("--config", "-c", type=Path, required=True)
+    p.add_argument("--once", action="store_true", help="run every due sync once, then exit")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("check-config", help="validate a config file; exit 2 listing every problem")
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("migrate", help="apply schema.sql to the database")
+    p.add_argument("--config", "-c", type=Path)
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("demo", help="embedded PostgreSQL + partner simulator + daemon, with live progress")
+    p.add_argument("--listings", type=int, default=2000, help="listings per simulated account")
+    p.add_argument("--accounts", type=int, default=3)
+    p.add_argument("--port", type=int, default=8080, help="port of /metrics and /healthz")
+    p.add_argument("--state-dir", type=Path, default=Path(".syncd/demo"))
+    p.add_argument("--seconds", type=float, default=None, help="stop after this long (default: until Ctrl-C)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("simulate", help="run the partner simulator (python -m syncd.simulator --help)")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_simulate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except errors.ConfigError as exc:
+        print(f"syncd: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""What every connector provides, and what the pipeline receives from it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from syncd.config import PartnerSchema, ResourceSettings
+
+
+@dataclass(frozen=True)
+class Page:
+    """Raw partner records of one response, and the checkpoint reached after them."""
+
+    records: list[dict[str, Any]]
+    checkpoint: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PartnerInfo:
+    """A partner's documented facts: static data, importable without the network stack."""
+
+    name: str
+    base_url: str
+    token_url: str | None
+    rate_limits: tuple[str, ...]
+    max_concurrency: int
+    page_size: int
+    resources: frozenset[str]
+    credential_keys: frozenset[str]
+
+    @property
+    def schema(self) -> PartnerSchema:
+        return PartnerSchema(resources=self.resources, credential_keys=self.credential_keys)
+
+
+Normalizer = Callable[[dict[str, Any]], BaseModel]
+
+
+class Connector(Protocol):
+    """A partner driver bound to one integration (one partner account)."""
+
+    info: PartnerInfo
+
+    def stream(
+        self, resource: str, checkpoint: dict[str, Any] | None, settings: ResourceSettings
+    ) -> AsyncGenerator[Page, None]:
+        """Pages in the partner's update order, from ``checkpoint`` (None: from the start)."""
+        ...
+
+    def normalizer(self, resource: str) -> Normalizer:
+        """raw record -> canonical model; raises ``ValueError``/``ValidationError`` if bad."""
+        ...
+
+    def external_id(self, resource: str, raw: dict[str, Any]) -> str | None:
+        """Best-effort id of a (possibly malformed) raw record, for dead letters."""
+        ...
+
+    def live_ids(self, resource: str) -> AsyncGenerator[list[str], None] | None:
+        """Every id the partner lists now (deletion sweep), or None if not supported."""
+        ...
+
+    async def fetch_one(self, resource: str, external_id: str) -> dict[str, Any] | None:
+        """The record as the partner has it now, or None if it is gone (404)."""
+        ...

@@ -1,0 +1,113 @@
+"""The Guesty driver: listings and reservations, incrementally by ``lastUpdatedAt``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+from syncd import errors
+from syncd.config import ResourceSettings
+from syncd.connectors.base import Normalizer, Page, PartnerInfo
+from syncd.connectors.guesty import INFO, adapter
+from syncd.connectors.pagination import MAX_CONSECUTIVE_RESCANS, UpdatedSinceCursor, format_ts, parse_ts
+from syncd.http.client import PartnerClient
+
+ENDPOINTS = {"properties": "/listings", "reservations": "/reservations"}
+_NORMALIZERS: dict[str, Normalizer] = {
+    "properties": adapter.listing_to_property,
+    "reservations": adapter.reservation_to_canonical,
+}
+
+
+def _id_of(raw: Any) -> str | None:
+    value = raw.get("_id") if isinstance(raw, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _ts_of(raw: Any) -> Any:
+    return parse_ts(raw.get("lastUpdatedAt")) if isinstance(raw, dict) else None
+
+
+def _results(body: Any, endpoint: str) -> list[Any]:
+    """The documented envelope ``{results, count, limit, skip}``; anything else is a fault."""
+    results = body.get("results") if isinstance(body, dict) else None
+    if not isinstance(results, list):
+        raise errors.PartnerUnavailable(f"{endpoint}: response has no 'results' list")
+    return results
+
+
+class GuestyConnector:
+    info: PartnerInfo = INFO
+
+    def __init__(self, client: PartnerClient, page_size: int = INFO.page_size, log: Any = None) -> None:
+        self._client = client
+        self._page_size = min(page_size, INFO.page_size)
+        self._log = log
+
+    def normalizer(self, resource: str) -> Normalizer:
+        return _NORMALIZERS[resource]
+
+    def external_id(self, resource: str, raw: dict[str, Any]) -> str | None:
+        return _id_of(raw)
+
+    async def stream(
+        self, resource: str, checkpoint: dict[str, Any] | None, settings: ResourceSettings
+    ) -> AsyncGenerator[Page, None]:
+        endpoint = ENDPOINTS[resource]
+        cursor = UpdatedSinceCursor.start(checkpoint, settings.overlap_s)
+        rescans = 0
+        while True:
+            filters = [{"field": "lastUpdatedAt", "operator": "$gte", "value": format_ts(cursor.ts)}]
+            params: dict[str, str | int] = {
+                "limit": self._page_size,
+                "skip": cursor.request_skip,
+                "sort": "lastUpdatedAt",
+                "filters": orjson.dumps(filters).decode(),
+            }
+            results = _results(await self._client.get_json(endpoint, params=params), endpoint)
+            records = cursor.verify(results, _id_of)
+            if records is None:
+                rescans += 1
+                if rescans > MAX_CONSECUTIVE_RESCANS:
+                    raise errors.PaginationError(f"{endpoint}: tie group keeps shifting at {cursor.ts}")
+                if self._log is not None:
+                    self._log.info("tie_group_shifted", endpoint=endpoint, updated_since=format_ts(cursor.ts))
+                cursor = cursor.rescan()
+                continue
+            rescans = 0
+            cursor = cursor.advance(records, _ts_of, _id_of)
+            yield Page(records, cursor.to_checkpoint())
+            if len(results) < self._page_size:
+                return
+
+    def live_ids(self, resource: str) -> AsyncGenerator[list[str], None] | None:
+        if resource != "properties":
+            return None
+        return self._listing_ids()
+
+    async def _listing_ids(self) -> AsyncGenerator[list[str], None]:
+        skip = 0
+        while True:
+            params: dict[str, str | int] = {
+                "limit": self._page_size,
+                "skip": skip,
+                "fields": "_id",
+                "sort": "_id",
+            }
+            results = _results(await self._client.get_json("/listings", params=params), "/listings")
+            ids = [i for i in map(_id_of, results) if i is not None]
+            yield ids
+            if len(results) < self._page_size:
+                return
+            skip += len(results)
+
+    async def fetch_one(self, resource: str, external_id: str) -> dict[str, Any] | None:
+        if resource != "properties":
+            raise errors.PartnerRejected(f"fetch_one is not supported for {resource}")
+        body = await self._client.get_json_or_none(
+            "/listings/{id}", f"/listings/{quote(external_id, safe='')}"
+        )
+        return body if isinstance(body, dict) else None

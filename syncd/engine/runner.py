@@ -1,0 +1,153 @@
+"""Run one sync of one integration x resource and record its outcome.
+
+A failing sync never takes the daemon down: every failure is classified, logged, counted
+and turned into a retry time for that schedule alone.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+import anyio
+
+from syncd import errors, pipeline
+from syncd.config import ResourceSettings, Settings
+from syncd.connectors.base import Connector
+from syncd.engine.scheduling import failure_backoff, next_interval
+from syncd.observability.metrics import Metrics
+from syncd.store.postgres import Store, SyncSession
+
+
+class SyncRunner:
+    def __init__(
+        self,
+        store: Store,
+        connectors: Mapping[str, Connector],
+        settings: Settings,
+        metrics: Metrics,
+        log: Any,
+        stop: anyio.Event,
+    ) -> None:
+        self._store = store
+        self._connectors = connectors
+        self._settings = settings
+        self._integrations = {i.id: i for i in settings.integrations}
+        self._metrics = metrics
+        self._log = log
+        self._stop = stop
+        self.progress: dict[tuple[str, str], pipeline.RunStats] = {}
+
+    def resource_settings(self, integration_id: str, resource: str) -> ResourceSettings:
+        return self._integrations[integration_id].resources.get(resource) or ResourceSettings()
+
+    async def run(self, integration_id: str, resource: str) -> str:
+        """Returns the outcome: ``ok``, ``failed``, ``interrupted`` (stopping) or ``busy``."""
+        connector = self._connectors[integration_id]
+        partner = connector.info.name
+        res = self.resource_settings(integration_id, resource)
+        log = self._log.bind(integration=integration_id, partner=partner, resource=resource)
+        started = time.monotonic()
+        outcome = "failed"
+        self._metrics.syncs_in_flight.inc()
+        try:
+            async with self._store.sync_session(integration_id, resource) as session:
+                if session is None:
+                    log.info("sync_skipped_locked")
+                    return "busy"
+                outcome = await self._run_in_session(session, connector, integration_id, resource, res, log)
+        except errors.SyncdError as exc:
+            log.error("sync_failed", error=str(exc), error_type=type(exc).__name__)
+        finally:
+            self._metrics.syncs_in_flight.dec()
+        elapsed = time.monotonic() - started
+        self._metrics.sync_duration.labels(partner, resource, outcome).observe(elapsed)
+        self._metrics.sync_runs.labels(partner, resource, outcome).inc()
+        self._metrics.integration_up.labels(integration_id).set(1 if outcome in ("ok", "interrupted") else 0)
+        await self._reschedule(integration_id, resource, res, outcome, log)
+        return outcome
+
+    async def _run_in_session(
+        self,
+        session: SyncSession,
+        connector: Connector,
+        integration_id: str,
+        resource: str,
+        res: ResourceSettings,
+        log: Any,
+    ) -> str:
+        db = self._settings.database
+        options = pipeline.PipelineOptions(
+            batch_size=db.batch_size,
+            pipeline_depth=db.pipeline_depth,
+            sweep=await self._sweep_due(session, res),
+        )
+        stats = pipeline.RunStats()
+        self.progress[(integration_id, resource)] = stats
+        log.info("sync_started", sweep=options.sweep)
+        try:
+            stats = await pipeline.run(
+                session, connector, resource, res, options, self._metrics, log, self._stop, stats
+            )
+        except errors.AuthFailed as exc:
+            await session.finish_failed(str(exc))
+            await self._store.set_integration_status(integration_id, "auth_failed", str(exc)[:500])
+            log.error(
+                "sync_failed", error=str(exc), error_type="AuthFailed", integration_status="auth_failed"
+            )
+            return "failed"
+        except (errors.PartnerError, errors.PaginationError, errors.CircuitOpen) as exc:
+            await session.finish_failed(str(exc))
+            log.error("sync_failed", error=str(exc), error_type=type(exc).__name__, pages=stats.pages)
+            return "failed"
+        if self._stop.is_set() and stats.interrupted:
+            log.info("sync_interrupted", pages=stats.pages, records=stats.fetched)
+            return "interrupted"
+        ts = await session.finish_ok(stats.swept)
+        self._metrics.last_success.labels(integration_id, resource).set(ts)
+        log.info(
+            "sync_finished",
+            pages=stats.pages,
+            records=stats.fetched,
+            inserted=stats.inserted,
+            updated=stats.updated,
+            unchanged=stats.unchanged,
+            dead_lettered=stats.dead_lettered,
+            deleted=stats.deleted,
+        )
+        return "ok"
+
+    async def _sweep_due(self, session: SyncSession, res: ResourceSettings) -> bool:
+        if res.deletion_sweep_interval_s is None:
+            return False
+        last = await session.last_sweep_at()
+        if last is None:
+            return True
+        return await self._store.now() - last >= timedelta(seconds=res.deletion_sweep_interval_s)
+
+    async def _reschedule(
+        self, integration_id: str, resource: str, res: ResourceSettings, outcome: str, log: Any
+    ) -> None:
+        if outcome == "busy":
+            return
+        if outcome == "ok":
+            next_in = next_interval(res.interval_s, res.jitter, random.random())
+        elif outcome == "interrupted":
+            next_in = 0.0  # resume from the checkpoint as soon as a process starts
+        else:
+            failures = await self._failures(integration_id, resource)
+            next_in = failure_backoff(res.interval_s, self._settings.daemon.retry_failed_after_s, failures)
+        try:
+            with anyio.CancelScope(shield=True):
+                await self._store.finish_schedule(integration_id, resource, outcome, next_in)
+        except errors.StoreError as exc:
+            log.error("reschedule_failed", error=str(exc))
+
+    async def _failures(self, integration_id: str, resource: str) -> int:
+        for s in await self._store.list_schedules([integration_id]):
+            if s.resource == resource:
+                return s.consecutive_failures
+        return 0

@@ -1,0 +1,3 @@
+"""Logs (structlog) and metrics (prometheus-client): one module each."""
+
+from __future__ import annotations

@@ -1,0 +1,267 @@
+"""One sync run: partner pages -> canonical rows -> batches -> one transaction per batch.
+
+    connector.stream()  --pages-->  producer: normalize, dead-letter, batch
+                                        |  bounded stream (pipeline_depth batches)
+                                        v
+                                    consumer: session.apply(batch)  (rows + events +
+                                              dead letters + checkpoint, one transaction)
+
+The producer fetches the next batch while the consumer writes the previous one; when the
+database is slower the bounded stream blocks the producer (backpressure, not sleeps).
+Memory is bounded by batch size x pipeline depth, never by the dataset.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import orjson
+from anyio.abc import ObjectReceiveStream, ObjectSendStream
+from pydantic import ValidationError
+
+from syncd.config import ResourceSettings
+from syncd.connectors.base import Connector, Page
+from syncd.observability.logging import redact_text
+from syncd.observability.metrics import Metrics
+from syncd.store.postgres import SyncSession
+from syncd.store.types import ApplyResult, Batch, DeadLetter, row_for
+
+MAX_DEAD_LETTER_PAYLOAD = 64 * 1024
+# A sweep that would delete more than this share of live records is more likely a partner
+# fault (a truncated listing) than a mass deletion: it is refused and reported instead.
+MAX_SWEEP_DELETE_SHARE = 0.05
+MIN_SWEEP_DELETE_ALLOWANCE = 10
+
+
+@dataclass
+class RunStats:
+    pages: int = 0
+    fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    dead_lettered: int = 0
+    deleted: int = 0
+    swept: bool = False
+    interrupted: bool = False
+
+    def add(self, result: ApplyResult) -> None:
+        self.inserted += result.inserted
+        self.updated += result.updated
+        self.unchanged += result.unchanged
+        self.dead_lettered += result.dead_lettered
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    batch_size: int = 5000
+    pipeline_depth: int = 1
+    max_batch_delay_s: float = 1.0
+    sweep: bool = False
+
+
+class _Batcher:
+    """Accumulates normalized pages; one row per record id (the newest copy wins)."""
+
+    def __init__(self, session: SyncSession, open_dead: set[str]) -> None:
+        self._ts_index = session.spec.columns.index("source_updated_at")
+        self._open_dead = open_dead
+        self.reset()
+
+    def reset(self) -> None:
+        self.rows: dict[str, tuple[Any, ...]] = {}
+        self.dead: dict[str, DeadLetter] = {}
+        self.checkpoint: dict[str, Any] | None = None
+        self.pages = 0
+        self.fetched = 0
+        self.opened_at = time.monotonic()
+
+    def __len__(self) -> int:
+        return len(self.rows) + len(self.dead)
+
+    def add_row(self, row: tuple[Any, ...]) -> None:
+        key = row[0]
+        held = self.rows.get(key)
+        if held is None or held[self._ts_index] < row[self._ts_index]:
+            self.rows[key] = row
+        self.dead.pop(key, None)
+
+    def add_dead(self, letter: DeadLetter) -> None:
+        if letter.external_id not in self.rows:
+            self.dead[letter.external_id] = letter
+
+    def take(self) -> Batch:
+        resolved = [k for k in self.rows if k in self._open_dead] if self._open_dead else []
+        self._open_dead.difference_update(resolved)
+        batch = Batch(
+            rows=list(self.rows.values()),
+            dead_letters=list(self.dead.values()),
+            resolved=resolved,
+            checkpoint=self.checkpoint,
+            pages=self.pages,
+            fetched=self.fetched,
+        )
+        self.reset()
+        return batch
+
+
+def _dead_letter(connector: Connector, resource: str, raw: Any, exc: Exception) -> DeadLetter:
+    external_id = connector.external_id(resource, raw) if isinstance(raw, dict) else None
+    payload = redact_text(orjson.dumps(raw, default=str).decode(errors="replace"))[:MAX_DEAD_LETTER_PAYLOAD]
+    if isinstance(exc, ValidationError):
+        reason = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<record>'}: {e['msg']}" for e in exc.errors())
+    else:
+        reason = f"{type(exc).__name__}: {exc}"
+    return DeadLetter(
+        external_id=external_id or f"unidentified:{hash(payload) & 0xFFFFFFFF:08x}",
+        error_class="data",
+        reason=redact_text(reason)[:2000],
+        payload=payload,
+    )
+
+
+async def run(
+    session: SyncSession,
+    connector: Connector,
+    resource: str,
+    settings: ResourceSettings,
+    options: PipelineOptions,
+    metrics: Metrics,
+    log: Any,
+    stop: anyio.Event,
+    stats: RunStats | None = None,
+) -> RunStats:
+    """Sync ``resource`` from the session's checkpoint to the partner's present.
+
+    When ``stop`` is set the run ends at the next page boundary, committing what it has
+    (the daemon is draining); ``stats.interrupted`` then tells the caller.
+    """
+    partner = connector.info.name
+    stats = stats if stats is not None else RunStats()
+    normalize = connector.normalizer(resource)
+    spec = session.spec
+    checkpoint = await session.checkpoint()
+    open_dead = await session.open_dead_letters()
+    await session.start_run()
+    send: ObjectSendStream[Batch]
+    receive: ObjectReceiveStream[Batch]
+    send, receive = anyio.create_memory_object_stream[Batch](max_buffer_size=options.pipeline_depth)
+
+    def add_page(batcher: _Batcher, page: Page) -> None:
+        dead_before = len(batcher.dead)
+        for raw in page.records:
+            try:
+                record = normalize(raw)
+            except (ValidationError, ValueError, TypeError, AttributeError) as exc:
+                batcher.add_dead(_dead_letter(connector, resource, raw, exc))
+                continue
+            batcher.add_row(row_for(spec, record, orjson.dumps(raw)))
+        batcher.checkpoint = page.checkpoint
+        batcher.pages += 1
+        batcher.fetched += len(page.records)
+        metrics.pages.labels(partner, resource).inc()
+        log.debug(
+            "page_fetched", resource=resource, records=len(page.records), dead=len(batcher.dead) - dead_before
+        )
+
+    async def produce() -> None:
+        batcher = _Batcher(session, open_dead)
+        async with send, aclosing(connector.stream(resource, checkpoint, settings)) as pages:
+            async for page in pages:
+                add_page(batcher, page)
+                full = len(batcher) >= options.batch_size
+                if full or time.monotonic() - batcher.opened_at >= options.max_batch_delay_s:
+                    await send.send(batcher.take())
+                if stop.is_set():
+                    stats.interrupted = True
+                    break
+            if batcher.pages:
+                await send.send(batcher.take())
+
+    async def consume() -> None:
+        async with receive:
+            async for batch in receive:
+                started = time.perf_counter()
+                result = await session.apply(batch)
+                stats.add(result)
+                stats.pages += batch.pages
+                stats.fetched += batch.fetched
+                _count(metrics, partner, resource, result)
+                log.info(
+                    "page_applied",
+                    resource=resource,
+                    pages=batch.pages,
+                    records=batch.fetched,
+                    inserted=result.inserted,
+                    updated=result.updated,
+                    unchanged=result.unchanged,
+                    dead_lettered=result.dead_lettered,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                    checkpoint=batch.checkpoint,
+                )
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(produce)
+        tg.start_soon(consume)
+
+    if options.sweep and not stats.interrupted:
+        await _sweep(session, connector, resource, normalize, stats, metrics, log)
+    return stats
+
+
+async def _sweep(
+    session: SyncSession,
+    connector: Connector,
+    resource: str,
+    normalize: Any,
+    stats: RunStats,
+    metrics: Metrics,
+    log: Any,
+) -> None:
+    """Soft-delete records the partner no longer lists, each confirmed by a direct GET."""
+    ids = connector.live_ids(resource)
+    if ids is None:
+        return
+    started = await session.sweep_begin()
+    async for page in ids:
+        await session.sweep_mark(page)
+    live = await session.live_count()
+    allowance = max(MIN_SWEEP_DELETE_ALLOWANCE, int(live * MAX_SWEEP_DELETE_SHARE))
+    candidates = await session.sweep_candidates(started, allowance + 1)
+    if len(candidates) > allowance:
+        log.warning("sweep_refused", resource=resource, candidates=f">{allowance}", live=live)
+        return
+    gone: list[str] = []
+    back = Batch()
+    for external_id in candidates:
+        raw = await connector.fetch_one(resource, external_id)
+        if raw is None:
+            gone.append(external_id)
+            continue
+        try:
+            back.rows.append(row_for(session.spec, normalize(raw), orjson.dumps(raw)))
+        except (ValidationError, ValueError, TypeError) as exc:
+            back.dead_letters.append(_dead_letter(connector, resource, raw, exc))
+    if back.rows or back.dead_letters:
+        stats.add(await session.apply(back))
+    stats.deleted = await session.soft_delete(gone)
+    stats.swept = True
+    metrics.records.labels(connector.info.name, resource, "deleted").inc(stats.deleted)
+    log.info("sweep_done", resource=resource, candidates=len(candidates), deleted=stats.deleted)
+
+
+def _count(metrics: Metrics, partner: str, resource: str, result: ApplyResult) -> None:
+    for outcome, value in (
+        ("inserted", result.inserted),
+        ("updated", result.updated),
+        ("unchanged", result.unchanged),
+        ("dead_lettered", result.dead_lettered),
+    ):
+        if value:
+            metrics.records.labels(partner, resource, outcome).inc(value)
+    if result.dead_lettered:
+        metrics.dead_letters.labels(partner, resource, "data").inc(result.dead_lettered)

@@ -1,0 +1,139 @@
+"""Configuration: every problem reported with its key path; secrets stay secret."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from syncd import errors
+from syncd.config import load_settings
+from syncd.connectors import registry
+
+GOOD = """
+[daemon]
+shard_count = 2
+[partners.guesty]
+base_url = "http://127.0.0.1:9/v1"
+rate_limits = ["15/s", "120/min"]
+[[integrations]]
+id = "acme"
+partner = "guesty"
+credentials = { client_id = "cid", client_secret = "${ACME_SECRET}" }
+resources.properties = { interval_s = 60 }
+"""
+
+BAD = """
+[daemon]
+shard_index = 3
+shard_count = 2
+worker_concurency = 4
+[database]
+url = "mysql://nope"
+[partners.guesty]
+rate_limits = ["15 per second"]
+[partners.nosuch]
+[[integrations]]
+id = "Acme Corp"
+partner = "guesty"
+credentials = { client_id = "cid" }
+resources.properties = { interval_s = -1 }
+resources.photos = {}
+[[integrations]]
+id = "b"
+partner = "hotelx"
+[[integrations]]
+id = "c"
+partner = "guesty"
+credentials = { client_id = "cid", client_secret = "${MISSING_SECRET}" }
+[[integrations]]
+id = "c"
+partner = "guesty"
+credentials = { client_id = "cid", client_secret = "s" }
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "syncd.toml"
+    path.write_text(text)
+    return path
+
+
+def test_good_config_resolves_secrets_without_exposing_them(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, GOOD), {"ACME_SECRET": "s3cr3t-value"}, registry.schemas())
+    integ = settings.integrations[0]
+    assert integ.credentials["client_secret"].get_secret_value() == "s3cr3t-value"
+    assert "s3cr3t-value" not in repr(settings) and "s3cr3t-value" not in str(settings)
+    assert settings.partner("guesty").rate_limits == ("15/s", "120/min")
+    with pytest.raises(Exception):  # noqa: B017 - frozen: any attempt to mutate fails
+        settings.daemon.shard_count = 3  # type: ignore[misc]
+
+
+def test_database_url_from_environment_when_unset(tmp_path: Path) -> None:
+    env = {"ACME_SECRET": "x", "SYNCD_DATABASE_URL": "postgresql://u@localhost/db"}
+    settings = load_settings(write(tmp_path, GOOD), env, registry.schemas())
+    assert settings.database.url is not None
+    assert settings.database.url.get_secret_value() == "postgresql://u@localhost/db"
+
+
+def test_bad_config_lists_every_problem_with_its_key_path(tmp_path: Path) -> None:
+    # Errors from several validation stages: the loader reports what it can at once.
+    with pytest.raises(errors.ConfigError) as info:
+        load_settings(write(tmp_path, BAD), {}, registry.schemas())
+    paths = {path for path, _ in info.value.problems}
+    assert {
+        "daemon.shard_index",
+        "daemon.worker_concurency",
+        "database.url",
+        "partners.guesty.rate_limits",
+        "integrations[0].id",
+        "integrations[0].resources.properties.interval_s",
+        "integrations[2].credentials.client_secret",
+    } <= paths
+    reasons = dict(info.value.problems)
+    assert "MISSING_SECRET" in reasons["integrations[2].credentials.client_secret"]
+    assert reasons["daemon.shard_index"].endswith("must be < shard_count (2)")
+    # Catalogue checks run even though the document also had shape errors.
+    assert ("integrations[1].partner", "unknown partner 'hotelx' (known: guesty)") in info.value.problems
+
+
+def test_cross_checks_name_unknown_partner_resource_credential_and_duplicates(tmp_path: Path) -> None:
+    text = BAD.replace("shard_index = 3", "shard_index = 0").replace("worker_concurency = 4", "")
+    text = text.replace('url = "mysql://nope"', "").replace('rate_limits = ["15 per second"]', "")
+    text = text.replace('id = "Acme Corp"', 'id = "a"').replace("interval_s = -1", "interval_s = 5")
+    with pytest.raises(errors.ConfigError) as info:
+        load_settings(write(tmp_path, text), {"MISSING_SECRET": "x"}, registry.schemas())
+    assert set(info.value.problems) >= {
+        ("partners.nosuch", "unknown partner (known: guesty)"),
+        ("integrations[0].credentials.client_secret", "required"),
+        ("integrations[0].resources.photos", "unknown resource (known: properties, reservations)"),
+        ("integrations[1].partner", "unknown partner 'hotelx' (known: guesty)"),
+        ("integrations[3].id", "duplicate integration id 'c'"),
+    }
+
+
+def test_missing_and_unparsable_files(tmp_path: Path) -> None:
+    with pytest.raises(errors.ConfigError, match="file not found"):
+        load_settings(tmp_path / "absent.toml", {}, registry.schemas())
+    with pytest.raises(errors.ConfigError, match="not valid TOML"):
+        load_settings(write(tmp_path, "[daemon\nx=1"), {}, registry.schemas())
+
+
+@pytest.mark.parametrize("command", [["check-config"], ["run", "--once", "--config"]])
+def test_cli_exits_2_naming_the_key_paths(tmp_path: Path, command: list[str]) -> None:
+    path = write(tmp_path, BAD)
+    proc = subprocess.run(
+        [sys.executable, "-m", "syncd", *command, str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2
+    assert "integrations[0].resources.properties.interval_s" in proc.stderr
+    assert "daemon.worker_concurency" in proc.stderr
+
+
+def test_shipped_config_files_are_valid() -> None:
+    root = Path(__file__).resolve().parents[2] / "config"
+    env = {"ACME_GUESTY_CLIENT_ID": "x", "ACME_GUESTY_CLIENT_SECRET": "y"}
+    for name in ("syncd.example.toml", "demo.toml"):
+        load_settings(root / name, env, registry.schemas())
