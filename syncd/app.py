@@ -86,6 +86,7 @@ class Daemon:
         self.stop = anyio.Event()
         self.web_port: int | None = None
         self.runner: SyncRunner | None = None
+        self.store: Store | None = None
         self._log = get_logger(shard=settings.daemon.shard_index)
         self._last_tick = time.monotonic()
         self._loop_lag = 0.0
@@ -119,6 +120,7 @@ class Daemon:
                 for integ in self.settings.integrations
                 if integ.id in self.owned
             }
+            self.store = store
             self.runner = SyncRunner(store, connectors, self.settings, self.metrics, log, self.stop)
             async with anyio.create_task_group() as tg:
                 if self.settings.web.enabled:

@@ -53,7 +53,9 @@ async def _admin(dsn: str, *statements: str) -> None:
 
 
 async def _build_template(server_dsn: str) -> None:
-    await _admin(server_dsn, f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)", f"CREATE DATABASE {TEMPLATE}")
+    await _admin(
+        server_dsn, f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)", f"CREATE DATABASE {TEMPLATE}"
+    )
     async with Store.open(_with_database(server_dsn, TEMPLATE), min_size=1, max_size=1) as store:
         await store.migrate()
 

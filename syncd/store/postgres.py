@@ -139,6 +139,11 @@ class Store:
         with _translate():
             await self._pool.execute(Q["finish_schedule"], integration_id, resource, outcome, next_in_s)
 
+    async def progress(self, integration_ids: Sequence[str]) -> list[dict[str, Any]]:
+        with _translate():
+            rows = await self._pool.fetch(Q["progress"], list(integration_ids))
+        return [dict(r) for r in rows]
+
     async def set_integration_status(self, integration_id: str, status: str, reason: str | None) -> None:
         with _translate():
             await self._pool.execute(Q["set_integration_status"], integration_id, status, reason)

@@ -337,3 +337,17 @@ WHERE integration_id = $1 AND requested_at > now() - make_interval(secs => $2);
 
 -- name: set_integration_status
 UPDATE integrations SET status = $2, status_reason = $3, updated_at = now() WHERE id = $1;
+
+-- name: progress
+-- Per integration: live properties, properties changed since first seen, soft-deleted,
+-- reservations, dead letters, last successful sync. For `syncd demo` and /status.
+SELECT i.id,
+       (SELECT count(*) FROM properties p WHERE p.integration_id = i.id AND p.deleted_at IS NULL) AS properties,
+       (SELECT count(*) FROM properties p WHERE p.integration_id = i.id AND p.version > 1) AS changed,
+       (SELECT count(*) FROM properties p WHERE p.integration_id = i.id AND p.deleted_at IS NOT NULL) AS deleted,
+       (SELECT count(*) FROM reservations r WHERE r.integration_id = i.id) AS reservations,
+       (SELECT count(*) FROM dead_letters d WHERE d.integration_id = i.id AND d.resolved_at IS NULL) AS dead_letters,
+       (SELECT max(s.last_success_at) FROM sync_state s WHERE s.integration_id = i.id) AS last_success_at
+FROM integrations i
+WHERE i.id = ANY($1::text[])
+ORDER BY i.id;

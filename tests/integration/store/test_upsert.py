@@ -32,7 +32,9 @@ async def test_newer_wins_older_never_overwrites_and_versions_count_real_changes
         await setup(store)
         async with store.sync_session("acme", "properties") as session:
             assert session is not None
-            r1 = await session.apply(Batch(rows=[prop("a", "Beach", T0), prop("b", "Hill", T0)], checkpoint={"k": 1}))
+            r1 = await session.apply(
+                Batch(rows=[prop("a", "Beach", T0), prop("b", "Hill", T0)], checkpoint={"k": 1})
+            )
             assert (r1.inserted, r1.updated, r1.unchanged) == (2, 0, 0)
             # An older copy of "a" arrives late: ignored.
             r2 = await session.apply(Batch(rows=[prop("a", "Stale", T0 - timedelta(seconds=5))]))
@@ -44,7 +46,9 @@ async def test_newer_wins_older_never_overwrites_and_versions_count_real_changes
             r4 = await session.apply(Batch(rows=[prop("b", "Hill", T0 + timedelta(seconds=1))]))
             assert (r4.updated, r4.unchanged) == (0, 1)
             # Newer and different: version 2, one event naming the field.
-            r5 = await session.apply(Batch(rows=[prop("a", "Ocean", T0 + timedelta(seconds=2), accommodates=4)]))
+            r5 = await session.apply(
+                Batch(rows=[prop("a", "Ocean", T0 + timedelta(seconds=2), accommodates=4)])
+            )
             assert r5.updated == 1
             assert await session.checkpoint() == {"k": 1}
     conn = await asyncpg.connect(database_url)
@@ -54,7 +58,9 @@ async def test_newer_wins_older_never_overwrites_and_versions_count_real_changes
         assert rows["b"]["version"] == 1 and rows["b"]["source_updated_at"] == T0 + timedelta(seconds=1)
         events = await conn.fetch("SELECT external_id, kind, version, changed_fields FROM events ORDER BY id")
         assert [(e["external_id"], e["kind"], e["version"]) for e in events] == [
-            ("a", "created", 1), ("b", "created", 1), ("a", "updated", 2)
+            ("a", "created", 1),
+            ("b", "created", 1),
+            ("a", "updated", 2),
         ]
         assert sorted(events[2]["changed_fields"]) == ["accommodates", "title"]
     finally:
@@ -67,7 +73,9 @@ async def test_dead_letters_are_saved_with_the_rest_of_the_page(database_url: st
         async with store.sync_session("acme", "properties") as session:
             assert session is not None
             bad = DeadLetter("x", "data", "accommodates: not an int", '{"_id":"x"}')
-            result = await session.apply(Batch(rows=[prop("a", "A", T0)], dead_letters=[bad], checkpoint={"p": 1}))
+            result = await session.apply(
+                Batch(rows=[prop("a", "A", T0)], dead_letters=[bad], checkpoint={"p": 1})
+            )
             assert result.dead_lettered == 1 and result.inserted == 1
             await session.apply(Batch(dead_letters=[bad]))
     conn = await asyncpg.connect(database_url)

@@ -1,0 +1,97 @@
+"""End to end over loopback HTTP: simulator -> daemon (run-once) -> PostgreSQL -> ground truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from syncd.app import Daemon
+from syncd.simulator import limits
+from syncd.simulator.server import Simulator, SimulatorServer
+from tests.support import assert_matches_truth, db_rows, guesty_config, settings_of, versions
+
+pytestmark = pytest.mark.anyio
+ACCOUNT = ("acme", "guesty-acct-1", "sim-secret-1")
+
+
+def simulator(listings: int, malformed: frozenset[int] = frozenset()) -> Simulator:
+    sim = Simulator(limit_settings=limits.LimitSettings(enabled=False))
+    sim.add_guesty_account(ACCOUNT[1], ACCOUNT[2], seed=7, listings=listings, malformed_listings=malformed)
+    return sim
+
+
+async def test_full_sync_then_300_mutations_apply_exactly(database_url: str, tmp_path: Path) -> None:
+    sim = simulator(5000)
+    account = sim.account(ACCOUNT[1])
+    async with SimulatorServer(sim) as server:
+        settings = settings_of(guesty_config(server, database_url, [ACCOUNT], state_dir=tmp_path))
+        await Daemon(settings, once=True).run()
+        await assert_matches_truth(database_url, "acme", account)
+        before = await versions(database_url, "acme")
+        assert sum(1 for r, _ in before if r == "properties") == 5000
+        assert sum(1 for r, _ in before if r == "reservations") == 10_000
+        assert set(before.values()) == {1}
+
+        summary = account.mutate(300, seed=1)
+        await Daemon(settings, once=True).run()
+
+    await assert_matches_truth(database_url, "acme", account)
+    after = await versions(database_url, "acme")
+    changed = {key for key, v in after.items() if before.get(key) != v}
+    expected = {
+        ("properties", i)
+        for i in (*summary.listings_updated, *summary.listings_deleted, *summary.listings_inserted)
+    } | {("reservations", i) for i in (*summary.reservations_updated, *summary.reservations_inserted)}
+    assert changed == expected
+    # Updated or deleted records moved by exactly one version, however often they changed.
+    for key in changed & before.keys():
+        assert after[key] == before[key] + 1
+    for key in changed - before.keys():
+        assert after[key] == 1
+    deleted = await db_rows(
+        database_url,
+        "SELECT external_id FROM properties WHERE integration_id = 'acme' AND deleted_at IS NOT NULL",
+    )
+    assert {r[0] for r in deleted} == set(summary.listings_deleted)
+    # One change event per real change, none for re-read overlap records.
+    events = await db_rows(database_url, "SELECT kind, count(*) FROM events GROUP BY kind")
+    counts = dict((r[0], r[1]) for r in events)
+    assert counts["created"] == 15_000 + len(summary.listings_inserted) + len(summary.reservations_inserted)
+    assert counts["deleted"] == len(summary.listings_deleted)
+    # Records inserted or deleted in the same round show as created/deleted, not updated.
+    updated_only = (
+        set(summary.listings_updated) - set(summary.listings_inserted) - set(summary.listings_deleted)
+    ) | (set(summary.reservations_updated) - set(summary.reservations_inserted))
+    assert counts["updated"] == len(updated_only)
+
+
+async def test_malformed_listing_is_dead_lettered_and_its_page_saved(
+    database_url: str, tmp_path: Path
+) -> None:
+    sim = simulator(300, malformed=frozenset({3, 250}))
+    account = sim.account(ACCOUNT[1])
+    async with SimulatorServer(sim) as server:
+        settings = settings_of(guesty_config(server, database_url, [ACCOUNT], state_dir=tmp_path))
+        await Daemon(settings, once=True).run()
+    await assert_matches_truth(database_url, "acme", account)
+    bad = set(account.malformed_listing_ids())
+    letters = await db_rows(
+        database_url, "SELECT external_id, error_class, reason, payload FROM dead_letters"
+    )
+    assert {r["external_id"] for r in letters} == bad
+    assert all(r["error_class"] == "data" and "source_updated_at" in r["reason"] for r in letters)
+    saved = await db_rows(database_url, "SELECT count(*) FROM properties WHERE integration_id = 'acme'")
+    assert saved[0][0] == 298  # every neighbour on the same pages
+
+
+async def test_ten_restarts_request_one_token(database_url: str, tmp_path: Path) -> None:
+    sim = simulator(50)
+    async with SimulatorServer(sim) as server:
+        settings = settings_of(guesty_config(server, database_url, [ACCOUNT], state_dir=tmp_path))
+        for _ in range(10):
+            await Daemon(settings, once=True).run()
+        assert sim.request_log.count(path="/oauth2/token") == 1
+        assert sim.request_log.count(path="/v1/listings") >= 10
+    audit = await db_rows(database_url, "SELECT outcome FROM token_requests")
+    assert [r[0] for r in audit] == ["ok"]

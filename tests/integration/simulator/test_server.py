@@ -1,0 +1,145 @@
+"""SimulatorServer lifecycle, the CLI entry and the standalone runner."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import socket
+
+import anyio
+import httpx
+import pytest
+
+from syncd.simulator import __main__ as cli
+from syncd.simulator import server
+from syncd.simulator.server import SimulateOptions, Simulator, SimulatorServer
+
+pytestmark = pytest.mark.anyio
+
+
+def _refused(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+async def test_port_zero_binds_a_real_port_and_releases_it() -> None:
+    sim = Simulator()
+    async with SimulatorServer(sim) as srv:
+        assert srv.port > 0
+        assert srv.base_url == f"http://127.0.0.1:{srv.port}"
+        assert srv.guesty_api_url == f"{srv.base_url}/v1"
+        assert srv.guesty_token_url == f"{srv.base_url}/oauth2/token"
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"{srv.base_url}/_sim/health")).json() == {
+                "status": "ok",
+                "accounts": [],
+            }
+    assert _refused(srv.port)
+
+
+async def test_a_failing_body_still_shuts_the_server_down() -> None:
+    srv = SimulatorServer(Simulator())
+    with pytest.raises(ZeroDivisionError):
+        async with srv:
+            port = srv.port
+            _ = 1 / 0
+    assert _refused(port)
+    with pytest.raises(RuntimeError):
+        async with srv:
+            pass
+
+
+async def test_cancellation_releases_the_port() -> None:
+    port = 0
+    with anyio.move_on_after(0.5):
+        async with SimulatorServer(Simulator()) as srv:
+            port = srv.port
+            await anyio.sleep(10)
+    assert port and _refused(port)
+
+
+def test_refuses_non_loopback_hosts() -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        SimulatorServer(Simulator(), host="0.0.0.0")
+    with pytest.raises(ValueError):
+        SimulatorServer(Simulator(), host="example.com")
+    assert SimulatorServer(Simulator(), host="0.0.0.0", allow_non_loopback=True).host == "0.0.0.0"
+    assert server.is_loopback("127.0.0.2") and server.is_loopback("::1") and server.is_loopback("localhost")
+
+
+def test_cli_refuses_non_loopback_and_parses_options() -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--host", "0.0.0.0", "--port", "0"])
+    assert exc.value.code == 2
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    args = parser.parse_args(
+        [
+            "--port",
+            "0",
+            "--seed",
+            "4",
+            "--listings",
+            "10",
+            "--accounts",
+            "2",
+            "--latency-ms",
+            "50-200",
+            "--no-limits",
+            "--max-tokens-per-day",
+            "0",
+        ]
+    )
+    options = cli.options_from_args(args)
+    assert options == SimulateOptions(
+        port=0,
+        seed=4,
+        listings=10,
+        accounts=2,
+        latency_ms=(50.0, 200.0),
+        limits_enabled=False,
+        max_tokens_per_day=None,
+    )
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--latency-ms", "200-50"])
+
+
+def test_build_simulator_uses_deterministic_credentials() -> None:
+    sim = server.build_simulator(SimulateOptions(seed=7, listings=20, accounts=3))
+    assert list(sim.guesty) == ["guesty-acct-1", "guesty-acct-2", "guesty-acct-3"]
+    assert sim.guesty["guesty-acct-2"].client_secret == "sim-secret-2"
+    assert [t.data.seed for t in sim.guesty.values()] == [7, 8, 9]
+    assert server.guesty_credentials(2) == ("guesty-acct-2", "sim-secret-2")
+
+
+class _Announcements(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ready = anyio.Event()
+
+    def flush(self) -> None:
+        super().flush()
+        self.ready.set()
+
+
+async def test_run_announces_urls_and_credentials_then_serves() -> None:
+    out = _Announcements()
+    options = SimulateOptions(port=0, listings=30, accounts=2)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.run, options, out)
+        with anyio.fail_after(10):
+            await out.ready.wait()
+        text = out.getvalue()
+        base_url = text.split("listening on ")[1].split()[0]
+        assert "client_id=guesty-acct-2 client_secret=sim-secret-2" in text
+        async with httpx.AsyncClient(base_url=base_url) as client:
+            form = {
+                "grant_type": "client_credentials",
+                "scope": "open-api",
+                "client_id": "guesty-acct-1",
+                "client_secret": "sim-secret-1",
+            }
+            token = (await client.post("/oauth2/token", data=form)).json()["access_token"]
+            page = await client.get("/v1/listings", headers={"Authorization": f"Bearer {token}"})
+            assert page.json()["count"] == 30
+        tg.cancel_scope.cancel()
