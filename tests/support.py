@@ -124,7 +124,7 @@ async def assert_matches_truth(database_url: str, integration_id: str, account: 
         expected = {t.id: t.payload for t in truth}
         rows = await db_rows(
             database_url,
-            f"SELECT external_id, raw, deleted_at FROM {table} WHERE integration_id = $1",  # noqa: S608
+            f"SELECT external_id, raw, deleted_at FROM {table} WHERE integration_id = $1",
             integration_id,
         )
         live = {r["external_id"]: orjson.loads(r["raw"]) for r in rows if r["deleted_at"] is None}

@@ -56,7 +56,7 @@ async def test_full_sync_then_300_mutations_apply_exactly(database_url: str, tmp
     assert {r[0] for r in deleted} == set(summary.listings_deleted)
     # One change event per real change, none for re-read overlap records.
     events = await db_rows(database_url, "SELECT kind, count(*) FROM events GROUP BY kind")
-    counts = dict((r[0], r[1]) for r in events)
+    counts = {r[0]: r[1] for r in events}
     assert counts["created"] == 15_000 + len(summary.listings_inserted) + len(summary.reservations_inserted)
     assert counts["deleted"] == len(summary.listings_deleted)
     # Records inserted or deleted in the same round show as created/deleted, not updated.
