@@ -200,7 +200,7 @@ def _expected(
 def test_filters_sort_and_skip_agree_with_the_truth(sort: str, descending: bool) -> None:
     account = GuestyAccount(9, 300)
     account.mutate(80, seed=1)
-    base_max = account.listings.max_base_ts()
+    base_max = account.listing_table.max_base_ts()
     windows = [
         (ALL_BEFORE, ALL_AFTER),
         (guesty_render.T0_MS + 5_000, ALL_AFTER),
@@ -241,7 +241,7 @@ def test_incremental_checkpoint_paging_sees_every_record_once_despite_ties() -> 
 def test_mutations_show_up_in_queries_truth_and_gets() -> None:
     account = GuestyAccount(11, 500)
     before = {t.id: t for t in account.truth_listings()}
-    base_max = account.listings.max_base_ts()
+    base_max = account.listing_table.max_base_ts()
     summary = account.mutate(300, seed=5)
     kinds = {
         "lu": len(summary.listings_updated),
