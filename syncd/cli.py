@@ -67,9 +67,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from syncd.simulator import __main__ as simulator_main
+    from syncd.simulator.__main__ import options_from_args
+    from syncd.simulator.server import serve
 
-    return int(simulator_main.main(args.rest) or 0)
+    serve(options_from_args(args))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,8 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=None, help="stop after this long (default: until Ctrl-C)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("simulate", help="run the partner simulator (python -m syncd.simulator --help)")
-    p.add_argument("rest", nargs=argparse.REMAINDER)
+    from syncd.simulator.__main__ import add_arguments
+
+    p = sub.add_parser("simulate", help="run the partner simulator on 127.0.0.1 (Guesty profile)")
+    add_arguments(p)
     p.set_defaults(func=cmd_simulate)
     return parser
 

@@ -21,20 +21,21 @@ ACCOUNT = ("acme", "guesty-acct-1", "sim-secret-1")
 OVERLAP_S = 5.0
 
 
-async def wait_for_committed_pages(database_url: str, resource: str, pages: int, timeout: float) -> None:
-    with anyio.fail_after(timeout):
-        while True:
-            rows = await db_rows(
-                database_url,
-                "SELECT run_pages FROM sync_state WHERE integration_id = 'acme' AND resource = $1",
-                resource,
-            )
-            if rows and rows[0][0] >= pages:
-                return
-            await anyio.sleep(0.02)
+async def wait_for_committed_pages(database_url: str, resource: str, pages: int) -> None:
+    while True:
+        rows = await db_rows(
+            database_url,
+            "SELECT run_pages FROM sync_state WHERE integration_id = 'acme' AND resource = $1",
+            resource,
+        )
+        if rows and rows[0][0] >= pages:
+            return
+        await anyio.sleep(0.02)
 
 
-async def test_kill_9_mid_sync_then_restart_resumes_from_checkpoint(database_url: str, tmp_path: Path) -> None:
+async def test_kill_9_mid_sync_then_restart_resumes_from_checkpoint(
+    database_url: str, tmp_path: Path
+) -> None:
     sim = Simulator(limit_settings=limits.LimitSettings(enabled=False), latency_ms=(15.0, 25.0))
     account = sim.add_guesty_account(ACCOUNT[1], ACCOUNT[2], seed=11, listings=5000)
     async with SimulatorServer(sim) as server:
@@ -47,7 +48,8 @@ async def test_kill_9_mid_sync_then_restart_resumes_from_checkpoint(database_url
         command = [sys.executable, "-m", "syncd", "run", "--once", "--config", str(config)]
 
         first = await anyio.open_process(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        await wait_for_committed_pages(database_url, "properties", pages=12, timeout=60)
+        with anyio.fail_after(60):
+            await wait_for_committed_pages(database_url, "properties", pages=12)
         first.send_signal(signal.SIGKILL)
         assert await first.wait() == -signal.SIGKILL
         await anyio.sleep(0.5)  # requests the dead process had in flight are answered (and logged)
@@ -55,7 +57,8 @@ async def test_kill_9_mid_sync_then_restart_resumes_from_checkpoint(database_url
 
         checkpoint_rows = await db_rows(
             database_url,
-            "SELECT checkpoint, run_pages FROM sync_state WHERE integration_id = 'acme' AND resource = 'properties'",
+            "SELECT checkpoint, run_pages FROM sync_state"
+            " WHERE integration_id = 'acme' AND resource = 'properties'",
         )
         checkpoint = orjson.loads(checkpoint_rows[0]["checkpoint"])
         pages_done = checkpoint_rows[0]["run_pages"]

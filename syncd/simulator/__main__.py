@@ -1,0 +1,76 @@
+"""``python -m syncd.simulator``: serve simulated partner accounts on loopback.
+
+``add_arguments``/``options_from_args`` are shared with ``syncd simulate`` so the two
+entry points accept the same flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from syncd.simulator import guesty_auth, server
+
+
+def _latency(value: str) -> tuple[float, float]:
+    low, sep, high = value.partition("-")
+    try:
+        bounds = (float(low), float(high if sep else low))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"latency must look like 50-200 (ms), got {value!r}") from None
+    if not 0 <= bounds[0] <= bounds[1]:
+        raise argparse.ArgumentTypeError("latency needs 0 <= min <= max")
+    return bounds
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default=server.DEFAULT_HOST, help="bind address (loopback only by default)")
+    parser.add_argument("--port", type=int, default=server.DEFAULT_PORT, help="0 picks a free port")
+    parser.add_argument("--seed", type=int, default=1, help="dataset seed of the first account")
+    parser.add_argument("--listings", type=int, default=5000, help="listings per account")
+    parser.add_argument("--reservations-per-listing", type=int, default=2)
+    parser.add_argument("--accounts", type=int, default=1, help="Guesty accounts guesty-acct-1..N")
+    parser.add_argument("--latency-ms", type=_latency, default=None, metavar="MIN-MAX")
+    parser.add_argument("--no-limits", action="store_true", help="do not enforce rate limits")
+    parser.add_argument("--limit-factor", type=float, default=1.0, help="scale the documented limits")
+    parser.add_argument("--token-ttl", type=int, default=guesty_auth.DEFAULT_TTL_S, metavar="SECONDS")
+    parser.add_argument(
+        "--max-tokens-per-day",
+        type=int,
+        default=guesty_auth.DEFAULT_MAX_TOKENS,
+        help="token cap per client per trailing 24 h; 0 disables the cap",
+    )
+    parser.add_argument(
+        "--allow-non-loopback", action="store_true", help="allow binding a non-loopback address"
+    )
+
+
+def options_from_args(args: argparse.Namespace) -> server.SimulateOptions:
+    return server.SimulateOptions(
+        host=args.host,
+        port=args.port,
+        seed=args.seed,
+        listings=args.listings,
+        reservations_per_listing=args.reservations_per_listing,
+        accounts=args.accounts,
+        latency_ms=args.latency_ms,
+        limits_enabled=not args.no_limits,
+        limit_factor=args.limit_factor,
+        token_ttl_s=args.token_ttl,
+        max_tokens_per_day=args.max_tokens_per_day or None,
+        allow_non_loopback=args.allow_non_loopback,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m syncd.simulator", description=__doc__)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    if not args.allow_non_loopback and not server.is_loopback(args.host):
+        parser.error(f"refusing to bind {args.host!r}: pass --allow-non-loopback to expose the simulator")
+    server.serve(options_from_args(args))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

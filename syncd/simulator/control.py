@@ -1,0 +1,164 @@
+"""The ``/_sim/`` control plane: drive and inspect the simulator from tests and benchmarks.
+
+Not part of any partner API, and never counted in the request log. Endpoints:
+
+- ``GET  /_sim/health``                     liveness and account list
+- ``GET  /_sim/accounts``                   credentials and sizes of every account
+- ``POST /_sim/{client_id}/mutate``         ``{"count":300,"seed":1}`` → mutation summary
+- ``GET  /_sim/{client_id}/truth``          NDJSON ground truth, streamed (``?kind=listing``)
+- ``GET  /_sim/requests``                   counters, plus ``?last=K&path=/v1/listings&account=…``
+- ``POST /_sim/requests/reset``             forget counters and entries
+- ``POST /_sim/limits``                     ``{"factor":0.5,"enabled":true,"advertise_documented":true}``
+- ``POST /_sim/latency``                    ``{"min_ms":50,"max_ms":200}`` or ``{}`` to switch off
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, cast
+
+import anyio.lowlevel
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from syncd.simulator.guesty_data import Kind
+
+if TYPE_CHECKING:
+    from syncd.simulator.server import Simulator
+
+PREFIX = "/_sim"
+_JSON = "application/json"
+_TRUTH_CHUNK = 512
+
+
+def _json(data: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status, media_type=_JSON)
+
+
+async def _body(request: Request) -> dict[str, object]:
+    raw = await request.body()
+    data = orjson.loads(raw) if raw.strip() else {}
+    if not isinstance(data, dict):
+        raise ValueError("body must be a JSON object")
+    return cast("dict[str, object]", data)
+
+
+def _number(data: dict[str, object], key: str) -> float | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{key!r} must be a number")
+    return float(value)
+
+
+def routes(sim: Simulator) -> list[Route]:
+    async def health(request: Request) -> Response:
+        return _json({"status": "ok", "accounts": sorted(sim.guesty)})
+
+    async def accounts(request: Request) -> Response:
+        return _json(
+            [
+                {
+                    "partner": "guesty",
+                    "client_id": t.client_id,
+                    "client_secret": t.client_secret,
+                    "seed": t.data.seed,
+                    "listings": t.data.live_listing_count(),
+                    "reservations": t.data.reservation_count(),
+                }
+                for t in sim.guesty.values()
+            ]
+        )
+
+    async def mutate(request: Request) -> Response:
+        tenant = sim.guesty.get(request.path_params["client_id"])
+        if tenant is None:
+            return _json({"error": "unknown account"}, 404)
+        try:
+            body = await _body(request)
+            count, seed = _number(body, "count"), _number(body, "seed")
+            if count is not None and count < 0:
+                raise ValueError("'count' must be >= 0")
+        except (ValueError, orjson.JSONDecodeError) as exc:
+            return _json({"error": str(exc)}, 400)
+        summary = tenant.data.mutate(1 if count is None else int(count), int(seed or 0))
+        return _json(summary.to_json())
+
+    async def truth(request: Request) -> Response:
+        tenant = sim.guesty.get(request.path_params["client_id"])
+        if tenant is None:
+            return _json({"error": "unknown account"}, 404)
+        wanted = request.query_params.get("kind")
+        if wanted not in (None, "listing", "reservation"):
+            return _json({"error": "kind must be listing or reservation"}, 400)
+        kinds = cast("tuple[Kind, ...]", (wanted,) if wanted else ("listing", "reservation"))
+
+        async def lines() -> AsyncIterator[bytes]:
+            chunk: list[bytes] = []
+            for line in tenant.data.truth_ndjson(kinds):
+                chunk.append(line)
+                if len(chunk) >= _TRUTH_CHUNK:
+                    yield b"".join(chunk)
+                    chunk.clear()
+                    await anyio.lowlevel.checkpoint()  # a million lines must not starve the API routes
+            if chunk:
+                yield b"".join(chunk)
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+    async def requests(request: Request) -> Response:
+        try:
+            last = int(request.query_params.get("last", "0"))
+        except ValueError:
+            return _json({"error": "'last' must be an integer"}, 400)
+        params = request.query_params
+        return _json(
+            sim.request_log.to_json(path=params.get("path"), account=params.get("account"), last=last)
+        )
+
+    async def reset_requests(request: Request) -> Response:
+        sim.request_log.reset()
+        return _json({"status": "ok"})
+
+    async def set_limits(request: Request) -> Response:
+        try:
+            body = await _body(request)
+            enabled = body.get("enabled")
+            silent = body.get("advertise_documented")
+            if not isinstance(enabled, bool | None) or not isinstance(silent, bool | None):
+                raise ValueError("'enabled' and 'advertise_documented' must be booleans")
+            settings = sim.set_limits(
+                enabled=enabled, factor=_number(body, "factor"), advertise_documented=silent
+            )
+        except (ValueError, orjson.JSONDecodeError) as exc:
+            return _json({"error": str(exc)}, 400)
+        return _json(
+            {
+                "enabled": settings.enabled,
+                "factor": settings.factor,
+                "advertise_documented": settings.advertise_documented,
+            }
+        )
+
+    async def set_latency(request: Request) -> Response:
+        try:
+            body = await _body(request)
+            low, high = _number(body, "min_ms"), _number(body, "max_ms")
+            sim.set_latency(None if low is None else (low, high if high is not None else low))
+        except (ValueError, orjson.JSONDecodeError) as exc:
+            return _json({"error": str(exc)}, 400)
+        return _json({"latency_ms": sim.runtime.latency_ms})
+
+    return [
+        Route(f"{PREFIX}/health", health, methods=["GET"]),
+        Route(f"{PREFIX}/accounts", accounts, methods=["GET"]),
+        Route(f"{PREFIX}/requests", requests, methods=["GET"]),
+        Route(f"{PREFIX}/requests/reset", reset_requests, methods=["POST"]),
+        Route(f"{PREFIX}/limits", set_limits, methods=["POST"]),
+        Route(f"{PREFIX}/latency", set_latency, methods=["POST"]),
+        Route(f"{PREFIX}/{{client_id}}/mutate", mutate, methods=["POST"]),
+        Route(f"{PREFIX}/{{client_id}}/truth", truth, methods=["GET"]),
+    ]

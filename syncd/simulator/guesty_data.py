@@ -1,0 +1,312 @@
+"""One Guesty account's dataset: deterministic, mutable over (logical) time, never materialised.
+
+State is the base parameters plus sparse overrides (``sparse.OverrideTable``), so an
+account of 1,000,000 listings costs the same memory as one of 1,000, and a query costs
+O(page + overrides). Records are rendered on demand by ``guesty_render``.
+
+Mutations use a logical clock that starts after the newest base timestamp and advances
+by a few milliseconds per small group of mutations (members of a group share one
+``lastUpdatedAt``, which exercises a client's tie handling). Runs are reproducible:
+the same constructor arguments and the same sequence of ``mutate`` calls give the same
+bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import orjson
+
+from syncd.simulator import encoding, guesty_query, guesty_render
+from syncd.simulator.guesty_query import ListQuery
+from syncd.simulator.sparse import OverrideTable
+
+Kind = Literal["listing", "reservation"]
+
+
+class TruthRecord(NamedTuple):
+    """A record exactly as the API serves it now, plus its internal version (not served)."""
+
+    kind: Kind
+    id: str
+    version: int
+    payload: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class MutationSummary:
+    """Ids touched by one ``mutate`` call, per kind, and the logical time span it covered."""
+
+    listings_updated: tuple[str, ...]
+    listings_inserted: tuple[str, ...]
+    listings_deleted: tuple[str, ...]
+    reservations_updated: tuple[str, ...]
+    reservations_inserted: tuple[str, ...]
+    first_ts: str | None
+    last_ts: str | None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "listings": {
+                "updated": list(self.listings_updated),
+                "inserted": list(self.listings_inserted),
+                "deleted": list(self.listings_deleted),
+            },
+            "reservations": {
+                "updated": list(self.reservations_updated),
+                "inserted": list(self.reservations_inserted),
+            },
+            "firstTimestamp": self.first_ts,
+            "lastTimestamp": self.last_ts,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    """One page: ``count`` is the total number of matches, ``records`` the rendered slice."""
+
+    count: int
+    records: list[bytes]
+
+
+class GuestyAccount:
+    """The dataset behind one Guesty ``client_id``: listings and (legacy) reservations."""
+
+    def __init__(
+        self,
+        seed: int,
+        listings: int,
+        reservations_per_listing: int = 2,
+        malformed_listings: frozenset[int] = frozenset(),
+    ) -> None:
+        if listings < 0 or reservations_per_listing < 0:
+            raise ValueError("listings and reservations_per_listing must be >= 0")
+        bad = [i for i in malformed_listings if not 0 <= i < listings]
+        if bad:
+            raise ValueError(f"malformed listing indexes out of range: {sorted(bad)[:5]}")
+        self.seed = seed
+        self.malformed = frozenset(malformed_listings)
+        self._render_l = guesty_render.ListingRenderer(seed)
+        self._render_r = guesty_render.ReservationRenderer(seed, self._render_l, listings)
+        self.listing_table = OverrideTable(listings, guesty_render.LISTING_TIE_GROUP, guesty_render.T0_MS)
+        self.reservation_table = OverrideTable(
+            listings * reservations_per_listing,
+            guesty_render.RESERVATION_TIE_GROUP,
+            guesty_render.T0_MS,
+        )
+        self._clock_ms = max(self.listing_table.max_base_ts(), self.reservation_table.max_base_ts())
+        self._mutations = 0
+
+    # -- ids and single records ---------------------------------------------------------
+
+    def listing_id(self, i: int) -> str:
+        return self._render_l.listing_id(i).decode()
+
+    def reservation_id(self, j: int) -> str:
+        return self._render_r.reservation_id(j).decode()
+
+    def listing_index(self, listing_id: str) -> int | None:
+        """Index of a live listing id, or None (unknown, deleted, or not ours)."""
+        i = encoding.object_id_index(guesty_render.LISTING_ID_PREFIX, listing_id)
+        if i is None or not self.listing_table.is_live(i) or self.listing_id(i) != listing_id:
+            return None
+        return i
+
+    def reservation_index(self, reservation_id: str) -> int | None:
+        j = encoding.object_id_index(guesty_render.RESERVATION_ID_PREFIX, reservation_id)
+        if j is None or not self.reservation_table.is_live(j) or self.reservation_id(j) != reservation_id:
+            return None
+        return j
+
+    def render_listing(self, i: int, table: OverrideTable | None = None) -> bytes:
+        t = table or self.listing_table
+        created = t.created.get(i)
+        return self._render_l.render(
+            i,
+            t.version(i),
+            t.timestamp(i),
+            self._render_l.base_created(i) if created is None else created,
+            i in self.malformed,
+        )
+
+    def render_reservation(self, j: int, table: OverrideTable | None = None) -> bytes:
+        t = table or self.reservation_table
+        created = t.created.get(j)
+        return self._render_r.render(
+            j,
+            t.version(j),
+            t.timestamp(j),
+            self._render_r.base_created(j) if created is None else created,
+        )
+
+    def get_listing(self, listing_id: str) -> bytes | None:
+        i = self.listing_index(listing_id)
+        return None if i is None else self.render_listing(i)
+
+    def get_reservation(self, reservation_id: str) -> bytes | None:
+        j = self.reservation_index(reservation_id)
+        return None if j is None else self.render_reservation(j)
+
+    # -- list queries ---------------------------------------------------------------------
+
+    def query_listings(self, query: ListQuery) -> QueryResult:
+        """One page of listings, already projected to ``query.fields``."""
+        indexes, count = self._select(self.listing_table, query, self.listing_index)
+        if query.fields is not None and set(query.fields) <= {"_id"}:
+            # The id-only scan (deletion detection) must not pay for full records.
+            ids = self._render_l.listing_id
+            return QueryResult(count, [b'{"_id":"%s"}' % ids(i) for i in indexes])
+        if not self.malformed and not self.listing_table.versions:
+            # Hot path of a full sync: every record is at its base state.
+            render = self._render_l.render_base
+            records = [render(i) for i in indexes]
+        else:
+            records = [self.render_listing(i) for i in indexes]
+        return QueryResult(count, _project(records, query.fields))
+
+    def query_reservations(self, query: ListQuery) -> QueryResult:
+        indexes, count = self._select(self.reservation_table, query, self.reservation_index)
+        if not self.reservation_table.versions:
+            render = self._render_r.render_base
+            records = [render(j) for j in indexes]
+        else:
+            records = [self.render_reservation(j) for j in indexes]
+        return QueryResult(count, _project(records, query.fields))
+
+    @staticmethod
+    def _select(
+        table: OverrideTable, q: ListQuery, resolve: Callable[[str], int | None]
+    ) -> tuple[list[int], int]:
+        if q.id_eq is not None:
+            i = resolve(q.id_eq)
+            hit = i is not None and q.lo_ms <= table.timestamp(i) < q.hi_ms
+            matches = [i] if hit and i is not None else []
+            return matches[q.skip : q.skip + q.limit], len(matches)
+        count = table.count(q.lo_ms, q.hi_ms)
+        if q.descending:
+            stop = max(0, count - q.skip)
+            picked = table.select(q.lo_ms, q.hi_ms, q.by_timestamp, max(0, stop - q.limit), stop)
+            picked.reverse()
+        else:
+            picked = table.select(q.lo_ms, q.hi_ms, q.by_timestamp, q.skip, q.skip + q.limit)
+        return picked, count
+
+    # -- mutations ------------------------------------------------------------------------
+
+    def mutate(self, count: int, seed: int) -> MutationSummary:
+        """Apply ``count`` deterministic mutations (40 % listing updates, 15 % inserts,
+        10 % deletions, 25 % reservation updates, 10 % reservation inserts)."""
+        touched: dict[str, list[str]] = {k: [] for k in ("lu", "li", "ld", "ru", "ri")}
+        key = encoding.stream_key(self.seed ^ (seed * 0x9E3779B1), 7 + self._mutations)
+        first_ts: int | None = None
+        group_left = 0
+        for n in range(count):
+            h = encoding.mix64(key ^ n)
+            if group_left == 0:
+                group_left = 1 + (h >> 40) % 4
+                self._clock_ms += 1 + (h >> 44) % 997
+            group_left -= 1
+            ts = self._clock_ms
+            first_ts = ts if first_ts is None else first_ts
+            kind, ident = self._mutate_one(h, ts)
+            touched[kind].append(ident)
+        self._mutations += 1
+
+        def ids(kind: str) -> tuple[str, ...]:
+            return tuple(dict.fromkeys(touched[kind]))
+
+        return MutationSummary(
+            ids("lu"),
+            ids("li"),
+            ids("ld"),
+            ids("ru"),
+            ids("ri"),
+            None if first_ts is None else encoding.format_iso_ms(first_ts),
+            None if first_ts is None else encoding.format_iso_ms(self._clock_ms),
+        )
+
+    def _mutate_one(self, h: int, ts: int) -> tuple[str, str]:
+        roll = h % 100
+        if roll < 40 or 55 <= roll < 65:
+            i = self._pick_live(self.listing_table, h >> 8, self.malformed)
+            if i is not None and roll < 40:
+                self.listing_table.update(i, ts)
+                return "lu", self.listing_id(i)
+            if i is not None:
+                self.listing_table.delete(i, ts)
+                return "ld", self.listing_id(i)
+        if roll < 65:
+            return "li", self.listing_id(self.listing_table.insert(ts))
+        if roll < 90:
+            j = self._pick_live(self.reservation_table, h >> 8, frozenset())
+            if j is not None:
+                self.reservation_table.update(j, ts)
+                return "ru", self.reservation_id(j)
+        return "ri", self.reservation_id(self.reservation_table.insert(ts))
+
+    @staticmethod
+    def _pick_live(table: OverrideTable, h: int, avoid: frozenset[int]) -> int | None:
+        """A live index derived from ``h``, probing forward past deleted/avoided ones."""
+        if table.total == 0:
+            return None
+        start = h % table.total
+        for step in range(min(table.total, 4096)):
+            i = (start + step) % table.total
+            if table.is_live(i) and i not in avoid:
+                return i
+        return None
+
+    # -- ground truth ---------------------------------------------------------------------
+
+    def truth_listings(self) -> Iterator[TruthRecord]:
+        """Every valid live listing in ``_id`` order, streamed from a snapshot of the overrides."""
+        table = self.listing_table.copy()
+        for i in range(table.total):
+            if i in table.deleted or i in self.malformed:
+                continue
+            payload = orjson.loads(self.render_listing(i, table))
+            yield TruthRecord("listing", self.listing_id(i), table.version(i), payload)
+
+    def truth_reservations(self) -> Iterator[TruthRecord]:
+        table = self.reservation_table.copy()
+        for j in range(table.total):
+            if j in table.deleted:
+                continue
+            payload = orjson.loads(self.render_reservation(j, table))
+            yield TruthRecord("reservation", self.reservation_id(j), table.version(j), payload)
+
+    def truth_ndjson(self, kinds: tuple[Kind, ...] = ("listing", "reservation")) -> Iterator[bytes]:
+        """NDJSON lines ``{"kind","id","version","payload"}`` without a parse/serialise round trip."""
+        for kind in kinds:
+            table = (self.listing_table if kind == "listing" else self.reservation_table).copy()
+            for i in range(table.total):
+                if i in table.deleted or (kind == "listing" and i in self.malformed):
+                    continue
+                if kind == "listing":
+                    ident, body = self._render_l.listing_id(i), self.render_listing(i, table)
+                else:
+                    ident, body = self._render_r.reservation_id(i), self.render_reservation(i, table)
+                yield b'{"kind":"%s","id":"%s","version":%d,"payload":%s}\n' % (
+                    kind.encode(),
+                    ident,
+                    table.version(i),
+                    body,
+                )
+
+    def deleted_listing_ids(self) -> list[str]:
+        return [self.listing_id(i) for i in sorted(self.listing_table.deleted)]
+
+    def malformed_listing_ids(self) -> list[str]:
+        return [self.listing_id(i) for i in sorted(self.malformed)]
+
+    def live_listing_count(self) -> int:
+        return self.listing_table.total - len(self.listing_table.deleted)
+
+    def reservation_count(self) -> int:
+        return self.reservation_table.total - len(self.reservation_table.deleted)
+
+
+def _project(records: list[bytes], fields: tuple[str, ...] | None) -> list[bytes]:
+    return records if fields is None else [guesty_query.project(r, fields) for r in records]

@@ -1,0 +1,306 @@
+"""Assembly: the ``Simulator`` (accounts, limits, log, knobs) and the uvicorn runners.
+
+``SimulatorServer`` runs uvicorn inside the caller's event loop, in its own task group,
+so tests and ``syncd demo`` get a real loopback HTTP server without a subprocess.
+``serve`` is the blocking entry behind ``syncd simulate`` and ``python -m syncd.simulator``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import ipaddress
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TextIO
+
+import anyio
+import uvicorn
+from anyio.abc import TaskGroup
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from syncd.simulator import control, guesty_api, guesty_auth, limits, requestlog
+from syncd.simulator.faults import NO_FAULTS, FaultPlan
+from syncd.simulator.guesty_data import GuestyAccount
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8900
+_STARTUP_TIMEOUT_S = 10.0
+
+
+def guesty_credentials(n: int) -> tuple[str, str]:
+    """Deterministic credentials of the n-th (1-based) account the CLI creates."""
+    return f"guesty-acct-{n}", f"sim-secret-{n}"
+
+
+class Simulator:
+    """Every simulated partner account plus the knobs tests turn (limits, latency, faults)."""
+
+    def __init__(
+        self,
+        *,
+        limit_settings: limits.LimitSettings | None = None,
+        latency_ms: tuple[float, float] | None = None,
+        token_ttl_s: int = guesty_auth.DEFAULT_TTL_S,
+        max_tokens_per_day: int | None = guesty_auth.DEFAULT_MAX_TOKENS,
+        faults: FaultPlan = NO_FAULTS,
+        log_capacity: int = requestlog.DEFAULT_CAPACITY,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.limit_settings = limit_settings or limits.LimitSettings()
+        self.runtime = guesty_api.Runtime(latency_ms, faults, clock, wall_clock)
+        self.tokens = guesty_auth.TokenIssuer(token_ttl_s, max_tokens_per_day)
+        self.request_log = requestlog.RequestLog(log_capacity)
+        self.guesty: dict[str, guesty_api.GuestyTenant] = {}
+
+    def add_guesty_account(
+        self,
+        client_id: str,
+        client_secret: str,
+        seed: int,
+        listings: int,
+        reservations_per_listing: int = 2,
+        malformed_listings: frozenset[int] = frozenset(),
+    ) -> GuestyAccount:
+        if client_id in self.guesty:
+            raise ValueError(f"account {client_id!r} already exists")
+        data = GuestyAccount(seed, listings, reservations_per_listing, malformed_listings)
+        limiter = limits.RateLimiter(self.runtime.clock(), settings=self.limit_settings)
+        self.guesty[client_id] = guesty_api.GuestyTenant(client_id, client_secret, data, limiter)
+        return data
+
+    def account(self, client_id: str) -> GuestyAccount:
+        return self.guesty[client_id].data
+
+    def set_limits(
+        self,
+        *,
+        enabled: bool | None = None,
+        factor: float | None = None,
+        advertise_documented: bool | None = None,
+    ) -> limits.LimitSettings:
+        """Change enforcement for every account from now on; None keeps a setting as is."""
+        current = self.limit_settings
+        settings = limits.LimitSettings(
+            current.enabled if enabled is None else enabled,
+            current.factor if factor is None else factor,
+            current.advertise_documented if advertise_documented is None else advertise_documented,
+        )
+        now = self.runtime.clock()
+        for tenant in self.guesty.values():
+            tenant.limiter.configure(settings, now)
+        self.limit_settings = settings
+        return settings
+
+    def set_latency(self, latency_ms: tuple[float, float] | None) -> None:
+        if latency_ms is not None and not 0 <= latency_ms[0] <= latency_ms[1]:
+            raise ValueError("latency must satisfy 0 <= min_ms <= max_ms")
+        self.runtime.latency_ms = latency_ms
+
+    def set_faults(self, plan: FaultPlan) -> None:
+        self.runtime.faults = plan
+
+    def create_app(self) -> Starlette:
+        api = guesty_api.GuestyApi(self.guesty, self.tokens, self.runtime)
+        return Starlette(
+            routes=[*api.routes(), *control.routes(self)],
+            middleware=[Middleware(requestlog.RequestLogMiddleware, log=self.request_log)],
+        )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn that leaves signal handling to its host and says when it is listening."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = anyio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.ready.set()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class _State(enum.Enum):
+    UNOPENED = 1
+    OPEN = 2
+    CLOSED = 3
+
+
+class SimulatorServer:
+    """``async with SimulatorServer(sim) as server:`` serves ``sim`` on ``server.base_url``."""
+
+    def __init__(
+        self,
+        sim: Simulator,
+        host: str = DEFAULT_HOST,
+        port: int = 0,
+        *,
+        allow_non_loopback: bool = False,
+    ) -> None:
+        if not allow_non_loopback and not is_loopback(host):
+            raise ValueError(f"refusing to bind {host!r}: the simulator serves loopback only")
+        self.sim = sim
+        self.host = host
+        self.port = port
+        self._state = _State.UNOPENED
+        self._server: _EmbeddedServer | None = None
+        self._tg: TaskGroup | None = None
+        self._sock: socket.socket | None = None
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def guesty_api_url(self) -> str:
+        return f"{self.base_url}{guesty_api.API_PREFIX}"
+
+    @property
+    def guesty_token_url(self) -> str:
+        return f"{self.base_url}{guesty_api.TOKEN_PATH}"
+
+    def _bind(self) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose
+        # proto says TCP, and without it small responses wait ~40 ms on delayed ACKs.
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+        except OSError:
+            sock.close()
+            raise
+        sock.setblocking(False)
+        return sock
+
+    async def __aenter__(self) -> SimulatorServer:
+        if self._state is not _State.UNOPENED:
+            raise RuntimeError("a SimulatorServer can be opened only once")
+        self._state = _State.OPEN
+        sock = self._sock = self._bind()
+        self.port = sock.getsockname()[1]  # the real port when 0 was asked for
+        config = uvicorn.Config(
+            self.sim.create_app(),
+            http="httptools",
+            loop="none",
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            log_level="warning",
+            timeout_graceful_shutdown=5,
+        )
+        server = self._server = _EmbeddedServer(config)
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._tg.start_soon(server.serve, [sock])
+        try:
+            with anyio.fail_after(_STARTUP_TIMEOUT_S):
+                await server.ready.wait()
+        except BaseException:
+            server.should_exit = True
+            try:
+                await self._tg.__aexit__(*sys.exc_info())
+            finally:
+                sock.close()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        self._state = _State.CLOSED
+        assert self._server is not None and self._tg is not None
+        self._server.should_exit = True
+        try:
+            if exc is None or isinstance(exc, Exception):
+                # A failing body still gets uvicorn's graceful shutdown; its error propagates.
+                await self._tg.__aexit__(None, None, None)
+                return None
+            return await self._tg.__aexit__(exc_type, exc, tb)
+        finally:
+            # Cancelled before uvicorn's own shutdown ran: release the port ourselves.
+            for listener in getattr(self._server, "servers", []):
+                listener.close()
+            if self._sock is not None:
+                self._sock.close()
+
+
+@dataclass(frozen=True, slots=True)
+class SimulateOptions:
+    """Everything ``syncd simulate`` / ``python -m syncd.simulator`` can set."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    seed: int = 1
+    listings: int = 5000
+    reservations_per_listing: int = 2
+    accounts: int = 1
+    latency_ms: tuple[float, float] | None = None
+    limits_enabled: bool = True
+    limit_factor: float = 1.0
+    token_ttl_s: int = guesty_auth.DEFAULT_TTL_S
+    max_tokens_per_day: int | None = guesty_auth.DEFAULT_MAX_TOKENS
+    allow_non_loopback: bool = False
+
+
+def build_simulator(options: SimulateOptions) -> Simulator:
+    """Accounts ``guesty-acct-{n}`` / ``sim-secret-{n}``, seeded ``seed + n - 1``."""
+    sim = Simulator(
+        limit_settings=limits.LimitSettings(options.limits_enabled, options.limit_factor),
+        latency_ms=options.latency_ms,
+        token_ttl_s=options.token_ttl_s,
+        max_tokens_per_day=options.max_tokens_per_day,
+    )
+    for n in range(1, options.accounts + 1):
+        client_id, secret = guesty_credentials(n)
+        sim.add_guesty_account(
+            client_id, secret, options.seed + n - 1, options.listings, options.reservations_per_listing
+        )
+    return sim
+
+
+async def run(options: SimulateOptions, out: TextIO = sys.stdout) -> None:
+    """Serve until SIGINT/SIGTERM, announcing the URLs and credentials on ``out``."""
+    sim = build_simulator(options)
+    server = SimulatorServer(sim, options.host, options.port, allow_non_loopback=options.allow_non_loopback)
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with server:
+            out.write(f"simulator listening on {server.base_url}\n")
+            out.write(f"  guesty api:   {server.guesty_api_url}\n  guesty token: {server.guesty_token_url}\n")
+            for tenant in sim.guesty.values():
+                out.write(
+                    f"  account client_id={tenant.client_id} client_secret={tenant.client_secret} "
+                    f"listings={tenant.data.live_listing_count()}\n"
+                )
+            out.flush()
+            async for _ in signals:
+                break
+
+
+def serve(options: SimulateOptions, out: TextIO = sys.stdout) -> None:
+    """Blocking entry point; runs its own event loop (uvloop when available)."""
+    anyio.run(run, options, out, backend_options={"use_uvloop": sys.platform != "win32"})
