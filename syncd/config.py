@@ -122,7 +122,8 @@ class ResourceSettings(_Frozen):
     interval_s: float = Field(default=DEFAULT_INTERVAL_S, gt=0)
     jitter: float = Field(default=0.1, ge=0, le=1, description="fraction of the interval")
     overlap_s: float = Field(default=DEFAULT_OVERLAP_S, ge=0)
-    deletion_sweep_interval_s: float | None = Field(default=86_400.0, ge=0)
+    deletion_sweep: bool = True
+    deletion_sweep_interval_s: float = Field(default=86_400.0, ge=0)
 
 
 class IntegrationSettings(_Frozen):

@@ -33,7 +33,9 @@ def guesty_config(
     ``rate_limits`` defaults to none: throughput tests switch limits off on both sides.
     """
     properties: dict[str, Any] = {"interval_s": interval_s, "overlap_s": overlap_s}
-    if sweep_every_s is not None:
+    if sweep_every_s is None:
+        properties["deletion_sweep"] = False
+    else:
         properties["deletion_sweep_interval_s"] = sweep_every_s
     return {
         "daemon": {"state_dir": str(state_dir), "log_level": "warning", "shutdown_grace_s": 10},

@@ -121,7 +121,7 @@ class SyncRunner:
         return "ok"
 
     async def _sweep_due(self, session: SyncSession, res: ResourceSettings) -> bool:
-        if res.deletion_sweep_interval_s is None:
+        if not res.deletion_sweep:
             return False
         last = await session.last_sweep_at()
         if last is None:

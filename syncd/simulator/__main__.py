@@ -43,6 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-non-loopback", action="store_true", help="allow binding a non-loopback address"
     )
+    parser.add_argument(
+        "--generation",
+        type=int,
+        default=0,
+        help="serve every record as rewritten this many times (newer timestamps, new content)",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> server.SimulateOptions:
@@ -59,6 +65,7 @@ def options_from_args(args: argparse.Namespace) -> server.SimulateOptions:
         token_ttl_s=args.token_ttl,
         max_tokens_per_day=args.max_tokens_per_day or None,
         allow_non_loopback=args.allow_non_loopback,
+        generation=args.generation,
     )
 
 

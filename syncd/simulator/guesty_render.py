@@ -98,10 +98,11 @@ class ListingRenderer:
     def base_created(i: int) -> int:
         return ListingRenderer.base_ts(i) - _LISTING_CREATED_LAG_MS
 
-    def render_base(self, i: int) -> bytes:
-        """Listing ``i`` as never mutated: the hot path of a full sync."""
-        updated = T0_MS + (i // LISTING_TIE_GROUP) * 1000
-        return self.render(i, 1, updated, updated - _LISTING_CREATED_LAG_MS, False)
+    def render_base(self, i: int, t0_ms: int = T0_MS, version: int = 1) -> bytes:
+        """Listing ``i`` as never mutated (in its dataset generation): the full-sync hot path."""
+        updated = t0_ms + (i // LISTING_TIE_GROUP) * 1000
+        created = T0_MS + (i // LISTING_TIE_GROUP) * 1000 - _LISTING_CREATED_LAG_MS
+        return self.render(i, version, updated, created, False)
 
     def render(self, i: int, version: int, updated_ms: int, created_ms: int, malformed: bool) -> bytes:
         h = _mix(self._key ^ i)
@@ -186,10 +187,11 @@ class ReservationRenderer:
             text = self._dates[day] = encoding.format_date(day).encode()
         return text
 
-    def render_base(self, j: int) -> bytes:
-        """Reservation ``j`` as never mutated: the hot path of a full sync."""
-        updated = T0_MS + (j // RESERVATION_TIE_GROUP) * 1000
-        return self.render(j, 1, updated, updated - _RESERVATION_CREATED_LAG_MS)
+    def render_base(self, j: int, t0_ms: int = T0_MS, version: int = 1) -> bytes:
+        """Reservation ``j`` as never mutated (in its dataset generation): the full-sync hot path."""
+        updated = t0_ms + (j // RESERVATION_TIE_GROUP) * 1000
+        created = T0_MS + (j // RESERVATION_TIE_GROUP) * 1000 - _RESERVATION_CREATED_LAG_MS
+        return self.render(j, version, updated, created)
 
     def render(self, j: int, version: int, updated_ms: int, created_ms: int) -> bytes:
         h = _mix(self._key ^ j)

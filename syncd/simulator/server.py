@@ -68,10 +68,11 @@ class Simulator:
         listings: int,
         reservations_per_listing: int = 2,
         malformed_listings: frozenset[int] = frozenset(),
+        generation: int = 0,
     ) -> GuestyAccount:
         if client_id in self.guesty:
             raise ValueError(f"account {client_id!r} already exists")
-        data = GuestyAccount(seed, listings, reservations_per_listing, malformed_listings)
+        data = GuestyAccount(seed, listings, reservations_per_listing, malformed_listings, generation)
         limiter = limits.RateLimiter(self.runtime.clock(), settings=self.limit_settings)
         self.guesty[client_id] = guesty_api.GuestyTenant(client_id, client_secret, data, limiter)
         return data
@@ -265,6 +266,7 @@ class SimulateOptions:
     token_ttl_s: int = guesty_auth.DEFAULT_TTL_S
     max_tokens_per_day: int | None = guesty_auth.DEFAULT_MAX_TOKENS
     allow_non_loopback: bool = False
+    generation: int = 0
 
 
 def build_simulator(options: SimulateOptions) -> Simulator:
@@ -278,7 +280,12 @@ def build_simulator(options: SimulateOptions) -> Simulator:
     for n in range(1, options.accounts + 1):
         client_id, secret = guesty_credentials(n)
         sim.add_guesty_account(
-            client_id, secret, options.seed + n - 1, options.listings, options.reservations_per_listing
+            client_id,
+            secret,
+            options.seed + n - 1,
+            options.listings,
+            options.reservations_per_listing,
+            generation=options.generation,
         )
     return sim
 

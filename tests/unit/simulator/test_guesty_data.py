@@ -356,3 +356,22 @@ def test_million_listings_page_near_the_end_is_fast_and_small() -> None:
         tracemalloc.stop()
     assert peak < 4_000_000, peak  # a materialised dataset would need gigabytes
     assert elapsed < 5.0  # generous: the point is "not O(N)", which would take minutes here
+
+
+def test_a_later_generation_rewrites_every_record_with_newer_timestamps() -> None:
+    first = GuestyAccount(seed=5, listings=300)
+    second = GuestyAccount(seed=5, listings=300, generation=1)
+    old = {t.id: t for t in first.truth_listings()}
+    new = {t.id: t for t in second.truth_listings()}
+    assert old.keys() == new.keys()
+    newest_old = max(str(t.payload["lastUpdatedAt"]) for t in old.values())
+    for ident, record in new.items():
+        assert record.version == 2 and old[ident].version == 1
+        assert record.payload != old[ident].payload
+        assert str(record.payload["lastUpdatedAt"]) > newest_old
+        assert record.payload["createdAt"] == old[ident].payload["createdAt"]
+    # Mutations of the new generation still come after every base record.
+    summary = second.mutate(10, seed=1)
+    assert summary.first_ts is not None and summary.first_ts > max(
+        str(t.payload["lastUpdatedAt"]) for t in new.values()
+    )

@@ -1,0 +1,186 @@
+"""End-to-end ingest: partner simulator (limits and latency off) -> ``syncd run --once`` -> PostgreSQL.
+
+    python bench/ingest.py                      # 100,000 and 1,000,000 listings
+    python bench/ingest.py --sizes 100000       # one size
+
+For each size, on a fresh database of one embedded PostgreSQL server:
+  1. full sync: every listing is new;
+  2. all-changed resync: the simulator restarts serving generation 1 of the same account
+     (every record rewritten, with newer timestamps), and the daemon syncs again.
+The daemon and the simulator are separate processes, as in production. records/s is
+records / sync duration (from the daemon's own sync_started/sync_finished log events);
+peak RSS is the daemon process's ru_maxrss. The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from syncd.store.embedded import EmbeddedPostgres  # noqa: E402 - after the path tweak
+
+TARGET_FULL = 45_000
+TARGET_CHANGED = 32_000
+TARGET_RSS_MB = 100
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_simulator(listings: int, generation: int, port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "syncd", "simulate", "--port", str(port), "--listings", str(listings),
+            "--reservations-per-listing", "0", "--no-limits", "--generation", str(generation),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # "simulator listening on ..." once it serves
+    if b"listening" not in line:
+        proc.kill()
+        raise RuntimeError(f"simulator did not start: {line!r}")
+    return proc
+
+
+def write_config(path: Path, dsn: str, port: int, batch_size: int) -> None:
+    base = f"http://127.0.0.1:{port}"
+    path.write_text(
+        f"""
+[daemon]
+state_dir = "{path.parent}"
+log_level = "info"
+[database]
+url = "{dsn}"
+batch_size = {batch_size}
+[web]
+enabled = false
+[partners.guesty]
+base_url = "{base}/v1"
+token_url = "{base}/oauth2/token"
+rate_limits = []
+[[integrations]]
+id = "bench"
+partner = "guesty"
+credentials = {{ client_id = "guesty-acct-1", client_secret = "sim-secret-1" }}
+resources.properties = {{ interval_s = 0.001, overlap_s = 0, deletion_sweep = false }}
+"""
+    )
+
+
+def run_daemon(config: Path, log_path: Path) -> tuple[float, float]:
+    """Returns (sync seconds from the daemon's log, peak RSS in MB)."""
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "syncd", "run", "--once", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"daemon failed ({proc.returncode}); see {log_path}")
+    started = finished = None
+    for line in log_path.read_text().splitlines():
+        event = json.loads(line)
+        if event.get("event") == "sync_started":
+            started = datetime.fromisoformat(event["timestamp"])
+        elif event.get("event") == "sync_finished":
+            finished = datetime.fromisoformat(event["timestamp"])
+    assert started and finished, "sync events missing from the daemon log"
+    return (finished - started).total_seconds(), usage.ru_maxrss / 1024
+
+
+async def admin(dsn: str, statement: str) -> Any:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchval(statement)
+    finally:
+        await conn.close()
+
+
+def scenario(server_dsn: str, workdir: Path, listings: int, batch_size: int) -> dict[str, Any]:
+    name = f"bench_{listings}"
+    asyncio.run(admin(server_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    asyncio.run(admin(server_dsn, f"CREATE DATABASE {name}"))
+    dsn = server_dsn.replace("/postgres?", f"/{name}?")
+    out: dict[str, Any] = {"listings": listings}
+    for label, generation in (("full", 0), ("changed", 1)):
+        port = free_port()
+        config = workdir / f"{name}-{label}.toml"
+        write_config(config, dsn, port, batch_size)
+        sim = start_simulator(listings, generation, port)
+        try:
+            seconds, rss = run_daemon(config, workdir / f"{name}-{label}.log")
+        finally:
+            sim.terminate()
+            sim.wait(10)
+        rows = asyncio.run(admin(dsn, f"SELECT count(*) FROM properties WHERE version = {generation + 1}"))
+        if rows != listings:
+            raise RuntimeError(f"{label}: {rows} of {listings} rows at version {generation + 1}")
+        out[label] = {"seconds": round(seconds, 2), "records_per_s": round(listings / seconds), "peak_rss_mb": round(rss, 1)}
+        print(f"{listings:>9,} {label:<8} {listings / seconds:>9,.0f} records/s  {seconds:7.2f} s  peak RSS {rss:6.1f} MB", flush=True)
+    asyncio.run(admin(server_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--batch-size", type=int, default=5000)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    with tempfile.TemporaryDirectory(prefix="syncd-bench-") as tmp:
+        workdir = Path(tmp)
+        pg = EmbeddedPostgres(workdir)
+        started = time.monotonic()
+        server_dsn = pg.start()
+        print(f"embedded PostgreSQL up in {time.monotonic() - started:.2f} s", flush=True)
+        try:
+            results = [scenario(server_dsn, workdir, n, args.batch_size) for n in sizes]
+        finally:
+            pg.stop()
+    full = min(r["full"]["records_per_s"] for r in results)
+    changed = min(r["changed"]["records_per_s"] for r in results)
+    peak = max(max(r["full"]["peak_rss_mb"], r["changed"]["peak_rss_mb"]) for r in results)
+    rss_by_size = [max(r["full"]["peak_rss_mb"], r["changed"]["peak_rss_mb"]) for r in results]
+    ratio = round(max(rss_by_size) / min(rss_by_size), 3)
+    summary = {
+        "bench": "ingest",
+        "results": results,
+        "full_sync_records_per_s_min": full,
+        "changed_resync_records_per_s_min": changed,
+        "peak_rss_mb_max": peak,
+        "peak_rss_ratio_largest_to_smallest": ratio,
+        "targets": {
+            "full_sync_records_per_s": TARGET_FULL,
+            "changed_resync_records_per_s": TARGET_CHANGED,
+            "peak_rss_mb": TARGET_RSS_MB,
+            "peak_rss_ratio": 1.10,
+        },
+        "meets_targets": full >= TARGET_FULL and changed >= TARGET_CHANGED and peak <= TARGET_RSS_MB and ratio <= 1.10,
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
