@@ -64,6 +64,7 @@ CREATE TABLE IF NOT EXISTS properties (
     source_updated_at  timestamptz NOT NULL,
     fetched_at         timestamptz NOT NULL DEFAULT now(),
     version            integer NOT NULL DEFAULT 1,
+    last_changed_fields text[],
     deleted_at         timestamptz,
     raw                jsonb NOT NULL,
     PRIMARY KEY (integration_id, external_id)
@@ -92,6 +93,7 @@ CREATE TABLE IF NOT EXISTS reservations (
     source_updated_at     timestamptz NOT NULL,
     fetched_at            timestamptz NOT NULL DEFAULT now(),
     version               integer NOT NULL DEFAULT 1,
+    last_changed_fields   text[],
     deleted_at            timestamptz,
     raw                   jsonb NOT NULL,
     PRIMARY KEY (integration_id, external_id)
@@ -149,6 +151,9 @@ CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_open
 
 -- Change feed: one row per real change (created / updated / deleted), with the names of
 -- the canonical fields that changed. Written in the same transaction as the change.
+-- Consumers read it in id order; there is deliberately no per-record index, which would
+-- cost every sync a second index insert per change (look records up by external_id in
+-- their own table, whose version counts the changes).
 CREATE TABLE IF NOT EXISTS events (
     id                 bigserial PRIMARY KEY,
     integration_id     text NOT NULL,
@@ -160,6 +165,5 @@ CREATE TABLE IF NOT EXISTS events (
     source_updated_at  timestamptz,
     occurred_at        timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX IF NOT EXISTS events_by_record ON events (integration_id, resource, external_id);
 
 INSERT INTO schema_migrations (version) VALUES (1) ON CONFLICT DO NOTHING;

@@ -20,23 +20,21 @@ CREATE TEMP TABLE IF NOT EXISTS incoming_reservations (
 CREATE TEMP TABLE IF NOT EXISTS seen_ids (external_id text PRIMARY KEY);
 
 -- name: upsert_properties
--- Last write wins by the partner's timestamp; version bumps only on a real change of a
--- canonical field (or a resurrection); one event per real change, same statement.
-WITH previous AS (
-    SELECT p.external_id, p.version, p.deleted_at, p.title, p.nickname, p.property_type,
-           p.accommodates, p.bedrooms, p.bathrooms, p.timezone, p.street, p.city, p.state,
-           p.postal_code, p.country, p.latitude, p.longitude, p.active, p.listed,
-           p.base_price, p.currency
-    FROM properties p JOIN incoming_properties i ON p.external_id = i.external_id
-    WHERE p.integration_id = $1
-), written AS (
+-- Last write wins by the partner's timestamp: a row is written only when the incoming
+-- copy is strictly newer. The UPDATE sees the old row (t) and the new one (EXCLUDED), so it
+-- records which canonical fields changed (last_changed_fields) and bumps version only on a
+-- real change (or a resurrection); RETURNING feeds one event per real change. xmax = 0
+-- marks rows this statement inserted. No read of the old rows beyond the conflict check.
+WITH written AS (
     INSERT INTO properties AS t (
-        integration_id, external_id, title, nickname, property_type, accommodates, bedrooms,
-        bathrooms, timezone, street, city, state, postal_code, country, latitude, longitude,
-        active, listed, base_price, currency, source_updated_at, raw)
-    SELECT $1, external_id, title, nickname, property_type, accommodates, bedrooms,
-           bathrooms, timezone, street, city, state, postal_code, country, latitude, longitude,
-           active, listed, base_price, currency, source_updated_at, raw
+        integration_id, external_id, title, nickname, property_type, accommodates,
+        bedrooms, bathrooms, timezone, street, city, state, postal_code, country,
+        latitude, longitude, active, listed, base_price, currency, source_updated_at,
+        raw)
+    SELECT $1,
+           external_id, title, nickname, property_type, accommodates, bedrooms,
+           bathrooms, timezone, street, city, state, postal_code, country, latitude,
+           longitude, active, listed, base_price, currency, source_updated_at, raw
     FROM incoming_properties
     ON CONFLICT (integration_id, external_id) DO UPDATE SET
         title = EXCLUDED.title, nickname = EXCLUDED.nickname,
@@ -45,77 +43,69 @@ WITH previous AS (
         timezone = EXCLUDED.timezone, street = EXCLUDED.street, city = EXCLUDED.city,
         state = EXCLUDED.state, postal_code = EXCLUDED.postal_code,
         country = EXCLUDED.country, latitude = EXCLUDED.latitude,
-        longitude = EXCLUDED.longitude, active = EXCLUDED.active, listed = EXCLUDED.listed,
-        base_price = EXCLUDED.base_price, currency = EXCLUDED.currency,
-        source_updated_at = EXCLUDED.source_updated_at, raw = EXCLUDED.raw,
-        fetched_at = now(), deleted_at = NULL,
+        longitude = EXCLUDED.longitude, active = EXCLUDED.active,
+        listed = EXCLUDED.listed, base_price = EXCLUDED.base_price,
+        currency = EXCLUDED.currency, source_updated_at = EXCLUDED.source_updated_at,
+        raw = EXCLUDED.raw, fetched_at = now(), deleted_at = NULL,
+        last_changed_fields = array_remove(ARRAY[
+            CASE WHEN t.deleted_at IS NOT NULL THEN 'deleted_at' END,
+            CASE WHEN t.title IS DISTINCT FROM EXCLUDED.title THEN 'title' END,
+            CASE WHEN t.nickname IS DISTINCT FROM EXCLUDED.nickname THEN 'nickname' END,
+            CASE WHEN t.property_type IS DISTINCT FROM EXCLUDED.property_type THEN 'property_type' END,
+            CASE WHEN t.accommodates IS DISTINCT FROM EXCLUDED.accommodates THEN 'accommodates' END,
+            CASE WHEN t.bedrooms IS DISTINCT FROM EXCLUDED.bedrooms THEN 'bedrooms' END,
+            CASE WHEN t.bathrooms IS DISTINCT FROM EXCLUDED.bathrooms THEN 'bathrooms' END,
+            CASE WHEN t.timezone IS DISTINCT FROM EXCLUDED.timezone THEN 'timezone' END,
+            CASE WHEN t.street IS DISTINCT FROM EXCLUDED.street THEN 'street' END,
+            CASE WHEN t.city IS DISTINCT FROM EXCLUDED.city THEN 'city' END,
+            CASE WHEN t.state IS DISTINCT FROM EXCLUDED.state THEN 'state' END,
+            CASE WHEN t.postal_code IS DISTINCT FROM EXCLUDED.postal_code THEN 'postal_code' END,
+            CASE WHEN t.country IS DISTINCT FROM EXCLUDED.country THEN 'country' END,
+            CASE WHEN t.latitude IS DISTINCT FROM EXCLUDED.latitude THEN 'latitude' END,
+            CASE WHEN t.longitude IS DISTINCT FROM EXCLUDED.longitude THEN 'longitude' END,
+            CASE WHEN t.active IS DISTINCT FROM EXCLUDED.active THEN 'active' END,
+            CASE WHEN t.listed IS DISTINCT FROM EXCLUDED.listed THEN 'listed' END,
+            CASE WHEN t.base_price IS DISTINCT FROM EXCLUDED.base_price THEN 'base_price' END,
+            CASE WHEN t.currency IS DISTINCT FROM EXCLUDED.currency THEN 'currency' END
+        ], NULL),
         version = t.version + CASE
             WHEN t.deleted_at IS NOT NULL
-              OR (t.title, t.nickname, t.property_type, t.accommodates, t.bedrooms, t.bathrooms,
-                  t.timezone, t.street, t.city, t.state, t.postal_code, t.country, t.latitude,
-                  t.longitude, t.active, t.listed, t.base_price, t.currency)
+              OR (t.title, t.nickname, t.property_type, t.accommodates, t.bedrooms,
+                  t.bathrooms, t.timezone, t.street, t.city, t.state, t.postal_code,
+                  t.country, t.latitude, t.longitude, t.active, t.listed, t.base_price,
+                  t.currency)
                  IS DISTINCT FROM
                  (EXCLUDED.title, EXCLUDED.nickname, EXCLUDED.property_type,
                   EXCLUDED.accommodates, EXCLUDED.bedrooms, EXCLUDED.bathrooms,
                   EXCLUDED.timezone, EXCLUDED.street, EXCLUDED.city, EXCLUDED.state,
                   EXCLUDED.postal_code, EXCLUDED.country, EXCLUDED.latitude,
-                  EXCLUDED.longitude, EXCLUDED.active, EXCLUDED.listed, EXCLUDED.base_price,
-                  EXCLUDED.currency)
+                  EXCLUDED.longitude, EXCLUDED.active, EXCLUDED.listed,
+                  EXCLUDED.base_price, EXCLUDED.currency)
             THEN 1 ELSE 0 END
     WHERE t.source_updated_at < EXCLUDED.source_updated_at
-    RETURNING t.external_id, t.version, t.source_updated_at
-), changed AS (
-    SELECT w.external_id, w.version, w.source_updated_at, p.external_id IS NULL AS created,
-           CASE WHEN p.external_id IS NOT NULL THEN array_remove(ARRAY[
-               CASE WHEN p.deleted_at IS NOT NULL THEN 'deleted_at' END,
-               CASE WHEN p.title IS DISTINCT FROM i.title THEN 'title' END,
-               CASE WHEN p.nickname IS DISTINCT FROM i.nickname THEN 'nickname' END,
-               CASE WHEN p.property_type IS DISTINCT FROM i.property_type THEN 'property_type' END,
-               CASE WHEN p.accommodates IS DISTINCT FROM i.accommodates THEN 'accommodates' END,
-               CASE WHEN p.bedrooms IS DISTINCT FROM i.bedrooms THEN 'bedrooms' END,
-               CASE WHEN p.bathrooms IS DISTINCT FROM i.bathrooms THEN 'bathrooms' END,
-               CASE WHEN p.timezone IS DISTINCT FROM i.timezone THEN 'timezone' END,
-               CASE WHEN p.street IS DISTINCT FROM i.street THEN 'street' END,
-               CASE WHEN p.city IS DISTINCT FROM i.city THEN 'city' END,
-               CASE WHEN p.state IS DISTINCT FROM i.state THEN 'state' END,
-               CASE WHEN p.postal_code IS DISTINCT FROM i.postal_code THEN 'postal_code' END,
-               CASE WHEN p.country IS DISTINCT FROM i.country THEN 'country' END,
-               CASE WHEN p.latitude IS DISTINCT FROM i.latitude THEN 'latitude' END,
-               CASE WHEN p.longitude IS DISTINCT FROM i.longitude THEN 'longitude' END,
-               CASE WHEN p.active IS DISTINCT FROM i.active THEN 'active' END,
-               CASE WHEN p.listed IS DISTINCT FROM i.listed THEN 'listed' END,
-               CASE WHEN p.base_price IS DISTINCT FROM i.base_price THEN 'base_price' END,
-               CASE WHEN p.currency IS DISTINCT FROM i.currency THEN 'currency' END
-           ], NULL) END AS fields
-    FROM written w
-    LEFT JOIN previous p ON p.external_id = w.external_id
-    JOIN incoming_properties i ON i.external_id = w.external_id
-    WHERE p.external_id IS NULL OR w.version > p.version
+    RETURNING t.external_id, t.version, t.source_updated_at, t.last_changed_fields,
+              (t.xmax = 0) AS created
 ), logged AS (
     INSERT INTO events (integration_id, resource, external_id, kind, version, changed_fields,
                         source_updated_at)
     SELECT $1, 'properties', external_id, CASE WHEN created THEN 'created' ELSE 'updated' END,
-           version, fields, source_updated_at
-    FROM changed
+           version, CASE WHEN created THEN NULL ELSE last_changed_fields END, source_updated_at
+    FROM written WHERE created OR cardinality(last_changed_fields) > 0
 )
-SELECT (SELECT count(*) FROM changed WHERE created) AS inserted,
-       (SELECT count(*) FROM changed WHERE NOT created) AS updated;
+SELECT count(*) FILTER (WHERE created) AS inserted,
+       count(*) FILTER (WHERE NOT created AND cardinality(last_changed_fields) > 0) AS updated
+FROM written;
 
 -- name: upsert_reservations
-WITH previous AS (
-    SELECT r.external_id, r.version, r.deleted_at, r.property_external_id, r.status,
-           r.partner_status, r.confirmation_code, r.channel, r.check_in, r.check_out,
-           r.check_in_date, r.check_out_date, r.nights, r.guests, r.guest_name, r.guest_email,
-           r.total_paid, r.balance_due, r.currency, r.source_created_at
-    FROM reservations r JOIN incoming_reservations i ON r.external_id = i.external_id
-    WHERE r.integration_id = $1
-), written AS (
+-- Same contract as upsert_properties.
+WITH written AS (
     INSERT INTO reservations AS t (
         integration_id, external_id, property_external_id, status, partner_status,
-        confirmation_code, channel, check_in, check_out, check_in_date, check_out_date, nights,
-        guests, guest_name, guest_email, total_paid, balance_due, currency, source_created_at,
-        source_updated_at, raw)
-    SELECT $1, external_id, property_external_id, status, partner_status, confirmation_code,
+        confirmation_code, channel, check_in, check_out, check_in_date, check_out_date,
+        nights, guests, guest_name, guest_email, total_paid, balance_due, currency,
+        source_created_at, source_updated_at, raw)
+    SELECT $1,
+           external_id, property_external_id, status, partner_status, confirmation_code,
            channel, check_in, check_out, check_in_date, check_out_date, nights, guests,
            guest_name, guest_email, total_paid, balance_due, currency, source_created_at,
            source_updated_at, raw
@@ -126,70 +116,65 @@ WITH previous AS (
         confirmation_code = EXCLUDED.confirmation_code, channel = EXCLUDED.channel,
         check_in = EXCLUDED.check_in, check_out = EXCLUDED.check_out,
         check_in_date = EXCLUDED.check_in_date, check_out_date = EXCLUDED.check_out_date,
-        nights = EXCLUDED.nights, guests = EXCLUDED.guests, guest_name = EXCLUDED.guest_name,
-        guest_email = EXCLUDED.guest_email, total_paid = EXCLUDED.total_paid,
-        balance_due = EXCLUDED.balance_due, currency = EXCLUDED.currency,
-        source_created_at = EXCLUDED.source_created_at,
+        nights = EXCLUDED.nights, guests = EXCLUDED.guests,
+        guest_name = EXCLUDED.guest_name, guest_email = EXCLUDED.guest_email,
+        total_paid = EXCLUDED.total_paid, balance_due = EXCLUDED.balance_due,
+        currency = EXCLUDED.currency, source_created_at = EXCLUDED.source_created_at,
         source_updated_at = EXCLUDED.source_updated_at, raw = EXCLUDED.raw,
         fetched_at = now(), deleted_at = NULL,
+        last_changed_fields = array_remove(ARRAY[
+            CASE WHEN t.deleted_at IS NOT NULL THEN 'deleted_at' END,
+            CASE WHEN t.property_external_id IS DISTINCT FROM EXCLUDED.property_external_id THEN 'property_external_id' END,
+            CASE WHEN t.status IS DISTINCT FROM EXCLUDED.status THEN 'status' END,
+            CASE WHEN t.partner_status IS DISTINCT FROM EXCLUDED.partner_status THEN 'partner_status' END,
+            CASE WHEN t.confirmation_code IS DISTINCT FROM EXCLUDED.confirmation_code THEN 'confirmation_code' END,
+            CASE WHEN t.channel IS DISTINCT FROM EXCLUDED.channel THEN 'channel' END,
+            CASE WHEN t.check_in IS DISTINCT FROM EXCLUDED.check_in THEN 'check_in' END,
+            CASE WHEN t.check_out IS DISTINCT FROM EXCLUDED.check_out THEN 'check_out' END,
+            CASE WHEN t.check_in_date IS DISTINCT FROM EXCLUDED.check_in_date THEN 'check_in_date' END,
+            CASE WHEN t.check_out_date IS DISTINCT FROM EXCLUDED.check_out_date THEN 'check_out_date' END,
+            CASE WHEN t.nights IS DISTINCT FROM EXCLUDED.nights THEN 'nights' END,
+            CASE WHEN t.guests IS DISTINCT FROM EXCLUDED.guests THEN 'guests' END,
+            CASE WHEN t.guest_name IS DISTINCT FROM EXCLUDED.guest_name THEN 'guest_name' END,
+            CASE WHEN t.guest_email IS DISTINCT FROM EXCLUDED.guest_email THEN 'guest_email' END,
+            CASE WHEN t.total_paid IS DISTINCT FROM EXCLUDED.total_paid THEN 'total_paid' END,
+            CASE WHEN t.balance_due IS DISTINCT FROM EXCLUDED.balance_due THEN 'balance_due' END,
+            CASE WHEN t.currency IS DISTINCT FROM EXCLUDED.currency THEN 'currency' END,
+            CASE WHEN t.source_created_at IS DISTINCT FROM EXCLUDED.source_created_at THEN 'source_created_at' END
+        ], NULL),
         version = t.version + CASE
             WHEN t.deleted_at IS NOT NULL
-              OR (t.property_external_id, t.status, t.partner_status, t.confirmation_code,
-                  t.channel, t.check_in, t.check_out, t.check_in_date, t.check_out_date,
-                  t.nights, t.guests, t.guest_name, t.guest_email, t.total_paid,
-                  t.balance_due, t.currency, t.source_created_at)
+              OR (t.property_external_id, t.status, t.partner_status,
+                  t.confirmation_code, t.channel, t.check_in, t.check_out,
+                  t.check_in_date, t.check_out_date, t.nights, t.guests, t.guest_name,
+                  t.guest_email, t.total_paid, t.balance_due, t.currency,
+                  t.source_created_at)
                  IS DISTINCT FROM
-                 (EXCLUDED.property_external_id, EXCLUDED.status, EXCLUDED.partner_status,
-                  EXCLUDED.confirmation_code, EXCLUDED.channel, EXCLUDED.check_in,
-                  EXCLUDED.check_out, EXCLUDED.check_in_date, EXCLUDED.check_out_date,
-                  EXCLUDED.nights, EXCLUDED.guests, EXCLUDED.guest_name, EXCLUDED.guest_email,
-                  EXCLUDED.total_paid, EXCLUDED.balance_due, EXCLUDED.currency,
-                  EXCLUDED.source_created_at)
+                 (EXCLUDED.property_external_id, EXCLUDED.status,
+                  EXCLUDED.partner_status, EXCLUDED.confirmation_code, EXCLUDED.channel,
+                  EXCLUDED.check_in, EXCLUDED.check_out, EXCLUDED.check_in_date,
+                  EXCLUDED.check_out_date, EXCLUDED.nights, EXCLUDED.guests,
+                  EXCLUDED.guest_name, EXCLUDED.guest_email, EXCLUDED.total_paid,
+                  EXCLUDED.balance_due, EXCLUDED.currency, EXCLUDED.source_created_at)
             THEN 1 ELSE 0 END
     WHERE t.source_updated_at < EXCLUDED.source_updated_at
-    RETURNING t.external_id, t.version, t.source_updated_at
-), changed AS (
-    SELECT w.external_id, w.version, w.source_updated_at, p.external_id IS NULL AS created,
-           CASE WHEN p.external_id IS NOT NULL THEN array_remove(ARRAY[
-               CASE WHEN p.deleted_at IS NOT NULL THEN 'deleted_at' END,
-               CASE WHEN p.property_external_id IS DISTINCT FROM i.property_external_id
-                    THEN 'property_external_id' END,
-               CASE WHEN p.status IS DISTINCT FROM i.status THEN 'status' END,
-               CASE WHEN p.partner_status IS DISTINCT FROM i.partner_status THEN 'partner_status' END,
-               CASE WHEN p.confirmation_code IS DISTINCT FROM i.confirmation_code
-                    THEN 'confirmation_code' END,
-               CASE WHEN p.channel IS DISTINCT FROM i.channel THEN 'channel' END,
-               CASE WHEN p.check_in IS DISTINCT FROM i.check_in THEN 'check_in' END,
-               CASE WHEN p.check_out IS DISTINCT FROM i.check_out THEN 'check_out' END,
-               CASE WHEN p.check_in_date IS DISTINCT FROM i.check_in_date THEN 'check_in_date' END,
-               CASE WHEN p.check_out_date IS DISTINCT FROM i.check_out_date THEN 'check_out_date' END,
-               CASE WHEN p.nights IS DISTINCT FROM i.nights THEN 'nights' END,
-               CASE WHEN p.guests IS DISTINCT FROM i.guests THEN 'guests' END,
-               CASE WHEN p.guest_name IS DISTINCT FROM i.guest_name THEN 'guest_name' END,
-               CASE WHEN p.guest_email IS DISTINCT FROM i.guest_email THEN 'guest_email' END,
-               CASE WHEN p.total_paid IS DISTINCT FROM i.total_paid THEN 'total_paid' END,
-               CASE WHEN p.balance_due IS DISTINCT FROM i.balance_due THEN 'balance_due' END,
-               CASE WHEN p.currency IS DISTINCT FROM i.currency THEN 'currency' END,
-               CASE WHEN p.source_created_at IS DISTINCT FROM i.source_created_at
-                    THEN 'source_created_at' END
-           ], NULL) END AS fields
-    FROM written w
-    LEFT JOIN previous p ON p.external_id = w.external_id
-    JOIN incoming_reservations i ON i.external_id = w.external_id
-    WHERE p.external_id IS NULL OR w.version > p.version
+    RETURNING t.external_id, t.version, t.source_updated_at, t.last_changed_fields,
+              (t.xmax = 0) AS created
 ), logged AS (
     INSERT INTO events (integration_id, resource, external_id, kind, version, changed_fields,
                         source_updated_at)
     SELECT $1, 'reservations', external_id, CASE WHEN created THEN 'created' ELSE 'updated' END,
-           version, fields, source_updated_at
-    FROM changed
+           version, CASE WHEN created THEN NULL ELSE last_changed_fields END, source_updated_at
+    FROM written WHERE created OR cardinality(last_changed_fields) > 0
 )
-SELECT (SELECT count(*) FROM changed WHERE created) AS inserted,
-       (SELECT count(*) FROM changed WHERE NOT created) AS updated;
+SELECT count(*) FILTER (WHERE created) AS inserted,
+       count(*) FILTER (WHERE NOT created AND cardinality(last_changed_fields) > 0) AS updated
+FROM written;
 
 -- name: soft_delete_properties
 WITH gone AS (
-    UPDATE properties SET deleted_at = now(), version = version + 1, fetched_at = now()
+    UPDATE properties SET deleted_at = now(), version = version + 1, fetched_at = now(),
+        last_changed_fields = '{deleted_at}'
     WHERE integration_id = $1 AND external_id = ANY($2::text[]) AND deleted_at IS NULL
     RETURNING external_id, version, source_updated_at
 ), logged AS (
