@@ -137,8 +137,16 @@ def scenario(server_dsn: str, workdir: Path, listings: int, batch_size: int) -> 
         rows = asyncio.run(admin(dsn, f"SELECT count(*) FROM properties WHERE version = {generation + 1}"))
         if rows != listings:
             raise RuntimeError(f"{label}: {rows} of {listings} rows at version {generation + 1}")
-        out[label] = {"seconds": round(seconds, 2), "records_per_s": round(listings / seconds), "peak_rss_mb": round(rss, 1)}
-        print(f"{listings:>9,} {label:<8} {listings / seconds:>9,.0f} records/s  {seconds:7.2f} s  peak RSS {rss:6.1f} MB", flush=True)
+        out[label] = {
+            "seconds": round(seconds, 2),
+            "records_per_s": round(listings / seconds),
+            "peak_rss_mb": round(rss, 1),
+        }
+        print(
+            f"{listings:>9,} {label:<8} {listings / seconds:>9,.0f} records/s"
+            f"  {seconds:7.2f} s  peak RSS {rss:6.1f} MB",
+            flush=True,
+        )
     asyncio.run(admin(server_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
     return out
 
@@ -177,7 +185,10 @@ def main() -> None:
             "peak_rss_mb": TARGET_RSS_MB,
             "peak_rss_ratio": 1.10,
         },
-        "meets_targets": full >= TARGET_FULL and changed >= TARGET_CHANGED and peak <= TARGET_RSS_MB and ratio <= 1.10,
+        "meets_targets": full >= TARGET_FULL
+        and changed >= TARGET_CHANGED
+        and peak <= TARGET_RSS_MB
+        and ratio <= 1.10,
     }
     print(json.dumps(summary))
 

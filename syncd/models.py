@@ -7,20 +7,14 @@ these models so that nothing downstream knows which partner a row came from.
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("timestamp must carry a timezone")
-    return value
-
-
-AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+# Validation runs once per record on the ingest hot path: constraints are declared with
+# pydantic's built-in (Rust-side) types and Field bounds, never Python validators.
 ExternalId = Annotated[str, Field(min_length=1, max_length=200)]
 
 
@@ -39,7 +33,7 @@ class ReservationStatus(enum.StrEnum):
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     external_id: ExternalId
     source_updated_at: AwareDatetime

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-import orjson
+import msgspec
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from pydantic import ValidationError
 
@@ -109,9 +109,13 @@ class _Batcher:
         return batch
 
 
-def _dead_letter(connector: Connector, resource: str, raw: Any, exc: Exception) -> DeadLetter:
-    external_id = connector.external_id(resource, raw) if isinstance(raw, dict) else None
-    payload = redact_text(orjson.dumps(raw, default=str).decode(errors="replace"))[:MAX_DEAD_LETTER_PAYLOAD]
+# What a bad record raises: wire decoding (msgspec) or canonical validation (pydantic).
+RECORD_ERRORS = (msgspec.MsgspecError, ValidationError, ValueError, TypeError)
+
+
+def _dead_letter(connector: Connector, resource: str, raw: bytes, exc: Exception) -> DeadLetter:
+    external_id = connector.external_id(resource, raw)
+    payload = redact_text(raw[:MAX_DEAD_LETTER_PAYLOAD].decode(errors="replace"))
     if isinstance(exc, ValidationError):
         reason = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<record>'}: {e['msg']}" for e in exc.errors())
     else:
@@ -156,10 +160,10 @@ async def run(
         for raw in page.records:
             try:
                 record = normalize(raw)
-            except (ValidationError, ValueError, TypeError, AttributeError) as exc:
+            except RECORD_ERRORS as exc:
                 batcher.add_dead(_dead_letter(connector, resource, raw, exc))
                 continue
-            batcher.add_row(row_for(spec, record, orjson.dumps(raw)))
+            batcher.add_row(row_for(spec, record, raw))
         batcher.checkpoint = page.checkpoint
         batcher.pages += 1
         batcher.fetched += len(page.records)
@@ -243,8 +247,8 @@ async def _sweep(
             gone.append(external_id)
             continue
         try:
-            back.rows.append(row_for(session.spec, normalize(raw), orjson.dumps(raw)))
-        except (ValidationError, ValueError, TypeError) as exc:
+            back.rows.append(row_for(session.spec, normalize(raw), raw))
+        except RECORD_ERRORS as exc:
             back.dead_letters.append(_dead_letter(connector, resource, raw, exc))
     if back.rows or back.dead_letters:
         stats.add(await session.apply(back))

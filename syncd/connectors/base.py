@@ -13,9 +13,10 @@ from syncd.config import PartnerSchema, ResourceSettings
 
 @dataclass(frozen=True)
 class Page:
-    """Raw partner records of one response, and the checkpoint reached after them."""
+    """Raw partner records of one response (each the partner's exact JSON bytes), and the
+    checkpoint reached after them."""
 
-    records: list[dict[str, Any]]
+    records: list[bytes]
     checkpoint: dict[str, Any]
 
 
@@ -37,7 +38,7 @@ class PartnerInfo:
         return PartnerSchema(resources=self.resources, credential_keys=self.credential_keys)
 
 
-Normalizer = Callable[[dict[str, Any]], BaseModel]
+Normalizer = Callable[[bytes], BaseModel]
 
 
 class Connector(Protocol):
@@ -52,10 +53,10 @@ class Connector(Protocol):
         ...
 
     def normalizer(self, resource: str) -> Normalizer:
-        """raw record -> canonical model; raises ``ValueError``/``ValidationError`` if bad."""
+        """raw record -> canonical model; raises a validation error (msgspec or pydantic)."""
         ...
 
-    def external_id(self, resource: str, raw: dict[str, Any]) -> str | None:
+    def external_id(self, resource: str, raw: bytes) -> str | None:
         """Best-effort id of a (possibly malformed) raw record, for dead letters."""
         ...
 
@@ -63,6 +64,6 @@ class Connector(Protocol):
         """Every id the partner lists now (deletion sweep), or None if not supported."""
         ...
 
-    async def fetch_one(self, resource: str, external_id: str) -> dict[str, Any] | None:
+    async def fetch_one(self, resource: str, external_id: str) -> bytes | None:
         """The record as the partner has it now, or None if it is gone (404)."""
         ...

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import httpx
+import msgspec
 import orjson
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_before_delay
 
@@ -29,6 +30,8 @@ from syncd.observability.logging import redact_text
 from syncd.observability.metrics import Metrics
 
 _RATE_HEADER_PREFIX = "x-ratelimit-"
+T = TypeVar("T")
+Decode = Callable[[bytes], T]
 
 
 @dataclass(frozen=True)
@@ -83,22 +86,30 @@ class PartnerClient:
 
     # --- public ---------------------------------------------------------------------------
 
-    async def get_json(
-        self, endpoint: str, path: str | None = None, params: Mapping[str, str | int] | None = None
-    ) -> Any:
-        """GET ``base_url + path`` (``endpoint`` is the path template used in metrics/logs)."""
+    async def get(
+        self,
+        endpoint: str,
+        path: str | None = None,
+        params: Mapping[str, str | int] | None = None,
+        *,
+        decode: Decode[T],
+    ) -> T:
+        """GET ``base_url + path`` and decode the body (``endpoint`` is the path template used
+        in metrics and logs). Decoding happens inside the retry loop: a truncated or
+        garbled body is a transient failure, retried like a 502."""
         url = self._url(path or endpoint)
         async for attempt in self._retrying():
             with attempt:
-                return await self._authorized("GET", url, endpoint, params)
+                body = await self._authorized("GET", url, endpoint, params)
+                return self._decode(body, decode, endpoint)
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
-    async def get_json_or_none(
-        self, endpoint: str, path: str, params: Mapping[str, str | int] | None = None
-    ) -> Any | None:
-        """Like ``get_json`` but a 404 means "absent" instead of an error."""
+    async def get_or_none(
+        self, endpoint: str, path: str, params: Mapping[str, str | int] | None = None, *, decode: Decode[T]
+    ) -> T | None:
+        """Like ``get`` but a 404 means "absent" instead of an error."""
         try:
-            return await self.get_json(endpoint, path, params)
+            return await self.get(endpoint, path, params, decode=decode)
         except errors.PartnerRejected as exc:
             if exc.status == 404:
                 return None
@@ -110,7 +121,9 @@ class PartnerClient:
         async for attempt in self._retrying(retry_rate_limited=False):
             with attempt:
                 status, headers, body = await self._attempt("POST", target, endpoint, data=form)
-                parsed = self._parse(body)
+                parsed = (
+                    self._decode(body, orjson.loads, endpoint) if 200 <= status < 300 else _loads_quiet(body)
+                )
                 failure = classify(status, headers, parsed, self._rules)
                 if failure is not None:
                     raise failure
@@ -155,8 +168,12 @@ class PartnerClient:
 
     async def _authorized(
         self, method: str, url: httpx.URL, endpoint: str, params: Mapping[str, str | int] | None
-    ) -> Any:
-        """Throttle, authenticate, send; on an auth failure refresh once and resend."""
+    ) -> bytes:
+        """Throttle, authenticate, send; on an auth failure refresh once and resend.
+
+        Returns the body of a successful response. Bodies are parsed here only to classify
+        failures, or successes of partners that hide errors in a 200 (``body_error``).
+        """
         for auth_attempt in (1, 2):
             async with self._throttle.slot() as waited:
                 if waited > 0.001:
@@ -165,10 +182,12 @@ class PartnerClient:
                 status, resp_headers, body = await self._attempt(
                     method, url, endpoint, params=params, headers=headers
                 )
-            parsed = self._parse(body) if 200 <= status < 300 else self._parse_quiet(body)
-            failure = classify(status, resp_headers, parsed, self._rules)
+            ok = 200 <= status < 300
+            if ok and self._rules.body_error is None:
+                return body
+            failure = classify(status, resp_headers, _loads_quiet(body), self._rules)
             if failure is None:
-                return parsed
+                return body
             if isinstance(failure, errors.RateLimited) and failure.retry_after:
                 self._throttle.penalize(failure.retry_after)
             if isinstance(failure, errors.AuthFailed) and auth_attempt == 1:
@@ -241,16 +260,18 @@ class PartnerClient:
         return b"".join(chunks)
 
     @staticmethod
-    def _parse(body: bytes) -> Any:
+    def _decode(body: bytes, decode: Decode[T], endpoint: str) -> T:
         try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
+            return decode(body)
+        except (ValueError, msgspec.MsgspecError) as exc:
             # Truncated or garbled bodies happen under load; another attempt usually succeeds.
-            raise errors.PartnerUnavailable(f"malformed JSON body: {redact_text(str(exc))[:120]}") from exc
+            detail = redact_text(str(exc))[:120]
+            raise errors.PartnerUnavailable(f"undecodable body from {endpoint}: {detail}") from exc
 
-    @staticmethod
-    def _parse_quiet(body: bytes) -> Any:
-        try:
-            return orjson.loads(body) if body else None
-        except orjson.JSONDecodeError:
-            return None
+
+def _loads_quiet(body: bytes) -> Any:
+    """Best-effort parse of an error body, only to classify it."""
+    try:
+        return orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        return None

@@ -1,14 +1,16 @@
-"""Guesty payloads -> canonical models. Pure; every rule here is a documented quirk.
+"""Guesty records (raw bytes) -> canonical models. Pure; every rule here is a documented quirk.
 
 * ``title`` may be missing: fall back to ``nickname`` (partners.md), then a placeholder.
 * ``address`` and most other fields may be absent.
 * status spelling is US (``canceled``); unknown statuses are kept as ``other``.
+
+Type errors surface as ``msgspec.ValidationError`` (wire) or pydantic ``ValidationError``
+(canonical constraints); the pipeline turns either into a dead letter.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
+from syncd.connectors.guesty import wire
 from syncd.models import Property, Reservation, ReservationStatus
 
 _STATUS = {
@@ -24,67 +26,67 @@ _STATUS = {
     "awaiting_payment": ReservationStatus.PENDING,
     "owner": ReservationStatus.OWNER_STAY,
 }
-_EMPTY: dict[str, Any] = {}
+_NO_ADDRESS = wire.Address()
+_NO_PRICES = wire.Prices()
+_NO_GUEST = wire.Guest()
+_NO_MONEY = wire.Money()
 
 
-def _obj(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else _EMPTY
-
-
-def listing_to_property(raw: dict[str, Any]) -> Property:
-    address = _obj(raw.get("address"))
-    prices = _obj(raw.get("prices"))
-    nickname = raw.get("nickname")
+def listing_to_property(raw: bytes) -> Property:
+    w = wire.LISTING.decode(raw)
+    address = w.address or _NO_ADDRESS
+    prices = w.prices or _NO_PRICES
     return Property.model_validate(
         {
-            "external_id": raw.get("_id"),
-            "source_updated_at": raw.get("lastUpdatedAt"),
-            "title": raw.get("title") or nickname or "Untitled listing",
-            "nickname": nickname,
-            "property_type": raw.get("type"),
-            "accommodates": raw.get("accommodates"),
-            "bedrooms": raw.get("bedrooms"),
-            "bathrooms": raw.get("bathrooms"),
-            "timezone": raw.get("timezone"),
-            "street": address.get("street"),
-            "city": address.get("city"),
-            "state": address.get("state"),
-            "postal_code": address.get("zipcode"),
-            "country": address.get("country"),
-            "latitude": address.get("lat"),
-            "longitude": address.get("lng"),
-            "active": raw.get("active", True),
-            "listed": raw.get("listed", True),
-            "base_price": prices.get("basePrice"),
-            "currency": prices.get("currency"),
+            "external_id": w.id,
+            "source_updated_at": w.lastUpdatedAt,
+            "title": w.title or w.nickname or "Untitled listing",
+            "nickname": w.nickname,
+            "property_type": w.type,
+            "accommodates": w.accommodates,
+            "bedrooms": w.bedrooms,
+            "bathrooms": w.bathrooms,
+            "timezone": w.timezone,
+            "street": address.street,
+            "city": address.city,
+            "state": address.state,
+            "postal_code": address.zipcode,
+            "country": address.country,
+            "latitude": address.lat,
+            "longitude": address.lng,
+            "active": w.active,
+            "listed": w.listed,
+            "base_price": prices.basePrice,
+            "currency": prices.currency,
         }
     )
 
 
-def reservation_to_canonical(raw: dict[str, Any]) -> Reservation:
-    guest = _obj(raw.get("guest"))
-    money = _obj(raw.get("money"))
-    partner_status = str(raw.get("status") or "")
+def reservation_to_canonical(raw: bytes) -> Reservation:
+    w = wire.RESERVATION.decode(raw)
+    guest = w.guest or _NO_GUEST
+    money = w.money or _NO_MONEY
+    partner_status = w.status or ""
     return Reservation.model_validate(
         {
-            "external_id": raw.get("_id"),
-            "source_updated_at": raw.get("lastUpdatedAt"),
-            "property_external_id": raw.get("listingId"),
+            "external_id": w.id,
+            "source_updated_at": w.lastUpdatedAt,
+            "property_external_id": w.listingId,
             "status": _STATUS.get(partner_status.lower(), ReservationStatus.OTHER),
             "partner_status": partner_status,
-            "confirmation_code": raw.get("confirmationCode"),
-            "channel": raw.get("source"),
-            "check_in": raw.get("checkIn"),
-            "check_out": raw.get("checkOut"),
-            "check_in_date": raw.get("checkInDateLocalized"),
-            "check_out_date": raw.get("checkOutDateLocalized"),
-            "nights": raw.get("nightsCount"),
-            "guests": raw.get("guestsCount"),
-            "guest_name": guest.get("fullName"),
-            "guest_email": guest.get("email"),
-            "total_paid": money.get("totalPaid"),
-            "balance_due": money.get("balanceDue"),
-            "currency": money.get("currency"),
-            "source_created_at": raw.get("createdAt"),
+            "confirmation_code": w.confirmationCode,
+            "channel": w.source,
+            "check_in": w.checkIn,
+            "check_out": w.checkOut,
+            "check_in_date": w.checkInDateLocalized,
+            "check_out_date": w.checkOutDateLocalized,
+            "nights": w.nightsCount,
+            "guests": w.guestsCount,
+            "guest_name": guest.fullName,
+            "guest_email": guest.email,
+            "total_paid": money.totalPaid,
+            "balance_due": money.balanceDue,
+            "currency": money.currency,
+            "source_created_at": w.createdAt,
         }
     )

@@ -6,12 +6,13 @@ from collections.abc import AsyncGenerator
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
 import orjson
 
 from syncd import errors
 from syncd.config import ResourceSettings
 from syncd.connectors.base import Normalizer, Page, PartnerInfo
-from syncd.connectors.guesty import INFO, adapter
+from syncd.connectors.guesty import INFO, adapter, wire
 from syncd.connectors.pagination import MAX_CONSECUTIVE_RESCANS, UpdatedSinceCursor, format_ts, parse_ts
 from syncd.http.client import PartnerClient
 
@@ -22,21 +23,32 @@ _NORMALIZERS: dict[str, Normalizer] = {
 }
 
 
-def _id_of(raw: Any) -> str | None:
-    value = raw.get("_id") if isinstance(raw, dict) else None
+def _head(raw: bytes) -> wire.Head:
+    try:
+        return wire.HEAD.decode(raw)
+    except msgspec.MsgspecError:
+        return wire.Head()
+
+
+def _id_of(raw: bytes) -> str | None:
+    value = _head(raw).id
     return value if isinstance(value, str) and value else None
 
 
-def _ts_of(raw: Any) -> Any:
-    return parse_ts(raw.get("lastUpdatedAt")) if isinstance(raw, dict) else None
+def _ts_of(raw: bytes) -> Any:
+    return parse_ts(_head(raw).lastUpdatedAt)
 
 
-def _results(body: Any, endpoint: str) -> list[Any]:
-    """The documented envelope ``{results, count, limit, skip}``; anything else is a fault."""
-    results = body.get("results") if isinstance(body, dict) else None
-    if not isinstance(results, list):
-        raise errors.PartnerUnavailable(f"{endpoint}: response has no 'results' list")
-    return results
+def _records(page: wire.Page) -> list[bytes]:
+    # bytes() copies each slice (~1 KB) so a batch does not pin whole page buffers.
+    return [bytes(r) for r in page.results]
+
+
+def _single(body: bytes) -> bytes:
+    """A single-record response, validated as a JSON object and kept as raw bytes."""
+    if not isinstance(orjson.loads(body), dict):
+        raise ValueError("expected a JSON object")
+    return body
 
 
 class GuestyConnector:
@@ -50,7 +62,7 @@ class GuestyConnector:
     def normalizer(self, resource: str) -> Normalizer:
         return _NORMALIZERS[resource]
 
-    def external_id(self, resource: str, raw: dict[str, Any]) -> str | None:
+    def external_id(self, resource: str, raw: bytes) -> str | None:
         return _id_of(raw)
 
     async def stream(
@@ -67,7 +79,7 @@ class GuestyConnector:
                 "sort": "lastUpdatedAt",
                 "filters": orjson.dumps(filters).decode(),
             }
-            results = _results(await self._client.get_json(endpoint, params=params), endpoint)
+            results = _records(await self._client.get(endpoint, params=params, decode=wire.PAGE.decode))
             records = cursor.verify(results, _id_of)
             if records is None:
                 rescans += 1
@@ -97,17 +109,15 @@ class GuestyConnector:
                 "fields": "_id",
                 "sort": "_id",
             }
-            results = _results(await self._client.get_json("/listings", params=params), "/listings")
-            ids = [i for i in map(_id_of, results) if i is not None]
+            page = await self._client.get("/listings", params=params, decode=wire.PAGE.decode)
+            ids = [i for i in map(_id_of, _records(page)) if i is not None]
             yield ids
-            if len(results) < self._page_size:
+            if len(page.results) < self._page_size:
                 return
-            skip += len(results)
+            skip += len(page.results)
 
-    async def fetch_one(self, resource: str, external_id: str) -> dict[str, Any] | None:
+    async def fetch_one(self, resource: str, external_id: str) -> bytes | None:
         if resource != "properties":
             raise errors.PartnerRejected(f"fetch_one is not supported for {resource}")
-        body = await self._client.get_json_or_none(
-            "/listings/{id}", f"/listings/{quote(external_id, safe='')}"
-        )
-        return body if isinstance(body, dict) else None
+        path = f"/listings/{quote(external_id, safe='')}"
+        return await self._client.get_or_none("/listings/{id}", path, decode=_single)

@@ -1,0 +1,95 @@
+"""Guesty payloads as they arrive on the wire (partners.md section 1), decoded with msgspec.
+
+A page is split into one ``msgspec.Raw`` slice per record without building dicts; each
+slice is both the record's ``raw`` column (the partner's exact bytes, no re-serialisation)
+and the input of a typed decode that materialises only the fields the adapter maps.
+Unknown fields are skipped, absent ones default: Guesty omits much of a listing.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+
+class Page(msgspec.Struct):
+    """``{results, count, limit, skip}`` of the listing endpoints."""
+
+    results: list[msgspec.Raw]
+    count: int | None = None
+
+
+class Head(msgspec.Struct):
+    """Just enough of any record to paginate: its id and update timestamp (unchecked)."""
+
+    id: Any = msgspec.field(default=None, name="_id")
+    lastUpdatedAt: Any = None  # camelCase: Guesty's field names, verbatim
+
+
+class Address(msgspec.Struct):
+    street: str | None = None
+    city: str | None = None
+    state: str | None = None
+    zipcode: str | None = None
+    country: str | None = None
+    lat: float | None = None
+    lng: float | None = None
+
+
+class Prices(msgspec.Struct):
+    basePrice: Decimal | None = None
+    currency: str | None = None
+
+
+class Listing(msgspec.Struct):
+    id: str = msgspec.field(name="_id")
+    lastUpdatedAt: datetime
+    title: str | None = None
+    nickname: str | None = None
+    type: str | None = None
+    accommodates: int | None = None
+    bedrooms: float | None = None
+    bathrooms: float | None = None
+    timezone: str | None = None
+    address: Address | None = None
+    prices: Prices | None = None
+    active: bool = True
+    listed: bool = True
+
+
+class Guest(msgspec.Struct):
+    fullName: str | None = None
+    email: str | None = None
+
+
+class Money(msgspec.Struct):
+    totalPaid: Decimal | None = None
+    balanceDue: Decimal | None = None
+    currency: str | None = None
+
+
+class Reservation(msgspec.Struct):
+    id: str = msgspec.field(name="_id")
+    lastUpdatedAt: datetime
+    listingId: str
+    status: str | None = None
+    confirmationCode: str | None = None
+    source: str | None = None
+    checkIn: datetime | None = None
+    checkOut: datetime | None = None
+    checkInDateLocalized: date | None = None
+    checkOutDateLocalized: date | None = None
+    nightsCount: int | None = None
+    guestsCount: int | None = None
+    guest: Guest | None = None
+    money: Money | None = None
+    createdAt: datetime | None = None
+
+
+PAGE = msgspec.json.Decoder(Page)
+HEAD = msgspec.json.Decoder(Head)
+LISTING = msgspec.json.Decoder(Listing)
+RESERVATION = msgspec.json.Decoder(Reservation)
