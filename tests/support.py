@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import asyncpg
 import orjson
 
@@ -138,3 +139,9 @@ async def assert_matches_truth(database_url: str, integration_id: str, account: 
         )
         stale = [k for k, payload in expected.items() if live[k] != payload]
         assert not stale, f"{table}: {len(stale)} stale records, e.g. {stale[:3]}"
+
+
+async def poll_until(predicate: Callable[[], Awaitable[bool]], interval_s: float = 0.05) -> None:
+    """Wait for a condition observed from outside the daemon (callers bound it with fail_after)."""
+    while not await predicate():  # noqa: ASYNC110 - polling another process's effects is the point
+        await anyio.sleep(interval_s)

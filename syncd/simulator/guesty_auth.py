@@ -99,6 +99,10 @@ class TokenIssuer:
             return None
         return token.client_id
 
+    def active_tokens(self) -> list[str]:
+        """Every token handed out and not yet forgotten (tests check none leaks into logs)."""
+        return list(self._tokens)
+
     def revoke(self, client_id: str) -> int:
         """Invalidate every token of a client (the partner rotating keys); returns how many."""
         doomed = [k for k, t in self._tokens.items() if t.client_id == client_id]

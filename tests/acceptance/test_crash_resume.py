@@ -14,23 +14,11 @@ import pytest
 from syncd.connectors.pagination import parse_ts
 from syncd.simulator import limits
 from syncd.simulator.server import Simulator, SimulatorServer
-from tests.support import assert_matches_truth, db_rows, guesty_config, toml_of
+from tests.support import assert_matches_truth, db_rows, guesty_config, poll_until, toml_of
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 ACCOUNT = ("acme", "guesty-acct-1", "sim-secret-1")
 OVERLAP_S = 5.0
-
-
-async def wait_for_committed_pages(database_url: str, resource: str, pages: int) -> None:
-    while True:
-        rows = await db_rows(
-            database_url,
-            "SELECT run_pages FROM sync_state WHERE integration_id = 'acme' AND resource = $1",
-            resource,
-        )
-        if rows and rows[0][0] >= pages:
-            return
-        await anyio.sleep(0.02)
 
 
 async def test_kill_9_mid_sync_then_restart_resumes_from_checkpoint(
@@ -48,8 +36,16 @@ async def test_kill_9_mid_sync_then_restart_resumes_from_checkpoint(
         command = [sys.executable, "-m", "syncd", "run", "--once", "--config", str(config)]
 
         first = await anyio.open_process(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        async def committed_pages() -> bool:
+            rows = await db_rows(
+                database_url,
+                "SELECT run_pages FROM sync_state WHERE integration_id = 'acme' AND resource = 'properties'",
+            )
+            return bool(rows and rows[0][0] >= 12)
+
         with anyio.fail_after(60):
-            await wait_for_committed_pages(database_url, "properties", pages=12)
+            await poll_until(committed_pages)
         first.send_signal(signal.SIGKILL)
         assert await first.wait() == -signal.SIGKILL
         await anyio.sleep(0.5)  # requests the dead process had in flight are answered (and logged)
