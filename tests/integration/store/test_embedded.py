@@ -1,0 +1,65 @@
+"""The embedded default: no database URL -> a private PostgreSQL under the state directory,
+kept across restarts, stopped on exit (including SIGTERM)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def postgres_running_on(pgdata: Path) -> bool:
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if proc.info["name"] == "postgres" and str(pgdata) in " ".join(cmdline):
+            return True
+    return False
+
+
+def test_migrate_twice_on_the_embedded_default_keeps_data_and_stops_the_server(tmp_path: Path) -> None:
+    config = tmp_path / "syncd.toml"
+    config.write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\nlog_format = "json"\n')
+    pgdata = (tmp_path / "state" / "pgdata").resolve()
+    for _ in range(2):
+        proc = subprocess.run(
+            [sys.executable, "-m", "syncd", "migrate", "--config", str(config)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert (pgdata / "PG_VERSION").is_file()
+        assert '"embedded_postgres_started"' in proc.stderr and '"embedded_postgres_stopped"' in proc.stderr
+        assert not postgres_running_on(pgdata)
+
+
+def test_sigterm_stops_the_embedded_server(tmp_path: Path) -> None:
+    config = tmp_path / "syncd.toml"
+    config.write_text(f'[daemon]\nstate_dir = "{tmp_path / "state"}"\n[web]\nport = 0\n')
+    pgdata = (tmp_path / "state" / "pgdata").resolve()
+    log = tmp_path / "daemon.log"
+    with (
+        log.open("w") as err,
+        subprocess.Popen(
+            [sys.executable, "-m", "syncd", "run", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        ) as proc,
+    ):
+        try:
+            deadline = time.monotonic() + 60
+            while not postgres_running_on(pgdata):
+                assert time.monotonic() < deadline, "embedded PostgreSQL did not start"
+                time.sleep(0.1)
+            time.sleep(1.0)  # let the daemon finish starting
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == 0, log.read_text()[-2000:]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert not postgres_running_on(pgdata)
