@@ -247,8 +247,13 @@ class SyncSession:
             await self._conn.execute(Q["start_run"], self.integration_id, self.spec.resource)
 
     async def apply(self, batch: Batch) -> ApplyResult:
-        """Rows, their change events, dead letters and the checkpoint: one transaction."""
+        """Rows, their change events, dead letters and the checkpoint: one transaction.
+
+        The batch's rows are released as soon as they are copied to the server, so the
+        pipeline's next batch can grow while this one is being upserted (peak memory).
+        """
         spec = self.spec
+        copied = len(batch.rows)
         with _translate():
             async with self._conn.transaction():
                 inserted = updated = 0
@@ -256,6 +261,7 @@ class SyncSession:
                     await self._conn.copy_records_to_table(
                         spec.staging_table, records=batch.rows, columns=spec.columns
                     )
+                    batch.rows.clear()
                     counts = await self._conn.fetchrow(Q[spec.upsert_query], self.integration_id)
                     assert counts is not None  # the statement always returns one row
                     inserted, updated = counts["inserted"], counts["updated"]
@@ -287,7 +293,7 @@ class SyncSession:
                         batch.pages,
                         batch.fetched,
                     )
-        unchanged = len(batch.rows) - inserted - updated
+        unchanged = copied - inserted - updated
         return ApplyResult(inserted, updated, unchanged, len(batch.dead_letters))
 
     async def open_dead_letters(self, limit: int = 100_000) -> set[str]:
