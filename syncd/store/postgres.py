@@ -48,10 +48,14 @@ def _translate() -> Iterator[None]:
         raise errors.StoreError(f"{type(exc).__name__}: {exc}") from exc
 
 
+def _encode_json(value: Any) -> bytes:
+    # Raw partner records arrive as JSON bytes already: sent as they are, never parsed and
+    # re-serialised on the hot path.
+    return value if isinstance(value, bytes) else orjson.dumps(value)
+
+
 def _encode_jsonb(value: Any) -> bytes:
-    # Binary jsonb is a version byte then the text. Raw partner records arrive as orjson
-    # bytes already, so they are not parsed and re-serialised on the hot path.
-    return b"\x01" + (value if isinstance(value, bytes) else orjson.dumps(value))
+    return b"\x01" + _encode_json(value)  # binary jsonb: a version byte, then the text
 
 
 def _decode_jsonb(data: bytes) -> Any:
@@ -61,6 +65,9 @@ def _decode_jsonb(data: bytes) -> Any:
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec(
         "jsonb", schema="pg_catalog", encoder=_encode_jsonb, decoder=_decode_jsonb, format="binary"
+    )
+    await conn.set_type_codec(
+        "json", schema="pg_catalog", encoder=_encode_json, decoder=orjson.loads, format="binary"
     )
 
 

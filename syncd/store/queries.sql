@@ -8,14 +8,14 @@ CREATE TEMP TABLE IF NOT EXISTS incoming_properties (
     bedrooms real, bathrooms real, timezone text, street text, city text, state text,
     postal_code text, country text, latitude double precision, longitude double precision,
     active boolean, listed boolean, base_price numeric(14, 2), currency text,
-    source_updated_at timestamptz, raw jsonb
+    source_updated_at timestamptz, raw json
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS incoming_reservations (
     external_id text, property_external_id text, status text, partner_status text,
     confirmation_code text, channel text, check_in timestamptz, check_out timestamptz,
     check_in_date date, check_out_date date, nights integer, guests integer, guest_name text,
     guest_email text, total_paid numeric(14, 2), balance_due numeric(14, 2), currency text,
-    source_created_at timestamptz, source_updated_at timestamptz, raw jsonb
+    source_created_at timestamptz, source_updated_at timestamptz, raw json
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS seen_ids (external_id text PRIMARY KEY);
 
