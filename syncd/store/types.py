@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,6 +32,11 @@ class TableSpec:
     upsert_query: str
     soft_delete_query: str | None = None
     unseen_query: str | None = None
+    # The model's values in column order (raw excluded), in C: this runs once per record.
+    values: Callable[[dict[str, Any]], tuple[Any, ...]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "values", operator.itemgetter(*self.columns[:-1]))
 
 
 TABLES: dict[str, TableSpec] = {
@@ -94,5 +101,4 @@ class Schedule:
 
 def row_for(spec: TableSpec, record: Any, raw: bytes) -> tuple[Any, ...]:
     """Staging-table row of a canonical model, in ``spec.columns`` order (``raw`` last)."""
-    values = record.__dict__
-    return (*(values[c] for c in spec.columns[:-1]), raw)
+    return (*spec.values(record.__dict__), raw)
