@@ -25,14 +25,21 @@ CREATE TABLE IF NOT EXISTS integrations (
 
 -- One row per integration: the partner token survives restarts (Guesty allows 5 tokens
 -- per key per 24 h), and its row lock makes token requests single-flight across processes.
+-- Every secret column holds Fernet ciphertext (syncd.crypto); *_sha256 lets a process
+-- name "the token that was refused" without decrypting or storing it in clear.
 CREATE TABLE IF NOT EXISTS credentials (
-    integration_id    text PRIMARY KEY REFERENCES integrations (id) ON DELETE CASCADE,
-    access_token      text,
-    token_type        text,
-    token_expires_at  timestamptz,
-    refresh_token     text,
-    rotation_version  integer NOT NULL DEFAULT 0,
-    updated_at        timestamptz NOT NULL DEFAULT now()
+    integration_id          text PRIMARY KEY REFERENCES integrations (id) ON DELETE CASCADE,
+    access_token            text,
+    access_token_sha256     text,
+    token_type              text,
+    token_expires_at        timestamptz,
+    refresh_token           text,
+    rotation_version        integer NOT NULL DEFAULT 0,
+    client_secret           text,
+    previous_client_secret  text,
+    secret_version          integer NOT NULL DEFAULT 0,
+    secret_rotated_at       timestamptz,
+    updated_at              timestamptz NOT NULL DEFAULT now()
 );
 
 -- Audit of every token request we made (partners cap them; operators ask "why").

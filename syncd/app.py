@@ -24,6 +24,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from syncd import crypto
 from syncd.config import Settings
 from syncd.connectors import registry
 from syncd.connectors.base import Connector
@@ -32,6 +33,7 @@ from syncd.engine.runner import SyncRunner
 from syncd.http.client import build_http_client
 from syncd.observability.logging import get_logger
 from syncd.observability.metrics import Metrics
+from syncd.store.credentials import CredentialStore
 from syncd.store.embedded import EmbeddedPostgres
 from syncd.store.postgres import Store
 from syncd.web import server as web_server
@@ -78,6 +80,14 @@ async def open_store(settings: Settings, dsn: str) -> AsyncIterator[Store]:
         yield store
 
 
+def cipher_for(settings: Settings) -> crypto.Cipher:
+    keys = [k.get_secret_value() for k in settings.secrets.keys]
+    if not keys:
+        key_file = settings.secrets.key_file or settings.daemon.state_dir / crypto.KEY_FILE_NAME
+        keys = [crypto.load_or_create_key_file(key_file)]
+    return crypto.Cipher(keys)
+
+
 class Daemon:
     def __init__(self, settings: Settings, *, metrics: Metrics | None = None, once: bool = False) -> None:
         self.settings = settings
@@ -108,12 +118,13 @@ class Daemon:
             open_store(self.settings, dsn) as store,
             build_http_client(10.0, 30.0, max_connections=64) as http,
         ):
+            credentials = CredentialStore(store, cipher_for(self.settings))
             connectors: dict[str, Connector] = {
                 integ.id: registry.build_connector(
                     integ,
                     self.settings.partner(integ.partner),
                     http=http,
-                    tokens=store,
+                    tokens=credentials,
                     metrics=self.metrics,
                     log=log,
                 )

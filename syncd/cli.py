@@ -60,6 +60,24 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rotate_keys(args: argparse.Namespace) -> int:
+    """Re-encrypt every stored secret under the first configured key."""
+    from syncd.app import cipher_for, database, open_store
+    from syncd.store.credentials import CredentialStore
+
+    settings = load(args.config)
+    syncd_logging.configure(settings.daemon.log_level, settings.daemon.log_format)
+    log = syncd_logging.get_logger()
+
+    async def rotate() -> None:
+        async with database(settings, log) as dsn, open_store(settings, dsn) as store:
+            count = await CredentialStore(store, cipher_for(settings)).reencrypt_all()
+            log.info("secrets_reencrypted", rows=count)
+
+    _run_async(rotate)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from syncd import demo
 
@@ -90,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("migrate", help="apply schema.sql to the database")
     p.add_argument("--config", "-c", type=Path)
     p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("rotate-keys", help="re-encrypt stored tokens and secrets under the first key")
+    p.add_argument("--config", "-c", type=Path, required=True)
+    p.set_defaults(func=cmd_rotate_keys)
 
     p = sub.add_parser("demo", help="embedded PostgreSQL + partner simulator + daemon, with live progress")
     p.add_argument("--listings", type=int, default=2000, help="listings per simulated account")

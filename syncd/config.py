@@ -36,6 +36,7 @@ DEFAULT_SAFETY_FACTOR = 0.8
 DEFAULT_OVERLAP_S = 30.0
 DEFAULT_INTERVAL_S = 900.0
 DATABASE_URL_ENV = "SYNCD_DATABASE_URL"
+SECRET_KEYS_ENV = "SYNCD_SECRET_KEYS"
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SLUG = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
@@ -84,6 +85,35 @@ class DatabaseSettings(_Frozen):
     def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value().startswith(("postgres://", "postgresql://")):
             raise ValueError("must be a postgresql:// URL")
+        return value
+
+
+class SecretsSettings(_Frozen):
+    """Keys that encrypt tokens and secrets at rest (Fernet). The first key encrypts, all
+    decrypt: prepend a new key, run ``syncd rotate-keys``, then drop the old one."""
+
+    keys: tuple[SecretStr, ...] = ()
+    # Without keys: a key file created once under state_dir (embedded default, demo).
+    key_file: Path | None = None
+
+    @field_validator("keys", mode="before")
+    @classmethod
+    def _drop_empty(cls, value: Any) -> Any:
+        # "${SYNCD_SECRET_KEY:-}" resolves to "" when unset: that means "no key", not a bad one.
+        return [k for k in value if k != ""] if isinstance(value, list | tuple) else value
+
+    @field_validator("keys")
+    @classmethod
+    def _fernet_keys(cls, value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        import base64
+        import binascii
+
+        for key in value:
+            try:
+                if len(base64.urlsafe_b64decode(key.get_secret_value())) != 32:
+                    raise ValueError
+            except (ValueError, binascii.Error):
+                raise ValueError("each key must be a Fernet key (32 url-safe base64 bytes)") from None
         return value
 
 
@@ -138,6 +168,7 @@ class Settings(_Frozen):
     daemon: DaemonSettings = DaemonSettings()
     database: DatabaseSettings = DatabaseSettings()
     web: WebSettings = WebSettings()
+    secrets: SecretsSettings = SecretsSettings()
     partners: dict[str, PartnerSettings] = Field(default_factory=dict)
     integrations: tuple[IntegrationSettings, ...] = ()
 
@@ -175,6 +206,9 @@ def parse_settings(
     database = resolved.setdefault("database", {})
     if isinstance(database, dict) and not database.get("url") and environ.get(DATABASE_URL_ENV):
         database["url"] = environ[DATABASE_URL_ENV]
+    secrets = resolved.setdefault("secrets", {})
+    if isinstance(secrets, dict) and not secrets.get("keys") and environ.get(SECRET_KEYS_ENV):
+        secrets["keys"] = [k.strip() for k in environ[SECRET_KEYS_ENV].split(",") if k.strip()]
     settings: Settings | None = None
     try:
         settings = Settings.model_validate(resolved)

@@ -32,6 +32,8 @@ class PartnerInfo:
     page_size: int
     resources: frozenset[str]
     credential_keys: frozenset[str]
+    # Token requests the partner allows per 24 h (Guesty: 5); we refuse locally beyond it.
+    max_token_requests_per_day: int | None = None
 
     @property
     def schema(self) -> PartnerSchema:

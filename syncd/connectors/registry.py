@@ -65,6 +65,7 @@ def build_connector(
             fetch=fetch_token,
             store=tokens,
             refresh_buffer_s=partner.token_refresh_buffer_s,
+            max_requests_per_day=info.max_token_requests_per_day,
         )
         return GuestyConnector(client, page_size, log=log)
     raise KeyError(integration.partner)  # pragma: no cover - PARTNERS and this switch agree

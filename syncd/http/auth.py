@@ -1,14 +1,17 @@
-"""Partner authentication: API-key headers and OAuth2 client credentials.
+"""Partner authentication: API-key headers, OAuth2 client credentials, refresh-token grants.
 
-Client-credentials tokens are persisted in PostgreSQL and reused across restarts (Guesty
-issues at most five per key per 24 h). Requests for a new token are single-flight: an
-anyio lock inside the process and the credentials row lock across processes, so any
-number of coroutines and shards meeting an expired token cause exactly one request.
+Tokens are persisted (encrypted) in PostgreSQL and reused across restarts: Guesty issues
+at most five per key per 24 h, so a daemon that re-authenticates on every start locks
+itself out. Token requests are single-flight: an anyio lock inside the process and the
+credentials row lock across processes, so any number of coroutines and shards meeting an
+expired token cause exactly one request. A rotated refresh token is committed in the
+same transaction as the access token it came with, before that access token is used.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -18,6 +21,8 @@ from syncd import errors
 from syncd.observability.logging import register_secret
 from syncd.store.types import StoredToken
 
+DAY_S = 86_400.0
+
 
 class Auth(Protocol):
     async def headers(self) -> dict[str, str]: ...
@@ -26,14 +31,30 @@ class Auth(Protocol):
         """The partner refused the credentials in ``headers``; do not use them again."""
 
 
+class TokenTransaction(Protocol):
+    current: StoredToken
+
+    async def recent_requests(self, window_s: float) -> tuple[int, timedelta | None]: ...
+
+    async def record_request(self, outcome: str) -> None: ...
+
+    async def save(
+        self, access_token: str, token_type: str, expires_at: datetime | None, refresh_token: str | None
+    ) -> None: ...
+
+    async def save_client_secret(self, client_secret: str) -> None: ...
+
+
 class TokenStore(Protocol):
     async def load_token(self, integration_id: str) -> StoredToken | None: ...
 
-    def token_lock(self, integration_id: str) -> Any: ...
+    def token_lock(self, integration_id: str) -> AbstractAsyncContextManager[TokenTransaction]: ...
 
     async def clear_token(self, integration_id: str, access_token: str) -> None: ...
 
     async def record_token_request(self, integration_id: str, outcome: str) -> None: ...
+
+    async def restore_client_secret(self, integration_id: str, secret_version: int) -> bool: ...
 
 
 # (form data) -> parsed JSON body of a successful token response; raises PartnerError.
@@ -62,34 +83,34 @@ class HeaderAuth:
         raise errors.AuthFailed("the partner refused the API key")
 
 
-class ClientCredentials:
-    """OAuth2 client_credentials with a token stored in PostgreSQL."""
+def expiry(body: dict[str, Any]) -> datetime | None:
+    """Absolute expiry from ``expires_in`` (seconds) or ``expires_at`` (unix time)."""
+    if isinstance(body.get("expires_in"), int | float):
+        return datetime.now(UTC) + timedelta(seconds=float(body["expires_in"]))
+    if isinstance(body.get("expires_at"), int | float):
+        return datetime.fromtimestamp(float(body["expires_at"]), UTC)
+    return None
+
+
+class _StoredTokenAuth:
+    """What every stored-token grant shares: cache, freshness, single-flight, invalidation."""
 
     def __init__(
         self,
         *,
         integration_id: str,
-        client_id: str,
-        client_secret: str,
-        scope: str | None,
         fetch: TokenFetch,
         store: TokenStore,
-        refresh_buffer_s: float = 300.0,
-        warmup_s: float = 0.0,
+        refresh_buffer_s: float,
+        warmup_s: float,
+        max_requests_per_day: int | None,
     ) -> None:
-        register_secret(client_secret)
         self._integration_id = integration_id
-        self._form = {
-            "grant_type": "client_credentials",
-            "client_id": client_id,
-            "client_secret": client_secret,
-        }
-        if scope:
-            self._form["scope"] = scope
         self._fetch = fetch
         self._store = store
         self._buffer = timedelta(seconds=refresh_buffer_s)
         self._warmup_s = warmup_s
+        self._max_per_day = max_requests_per_day
         self._lock = anyio.Lock()
         self._token: str | None = None
         self._expires_at: datetime | None = None
@@ -122,34 +143,161 @@ class ClientCredentials:
             self._adopt(stored.access_token, stored.expires_at)
             return
         async with self._store.token_lock(self._integration_id) as txn:
-            current: StoredToken = txn.current
+            current = txn.current
             if self._usable(current.access_token, current.expires_at):
                 # Another process refreshed while we waited for the row lock.
                 self._adopt(current.access_token, current.expires_at)
                 return
+            await self._check_cap(txn)
             try:
-                body = await self._fetch(self._form)
+                body = await self._fetch(self._form(current))
             except errors.PartnerError as exc:
                 await self._store.record_token_request(self._integration_id, type(exc).__name__)
                 raise
             token = body.get("access_token")
             if not isinstance(token, str) or not token:
                 raise errors.AuthFailed("token response carries no access_token")
-            expires_in = body.get("expires_in")
-            expires_at = (
-                datetime.now(UTC) + timedelta(seconds=float(expires_in))
-                if isinstance(expires_in, int | float)
-                else None
-            )
+            expires_at = expiry(body)
+            refresh = body.get("refresh_token")
             await txn.record_request("ok")
-            await txn.save(
-                token, str(body.get("token_type") or "Bearer"), expires_at, body.get("refresh_token")
-            )
+            await txn.save(token, str(body.get("token_type") or "Bearer"), expires_at, refresh)
+        # Committed (rotated refresh token included) before the new access token is used.
         if self._warmup_s:
-            # Hostaway: "a new token is valid only 1 s after issue".
-            await anyio.sleep(self._warmup_s)
+            await anyio.sleep(self._warmup_s)  # Hostaway: valid only 1 s after issue
         self._adopt(token, expires_at)
+
+    async def _check_cap(self, txn: TokenTransaction) -> None:
+        """Never spend the partner's token allowance: refuse locally, before asking."""
+        if self._max_per_day is None:
+            return
+        count, frees_in = await txn.recent_requests(DAY_S)
+        if count >= self._max_per_day:
+            wait = frees_in.total_seconds() if frees_in else DAY_S
+            raise errors.RateLimited(
+                f"token request cap reached ({count} in 24 h); the next is allowed in {wait:.0f} s",
+                status=None,
+                retry_after=wait,
+            )
+
+    def _form(self, current: StoredToken) -> dict[str, str]:
+        raise NotImplementedError
 
     def _adopt(self, token: str | None, expires_at: datetime | None) -> None:
         register_secret(token)
         self._token, self._expires_at = token, expires_at
+
+
+class ClientCredentials(_StoredTokenAuth):
+    """OAuth2 client_credentials (Guesty, Hostaway). A secret rotated through
+    ``rotate_secret`` lives (encrypted) in PostgreSQL and overrides the configured one."""
+
+    def __init__(
+        self,
+        *,
+        integration_id: str,
+        client_id: str,
+        client_secret: str,
+        scope: str | None,
+        fetch: TokenFetch,
+        store: TokenStore,
+        refresh_buffer_s: float = 300.0,
+        warmup_s: float = 0.0,
+        max_requests_per_day: int | None = None,
+    ) -> None:
+        super().__init__(
+            integration_id=integration_id,
+            fetch=fetch,
+            store=store,
+            refresh_buffer_s=refresh_buffer_s,
+            warmup_s=warmup_s,
+            max_requests_per_day=max_requests_per_day,
+        )
+        register_secret(client_secret)
+        self._client_id = client_id
+        self._configured_secret = client_secret
+        self._scope = scope
+
+    def _form(self, current: StoredToken, secret: str | None = None) -> dict[str, str]:
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": self._client_id,
+            "client_secret": secret or current.client_secret or self._configured_secret,
+        }
+        if self._scope:
+            form["scope"] = self._scope
+        return form
+
+    async def rotate_secret(self, new_secret: str, verify: Callable[[], Awaitable[object]]) -> None:
+        """Try the new secret, commit it (with the token it earned) atomically, verify it
+        with a real call, and roll back to the previous secret if that call fails."""
+        register_secret(new_secret)
+        async with self._lock:
+            async with self._store.token_lock(self._integration_id) as txn:
+                await self._check_cap(txn)
+                try:
+                    body = await self._fetch(self._form(txn.current, new_secret))
+                except errors.PartnerError:
+                    await self._store.record_token_request(self._integration_id, "rotation_refused")
+                    raise
+                token = body.get("access_token")
+                if not isinstance(token, str) or not token:
+                    raise errors.AuthFailed("token response carries no access_token")
+                expires_at = expiry(body)
+                await txn.save_client_secret(new_secret)
+                await txn.record_request("ok")
+                await txn.save(token, str(body.get("token_type") or "Bearer"), expires_at, None)
+                version = txn.current.secret_version + 1
+            self._adopt(token, expires_at)
+        try:
+            await verify()
+        except errors.PartnerError:
+            await self._store.restore_client_secret(self._integration_id, version)
+            self._token = None
+            raise
+
+
+class RefreshTokenGrant(_StoredTokenAuth):
+    """OAuth2 refresh_token grant (Cloudbeds, Airbnb). Refresh tokens may be single-use and
+    rotate on every refresh: the newest one is always the stored one, committed before use;
+    reusing an old one can revoke the whole family, so a refusal means re-authorization."""
+
+    def __init__(
+        self,
+        *,
+        integration_id: str,
+        client_id: str,
+        client_secret: str,
+        initial_refresh_token: str,
+        fetch: TokenFetch,
+        store: TokenStore,
+        refresh_buffer_s: float = 300.0,
+        max_requests_per_day: int | None = None,
+    ) -> None:
+        super().__init__(
+            integration_id=integration_id,
+            fetch=fetch,
+            store=store,
+            refresh_buffer_s=refresh_buffer_s,
+            warmup_s=0.0,
+            max_requests_per_day=max_requests_per_day,
+        )
+        register_secret(client_secret)
+        register_secret(initial_refresh_token)
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._initial_refresh = initial_refresh_token
+
+    def _form(self, current: StoredToken) -> dict[str, str]:
+        return {
+            "grant_type": "refresh_token",
+            "refresh_token": current.refresh_token or self._initial_refresh,
+            "client_id": self._client_id,
+            "client_secret": current.client_secret or self._client_secret,
+        }
+
+    async def _obtain(self) -> None:
+        try:
+            await super()._obtain()
+        except errors.PartnerRejected as exc:
+            # invalid_grant: the refresh token is revoked or was already used.
+            raise errors.AuthFailed(f"refresh token refused; re-authorization needed ({exc})") from exc

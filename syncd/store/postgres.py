@@ -1,4 +1,4 @@
-"""The PostgreSQL store: pool, migration, sync sessions, batch upserts, tokens.
+"""The PostgreSQL store: pool, migration, sync sessions, batch upserts.
 
 Only this module talks to asyncpg; its errors are translated at this boundary into the
 ``StoreError`` branch of ``syncd.errors``.
@@ -18,7 +18,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from syncd import errors
 from syncd.store.queries import QUERIES, schema_sql
-from syncd.store.types import TABLES, ApplyResult, Batch, Schedule, StoredToken, TableSpec
+from syncd.store.types import TABLES, ApplyResult, Batch, Schedule, TableSpec
 
 Q = QUERIES
 if TYPE_CHECKING:  # asyncpg's classes are generic only in its stubs
@@ -29,7 +29,7 @@ _MIGRATION_LOCK = 0x5F5D_0001  # advisory lock key: one migrator at a time acros
 
 
 @contextlib.contextmanager
-def _translate() -> Iterator[None]:
+def translate() -> Iterator[None]:
     """Map asyncpg/OS errors to the store branch of the error tree."""
     try:
         yield
@@ -88,7 +88,7 @@ class Store:
     async def open(
         cls, dsn: str, *, min_size: int = 2, max_size: int = 10, command_timeout: float = 60.0
     ) -> AsyncIterator[Store]:
-        with _translate():
+        with translate():
             pool = await asyncpg.create_pool(
                 dsn,
                 min_size=min(min_size, max_size),
@@ -104,7 +104,7 @@ class Store:
 
     async def migrate(self) -> None:
         """Apply schema.sql idempotently, one process at a time."""
-        with _translate():
+        with translate():
             async with self._pool.acquire() as conn:
                 await conn.execute(Q["lock"], _MIGRATION_LOCK)
                 try:
@@ -114,19 +114,19 @@ class Store:
                 await conn.execute(Q["create_incoming_tables"])
 
     async def ping(self) -> None:
-        with _translate():
+        with translate():
             await self._pool.fetchval(Q["ping"], timeout=5)
 
     async def now(self) -> datetime:
         """The database clock: schedules and leases never trust a process's wall clock."""
-        with _translate():
+        with translate():
             value: datetime = await self._pool.fetchval(Q["db_now"])
             return value
 
     async def register_integration(
         self, integration_id: str, partner: str, enabled: bool, resources: dict[str, tuple[float, bool]]
     ) -> None:
-        with _translate():
+        with translate():
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute(Q["upsert_integration"], integration_id, partner, enabled)
                 await conn.execute(Q["ensure_credentials_row"], integration_id)
@@ -136,23 +136,23 @@ class Store:
                     )
 
     async def list_schedules(self, integration_ids: Sequence[str]) -> list[Schedule]:
-        with _translate():
+        with translate():
             rows = await self._pool.fetch(Q["list_schedules"], list(integration_ids))
         return [Schedule(*row) for row in rows]
 
     async def finish_schedule(
         self, integration_id: str, resource: str, outcome: str, next_in_s: float
     ) -> None:
-        with _translate():
+        with translate():
             await self._pool.execute(Q["finish_schedule"], integration_id, resource, outcome, next_in_s)
 
     async def progress(self, integration_ids: Sequence[str]) -> list[dict[str, Any]]:
-        with _translate():
+        with translate():
             rows = await self._pool.fetch(Q["progress"], list(integration_ids))
         return [dict(r) for r in rows]
 
     async def set_integration_status(self, integration_id: str, status: str, reason: str | None) -> None:
-        with _translate():
+        with translate():
             await self._pool.execute(Q["set_integration_status"], integration_id, status, reason)
 
     @contextlib.asynccontextmanager
@@ -163,7 +163,7 @@ class Store:
         connection, so a SIGKILLed owner releases it as soon as PostgreSQL notices.
         """
         key = lock_key(integration_id, resource)
-        with _translate():
+        with translate():
             async with self._pool.acquire() as conn:
                 if not await conn.fetchval(Q["try_lock"], key):
                     yield None
@@ -177,52 +177,12 @@ class Store:
                         with contextlib.suppress(asyncpg.PostgresError, OSError):
                             await conn.execute(Q["unlock"], key)
 
-    # --- tokens ---------------------------------------------------------------------------
-
-    async def load_token(self, integration_id: str) -> StoredToken | None:
-        with _translate():
-            row = await self._pool.fetchrow(Q["load_token"], integration_id)
-        return StoredToken(*row) if row else None
-
     @contextlib.asynccontextmanager
-    async def token_lock(self, integration_id: str) -> AsyncIterator[TokenTransaction]:
-        """Hold the credentials row lock: exactly one process asks the partner for a token."""
-        with _translate():
-            async with self._pool.acquire() as conn, conn.transaction():
-                await conn.execute(Q["ensure_credentials_row"], integration_id)
-                row = await conn.fetchrow(Q["lock_credentials"], integration_id)
-                assert row is not None  # ensured just above, in this transaction
-                yield TokenTransaction(conn, integration_id, StoredToken(*row))
-
-    async def record_token_request(self, integration_id: str, outcome: str) -> None:
-        with _translate():
-            await self._pool.execute(Q["record_token_request"], integration_id, outcome)
-
-    async def clear_token(self, integration_id: str, access_token: str) -> None:
-        with _translate():
-            await self._pool.execute(Q["clear_token"], integration_id, access_token)
-
-
-class TokenTransaction:
-    """Inside the credentials row lock: read what another process may have stored, or save."""
-
-    def __init__(self, conn: Connection, integration_id: str, current: StoredToken) -> None:
-        self._conn = conn
-        self._integration_id = integration_id
-        self.current = current
-
-    async def record_request(self, outcome: str) -> None:
-        # Own statement in the same transaction: the audit row commits with the token.
-        with _translate():
-            await self._conn.execute(Q["record_token_request"], self._integration_id, outcome)
-
-    async def save(
-        self, access_token: str, token_type: str, expires_at: datetime | None, refresh_token: str | None
-    ) -> None:
-        with _translate():
-            await self._conn.execute(
-                Q["save_token"], self._integration_id, access_token, token_type, expires_at, refresh_token
-            )
+    async def connection(self) -> AsyncIterator[Connection]:
+        """A pooled connection, for sibling store modules (credentials)."""
+        with translate():
+            async with self._pool.acquire() as conn:
+                yield conn
 
 
 class SyncSession:
@@ -238,19 +198,19 @@ class SyncSession:
         self.spec = spec
 
     async def checkpoint(self) -> dict[str, Any] | None:
-        with _translate():
+        with translate():
             value: dict[str, Any] | None = await self._conn.fetchval(
                 Q["get_checkpoint"], self.integration_id, self.spec.resource
             )
         return value
 
     async def last_sweep_at(self) -> datetime | None:
-        with _translate():
+        with translate():
             row = await self._conn.fetchrow(Q["get_sync_state"], self.integration_id, self.spec.resource)
         return row["last_sweep_at"] if row else None
 
     async def start_run(self) -> None:
-        with _translate():
+        with translate():
             await self._conn.execute(Q["start_run"], self.integration_id, self.spec.resource)
 
     async def apply(self, batch: Batch) -> ApplyResult:
@@ -261,7 +221,7 @@ class SyncSession:
         """
         spec = self.spec
         copied = len(batch.rows)
-        with _translate():
+        with translate():
             async with self._conn.transaction():
                 inserted = updated = 0
                 if batch.rows:
@@ -305,7 +265,7 @@ class SyncSession:
 
     async def open_dead_letters(self, limit: int = 100_000) -> set[str]:
         """Ids with an unresolved dead letter: a clean copy arriving later resolves them."""
-        with _translate():
+        with translate():
             rows = await self._conn.fetch(
                 Q["open_dead_letters"], self.integration_id, self.spec.resource, limit
             )
@@ -314,7 +274,7 @@ class SyncSession:
     async def soft_delete(self, external_ids: list[str]) -> int:
         if self.spec.soft_delete_query is None or not external_ids:
             return 0
-        with _translate():
+        with translate():
             async with self._conn.transaction():
                 count: int = await self._conn.fetchval(
                     Q[self.spec.soft_delete_query], self.integration_id, external_ids
@@ -324,35 +284,35 @@ class SyncSession:
     # --- deletion sweep: the IDs the partner still lists, staged on this connection --------
 
     async def sweep_begin(self) -> datetime:
-        with _translate():
+        with translate():
             await self._conn.execute(Q["clear_seen_ids"])
             started: datetime = await self._conn.fetchval(Q["db_now"])
         return started
 
     async def sweep_mark(self, external_ids: list[str]) -> None:
-        with _translate():
+        with translate():
             await self._conn.execute(Q["mark_seen"], external_ids)
 
     async def sweep_candidates(self, started: datetime, limit: int) -> list[str]:
         if self.spec.unseen_query is None:
             return []
-        with _translate():
+        with translate():
             rows = await self._conn.fetch(Q[self.spec.unseen_query], self.integration_id, started, limit)
         return [r[0] for r in rows]
 
     async def live_count(self) -> int:
-        with _translate():
+        with translate():
             count: int = await self._conn.fetchval(Q["count_live_properties"], self.integration_id)
         return count
 
     async def finish_ok(self, swept: bool) -> float:
         """Mark the run successful; returns the success timestamp (epoch seconds)."""
-        with _translate():
+        with translate():
             ts: float = await self._conn.fetchval(
                 Q["finish_run_ok"], self.integration_id, self.spec.resource, swept
             )
         return ts
 
     async def finish_failed(self, error: str) -> None:
-        with _translate():
+        with translate():
             await self._conn.execute(Q["finish_run_failed"], self.integration_id, self.spec.resource, error)

@@ -250,11 +250,14 @@ SELECT checkpoint, last_success_at, last_sweep_at, last_error
 FROM sync_state WHERE integration_id = $1 AND resource = $2;
 
 -- name: upsert_integration
+-- A (re)start with this configuration also clears auth_failed: the operator restarts
+-- after fixing credentials, and the token request cap keeps a bad secret from hammering.
 INSERT INTO integrations (id, partner, enabled) VALUES ($1, $2, $3)
 ON CONFLICT (id) DO UPDATE SET partner = EXCLUDED.partner, enabled = EXCLUDED.enabled,
-    updated_at = now()
+    status = 'active', status_reason = NULL, updated_at = now()
 WHERE integrations.partner IS DISTINCT FROM EXCLUDED.partner
-   OR integrations.enabled IS DISTINCT FROM EXCLUDED.enabled;
+   OR integrations.enabled IS DISTINCT FROM EXCLUDED.enabled
+   OR integrations.status <> 'active';
 
 -- name: upsert_schedule
 -- Config changes the interval; the cadence (next_due_at) survives restarts.
@@ -293,32 +296,61 @@ SELECT pg_advisory_unlock($1);
 
 -- name: lock_credentials
 -- Single-flight token requests across processes: whoever holds this row lock asks.
-SELECT access_token, token_type, token_expires_at, refresh_token, rotation_version
+SELECT access_token, token_type, token_expires_at, refresh_token, rotation_version,
+       client_secret, previous_client_secret, secret_version
 FROM credentials WHERE integration_id = $1 FOR UPDATE;
 
 -- name: ensure_credentials_row
 INSERT INTO credentials (integration_id) VALUES ($1) ON CONFLICT DO NOTHING;
 
 -- name: load_token
-SELECT access_token, token_type, token_expires_at, refresh_token, rotation_version
+SELECT access_token, token_type, token_expires_at, refresh_token, rotation_version,
+       client_secret, previous_client_secret, secret_version
 FROM credentials WHERE integration_id = $1;
 
 -- name: save_token
-UPDATE credentials SET access_token = $2, token_type = $3, token_expires_at = $4,
-    refresh_token = COALESCE($5, refresh_token), rotation_version = rotation_version + 1,
-    updated_at = now()
+-- A rotated refresh token ($5) is saved in the same statement as the access token it came
+-- with, and committed before that access token is used.
+UPDATE credentials SET access_token = $2, access_token_sha256 = $6, token_type = $3,
+    token_expires_at = $4, refresh_token = COALESCE($5, refresh_token),
+    rotation_version = rotation_version + 1, updated_at = now()
 WHERE integration_id = $1;
 
 -- name: clear_token
-UPDATE credentials SET access_token = NULL, token_expires_at = NULL, updated_at = now()
-WHERE integration_id = $1 AND access_token = $2;
+UPDATE credentials SET access_token = NULL, access_token_sha256 = NULL, token_expires_at = NULL,
+    updated_at = now()
+WHERE integration_id = $1 AND access_token_sha256 = $2;
+
+-- name: save_client_secret
+-- Rotation: the new secret becomes current and the old one is kept for a roll-back.
+UPDATE credentials SET previous_client_secret = client_secret, client_secret = $2,
+    secret_version = secret_version + 1, secret_rotated_at = now(), updated_at = now()
+WHERE integration_id = $1;
+
+-- name: restore_client_secret
+UPDATE credentials SET client_secret = previous_client_secret, previous_client_secret = NULL,
+    secret_version = secret_version + 1, secret_rotated_at = now(),
+    access_token = NULL, access_token_sha256 = NULL, token_expires_at = NULL, updated_at = now()
+WHERE integration_id = $1 AND secret_version = $2;
+
+-- name: list_credential_secrets
+SELECT integration_id, access_token, refresh_token, client_secret, previous_client_secret
+FROM credentials FOR UPDATE;
+
+-- name: rewrite_credential_secrets
+UPDATE credentials SET access_token = $2, refresh_token = $3, client_secret = $4,
+    previous_client_secret = $5, updated_at = now()
+WHERE integration_id = $1;
 
 -- name: record_token_request
 INSERT INTO token_requests (integration_id, outcome) VALUES ($1, $2);
 
--- name: count_token_requests
-SELECT count(*) FROM token_requests
-WHERE integration_id = $1 AND requested_at > now() - make_interval(secs => $2);
+-- name: token_requests_since
+-- Requests in the trailing window, and when the oldest of them leaves it.
+SELECT count(*), min(requested_at) + make_interval(secs => $2) - now()
+FROM token_requests
+WHERE integration_id = $1 AND requested_at > now() - make_interval(secs => $2)
+  AND outcome = 'ok';
 
 -- name: set_integration_status
 UPDATE integrations SET status = $2, status_reason = $3, updated_at = now() WHERE id = $1;

@@ -83,11 +83,16 @@ class ApplyResult:
 
 @dataclass(frozen=True)
 class StoredToken:
+    """A credentials row, decrypted."""
+
     access_token: str | None
     token_type: str | None
     expires_at: datetime | None
     refresh_token: str | None
     rotation_version: int
+    client_secret: str | None = None  # set once a rotation stored one; else the config's
+    previous_client_secret: str | None = None
+    secret_version: int = 0
 
 
 @dataclass(frozen=True)

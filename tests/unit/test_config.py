@@ -137,3 +137,16 @@ def test_shipped_config_files_are_valid() -> None:
     env = {"ACME_GUESTY_CLIENT_ID": "x", "ACME_GUESTY_CLIENT_SECRET": "y"}
     for name in ("syncd.example.toml", "demo.toml"):
         load_settings(root / name, env, registry.schemas())
+
+
+def test_secret_keys_must_be_fernet_keys_and_empty_means_none(tmp_path: Path) -> None:
+    base = GOOD + '[secrets]\nkeys = ["${K1:-}", "${K2:-}"]\n'
+    settings = load_settings(write(tmp_path, base), {"ACME_SECRET": "x"}, registry.schemas())
+    assert settings.secrets.keys == ()
+    with pytest.raises(errors.ConfigError) as info:
+        load_settings(write(tmp_path, base), {"ACME_SECRET": "x", "K1": "not-a-key"}, registry.schemas())
+    assert info.value.problems[0][0] == "secrets.keys"
+    good = "v" * 43 + "="
+    settings = load_settings(write(tmp_path, base), {"ACME_SECRET": "x", "K2": good}, registry.schemas())
+    assert [k.get_secret_value() for k in settings.secrets.keys] == [good]
+    assert good not in repr(settings)

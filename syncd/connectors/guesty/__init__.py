@@ -18,4 +18,5 @@ INFO = PartnerInfo(
     page_size=100,
     resources=frozenset({"properties", "reservations"}),
     credential_keys=frozenset({"client_id", "client_secret"}),
+    max_token_requests_per_day=5,
 )
