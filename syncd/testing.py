@@ -1,0 +1,68 @@
+"""Fakes shipped for tests (STYLE.md 5): a connector that serves records from memory.
+
+Real PostgreSQL and the real simulator are used wherever they can be; this fake exists for
+pipeline behaviour that needs exact control of what the partner returns, page by page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from syncd.config import ResourceSettings
+from syncd.connectors.base import Normalizer, Page, PartnerInfo
+from syncd.connectors.guesty import INFO as GUESTY_INFO
+from syncd.connectors.guesty import adapter
+
+
+@dataclass
+class FakeConnector:
+    """Serves Guesty-shaped listings from ``records`` (raw dicts), ``page_size`` at a time.
+
+    ``listed_ids`` (default: every record's id) is what the deletion sweep sees, and
+    ``existing`` what a direct GET finds, so tests can make them disagree.
+    """
+
+    records: list[dict[str, Any]]
+    page_size: int = 100
+    listed_ids: list[str] | None = None
+    existing: dict[str, dict[str, Any]] | None = None
+    info: PartnerInfo = GUESTY_INFO
+    fetch_one_calls: list[str] = field(default_factory=list)
+
+    def normalizer(self, resource: str) -> Normalizer:
+        return adapter.listing_to_property
+
+    def external_id(self, resource: str, raw: bytes) -> str | None:
+        value = orjson.loads(raw).get("_id") if raw.startswith(b"{") else None
+        return value if isinstance(value, str) else None
+
+    async def stream(
+        self, resource: str, checkpoint: dict[str, Any] | None, settings: ResourceSettings
+    ) -> AsyncGenerator[Page, None]:
+        start = int((checkpoint or {}).get("offset", 0))
+        for i in range(start, len(self.records), self.page_size):
+            chunk = self.records[i : i + self.page_size]
+            yield Page([orjson.dumps(r) for r in chunk], {"offset": i + len(chunk)})
+
+    def live_ids(self, resource: str) -> AsyncGenerator[list[str], None] | None:
+        return self._ids(self.listed_ids if self.listed_ids is not None else [r["_id"] for r in self.records])
+
+    async def _ids(self, ids: Sequence[str]) -> AsyncGenerator[list[str], None]:
+        for i in range(0, len(ids), self.page_size):
+            yield list(ids[i : i + self.page_size])
+
+    async def fetch_one(self, resource: str, external_id: str) -> bytes | None:
+        self.fetch_one_calls.append(external_id)
+        found = (self.existing or {r["_id"]: r for r in self.records}).get(external_id)
+        return None if found is None else orjson.dumps(found)
+
+
+def listing(
+    i: int, title: str = "Home", updated: str = "2025-01-01T00:00:00.000Z", **extra: Any
+) -> dict[str, Any]:
+    """A minimal valid Guesty listing."""
+    return {"_id": f"{i:024x}", "title": title, "lastUpdatedAt": updated, **extra}

@@ -1,0 +1,90 @@
+"""Pipeline behaviour on a real database with a fake partner: deletion sweeps that never
+mass-delete, drains that commit what was fetched, dead letters that resolve themselves."""
+
+from __future__ import annotations
+
+import anyio
+import asyncpg
+import pytest
+import structlog
+
+from syncd import pipeline
+from syncd.config import ResourceSettings
+from syncd.observability.metrics import Metrics
+from syncd.store.postgres import Store
+from syncd.testing import FakeConnector, listing
+
+pytestmark = pytest.mark.anyio
+SETTINGS = ResourceSettings(overlap_s=0)
+
+
+async def run(
+    database_url: str, connector: FakeConnector, sweep: bool = False, stop: anyio.Event | None = None
+) -> pipeline.RunStats:
+    async with Store.open(database_url) as store:
+        await store.register_integration("acme", "guesty", True, {"properties": (60.0, True)})
+        async with store.sync_session("acme", "properties") as session:
+            assert session is not None
+            options = pipeline.PipelineOptions(batch_size=100, sweep=sweep)
+            return await pipeline.run(
+                session, connector, "properties", SETTINGS, options, Metrics(), structlog.get_logger(),
+                stop or anyio.Event(),
+            )  # fmt: skip
+
+
+async def live_ids(database_url: str) -> set[str]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT external_id FROM properties WHERE deleted_at IS NULL")
+        return {r[0] for r in rows}
+    finally:
+        await conn.close()
+
+
+async def test_sweep_soft_deletes_only_what_a_direct_get_confirms_gone(database_url: str) -> None:
+    records = [listing(i) for i in range(300)]
+    await run(database_url, FakeConnector(records))
+    gone = {records[5]["_id"], records[150]["_id"]}
+    shifted = records[7]["_id"]  # missing from the id listing, but a GET still finds it
+    remaining = [r for r in records if r["_id"] not in gone]
+    connector = FakeConnector(
+        remaining,
+        listed_ids=[r["_id"] for r in remaining if r["_id"] != shifted],
+        existing={r["_id"]: r for r in remaining},
+    )
+    stats = await run(database_url, connector, sweep=True)
+    assert stats.deleted == 2 and stats.swept
+    assert sorted(connector.fetch_one_calls) == sorted([*gone, shifted])
+    assert await live_ids(database_url) == {r["_id"] for r in remaining}
+
+
+async def test_a_sweep_that_would_delete_too_much_is_refused(database_url: str) -> None:
+    records = [listing(i) for i in range(400)]
+    await run(database_url, FakeConnector(records))
+    truncated = FakeConnector(records, listed_ids=[r["_id"] for r in records[:200]], existing={})
+    stats = await run(database_url, truncated, sweep=True)
+    assert stats.deleted == 0 and not stats.swept
+    assert truncated.fetch_one_calls == []
+    assert len(await live_ids(database_url)) == 400
+
+
+async def test_a_drain_commits_the_pages_already_fetched_and_stops(database_url: str) -> None:
+    stop = anyio.Event()
+    stop.set()  # stop requested before the run: it still commits the first page it fetched
+    stats = await run(database_url, FakeConnector([listing(i) for i in range(1000)]), stop=stop)
+    assert stats.interrupted and 0 < stats.fetched < 1000
+    assert len(await live_ids(database_url)) == stats.fetched
+
+
+async def test_a_dead_letter_resolves_when_the_record_comes_back_clean(database_url: str) -> None:
+    bad = listing(1, updated="not-a-date")
+    await run(database_url, FakeConnector([listing(0), bad]))
+    fixed = listing(1, updated="2025-01-02T00:00:00.000Z")
+    # The partner fixed it (a newer copy appears after the checkpoint).
+    await run(database_url, FakeConnector([listing(0), bad, fixed]))
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT external_id, resolved_at FROM dead_letters")
+    finally:
+        await conn.close()
+    assert [(r[0], r[1] is not None) for r in rows] == [(bad["_id"], True)]
