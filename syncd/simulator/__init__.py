@@ -3,6 +3,10 @@
 Each partner profile pairs a pure, deterministic dataset (``guesty_data``) with a thin
 Starlette shell (``guesty_api``); ``server`` assembles accounts, limits, the request log
 and the ``/_sim/`` control plane, and runs uvicorn inside the caller's event loop.
+
+Faults are seeded and reproducible: ``fault_spec`` (declarative rules, JSON),
+``fault_plan`` (the pure decision per request), ``fault_presets`` (RELIABILITY rows 6, 7,
+17 and the ``--faults`` syntax) and ``fault_wire`` (resets, truncation, hangs on the wire).
 """
 
 from __future__ import annotations

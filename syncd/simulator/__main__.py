@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from syncd.simulator import guesty_auth, server
+from syncd.simulator import fault_presets, guesty_auth, server
+from syncd.simulator.fault_spec import FaultSpec, SpecError
 
 
 def _latency(value: str) -> tuple[float, float]:
@@ -21,6 +22,13 @@ def _latency(value: str) -> tuple[float, float]:
     if not 0 <= bounds[0] <= bounds[1]:
         raise argparse.ArgumentTypeError("latency needs 0 <= min <= max")
     return bounds
+
+
+def _faults(value: str) -> FaultSpec:
+    try:
+        return fault_presets.from_preset(value)
+    except SpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +57,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="serve every record as rewritten this many times (newer timestamps, new content)",
     )
+    parser.add_argument(
+        "--faults",
+        type=_faults,
+        action="append",
+        default=None,
+        metavar="PRESET[:N]",
+        help="inject faults (repeatable; windows start at the first request): "
+        + fault_presets.PRESET_HELP.replace("%", "%%"),
+    )
+    parser.add_argument(
+        "--fault-seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seed of the fault draws (same seed, same faults)",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> server.SimulateOptions:
@@ -66,7 +90,17 @@ def options_from_args(args: argparse.Namespace) -> server.SimulateOptions:
         max_tokens_per_day=args.max_tokens_per_day or None,
         allow_non_loopback=args.allow_non_loopback,
         generation=args.generation,
+        faults=_combined(args.faults, args.fault_seed),
     )
+
+
+def _combined(specs: list[FaultSpec] | None, seed: int) -> FaultSpec | None:
+    if not specs:
+        return None
+    combined = FaultSpec((), seed)
+    for spec in specs:
+        combined = combined + spec
+    return combined
 
 
 def main(argv: Sequence[str] | None = None) -> int:

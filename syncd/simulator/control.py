@@ -10,6 +10,14 @@ Not part of any partner API, and never counted in the request log. Endpoints:
 - ``POST /_sim/requests/reset``             forget counters and entries
 - ``POST /_sim/limits``                     ``{"factor":0.5,"enabled":true,"advertise_documented":true}``
 - ``POST /_sim/latency``                    ``{"min_ms":50,"max_ms":200}`` or ``{}`` to switch off
+- ``POST /_sim/faults``                     a fault spec ``{"seed":7,"rules":[...]}`` (see
+  ``fault_spec``) or a preset ``{"preset":"storm:60","seed":7}``; replaces the plan and
+  restarts its clock and counters. Answers the normalised spec.
+- ``GET  /_sim/faults``                     the installed spec, its elapsed time and counters
+- ``DELETE /_sim/faults``                   back to no faults
+
+Silent limit tightening mid-run: ``POST /_sim/limits {"factor":0.5,"advertise_documented":true}``
+now, or a ``tighten_limits`` fault rule at a chosen time / request count.
 """
 
 from __future__ import annotations
@@ -23,6 +31,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from syncd.simulator import fault_presets, fault_spec
+from syncd.simulator.fault_plan import SeededFaultPlan
+from syncd.simulator.faults import NO_FAULTS
 from syncd.simulator.guesty_data import Kind
 
 if TYPE_CHECKING:
@@ -152,7 +163,36 @@ def routes(sim: Simulator) -> list[Route]:
             return _json({"error": str(exc)}, 400)
         return _json({"latency_ms": sim.runtime.latency_ms})
 
+    async def set_faults(request: Request) -> Response:
+        try:
+            body = await _body(request)
+            preset = body.pop("preset", None)
+            if preset is not None:
+                seed = body.pop("seed", 0)
+                if not isinstance(preset, str) or isinstance(seed, bool) or not isinstance(seed, int) or body:
+                    raise ValueError("a preset takes only 'preset' (a string) and 'seed' (an integer)")
+                spec = fault_presets.from_preset(preset, seed)
+            else:
+                spec = fault_spec.spec_from_json(body)
+        except (ValueError, orjson.JSONDecodeError) as exc:
+            return _json({"error": str(exc)}, 400)
+        sim.set_faults(spec)
+        return _json(spec.to_json())
+
+    async def get_faults(request: Request) -> Response:
+        plan = sim.runtime.faults
+        if isinstance(plan, SeededFaultPlan):
+            return _json(plan.to_json(sim.runtime.clock()))
+        return _json({"rules": [], "custom": plan is not NO_FAULTS})
+
+    async def clear_faults(request: Request) -> Response:
+        sim.set_faults(None)
+        return _json({"status": "ok"})
+
     return [
+        Route(f"{PREFIX}/faults", set_faults, methods=["POST"]),
+        Route(f"{PREFIX}/faults", get_faults, methods=["GET"]),
+        Route(f"{PREFIX}/faults", clear_faults, methods=["DELETE"]),
         Route(f"{PREFIX}/health", health, methods=["GET"]),
         Route(f"{PREFIX}/accounts", accounts, methods=["GET"]),
         Route(f"{PREFIX}/requests", requests, methods=["GET"]),

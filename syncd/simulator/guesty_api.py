@@ -4,9 +4,13 @@ The shell only does HTTP: it authenticates, applies the account's rate limits, c
 the fault plan, sleeps the configured latency, and hands validated queries to the pure
 dataset (``guesty_data``) and envelope (``guesty_query``) code.
 
-Order per API request, as a gateway would: Bearer token (401) → concurrency cap and
-leaky buckets (429 + ``Retry-After``) → fault plan → latency → handler. Every
-authenticated response carries the ``X-RateLimit-*`` headers.
+Order per API request: fault plan (its side effects, then an answer that replaces
+serving: 5xx, 429, hang, reset) → Bearer token (401) → concurrency cap and leaky buckets
+(429 + ``Retry-After``) → latency → handler → wire damage of the answer (reset mid-body,
+truncation, bad JSON, trickle). Faults come first because a broken network or gateway
+does not wait for the limiter; a faulted-away request neither consumes a rate-limit unit
+nor holds a concurrency slot. The plan is skipped entirely (one identity check) when
+none is installed. Every authenticated response carries the ``X-RateLimit-*`` headers.
 """
 
 from __future__ import annotations
@@ -23,10 +27,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from syncd.simulator import guesty_auth, guesty_query, limits
-from syncd.simulator.faults import NO_FAULTS, FaultContext, FaultPlan
+from syncd.simulator import fault_wire, guesty_auth, guesty_query, limits
+from syncd.simulator.faults import NO_FAULTS, Fault, FaultContext, FaultPlan
 from syncd.simulator.guesty_data import GuestyAccount, QueryResult
-from syncd.simulator.requestlog import ACCOUNT_SCOPE_KEY
+from syncd.simulator.requestlog import ACCOUNT_SCOPE_KEY, FAULT_SCOPE_KEY
 
 TOKEN_PATH = "/oauth2/token"
 API_PREFIX = "/v1"
@@ -52,6 +56,7 @@ class Runtime:
     clock: Callable[[], float] = time.monotonic
     wall_clock: Callable[[], float] = time.time
     rng: random.Random = field(default_factory=lambda: random.Random(0))
+    hangs: fault_wire.Hangs = field(default_factory=fault_wire.Hangs)
 
 
 def error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> Response:
@@ -90,9 +95,19 @@ class GuestyApi:
         tenant = self.tenants.get(form.get("client_id", ""))
         if tenant is not None:
             request.scope[ACCOUNT_SCOPE_KEY] = tenant.client_id
-        blocked = await self._fault(request, tenant.client_id if tenant else None)
-        if blocked is not None:
-            return blocked
+        fault = None
+        if self.runtime.faults is not NO_FAULTS:
+            fault = await self._consult(request, tenant)
+            if fault is not None and fault.replaces_answer:
+                return self._instead(fault, None)
+        response = await self._issue(request, form, tenant)
+        if fault is not None and fault.wire is not None:
+            return fault_wire.damage(response, fault.wire, self.runtime.hangs)
+        return response
+
+    async def _issue(
+        self, request: Request, form: Mapping[str, str], tenant: GuestyTenant | None
+    ) -> Response:
         await self._latency()
         if form.get("grant_type") != "client_credentials":
             return Response(b'{"error":"unsupported_grant_type"}', 400, media_type=_JSON)
@@ -119,23 +134,49 @@ class GuestyApi:
 
     # -- the gateway pipeline ---------------------------------------------------------
 
-    async def _fault(self, request: Request, account: str | None) -> Response | None:
+    async def _consult(self, request: Request, tenant: GuestyTenant | None) -> Fault | None:
+        """Ask the plan about this request, apply its side effects, mark the request log."""
         route = request.scope.get("route")
+        now = self.runtime.clock()
+        account = tenant.client_id if tenant is not None else None
         ctx = FaultContext(
-            account,
-            request.method,
-            getattr(route, "path", request.url.path),
-            request.query_params,
-            self.runtime.clock(),
+            account, request.method, getattr(route, "path", request.url.path), request.query_params, now
         )
         fault = self.runtime.faults.decide(ctx)
         if fault is None:
             return None
+        request.scope[FAULT_SCOPE_KEY] = fault.kind
+        if tenant is not None:
+            if fault.revoke_tokens:
+                self.tokens.revoke(tenant.client_id)
+            if fault.limits is not None:
+                current = tenant.limiter.settings
+                tenant.limiter.configure(
+                    limits.LimitSettings(
+                        current.enabled, fault.limits.factor, fault.limits.advertise_documented
+                    ),
+                    now,
+                )
         if fault.delay_s > 0:
             await anyio.sleep(fault.delay_s)
-        if fault.status is None:
-            return None
-        return Response(fault.body, fault.status, headers=dict(fault.headers), media_type=_JSON)
+        return fault
+
+    def _instead(self, fault: Fault, tenant: GuestyTenant | None) -> Response:
+        """The answer that replaces serving (``fault.replaces_answer``), wire damage included."""
+        if fault.wire is not None:
+            replaced = fault_wire.instead(fault.wire, self.runtime.hangs)
+            if replaced is not None:
+                return replaced
+        headers = dict(fault.headers)
+        if tenant is not None:
+            headers.update(limits.headers(tenant.limiter.peek(self.runtime.clock()), tenant.limiter.tiers))
+        retry_after = fault.retry_after_header(self.runtime.wall_clock())
+        if retry_after is not None:
+            headers["Retry-After"] = retry_after
+        response = Response(fault.body, fault.status or 500, headers=headers, media_type=_JSON)
+        if fault.wire is not None:
+            return fault_wire.damage(response, fault.wire, self.runtime.hangs)
+        return response
 
     async def _latency(self) -> None:
         latency = self.runtime.latency_ms
@@ -144,6 +185,25 @@ class GuestyApi:
 
     async def _serve(self, request: Request, handler: Callable[[GuestyAccount], Response]) -> Response:
         tenant = self._authenticate(request)
+        if self.runtime.faults is NO_FAULTS:
+            return await self._gateway(request, tenant, handler)
+        if tenant is not None:
+            request.scope[ACCOUNT_SCOPE_KEY] = tenant.client_id
+        fault = await self._consult(request, tenant)
+        if fault is None:
+            return await self._gateway(request, tenant, handler)
+        if fault.revoke_tokens:
+            tenant = self._authenticate(request)  # the revocation applies to this very request
+        if fault.replaces_answer:
+            return self._instead(fault, tenant)
+        response = await self._gateway(request, tenant, handler)
+        if fault.wire is not None:
+            return fault_wire.damage(response, fault.wire, self.runtime.hangs)
+        return response
+
+    async def _gateway(
+        self, request: Request, tenant: GuestyTenant | None, handler: Callable[[GuestyAccount], Response]
+    ) -> Response:
         if tenant is None:
             return error(401, "UNAUTHORIZED", "Missing, unknown or expired access token")
         request.scope[ACCOUNT_SCOPE_KEY] = tenant.client_id
@@ -158,10 +218,8 @@ class GuestyApi:
             if not decision.allowed:
                 rate_headers["Retry-After"] = decision.retry_after_header
                 return error(429, "TOO_MANY_REQUESTS", "Rate limit exceeded", rate_headers)
-            blocked = await self._fault(request, tenant.client_id)
-            if blocked is None:
-                await self._latency()
-            response = handler(tenant.data) if blocked is None else blocked
+            await self._latency()
+            response = handler(tenant.data)
             response.headers.update(rate_headers)
             return response
         finally:

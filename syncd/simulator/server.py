@@ -20,12 +20,14 @@ from types import TracebackType
 from typing import TextIO
 
 import anyio
+import orjson
 import uvicorn
 from anyio.abc import TaskGroup
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from syncd.simulator import control, guesty_api, guesty_auth, limits, requestlog
+from syncd.simulator import control, fault_plan, fault_wire, guesty_api, guesty_auth, limits, requestlog
+from syncd.simulator.fault_spec import FaultSpec
 from syncd.simulator.faults import NO_FAULTS, FaultPlan
 from syncd.simulator.guesty_data import GuestyAccount
 
@@ -105,12 +107,21 @@ class Simulator:
             raise ValueError("latency must satisfy 0 <= min_ms <= max_ms")
         self.runtime.latency_ms = latency_ms
 
-    def set_faults(self, plan: FaultPlan) -> None:
+    def set_faults(self, plan: FaultPlan | FaultSpec | None) -> FaultPlan:
+        """Install a plan (a ``FaultSpec`` becomes a fresh ``SeededFaultPlan``); None clears.
+
+        Faults touch only partner routes, never the ``/_sim/`` control plane.
+        """
+        if plan is None:
+            plan = NO_FAULTS
+        elif isinstance(plan, FaultSpec):
+            plan = fault_plan.SeededFaultPlan(plan)
         self.runtime.faults = plan
+        return plan
 
     def create_app(self) -> Starlette:
         api = guesty_api.GuestyApi(self.guesty, self.tokens, self.runtime)
-        return Starlette(
+        return fault_wire.WiredStarlette(
             routes=[*api.routes(), *control.routes(self)],
             middleware=[Middleware(requestlog.RequestLogMiddleware, log=self.request_log)],
         )
@@ -236,6 +247,8 @@ class SimulatorServer:
         self._state = _State.CLOSED
         assert self._server is not None and self._tg is not None
         self._server.should_exit = True
+        # Hung and trickling fault answers would hold the graceful shutdown for seconds.
+        self.sim.runtime.hangs.cancel_all()
         try:
             if exc is None or isinstance(exc, Exception):
                 # A failing body still gets uvicorn's graceful shutdown; its error propagates.
@@ -267,6 +280,7 @@ class SimulateOptions:
     max_tokens_per_day: int | None = guesty_auth.DEFAULT_MAX_TOKENS
     allow_non_loopback: bool = False
     generation: int = 0
+    faults: FaultSpec | None = None
 
 
 def build_simulator(options: SimulateOptions) -> Simulator:
@@ -287,6 +301,8 @@ def build_simulator(options: SimulateOptions) -> Simulator:
             options.reservations_per_listing,
             generation=options.generation,
         )
+    if options.faults is not None and options.faults.rules:
+        sim.set_faults(options.faults)
     return sim
 
 
@@ -298,6 +314,8 @@ async def run(options: SimulateOptions, out: TextIO = sys.stdout) -> None:
         async with server:
             out.write(f"simulator listening on {server.base_url}\n")
             out.write(f"  guesty api:   {server.guesty_api_url}\n  guesty token: {server.guesty_token_url}\n")
+            if options.faults is not None and options.faults.rules:
+                out.write(f"  faults: {orjson.dumps(options.faults.to_json()).decode()}\n")
             for tenant in sim.guesty.values():
                 out.write(
                     f"  account client_id={tenant.client_id} client_secret={tenant.client_secret} "
