@@ -31,6 +31,7 @@ from syncd.connectors.base import Connector
 from syncd.engine import scheduling
 from syncd.engine.runner import SyncRunner
 from syncd.http.client import build_http_client
+from syncd.http.guards import Guards
 from syncd.observability.logging import get_logger
 from syncd.observability.metrics import Metrics
 from syncd.store.credentials import CredentialStore
@@ -98,6 +99,8 @@ class Daemon:
         self.runner: SyncRunner | None = None
         self.store: Store | None = None
         self._log = get_logger(shard=settings.daemon.shard_index)
+        # Rate budgets, concurrency caps and breakers; partner-wide ones shared by integrations.
+        self.guards = Guards(self.metrics, self._log)
         self._last_tick = time.monotonic()
         self._loop_lag = 0.0
         self._wake = anyio.Event()
@@ -127,6 +130,7 @@ class Daemon:
                     tokens=credentials,
                     metrics=self.metrics,
                     log=log,
+                    guards=self.guards,
                 )
                 for integ in self.settings.integrations
                 if integ.id in self.owned
@@ -252,9 +256,18 @@ class Daemon:
             pings={"database": store.ping, "scheduler": scheduler_alive},
             liveness=lambda: {"loop_lag_s": round(self._loop_lag, 4)},
             status=self._status,
+            # Open breakers are detail, not unreadiness: a partner's outage is not this
+            # shard's fault, and taking the shard out of rotation would not fix it (the
+            # runs that need the partner fail fast and retry after the cool-down).
+            detail=self._readiness_detail,
         )
         web = self.settings.web
         await web_server.serve(create_app(ctx), web.host, web.port, task_status=task_status)
+
+    def _readiness_detail(self) -> dict[str, Any]:
+        """Breakers not closed (open or half-open), by name; empty when all are closed."""
+        breakers = self.guards.readiness()
+        return {"open_breakers": breakers} if breakers else {}
 
     async def _status(self) -> dict[str, Any]:
         progress = self.runner.progress if self.runner else {}

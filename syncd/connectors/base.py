@@ -34,6 +34,10 @@ class PartnerInfo:
     credential_keys: frozenset[str]
     # Token requests the partner allows per 24 h (Guesty: 5); we refuse locally beyond it.
     max_token_requests_per_day: int | None = None
+    # Limits on the whole partner app (per IP or client id), shared by every integration
+    # of the partner in a process; ``rate_limits``/``max_concurrency`` are per account.
+    app_rate_limits: tuple[str, ...] = ()
+    app_max_concurrency: int | None = None
 
     @property
     def schema(self) -> PartnerSchema:

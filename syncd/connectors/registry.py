@@ -11,7 +11,7 @@ from syncd.connectors import guesty
 from syncd.connectors.base import Connector, PartnerInfo
 from syncd.http.auth import ClientCredentials, TokenStore
 from syncd.http.client import ClientOptions, PartnerClient
-from syncd.http.throttle import Throttle
+from syncd.http.guards import Guards, LimitSpec
 from syncd.http.tiers import parse_tier
 from syncd.observability.metrics import Metrics
 
@@ -22,6 +22,18 @@ def schemas() -> dict[str, PartnerSchema]:
     return {name: info.schema for name, info in PARTNERS.items()}
 
 
+def limit_spec(info: PartnerInfo, partner: PartnerSettings) -> LimitSpec:
+    """The documented limits, overridden by configuration where it sets them."""
+    tiers = partner.rate_limits if partner.rate_limits is not None else info.rate_limits
+    return LimitSpec(
+        tiers=[parse_tier(t) for t in tiers],
+        app_tiers=[parse_tier(t) for t in info.app_rate_limits],
+        safety_factor=partner.safety_factor,
+        max_concurrency=partner.max_concurrency or info.max_concurrency,
+        app_max_concurrency=info.app_max_concurrency,
+    )
+
+
 def build_connector(
     integration: IntegrationSettings,
     partner: PartnerSettings,
@@ -30,13 +42,14 @@ def build_connector(
     tokens: TokenStore,
     metrics: Metrics,
     log: Any,
+    guards: Guards | None = None,
 ) -> Connector:
-    """Wire one integration's driver: its client, throttle (the account's budget) and auth."""
+    """Wire one integration's driver: its client, throttle (the account's budget and the
+    partner app's), breakers and auth. ``guards`` holds what integrations of one partner
+    share; pass the same one for every integration of a process."""
     info = PARTNERS[integration.partner]
-    tiers = [
-        parse_tier(t) for t in (partner.rate_limits if partner.rate_limits is not None else info.rate_limits)
-    ]
-    throttle = Throttle(tiers, partner.safety_factor, partner.max_concurrency or info.max_concurrency)
+    guards = guards or Guards(metrics, log)
+    throttle, breakers = guards.for_integration(info.name, integration.id, limit_spec(info, partner))
     options = ClientOptions(
         partner=info.name,
         integration_id=integration.id,
@@ -44,8 +57,10 @@ def build_connector(
         max_attempts=partner.max_attempts,
         request_deadline_s=partner.request_deadline_s,
         max_body_bytes=partner.max_body_bytes,
+        connect_timeout_s=partner.connect_timeout_s,
+        read_timeout_s=partner.read_timeout_s,
     )
-    client = PartnerClient(http, options, throttle=throttle, metrics=metrics, log=log)
+    client = PartnerClient(http, options, throttle=throttle, breakers=breakers, metrics=metrics, log=log)
     creds = {k: v.get_secret_value() for k, v in integration.credentials.items()}
     page_size = partner.page_size or info.page_size
     if info.name == "guesty":

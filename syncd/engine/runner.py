@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -18,6 +18,7 @@ from syncd import errors, pipeline
 from syncd.config import ResourceSettings, Settings
 from syncd.connectors.base import Connector
 from syncd.engine.scheduling import failure_backoff, next_interval
+from syncd.http import breaker
 from syncd.observability.metrics import Metrics
 from syncd.store.postgres import Store, SyncSession
 
@@ -40,6 +41,7 @@ class SyncRunner:
         self._log = log
         self._stop = stop
         self.progress: dict[tuple[str, str], pipeline.RunStats] = {}
+        self._circuit_retry_in: dict[tuple[str, str], float] = {}  # [http] set by CircuitOpen
 
     def resource_settings(self, integration_id: str, resource: str) -> ResourceSettings:
         return self._integrations[integration_id].resources.get(resource) or ResourceSettings()
@@ -89,9 +91,12 @@ class SyncRunner:
         self.progress[(integration_id, resource)] = stats
         log.info("sync_started", sweep=options.sweep)
         try:
-            stats = await pipeline.run(
-                session, connector, resource, res, options, self._metrics, log, self._stop, stats
-            )
+            try:
+                stats = await pipeline.run(
+                    session, connector, resource, res, options, self._metrics, log, self._stop, stats
+                )
+            except BaseExceptionGroup as group:  # [http] the pipeline's task group wraps errors
+                raise _sole_error(group) from None
         except errors.AuthFailed as exc:
             await session.finish_failed(str(exc))
             await self._store.set_integration_status(integration_id, "auth_failed", str(exc)[:500])
@@ -101,6 +106,8 @@ class SyncRunner:
             return "failed"
         except (errors.PartnerError, errors.PaginationError, errors.CircuitOpen) as exc:
             await session.finish_failed(str(exc))
+            if isinstance(exc, errors.CircuitOpen):  # [http] retry when the breaker lets us
+                self._circuit_retry_in[(integration_id, resource)] = exc.retry_in
             log.error("sync_failed", error=str(exc), error_type=type(exc).__name__, pages=stats.pages)
             return "failed"
         if self._stop.is_set() and stats.interrupted:
@@ -140,6 +147,11 @@ class SyncRunner:
         else:
             failures = await self._failures(integration_id, resource)
             next_in = failure_backoff(res.interval_s, self._settings.daemon.retry_failed_after_s, failures)
+            # [http] Failed fast on an open breaker: come back when it admits a probe, not
+            # sooner (that would spin) and not after a long failure backoff either.
+            retry_in = self._circuit_retry_in.pop((integration_id, resource), None)
+            if retry_in is not None:
+                next_in = breaker.reschedule_delay(retry_in, random.random())
         try:
             with anyio.CancelScope(shield=True):
                 await self._store.finish_schedule(integration_id, resource, outcome, next_in)
@@ -151,3 +163,22 @@ class SyncRunner:
             if s.resource == resource:
                 return s.consecutive_failures
         return 0
+
+
+def _sole_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """[http] The one ``SyncdError`` a failed pipeline stage raised (the others were
+    cancelled), so the run fails like any other; anything else stays a group."""
+    matched, rest = group.split(errors.SyncdError)
+    if rest is None and matched is not None:
+        leaves = list(_leaves(matched))
+        if leaves:
+            return leaves[0]
+    return group
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc

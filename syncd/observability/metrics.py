@@ -43,6 +43,40 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.effective_rate = Gauge(
+            "syncd_ratelimit_effective_rate",
+            "Requests per second a rate-limit tier lets through now (after the safety factor, "
+            "the partner's headers and 429 back-off); scope is the integration, or * for the "
+            "partner-wide budget.",
+            ["partner", "scope", "tier"],
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "syncd_rate_limited_total",
+            "429 responses received from partners.",
+            ["partner"],
+            registry=r,
+        )
+        self.breaker_state = Gauge(
+            "syncd_circuit_breaker_state",
+            "1 for the breaker's current state (closed, open, half_open), else 0; scope is "
+            "the integration, or * for the partner-wide breaker. Open->half_open is applied "
+            "when the breaker is next consulted.",
+            ["partner", "scope", "state"],
+            registry=r,
+        )
+        self.breaker_transitions = Counter(
+            "syncd_circuit_breaker_transitions_total",
+            "Circuit-breaker state changes, by the state entered.",
+            ["partner", "state"],
+            registry=r,
+        )
+        self.breaker_rejections = Counter(
+            "syncd_circuit_breaker_rejections_total",
+            "Requests failed fast (not sent) because a circuit breaker was open.",
+            ["partner"],
+            registry=r,
+        )
         self.token_requests = Counter(
             "syncd_token_requests_total",
             "Access-token requests sent to partners.",

@@ -30,6 +30,9 @@ class WebContext:
     pings: Mapping[str, Ping] = field(default_factory=dict)
     liveness: Callable[[], dict[str, Any]] = dict
     status: Callable[[], Awaitable[dict[str, Any]]] | None = None
+    # Facts for /readyz's body that do not decide readiness (e.g. open breakers); the key
+    # "detail" appears only when there is something to report.
+    detail: Callable[[], dict[str, Any]] | None = None
 
 
 async def _run_pings(pings: Mapping[str, Ping]) -> tuple[list[str], dict[str, str]]:
@@ -57,7 +60,11 @@ def create_app(ctx: WebContext) -> Starlette:
 
     async def readyz(_: Request) -> Response:
         ok, failing = await _run_pings(ctx.pings)
-        return JSONResponse({"ok": ok, "failing": failing}, status_code=503 if failing else 200)
+        body: dict[str, Any] = {"ok": ok, "failing": failing}
+        detail = ctx.detail() if ctx.detail is not None else None
+        if detail:
+            body["detail"] = detail
+        return JSONResponse(body, status_code=503 if failing else 200)
 
     async def metrics(_: Request) -> Response:
         return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -36,13 +36,11 @@ def client(handler: Recorder, **options: object) -> tuple[PartnerClient, Metrics
         **options,  # type: ignore[arg-type]
     )  # fmt: skip
     http = httpx.AsyncClient(transport=httpx.MockTransport(handler), follow_redirects=False)
-    return PartnerClient(
-        http, opts, throttle=Throttle([], 1.0, None), metrics=metrics, log=get_logger()
-    ), metrics
+    return PartnerClient(http, opts, throttle=Throttle(), metrics=metrics, log=get_logger()), metrics
 
 
 def calls(metrics: Metrics, status: str) -> float:
-    return metrics.api_calls.labels("p", "/things", status)._value.get()
+    return float(metrics.api_calls.labels("p", "/things", status)._value.get())
 
 
 @pytest.mark.parametrize(
