@@ -1,0 +1,99 @@
+"""A two-minute partner outage (RELIABILITY row 17): the breaker opens, the partner sees at
+most one probe per cool-down, the breaker closes within a cool-down of recovery, and
+another integration keeps syncing throughout."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from syncd.app import Daemon
+from syncd.http.breaker import DEFAULT_COOLDOWN_S
+from syncd.simulator import fault_presets, limits
+from syncd.simulator.server import Simulator, SimulatorServer
+from tests.support import assert_matches_truth, db_rows, guesty_config, poll_until, settings_of
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+OUTAGE_S = 120.0
+DOWN, UP = ("acme", "guesty-acct-1", "sim-secret-1"), ("beach", "guesty-acct-2", "sim-secret-2")
+
+
+async def last_success(database_url: str, integration: str) -> float:
+    rows = await db_rows(
+        database_url,
+        "SELECT coalesce(extract(epoch FROM min(last_success_at)), 0) FROM sync_state"
+        " WHERE integration_id = $1",
+        integration,
+    )
+    return float(rows[0][0])
+
+
+async def test_outage_opens_the_breaker_probes_once_per_cooldown_and_recovers(
+    database_url: str, tmp_path: Path
+) -> None:
+    sim = Simulator(limit_settings=limits.LimitSettings(enabled=False))
+    down = sim.add_guesty_account(DOWN[1], DOWN[2], seed=1, listings=200)
+    up = sim.add_guesty_account(UP[1], UP[2], seed=2, listings=200)
+    async with SimulatorServer(sim) as server, anyio.create_task_group() as tg:
+        document = guesty_config(
+            server, database_url, [DOWN, UP], state_dir=tmp_path, web=True, interval_s=1.0, sweep_every_s=5.0
+        )
+        for integ in document["integrations"]:
+            for res in integ["resources"].values():
+                res["jitter"] = 0
+        document["daemon"]["retry_failed_after_s"] = 1
+        daemon: Daemon = await tg.start(Daemon(settings_of(document)).run)
+
+        async def both_synced() -> bool:
+            return (
+                await last_success(database_url, "acme") > 0 and await last_success(database_url, "beach") > 0
+            )
+
+        with anyio.fail_after(60):
+            await poll_until(both_synced)
+
+        sim.set_faults(fault_presets.outage(OUTAGE_S, accounts=[DOWN[1]], paths=("/v1/*",)))
+        installed = time.time()
+        await anyio.sleep(OUTAGE_S / 2)
+        beach_mid = await last_success(database_url, "beach")
+        assert beach_mid > installed, "the healthy integration kept syncing during the outage"
+        down.mutate(20, seed=1)  # changes (deletions too) the partner serves once it is back
+        await anyio.sleep(OUTAGE_S / 2 + DEFAULT_COOLDOWN_S + 10)
+
+        async with httpx.AsyncClient() as client:
+            metrics = (await client.get(f"http://127.0.0.1:{daemon.web_port}/metrics")).text
+            ready = (await client.get(f"http://127.0.0.1:{daemon.web_port}/readyz")).json()
+        daemon.request_stop()
+
+    entries = [
+        e
+        for e in sim.request_log.entries(account=DOWN[1])
+        if e.path.startswith("/v1/") and e.time >= installed
+    ]
+    faulted = [e.time for e in entries if e.fault]
+    assert faulted, "the outage must have been hit"
+    outage_end = faulted[0] + OUTAGE_S
+    # The failures that opened the breaker come in one burst; after that, probes only.
+    burst_end = faulted[0] + 10
+    probes = [t for t in faulted if t > burst_end]
+    assert len(probes) <= OUTAGE_S / DEFAULT_COOLDOWN_S + 1
+    gaps = [b - a for a, b in zip([burst_end, *probes], probes, strict=False)]
+    assert all(gap >= DEFAULT_COOLDOWN_S * 0.9 for gap in gaps), gaps
+    # Closed within one cool-down (plus one probe) of recovery, then syncing again.
+    recovered = [e.time for e in entries if e.status == 200 and e.time >= outage_end - 1]
+    assert recovered and recovered[0] - outage_end <= DEFAULT_COOLDOWN_S + 5
+    states = {
+        (s.labels["scope"], s.labels["state"]): s.value
+        for f in text_string_to_metric_families(metrics)
+        if f.name == "syncd_circuit_breaker_state"
+        for s in f.samples
+    }
+    assert states[("acme", "closed")] == 1 and states[("beach", "closed")] == 1
+    assert "open_breakers" not in ready.get("detail", {})
+    await assert_matches_truth(database_url, "acme", down)
+    await assert_matches_truth(database_url, "beach", up)
