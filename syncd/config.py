@@ -154,6 +154,8 @@ class ResourceSettings(_Frozen):
     overlap_s: float = Field(default=DEFAULT_OVERLAP_S, ge=0)
     deletion_sweep: bool = True
     deletion_sweep_interval_s: float = Field(default=86_400.0, ge=0)
+    # A run that takes longer stops (keeping what it committed) and is retried later.
+    run_deadline_s: float = Field(default=6 * 3600.0, gt=0)
 
 
 class IntegrationSettings(_Frozen):

@@ -10,6 +10,7 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import orjson
 
 from syncd.config import ResourceSettings
@@ -31,6 +32,7 @@ class FakeConnector:
     listed_ids: list[str] | None = None
     existing: dict[str, dict[str, Any]] | None = None
     info: PartnerInfo = GUESTY_INFO
+    page_delay_s: float = 0.0  # a slow partner
     fetch_one_calls: list[str] = field(default_factory=list)
 
     def normalizer(self, resource: str) -> Normalizer:
@@ -45,6 +47,8 @@ class FakeConnector:
     ) -> AsyncGenerator[Page, None]:
         start = int((checkpoint or {}).get("offset", 0))
         for i in range(start, len(self.records), self.page_size):
+            if self.page_delay_s:
+                await anyio.sleep(self.page_delay_s)
             chunk = self.records[i : i + self.page_size]
             yield Page([orjson.dumps(r) for r in chunk], {"offset": i + len(chunk)})
 

@@ -92,11 +92,13 @@ class SyncRunner:
         log.info("sync_started", sweep=options.sweep)
         try:
             try:
-                stats = await pipeline.run(
-                    session, connector, resource, res, options, self._metrics, log, self._stop, stats
-                )
+                with anyio.move_on_after(res.run_deadline_s) as deadline:
+                    stats = await pipeline.run(
+                        session, connector, resource, res, options, self._metrics, log, self._stop, stats
+                    )
             except BaseExceptionGroup as group:  # [http] the pipeline's task group wraps errors
                 raise _sole_error(group) from None
+
         except errors.AuthFailed as exc:
             await session.finish_failed(str(exc))
             await self._store.set_integration_status(integration_id, "auth_failed", str(exc)[:500])
@@ -109,6 +111,12 @@ class SyncRunner:
             if isinstance(exc, errors.CircuitOpen):  # [http] retry when the breaker lets us
                 self._circuit_retry_in[(integration_id, resource)] = exc.retry_in
             log.error("sync_failed", error=str(exc), error_type=type(exc).__name__, pages=stats.pages)
+            return "failed"
+        if deadline.cancelled_caught:
+            # The batch in flight rolled back with its checkpoint; earlier batches stay.
+            message = f"run deadline of {res.run_deadline_s:g} s exceeded"
+            await session.finish_failed(message)
+            log.error("sync_failed", error=message, error_type="DeadlineExceeded", pages=stats.pages)
             return "failed"
         if self._stop.is_set() and stats.interrupted:
             log.info("sync_interrupted", pages=stats.pages, records=stats.fetched)

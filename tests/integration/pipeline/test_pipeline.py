@@ -88,3 +88,42 @@ async def test_a_dead_letter_resolves_when_the_record_comes_back_clean(database_
     finally:
         await conn.close()
     assert [(r[0], r[1] is not None) for r in rows] == [(bad["_id"], True)]
+
+
+async def test_a_run_past_its_deadline_stops_keeping_what_it_committed(database_url: str) -> None:
+    from syncd.config import parse_settings
+    from syncd.connectors import registry
+    from syncd.engine.runner import SyncRunner
+
+    settings = parse_settings(
+        {
+            "database": {"batch_size": 100},
+            "integrations": [
+                {
+                    "id": "acme", "partner": "guesty",
+                    "credentials": {"client_id": "x", "client_secret": "y"},
+                    "resources": {"properties": {"run_deadline_s": 0.5, "deletion_sweep": False}},
+                }
+            ],
+        },
+        {},
+        registry.schemas(),
+    )  # fmt: skip
+    slow = FakeConnector([listing(i) for i in range(5000)], page_delay_s=0.05)
+    async with Store.open(database_url) as store:
+        await store.register_integration("acme", "guesty", True, {"properties": (60.0, True)})
+        runner = SyncRunner(store, {"acme": slow}, settings, Metrics(), structlog.get_logger(), anyio.Event())
+        with anyio.fail_after(10):
+            assert await runner.run("acme", "properties") == "failed"
+    saved = await live_ids(database_url)
+    assert 0 < len(saved) < 5000
+    conn = await asyncpg.connect(database_url)
+    try:
+        error = await conn.fetchval("SELECT last_error FROM sync_state WHERE resource = 'properties'")
+        checkpoint = await conn.fetchval(
+            "SELECT checkpoint::text FROM sync_state WHERE resource = 'properties'"
+        )
+    finally:
+        await conn.close()
+    assert "deadline" in error
+    assert f'"offset": {len(saved)}' in checkpoint  # checkpoint and data agree
