@@ -70,4 +70,3 @@ class EmbeddedPostgres:
 
     async def astop(self) -> None:
         await anyio.to_thread.run_sync(self.stop)
-
