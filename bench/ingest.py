@@ -87,8 +87,35 @@ resources.properties = {{ interval_s = 0.001, overlap_s = 0, deletion_sweep = fa
     )
 
 
-def run_daemon(config: Path, log_path: Path) -> tuple[float, float]:
-    """Returns (sync seconds from the daemon's log, peak RSS in MB)."""
+def postgres_cpu_s(pgdata: Path) -> float:
+    """CPU seconds used so far by the server: the postmaster, its live children, and its
+    reaped children (which the kernel adds to the postmaster's cutime/cstime)."""
+    postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def times(pid: int, children: bool) -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        used = int(fields[11]) + int(fields[12])  # utime, stime
+        return (used + (int(fields[13]) + int(fields[14]) if children else 0)) / tick
+
+    total = times(postmaster, children=True)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == postmaster:
+                    total += times(int(entry.name), children=False)
+            except (OSError, ValueError):
+                continue  # exited meanwhile: now counted in the postmaster's cutime
+    return total
+
+
+def cpu_s(usage: Any) -> float:
+    return float(usage.ru_utime + usage.ru_stime)
+
+
+def run_daemon(config: Path, log_path: Path) -> tuple[float, float, float]:
+    """Returns (sync seconds from the daemon's log, peak RSS in MB, CPU seconds)."""
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "syncd", "run", "--once", "--config", str(config)],
@@ -107,7 +134,7 @@ def run_daemon(config: Path, log_path: Path) -> tuple[float, float]:
         elif event.get("event") == "sync_finished":
             finished = datetime.fromisoformat(event["timestamp"])
     assert started and finished, "sync events missing from the daemon log"
-    return (finished - started).total_seconds(), usage.ru_maxrss / 1024
+    return (finished - started).total_seconds(), usage.ru_maxrss / 1024, cpu_s(usage)
 
 
 async def admin(dsn: str, statement: str) -> Any:
@@ -118,7 +145,7 @@ async def admin(dsn: str, statement: str) -> Any:
         await conn.close()
 
 
-def scenario(server_dsn: str, workdir: Path, listings: int, batch_size: int) -> dict[str, Any]:
+def scenario(server_dsn: str, pgdata: Path, workdir: Path, listings: int, batch_size: int) -> dict[str, Any]:
     name = f"bench_{listings}"
     asyncio.run(admin(server_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
     asyncio.run(admin(server_dsn, f"CREATE DATABASE {name}"))
@@ -129,11 +156,14 @@ def scenario(server_dsn: str, workdir: Path, listings: int, batch_size: int) -> 
         config = workdir / f"{name}-{label}.toml"
         write_config(config, dsn, port, batch_size)
         sim = start_simulator(listings, generation, port)
+        pg_before = postgres_cpu_s(pgdata)
         try:
-            seconds, rss = run_daemon(config, workdir / f"{name}-{label}.log")
+            seconds, rss, daemon_cpu = run_daemon(config, workdir / f"{name}-{label}.log")
+            pg_cpu = postgres_cpu_s(pgdata) - pg_before
         finally:
             sim.terminate()
-            sim.wait(10)
+            _, _, sim_usage = os.wait4(sim.pid, 0)
+            sim.returncode = 0
         rows = asyncio.run(admin(dsn, f"SELECT count(*) FROM properties WHERE version = {generation + 1}"))
         if rows != listings:
             raise RuntimeError(f"{label}: {rows} of {listings} rows at version {generation + 1}")
@@ -141,10 +171,16 @@ def scenario(server_dsn: str, workdir: Path, listings: int, batch_size: int) -> 
             "seconds": round(seconds, 2),
             "records_per_s": round(listings / seconds),
             "peak_rss_mb": round(rss, 1),
+            # CPU microseconds per record, by process: where the two cores go.
+            "cpu_us_per_record": {
+                "daemon": round(daemon_cpu / listings * 1e6, 1),
+                "postgres": round(pg_cpu / listings * 1e6, 1),
+                "simulator": round(cpu_s(sim_usage) / listings * 1e6, 1),
+            },
         }
         print(
             f"{listings:>9,} {label:<8} {listings / seconds:>9,.0f} records/s"
-            f"  {seconds:7.2f} s  peak RSS {rss:6.1f} MB",
+            f"  {seconds:7.2f} s  peak RSS {rss:6.1f} MB  CPU µs/record {out[label]['cpu_us_per_record']}",
             flush=True,
         )
     asyncio.run(admin(server_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -164,7 +200,7 @@ def main() -> None:
         server_dsn = pg.start()
         print(f"embedded PostgreSQL up in {time.monotonic() - started:.2f} s", flush=True)
         try:
-            results = [scenario(server_dsn, workdir, n, args.batch_size) for n in sizes]
+            results = [scenario(server_dsn, pg.pgdata, workdir, n, args.batch_size) for n in sizes]
         finally:
             pg.stop()
     full = min(r["full"]["records_per_s"] for r in results)
