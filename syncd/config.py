@@ -123,6 +123,31 @@ class WebSettings(_Frozen):
     port: int = Field(default=8080, ge=0, le=65535)
 
 
+class BreakerSettings(_Frozen):
+    """Circuit breakers of one partner: one per integration, one for the whole partner."""
+
+    # Open after this many transient failures (5xx, timeouts, resets) within window_s ...
+    failure_threshold: int = Field(default=10, ge=1)
+    # ... that are also at least this share of the calls (sporadic errors keep it closed).
+    failure_ratio: float = Field(default=0.6, gt=0, le=1)
+    window_s: float = Field(default=60.0, gt=0)
+    # Failing fast this long, then half-open: this many probe requests, each with a timeout.
+    cooldown_s: float = Field(default=30.0, gt=0)
+    half_open_probes: int = Field(default=1, ge=1)
+    probe_timeout_s: float = Field(default=15.0, gt=0)
+    # The partner-wide breaker trips on an outage of the partner, not of one account.
+    partner_failure_threshold: int = Field(default=30, ge=1)
+
+
+class AdaptiveSettings(_Frozen):
+    """How a rate budget reacts to 429s the documented limits did not predict (AIMD)."""
+
+    decrease: float = Field(default=0.5, gt=0, lt=1, description="rate *= decrease on a 429 episode")
+    increase: float = Field(default=0.1, gt=0, le=1, description="rate += increase per quiet_s")
+    quiet_s: float = Field(default=30.0, gt=0)
+    floor: float = Field(default=0.05, gt=0, le=1, description="never below this share")
+
+
 class PartnerSettings(_Frozen):
     """Per-partner overrides; unset fields take the connector's documented defaults."""
 
@@ -138,6 +163,8 @@ class PartnerSettings(_Frozen):
     request_deadline_s: float = Field(default=120.0, gt=0)
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     token_refresh_buffer_s: float = Field(default=300.0, ge=0)
+    breaker: BreakerSettings = BreakerSettings()
+    adaptive: AdaptiveSettings = AdaptiveSettings()
 
     @field_validator("rate_limits")
     @classmethod

@@ -6,10 +6,12 @@ from typing import Any
 
 import httpx
 
-from syncd.config import IntegrationSettings, PartnerSchema, PartnerSettings
+from syncd.config import BreakerSettings, IntegrationSettings, PartnerSchema, PartnerSettings
 from syncd.connectors import guesty
 from syncd.connectors.base import Connector, PartnerInfo
 from syncd.http.auth import ClientCredentials, TokenStore
+from syncd.http.breaker import BreakerPolicy
+from syncd.http.budget import AimdPolicy
 from syncd.http.client import ClientOptions, PartnerClient
 from syncd.http.guards import Guards, LimitSpec
 from syncd.http.tiers import parse_tier
@@ -31,6 +33,20 @@ def limit_spec(info: PartnerInfo, partner: PartnerSettings) -> LimitSpec:
         safety_factor=partner.safety_factor,
         max_concurrency=partner.max_concurrency or info.max_concurrency,
         app_max_concurrency=info.app_max_concurrency,
+        breaker=breaker_policy(partner.breaker, partner.breaker.failure_threshold),
+        partner_breaker=breaker_policy(partner.breaker, partner.breaker.partner_failure_threshold),
+        aimd=AimdPolicy(**partner.adaptive.model_dump()),
+    )
+
+
+def breaker_policy(settings: BreakerSettings, failure_threshold: int) -> BreakerPolicy:
+    return BreakerPolicy(
+        failure_threshold=failure_threshold,
+        failure_ratio=settings.failure_ratio,
+        window_s=settings.window_s,
+        cooldown_s=settings.cooldown_s,
+        half_open_probes=settings.half_open_probes,
+        probe_timeout_s=settings.probe_timeout_s,
     )
 
 

@@ -37,6 +37,11 @@ class LimitSpec:
     safety_factor: float = 1.0
     max_concurrency: int | None = None
     app_max_concurrency: int | None = None
+    # None: the ``Guards`` defaults. A partner's breaker and AIMD policies are fixed by
+    # the first of its integrations to be wired (they come from one partner section).
+    breaker: BreakerPolicy | None = None
+    partner_breaker: BreakerPolicy | None = None
+    aimd: AimdPolicy | None = None
 
 
 @dataclass
@@ -72,8 +77,8 @@ class Guards:
         """The throttle and breakers one integration's client passes through."""
         shared = self._partner(partner, spec)
         now = self._clock()
-        budget = RateBudget(spec.tiers, spec.safety_factor, now, self._aimd)
-        breaker = self._breaker(partner, integration_id, self._integration_policy)
+        budget = RateBudget(spec.tiers, spec.safety_factor, now, spec.aimd or self._aimd)
+        breaker = self._breaker(partner, integration_id, spec.breaker or self._integration_policy)
         shared.integrations[integration_id] = breaker
         throttle = Throttle(
             [budget],
@@ -108,11 +113,11 @@ class Guards:
             return found
         budget = None
         if spec.app_tiers:
-            budget = RateBudget(spec.app_tiers, spec.safety_factor, self._clock(), self._aimd)
+            budget = RateBudget(spec.app_tiers, spec.safety_factor, self._clock(), spec.aimd or self._aimd)
             self._rates(partner, PARTNER_SCOPE, budget, changed=False)
         cap = spec.app_max_concurrency
         created = self._partners[partner] = _Partner(
-            breaker=self._breaker(partner, PARTNER_SCOPE, self._partner_policy),
+            breaker=self._breaker(partner, PARTNER_SCOPE, spec.partner_breaker or self._partner_policy),
             budget=budget,
             concurrency=_semaphore(cap),
         )

@@ -34,6 +34,8 @@ worker_concurency = 4
 url = "mysql://nope"
 [partners.guesty]
 rate_limits = ["15 per second"]
+breaker = { failure_ratio = 2, cooldown_s = 0 }
+adaptive = { decrease = 1.5 }
 [partners.nosuch]
 [[integrations]]
 id = "Acme Corp"
@@ -88,6 +90,9 @@ def test_bad_config_lists_every_problem_with_its_key_path(tmp_path: Path) -> Non
         "daemon.worker_concurency",
         "database.url",
         "partners.guesty.rate_limits",
+        "partners.guesty.breaker.failure_ratio",
+        "partners.guesty.breaker.cooldown_s",
+        "partners.guesty.adaptive.decrease",
         "integrations[0].id",
         "integrations[0].resources.properties.interval_s",
         "integrations[2].credentials.client_secret",

@@ -9,7 +9,8 @@ import pytest
 
 from syncd.config import PartnerSettings
 from syncd.connectors import guesty, registry
-from syncd.http.breaker import State
+from syncd.http.breaker import BreakerPolicy, State
+from syncd.http.budget import DEFAULT_AIMD, AimdPolicy
 from syncd.http.guards import Guards, LimitSpec
 from syncd.http.tiers import parse_tier
 from syncd.observability.logging import get_logger
@@ -90,3 +91,37 @@ def test_limits_come_from_the_partner_declaration_overridden_by_configuration() 
     spec = registry.limit_spec(hostaway_like, PartnerSettings(rate_limits=("10/s",), safety_factor=0.5))
     assert [str(t) for t in spec.tiers] == ["10/1s"]
     assert [str(t) for t in spec.app_tiers] == ["15/10s"] and spec.safety_factor == 0.5
+
+
+def test_default_breaker_and_adaptive_settings_are_the_modules_defaults() -> None:
+    spec = registry.limit_spec(guesty.INFO, PartnerSettings())
+    assert spec.breaker == BreakerPolicy()
+    assert spec.partner_breaker == BreakerPolicy(failure_threshold=30)
+    assert spec.aimd == DEFAULT_AIMD
+
+
+def test_configured_breaker_policy_governs_the_integrations_breaker() -> None:
+    partner = PartnerSettings.model_validate(
+        {"breaker": {"failure_threshold": 2, "cooldown_s": 5, "partner_failure_threshold": 4}}
+    )
+    spec = registry.limit_spec(guesty.INFO, partner)
+    clock = Clock()
+    guards = Guards(Metrics(), get_logger(), clock=clock)
+    _, breakers = guards.for_integration("guesty", "acme", spec)
+    shared, own = breakers.breakers
+    assert shared.policy.failure_threshold == 4
+    for _ in range(2):
+        permit = own.admit(clock())
+        assert permit is not None
+        own.record(permit, False, clock())
+    assert own.current(clock()) is State.OPEN  # after 2 failures, not the default 10
+    clock.now = 4.9
+    assert own.admit(clock()) is None
+    clock.now = 5.0
+    assert own.admit(clock()) is not None  # half-open after the configured 5 s cool-down
+
+
+def test_configured_adaptive_policy_sets_how_far_a_429_slows_the_budget() -> None:
+    partner = PartnerSettings.model_validate({"adaptive": {"decrease": 0.25, "floor": 0.2}})
+    spec = registry.limit_spec(guesty.INFO, partner)
+    assert spec.aimd == AimdPolicy(decrease=0.25, increase=0.1, quiet_s=30.0, floor=0.2)
