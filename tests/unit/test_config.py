@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from syncd import errors
-from syncd.config import load_settings
+from syncd.config import PartnerSettings, ResourceSettings, load_settings
 from syncd.connectors import registry
 
 GOOD = """
@@ -155,3 +155,37 @@ def test_secret_keys_must_be_fernet_keys_and_empty_means_none(tmp_path: Path) ->
     settings = load_settings(write(tmp_path, base), {"ACME_SECRET": "x", "K2": good}, registry.schemas())
     assert [k.get_secret_value() for k in settings.secrets.keys] == [good]
     assert good not in repr(settings)
+
+
+def test_example_config_documents_the_real_defaults() -> None:
+    """Every literal value in syncd.example.toml is what syncd uses when the key is absent:
+    the file an operator copies must not disagree with the code."""
+    import tomllib
+
+    from syncd.config import Settings
+    from syncd.connectors import guesty
+
+    example = tomllib.loads((Path(__file__).resolve().parents[2] / "config/syncd.example.toml").read_text())
+    defaults = Settings.model_validate({}).model_dump(mode="json")
+    info = guesty.INFO
+    documented = {"base_url": info.base_url, "token_url": info.token_url, "page_size": info.page_size}
+    documented |= {"rate_limits": list(info.rate_limits), "max_concurrency": info.max_concurrency}
+    partner_defaults = PartnerSettings().model_dump(mode="json") | documented
+
+    def compare(section: dict[str, object], expected: dict[str, object], path: str) -> list[str]:
+        wrong = []
+        for key, value in section.items():
+            if isinstance(value, dict):
+                wrong += compare(value, expected[key], f"{path}.{key}")  # type: ignore[arg-type]
+            elif not (isinstance(value, str) and "${" in value) and expected[key] != value:
+                wrong.append(f"{path}.{key}: example {value!r}, default {expected[key]!r}")
+        return wrong
+
+    problems = []
+    for name in ("daemon", "database", "web"):
+        problems += compare(example[name], defaults[name], name)
+    problems += compare(example["partners"]["guesty"], partner_defaults, "partners.guesty")
+    resource = ResourceSettings().model_dump(mode="json")
+    for name, settings in example["integrations"][0]["resources"].items():
+        problems += compare({k: v for k, v in settings.items() if k != "interval_s"}, resource, name)
+    assert problems == []
