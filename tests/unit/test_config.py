@@ -168,7 +168,11 @@ def test_example_config_documents_the_real_defaults() -> None:
     example = tomllib.loads((Path(__file__).resolve().parents[2] / "config/syncd.example.toml").read_text())
     defaults = Settings.model_validate({}).model_dump(mode="json")
     info = guesty.INFO
-    documented = {"base_url": info.base_url, "token_url": info.token_url, "page_size": info.page_size}
+    documented: dict[str, object] = {
+        "base_url": info.base_url,
+        "token_url": info.token_url,
+        "page_size": info.page_size,
+    }
     documented |= {"rate_limits": list(info.rate_limits), "max_concurrency": info.max_concurrency}
     partner_defaults = PartnerSettings().model_dump(mode="json") | documented
 
