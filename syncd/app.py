@@ -18,10 +18,11 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import anyio
+import httpx
 from anyio.abc import TaskGroup, TaskStatus
 
 from syncd import crypto
@@ -89,6 +90,32 @@ def cipher_for(settings: Settings) -> crypto.Cipher:
     return crypto.Cipher(keys)
 
 
+def build_connectors(
+    settings: Settings,
+    integration_ids: Sequence[str],
+    http: httpx.AsyncClient,
+    credentials: CredentialStore,
+    metrics: Metrics,
+    log: Any,
+    guards: Guards,
+) -> dict[str, Connector]:
+    """One driver per listed integration, sharing the process's guards and HTTP pool."""
+    wanted = set(integration_ids)
+    return {
+        integ.id: registry.build_connector(
+            integ,
+            settings.partner(integ.partner),
+            http=http,
+            tokens=credentials,
+            metrics=metrics,
+            log=log,
+            guards=guards,
+        )
+        for integ in settings.integrations
+        if integ.id in wanted
+    }
+
+
 class Daemon:
     def __init__(self, settings: Settings, *, metrics: Metrics | None = None, once: bool = False) -> None:
         self.settings = settings
@@ -122,19 +149,9 @@ class Daemon:
             build_http_client(10.0, 30.0, max_connections=64) as http,
         ):
             credentials = CredentialStore(store, cipher_for(self.settings))
-            connectors: dict[str, Connector] = {
-                integ.id: registry.build_connector(
-                    integ,
-                    self.settings.partner(integ.partner),
-                    http=http,
-                    tokens=credentials,
-                    metrics=self.metrics,
-                    log=log,
-                    guards=self.guards,
-                )
-                for integ in self.settings.integrations
-                if integ.id in self.owned
-            }
+            connectors = build_connectors(
+                self.settings, self.owned, http, credentials, self.metrics, log, self.guards
+            )
             self.store = store
             self.runner = SyncRunner(store, connectors, self.settings, self.metrics, log, self.stop)
             async with anyio.create_task_group() as tg:
@@ -271,7 +288,9 @@ class Daemon:
 
     async def _status(self) -> dict[str, Any]:
         progress = self.runner.progress if self.runner else {}
+        syncs = await self.store.sync_status(self.owned) if self.store is not None else []
         return {
+            "syncs": [_json_safe(row) for row in syncs],
             "shard": {"index": self.settings.daemon.shard_index, "count": self.settings.daemon.shard_count},
             "integrations": len(self.owned),
             "draining": self.stop.is_set(),
@@ -285,3 +304,7 @@ class Daemon:
                 for (i, r), s in progress.items()
             },
         }
+
+
+def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}

@@ -78,6 +78,36 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _operator(args: argparse.Namespace) -> Settings:
+    settings = load(args.config)
+    # Operator commands print tables on stdout; their own logs only matter when they fail.
+    syncd_logging.configure("warning", settings.daemon.log_format)
+    return settings
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from syncd import admin
+
+    settings = _operator(args)
+    return int(_run_async(admin.status, settings, args.integration, args.json))
+
+
+def cmd_dlq_list(args: argparse.Namespace) -> int:
+    from syncd import admin
+
+    settings = _operator(args)
+    a = args
+    return int(_run_async(admin.dlq_list, settings, a.integration, a.resource, a.limit, a.payload, a.json))
+
+
+def cmd_dlq_replay(args: argparse.Namespace) -> int:
+    from syncd import admin
+
+    settings = _operator(args)
+    a = args
+    return int(_run_async(admin.dlq_replay, settings, a.integration, a.resource, a.id, a.limit, a.json))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from syncd import demo
 
@@ -112,6 +142,33 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rotate-keys", help="re-encrypt stored tokens and secrets under the first key")
     p.add_argument("--config", "-c", type=Path, required=True)
     p.set_defaults(func=cmd_rotate_keys)
+
+    p = sub.add_parser("status", help="per integration x resource: health, last success, next run")
+    p.add_argument("--config", "-c", type=Path, required=True)
+    p.add_argument("--integration")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=cmd_status)
+
+    dlq = sub.add_parser("dlq", help="dead letters: records the partner sent that failed validation")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
+    p = dlq_sub.add_parser("list", help="open dead letters, newest first")
+    p.add_argument("--config", "-c", type=Path, required=True)
+    p.add_argument("--integration")
+    p.add_argument("--resource")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--payload", action="store_true", help="include the stored (redacted) payload")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=cmd_dlq_list)
+    p = dlq_sub.add_parser(
+        "replay", help="fetch each open dead letter's record again and apply it (exit 1 if some stay bad)"
+    )
+    p.add_argument("--config", "-c", type=Path, required=True)
+    p.add_argument("--integration")
+    p.add_argument("--resource")
+    p.add_argument("--id", action="append", default=[], help="only this external id (repeatable)")
+    p.add_argument("--limit", type=int, default=10_000)
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=cmd_dlq_replay)
 
     p = sub.add_parser("demo", help="embedded PostgreSQL + partner simulator + daemon, with live progress")
     p.add_argument("--listings", type=int, default=2000, help="listings per simulated account")

@@ -120,7 +120,7 @@ class _Batcher:
 RECORD_ERRORS = (msgspec.MsgspecError, ValidationError, ValueError, TypeError)
 
 
-def _dead_letter(connector: Connector, resource: str, raw: bytes, exc: Exception) -> DeadLetter:
+def dead_letter(connector: Connector, resource: str, raw: bytes, exc: Exception) -> DeadLetter:
     external_id = connector.external_id(resource, raw)
     payload = redact_text(raw[:MAX_DEAD_LETTER_PAYLOAD].decode(errors="replace"))
     if isinstance(exc, ValidationError):
@@ -168,7 +168,7 @@ async def run(
             try:
                 record = normalize(raw)
             except RECORD_ERRORS as exc:
-                batcher.add_dead(_dead_letter(connector, resource, raw, exc))
+                batcher.add_dead(dead_letter(connector, resource, raw, exc))
                 continue
             batcher.add_row(row_for(spec, record, raw))
         batcher.checkpoint = page.checkpoint
@@ -266,7 +266,7 @@ async def _sweep(
         try:
             back.rows.append(row_for(session.spec, normalize(raw), raw))
         except RECORD_ERRORS as exc:
-            back.dead_letters.append(_dead_letter(connector, resource, raw, exc))
+            back.dead_letters.append(dead_letter(connector, resource, raw, exc))
     if back.rows or back.dead_letters:
         stats.add(await session.apply(back))
     stats.deleted = await session.soft_delete(gone)

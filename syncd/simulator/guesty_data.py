@@ -314,6 +314,15 @@ class GuestyAccount:
     def deleted_listing_ids(self) -> list[str]:
         return [self.listing_id(i) for i in sorted(self.listing_table.deleted)]
 
+    def repair_listing(self, listing_id: str) -> bool:
+        """The partner fixes a malformed listing in place, without touching its timestamp
+        (so only a dead-letter replay, not an incremental sync, brings it back)."""
+        i = self.listing_index(listing_id)
+        if i is None or i not in self.malformed:
+            return False
+        self.malformed = self.malformed - {i}
+        return True
+
     def malformed_listing_ids(self) -> list[str]:
         return [self.listing_id(i) for i in sorted(self.malformed)]
 

@@ -17,6 +17,7 @@ import orjson
 from asyncpg.pool import PoolConnectionProxy
 
 from syncd import errors
+from syncd.observability.logging import redact_text
 from syncd.store.queries import QUERIES, schema_sql
 from syncd.store.types import TABLES, ApplyResult, Batch, Schedule, TableSpec
 
@@ -151,7 +152,22 @@ class Store:
             rows = await self._pool.fetch(Q["progress"], list(integration_ids))
         return [dict(r) for r in rows]
 
+    async def sync_status(self, integration_ids: Sequence[str]) -> list[dict[str, Any]]:
+        with translate():
+            rows = await self._pool.fetch(Q["sync_status"], list(integration_ids))
+        return [dict(r) for r in rows]
+
+    async def dead_letters(
+        self, integration_ids: Sequence[str], resource: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Open dead letters, newest first."""
+        with translate():
+            rows = await self._pool.fetch(Q["list_dead_letters"], list(integration_ids), resource, limit)
+        return [dict(r) for r in rows]
+
     async def set_integration_status(self, integration_id: str, status: str, reason: str | None) -> None:
+        # Reasons and errors are shown by `syncd status` and /status: never a secret there.
+        reason = redact_text(reason) if reason is not None else None
         with translate():
             await self._pool.execute(Q["set_integration_status"], integration_id, status, reason)
 
@@ -315,4 +331,6 @@ class SyncSession:
 
     async def finish_failed(self, error: str) -> None:
         with translate():
-            await self._conn.execute(Q["finish_run_failed"], self.integration_id, self.spec.resource, error)
+            await self._conn.execute(
+                Q["finish_run_failed"], self.integration_id, self.spec.resource, redact_text(error)[:2000]
+            )

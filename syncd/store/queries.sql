@@ -368,3 +368,26 @@ SELECT i.id,
 FROM integrations i
 WHERE i.id = ANY($1::text[])
 ORDER BY i.id;
+
+-- name: sync_status
+-- One row per integration x resource: what `syncd status` and /status show operators.
+SELECT i.id AS integration_id, i.partner, i.enabled, i.status, i.status_reason,
+       s.resource, s.enabled AS resource_enabled, s.next_due_at, s.last_started_at,
+       s.last_finished_at, s.last_outcome, s.consecutive_failures,
+       st.last_success_at, st.last_sweep_at, st.last_error, st.checkpoint,
+       (SELECT count(*) FROM dead_letters d
+        WHERE d.integration_id = i.id AND d.resource = s.resource AND d.resolved_at IS NULL) AS dead_letters
+FROM integrations i
+JOIN schedules s ON s.integration_id = i.id
+LEFT JOIN sync_state st ON st.integration_id = s.integration_id AND st.resource = s.resource
+WHERE i.id = ANY($1::text[])
+ORDER BY i.id, s.resource;
+
+-- name: list_dead_letters
+-- Open dead letters, newest first; $2 NULL means every resource.
+SELECT integration_id, resource, external_id, error_class, reason, attempts, first_seen_at,
+       last_seen_at, payload
+FROM dead_letters
+WHERE resolved_at IS NULL AND integration_id = ANY($1::text[]) AND ($2::text IS NULL OR resource = $2)
+ORDER BY last_seen_at DESC, id DESC
+LIMIT $3;

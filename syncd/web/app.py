@@ -15,10 +15,11 @@ import anyio
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from syncd.observability.metrics import Metrics
+from syncd.web import status_page
 
 Ping = Callable[[], Awaitable[None]]
 PING_TIMEOUT_S = 3.0
@@ -69,10 +70,12 @@ def create_app(ctx: WebContext) -> Starlette:
     async def metrics(_: Request) -> Response:
         return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    async def status(_: Request) -> Response:
-        if ctx.status is None:
-            return JSONResponse({})
-        return JSONResponse(await ctx.status())
+    async def status(request: Request) -> Response:
+        body = await ctx.status() if ctx.status is not None else {}
+        accept = request.headers.get("accept", "")
+        if "text/html" in accept and "application/json" not in accept:
+            return HTMLResponse(status_page.render(body))
+        return JSONResponse(body)
 
     return Starlette(
         routes=[

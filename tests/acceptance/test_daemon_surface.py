@@ -54,6 +54,7 @@ async def test_metrics_health_and_readiness_of_a_running_daemon(database_url: st
                 ready = await client.get("/readyz")
                 metrics = await client.get("/metrics")
                 status = await client.get("/status")
+                page = await client.get("/status", headers={"accept": "text/html"})
             daemon.request_stop()
     finally:
         syncd_logging.configure("info", "console")
@@ -61,6 +62,11 @@ async def test_metrics_health_and_readiness_of_a_running_daemon(database_url: st
     assert health.status_code == 200 and health.json()["status"] == "ok"
     assert ready.status_code == 200 and ready.json() == {"ok": ["database", "scheduler"], "failing": {}}
     assert status.status_code == 200 and status.json()["integrations"] == 1
+    syncs = {row["resource"]: row for row in status.json()["syncs"]}
+    assert syncs.keys() == {"properties", "reservations"}
+    assert all(row["last_outcome"] == "ok" and row["last_success_at"] for row in syncs.values())
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "<td>acme</td>" in page.text and "<td>reservations</td>" in page.text
     families = {f.name: f for f in text_string_to_metric_families(metrics.text)}
 
     # Every request the partner saw, we counted, by endpoint and status.

@@ -117,7 +117,14 @@ class GuestyConnector:
             skip += len(page.results)
 
     async def fetch_one(self, resource: str, external_id: str) -> bytes | None:
-        if resource != "properties":
-            raise errors.PartnerRejected(f"fetch_one is not supported for {resource}")
-        path = f"/listings/{quote(external_id, safe='')}"
-        return await self._client.get_or_none("/listings/{id}", path, decode=_single)
+        if resource == "properties":
+            path = f"/listings/{quote(external_id, safe='')}"
+            return await self._client.get_or_none("/listings/{id}", path, decode=_single)
+        if resource == "reservations":
+            # The legacy reservations API documents no GET by id: a list query on ``_id``.
+            filters = [{"field": "_id", "operator": "$eq", "value": external_id}]
+            params: dict[str, str | int] = {"limit": 1, "filters": orjson.dumps(filters).decode()}
+            page = await self._client.get(ENDPOINTS[resource], params=params, decode=wire.PAGE.decode)
+            found = [r for r in _records(page) if _id_of(r) == external_id]
+            return found[0] if found else None
+        raise errors.PartnerRejected(f"fetch_one is not supported for {resource}")

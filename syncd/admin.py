@@ -1,0 +1,136 @@
+"""Operator commands that work on a stopped or running daemon's database: ``syncd status``,
+``syncd dlq list`` and ``syncd dlq replay``.
+
+They open the same database the daemon uses (the embedded one under ``state_dir`` when no
+URL is configured, which then must not be running in another process) and print one line
+per row, or JSON lines with ``--json`` for scripts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from syncd import errors
+from syncd.app import build_connectors, cipher_for, database, open_store
+from syncd.config import Settings
+from syncd.engine.replay import ReplayResult, replay
+from syncd.http.client import build_http_client
+from syncd.http.guards import Guards
+from syncd.observability.logging import get_logger
+from syncd.observability.metrics import Metrics
+from syncd.store.credentials import CredentialStore
+from syncd.store.postgres import Store
+
+
+def _ids(settings: Settings, integration: str | None) -> list[str]:
+    known = [i.id for i in settings.integrations]
+    if integration is None:
+        return known
+    if integration not in known:
+        raise errors.ConfigError([("--integration", f"unknown integration {integration!r}")])
+    return [integration]
+
+
+@contextlib.asynccontextmanager
+async def _store(settings: Settings) -> AsyncIterator[Store]:
+    log = get_logger()
+    async with database(settings, log) as dsn, open_store(settings, dsn) as store:
+        yield store
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    return str(value)
+
+
+def _emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], as_json: bool) -> None:
+    if as_json:
+        for row in rows:
+            print(json.dumps(row, default=_text))
+        return
+    widths = {c: max([len(c), *(len(_text(r.get(c))) for r in rows)]) for c in columns}
+    print("  ".join(c.upper().ljust(widths[c]) for c in columns))
+    for row in rows:
+        print("  ".join(_text(row.get(c)).ljust(widths[c]) for c in columns))
+
+
+STATUS_COLUMNS = (
+    "integration_id", "resource", "status", "last_outcome", "last_success_at", "next_due_at",
+    "consecutive_failures", "dead_letters", "last_error",
+)  # fmt: skip
+
+
+async def status(settings: Settings, integration: str | None, as_json: bool) -> int:
+    """Per integration x resource: health, last success, next run, open dead letters."""
+    async with _store(settings) as store:
+        rows = await store.sync_status(_ids(settings, integration))
+    for row in rows:
+        error = row.get("last_error")
+        if isinstance(error, str) and not as_json:
+            row["last_error"] = error if len(error) <= 80 else error[:77] + "..."
+    _emit(rows, STATUS_COLUMNS, as_json)
+    return 0
+
+
+DLQ_COLUMNS = ("integration_id", "resource", "external_id", "attempts", "last_seen_at", "reason")
+
+
+async def dlq_list(
+    settings: Settings,
+    integration: str | None,
+    resource: str | None,
+    limit: int,
+    with_payload: bool,
+    as_json: bool,
+) -> int:
+    async with _store(settings) as store:
+        rows = await store.dead_letters(_ids(settings, integration), resource, limit)
+    if not with_payload:
+        for row in rows:
+            row.pop("payload", None)
+    _emit(rows, (*DLQ_COLUMNS, "payload") if with_payload else DLQ_COLUMNS, as_json)
+    return 0
+
+
+async def dlq_replay(
+    settings: Settings,
+    integration: str | None,
+    resource: str | None,
+    only: Sequence[str],
+    limit: int,
+    as_json: bool,
+) -> int:
+    """Exit 0 when every replayed record is now clean; 1 when some are still bad or busy."""
+    log = get_logger()
+    ids = _ids(settings, integration)
+    results: list[ReplayResult] = []
+    metrics = Metrics()
+    async with (
+        database(settings, log) as dsn,
+        open_store(settings, dsn) as store,
+        build_http_client(10.0, 30.0, max_connections=8) as http,
+    ):
+        credentials = CredentialStore(store, cipher_for(settings))
+        connectors = build_connectors(settings, ids, http, credentials, metrics, log, Guards(metrics, log))
+        letters = await store.dead_letters(ids, resource, limit)
+        targets = sorted({(r["integration_id"], r["resource"]) for r in letters})
+        for integration_id, res in targets:
+            results.append(
+                await replay(
+                    store, connectors[integration_id], integration_id, res, log,
+                    limit=limit, only=set(only) if only else None,
+                )
+            )  # fmt: skip
+    _emit(
+        [r.to_json() for r in results],
+        ("integration", "resource", "fixed", "still_bad", "gone", "busy"),
+        as_json,
+    )
+    return 1 if any(r.busy or r.still_bad for r in results) else 0

@@ -1,0 +1,87 @@
+"""Dead-letter replay: fetch each open dead letter's record again and apply it.
+
+A dead letter stays open until a clean copy of its record arrives. An incremental sync
+brings one only when the partner bumps the record's update timestamp. After we ship an
+adapter fix, or after the partner repairs a record without touching its timestamp, the
+operator replays: every open dead letter of an integration x resource is fetched by id.
+A clean record is upserted and its letter resolved. A record that is still bad gets its
+attempts and reason updated. A record the partner no longer has is resolved: the
+deletion sweep owns deletions.
+
+Replay takes the same advisory lock as a sync run, so it never races one; it writes
+through that session in batches (rows, letters and resolutions in one transaction).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from syncd.connectors.base import Connector
+from syncd.pipeline import RECORD_ERRORS, dead_letter
+from syncd.store.postgres import Store
+from syncd.store.types import Batch, row_for
+
+REPLAY_BATCH = 200
+
+
+@dataclass
+class ReplayResult:
+    integration_id: str
+    resource: str
+    busy: bool = False  # a sync run holds the lock: nothing was done, try again later
+    fixed: list[str] = field(default_factory=list)
+    still_bad: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "integration": self.integration_id,
+            "resource": self.resource,
+            "busy": self.busy,
+            "fixed": len(self.fixed),
+            "still_bad": len(self.still_bad),
+            "gone": len(self.gone),
+        }
+
+
+async def replay(
+    store: Store,
+    connector: Connector,
+    integration_id: str,
+    resource: str,
+    log: Any,
+    *,
+    limit: int = 10_000,
+    only: set[str] | None = None,
+) -> ReplayResult:
+    """Replay up to ``limit`` open dead letters (or just the ids in ``only``)."""
+    result = ReplayResult(integration_id, resource)
+    async with store.sync_session(integration_id, resource) as session:
+        if session is None:
+            result.busy = True
+            log.warning("replay_busy", integration=integration_id, resource=resource)
+            return result
+        ids = sorted(await session.open_dead_letters(limit))
+        if only is not None:
+            ids = [i for i in ids if i in only]
+        normalize = connector.normalizer(resource)
+        for start in range(0, len(ids), REPLAY_BATCH):
+            batch = Batch()
+            for external_id in ids[start : start + REPLAY_BATCH]:
+                raw = await connector.fetch_one(resource, external_id)
+                if raw is None:
+                    result.gone.append(external_id)
+                    batch.resolved.append(external_id)
+                    continue
+                try:
+                    batch.rows.append(row_for(session.spec, normalize(raw), raw))
+                except RECORD_ERRORS as exc:
+                    batch.dead_letters.append(dead_letter(connector, resource, raw, exc))
+                    result.still_bad.append(external_id)
+                    continue
+                batch.resolved.append(external_id)
+                result.fixed.append(external_id)
+            await session.apply(batch)
+    log.info("replay_done", **result.to_json())
+    return result

@@ -1,0 +1,128 @@
+"""Operator commands as real processes: `syncd status`, `syncd dlq list`, `syncd dlq replay`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from syncd.app import Daemon
+from syncd.simulator import limits
+from syncd.simulator.server import Simulator, SimulatorServer
+from tests.support import assert_matches_truth, db_rows, guesty_config, settings_of, toml_of
+
+pytestmark = pytest.mark.anyio
+ACCOUNT = ("acme", "guesty-acct-1", "sim-secret-1")
+
+
+async def syncd(config: Path, *args: str) -> tuple[int, list[dict[str, Any]]]:
+    """Run ``syncd <args> --config F --json`` and parse its JSON lines."""
+    proc = await anyio.run_process(
+        [sys.executable, "-m", "syncd", *args, "--config", str(config), "--json"], check=False
+    )
+    assert proc.returncode in (0, 1), proc.stderr.decode()
+    return proc.returncode, [json.loads(line) for line in proc.stdout.decode().splitlines()]
+
+
+async def test_dead_letters_are_listed_and_replayed_after_the_partner_repairs_them(
+    database_url: str, tmp_path: Path
+) -> None:
+    sim = Simulator(limit_settings=limits.LimitSettings(enabled=False))
+    malformed = frozenset({3, 250})
+    account = sim.add_guesty_account(
+        ACCOUNT[1], ACCOUNT[2], seed=7, listings=300, malformed_listings=malformed
+    )
+    repaired, still_bad = account.malformed_listing_ids()
+    async with SimulatorServer(sim) as server:
+        document = guesty_config(server, database_url, [ACCOUNT], state_dir=tmp_path)
+        config = tmp_path / "syncd.toml"
+        config.write_text(toml_of(document))
+        await Daemon(settings_of(document), once=True).run()
+
+        code, status = await syncd(config, "status")
+        assert code == 0
+        by_resource = {row["resource"]: row for row in status}
+        assert by_resource.keys() == {"properties", "reservations"}
+        assert by_resource["properties"]["dead_letters"] == 2
+        assert by_resource["reservations"]["dead_letters"] == 0
+        assert all(row["last_outcome"] == "ok" and row["last_success_at"] for row in status)
+
+        code, letters = await syncd(config, "dlq", "list")
+        assert code == 0
+        assert {row["external_id"] for row in letters} == {repaired, still_bad}
+        assert all(row["resource"] == "properties" and row["attempts"] == 1 for row in letters)
+        assert "payload" not in letters[0]
+
+        # The partner fixes one record without bumping its timestamp: a sync would never see it.
+        assert account.repair_listing(repaired)
+        await Daemon(settings_of(document), once=True).run()
+        stored = await db_rows(database_url, "SELECT 1 FROM properties WHERE external_id = $1", repaired)
+        assert stored == []
+
+        by_id = "/v1/listings/{id}"
+        requests_before = sim.request_log.count(path=by_id)
+        code, report = await syncd(config, "dlq", "replay")
+        assert code == 1  # one record is still bad
+        assert report == [
+            {
+                "integration": "acme",
+                "resource": "properties",
+                "busy": False,
+                "fixed": 1,
+                "still_bad": 1,
+                "gone": 0,
+            }
+        ]
+        assert sim.request_log.count(path=by_id) == requests_before + 2  # one GET per open letter
+
+    await assert_matches_truth(database_url, "acme", account)  # the repaired listing included
+    letters_after = await db_rows(
+        database_url, "SELECT external_id, attempts, resolved_at FROM dead_letters ORDER BY external_id"
+    )
+    state = {r["external_id"]: (r["attempts"], r["resolved_at"] is not None) for r in letters_after}
+    assert state[repaired][1] is True
+    # Still bad: the same open letter, one more attempt (the incremental sync did not re-read it).
+    assert state[still_bad] == (2, False)
+    events = await db_rows(database_url, "SELECT kind FROM events WHERE external_id = $1", repaired)
+    assert [e["kind"] for e in events] == ["created"]
+
+
+async def test_replay_fetches_reservations_by_id_and_resolves_records_the_partner_no_longer_has(
+    database_url: str, tmp_path: Path
+) -> None:
+    sim = Simulator(limit_settings=limits.LimitSettings(enabled=False))
+    account = sim.add_guesty_account(ACCOUNT[1], ACCOUNT[2], seed=7, listings=20, reservations_per_listing=1)
+    async with SimulatorServer(sim) as server:
+        document = guesty_config(server, database_url, [ACCOUNT], state_dir=tmp_path)
+        config = tmp_path / "syncd.toml"
+        config.write_text(toml_of(document))
+        await Daemon(settings_of(document), once=True).run()
+        # As if an older adapter had refused one reservation: its row is missing, its letter open.
+        kept = account.reservation_id(4)
+        await db_rows(database_url, "DELETE FROM reservations WHERE external_id = $1", kept)
+        for external_id in (kept, "64000063aaaaaaaaaaaaaaaa"):
+            await db_rows(
+                database_url,
+                "INSERT INTO dead_letters (integration_id, resource, external_id, error_class, reason)"
+                " VALUES ('acme', 'reservations', $1, 'data', 'old adapter refused it')",
+                external_id,
+            )
+        code, report = await syncd(config, "dlq", "replay", "--resource", "reservations")
+    assert code == 0
+    assert report == [
+        {
+            "integration": "acme",
+            "resource": "reservations",
+            "busy": False,
+            "fixed": 1,
+            "still_bad": 0,
+            "gone": 1,
+        },
+    ]
+    await assert_matches_truth(database_url, "acme", account)
+    open_letters = await db_rows(database_url, "SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL")
+    assert open_letters[0][0] == 0
