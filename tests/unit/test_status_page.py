@@ -5,17 +5,24 @@ from __future__ import annotations
 from syncd.web.status_page import render
 
 
+FAILING = {
+    "integration_id": "acme",
+    "resource": "properties",
+    "status": "auth_failed",
+    "last_outcome": "failed",
+    "last_error": "<script>alert(1)</script>",
+    "dead_letters": 2,
+}
+HEALTHY = {"integration_id": "beta", "resource": "properties", "status": "active", "last_outcome": "ok"}
+
+
 def test_values_are_escaped_and_failures_marked() -> None:
     page = render(
         {
             "shard": {"index": 1, "count": 4},
             "integrations": 1,
             "draining": True,
-            "syncs": [
-                {"integration_id": "acme", "resource": "properties", "status": "auth_failed",
-                 "last_outcome": "failed", "last_error": "<script>alert(1)</script>", "dead_letters": 2},
-                {"integration_id": "beta", "resource": "properties", "status": "active", "last_outcome": "ok"},
-            ],  # fmt: skip
+            "syncs": [FAILING, HEALTHY],
             "runs": {},
         }
     )
