@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from syncd.web.status_page import render
 
-
 FAILING = {
     "integration_id": "acme",
     "resource": "properties",
