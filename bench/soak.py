@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,17 +28,13 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ingest import free_port  # noqa: E402 - bench/ is this script's directory
+
 from syncd.store.embedded import EmbeddedPostgres  # noqa: E402 - after the path tweak
 
 ACCOUNTS = 3
 SAMPLE_S = 5.0
 TARGET_GROWTH_MB_PER_HOUR = 5.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def runs_by_outcome(metrics_text: str) -> dict[str, float]:
