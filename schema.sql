@@ -42,6 +42,10 @@ CREATE TABLE IF NOT EXISTS credentials (
     updated_at              timestamptz NOT NULL DEFAULT now()
 );
 
+-- A secret rotated with `syncd rotate-secret` overrides the configured one, until the
+-- configuration changes: rotated_over_sha256 fingerprints the configured secret it replaced.
+ALTER TABLE credentials ADD COLUMN IF NOT EXISTS rotated_over_sha256 text;
+
 -- Audit of every token request we made (partners cap them; operators ask "why").
 CREATE TABLE IF NOT EXISTS token_requests (
     id              bigserial PRIMARY KEY,

@@ -134,3 +134,29 @@ async def dlq_replay(
         as_json,
     )
     return 1 if any(r.busy or r.still_bad for r in results) else 0
+
+
+async def rotate_secret(settings: Settings, integration: str, new_secret: str) -> int:
+    """Exit 0 when the new secret is stored and verified; 1 when the partner refused it or
+    the verifying call failed (the previous secret is then back in place)."""
+    log = get_logger()
+    metrics = Metrics()
+    (integration_id,) = _ids(settings, integration)
+    async with (
+        database(settings, log) as dsn,
+        open_store(settings, dsn) as store,
+        build_http_client(10.0, 30.0, max_connections=2) as http,
+    ):
+        credentials = CredentialStore(store, cipher_for(settings))
+        connectors = build_connectors(
+            settings, [integration_id], http, credentials, metrics, log, Guards(metrics, log)
+        )
+        try:
+            await connectors[integration_id].rotate_secret(new_secret)
+        except errors.PartnerError as exc:
+            print(f"{integration_id}: the new secret was not adopted ({type(exc).__name__}: {exc})")
+            return 1
+        stored = await credentials.load_token(integration_id)
+    version = stored.secret_version if stored is not None else "?"
+    print(f"{integration_id}: new client secret stored (encrypted) and verified; secret_version {version}")
+    return 0

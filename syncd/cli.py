@@ -108,6 +108,20 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
     return int(_run_async(admin.dlq_replay, settings, a.integration, a.resource, a.id, a.limit, a.json))
 
 
+NEW_SECRET_ENV = "SYNCD_NEW_CLIENT_SECRET"
+
+
+def cmd_rotate_secret(args: argparse.Namespace) -> int:
+    from syncd import admin
+
+    settings = _operator(args)
+    # Never from argv: other users of the machine can read a process's arguments.
+    new_secret = os.environ.get(NEW_SECRET_ENV) or sys.stdin.readline().strip()
+    if not new_secret:
+        raise errors.ConfigError([(NEW_SECRET_ENV, "no new secret (set it, or pipe it on stdin)")])
+    return int(_run_async(admin.rotate_secret, settings, args.integration, new_secret))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from syncd import demo
 
@@ -148,6 +162,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--integration")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser(
+        "rotate-secret",
+        help=f"switch an integration to a new client secret (from ${NEW_SECRET_ENV} or stdin): "
+        "tried, stored encrypted, verified, rolled back if refused",
+    )
+    p.add_argument("--config", "-c", type=Path, required=True)
+    p.add_argument("--integration", required=True)
+    p.set_defaults(func=cmd_rotate_secret)
 
     dlq = sub.add_parser("dlq", help="dead letters: records the partner sent that failed validation")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)

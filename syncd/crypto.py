@@ -9,6 +9,7 @@ key file created once under the state directory with owner-only permissions.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -61,3 +62,8 @@ def load_or_create_key_file(path: Path) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(key + "\n")
     return key
+
+
+def fingerprint(secret: str) -> str:
+    """Stable id of a token or secret, to refer to it without storing it in clear."""
+    return hashlib.sha256(secret.encode()).hexdigest()

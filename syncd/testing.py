@@ -59,6 +59,12 @@ class FakeConnector:
         for i in range(0, len(ids), self.page_size):
             yield list(ids[i : i + self.page_size])
 
+    async def check_access(self) -> None:
+        return None
+
+    async def rotate_secret(self, new_secret: str) -> None:
+        raise NotImplementedError("FakeConnector has no credentials")
+
     async def fetch_one(self, resource: str, external_id: str) -> bytes | None:
         self.fetch_one_calls.append(external_id)
         found = (self.existing or {r["_id"]: r for r in self.records}).get(external_id)

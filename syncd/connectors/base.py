@@ -73,3 +73,12 @@ class Connector(Protocol):
     async def fetch_one(self, resource: str, external_id: str) -> bytes | None:
         """The record as the partner has it now, or None if it is gone (404)."""
         ...
+
+    async def check_access(self) -> None:
+        """One cheap authenticated request; raises the partner's error if it is refused."""
+        ...
+
+    async def rotate_secret(self, new_secret: str) -> None:
+        """Switch this integration to a new client secret: tried, committed with the token
+        it earned, verified by ``check_access``, rolled back if that fails."""
+        ...

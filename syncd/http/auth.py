@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import anyio
 
 from syncd import errors
+from syncd.crypto import fingerprint
 from syncd.observability.logging import register_secret
 from syncd.store.types import StoredToken
 
@@ -42,7 +43,7 @@ class TokenTransaction(Protocol):
         self, access_token: str, token_type: str, expires_at: datetime | None, refresh_token: str | None
     ) -> None: ...
 
-    async def save_client_secret(self, client_secret: str) -> None: ...
+    async def save_client_secret(self, client_secret: str, rotated_over_sha256: str) -> None: ...
 
 
 class TokenStore(Protocol):
@@ -217,11 +218,20 @@ class ClientCredentials(_StoredTokenAuth):
         self._configured_secret = client_secret
         self._scope = scope
 
+    def _secret(self, current: StoredToken) -> str:
+        """The stored (rotated) secret, unless the configuration changed after that rotation:
+        an operator who edits the configured secret means it, and it is the newer one."""
+        stored = current.client_secret
+        replaced = current.rotated_over_sha256
+        if stored is None or (replaced is not None and replaced != fingerprint(self._configured_secret)):
+            return self._configured_secret
+        return stored
+
     def _form(self, current: StoredToken, secret: str | None = None) -> dict[str, str]:
         form = {
             "grant_type": "client_credentials",
             "client_id": self._client_id,
-            "client_secret": secret or current.client_secret or self._configured_secret,
+            "client_secret": secret or self._secret(current),
         }
         if self._scope:
             form["scope"] = self._scope
@@ -243,7 +253,7 @@ class ClientCredentials(_StoredTokenAuth):
                 if not isinstance(token, str) or not token:
                     raise errors.AuthFailed("token response carries no access_token")
                 expires_at = expiry(body)
-                await txn.save_client_secret(new_secret)
+                await txn.save_client_secret(new_secret, fingerprint(self._configured_secret))
                 await txn.record_request("ok")
                 await txn.save(token, str(body.get("token_type") or "Bearer"), expires_at, None)
                 version = txn.current.secret_version + 1

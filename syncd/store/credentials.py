@@ -9,20 +9,14 @@ partner; everyone else waits, then reads what it stored.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from syncd.crypto import Cipher
+from syncd.crypto import Cipher, fingerprint
 from syncd.store.postgres import Connection, Store, translate
 from syncd.store.queries import QUERIES as Q
 from syncd.store.types import StoredToken
-
-
-def fingerprint(token: str) -> str:
-    """Stable id of a token, to refer to it without storing it in clear."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class CredentialStore:
@@ -43,6 +37,7 @@ class CredentialStore:
             client_secret=self._decrypt(row["client_secret"]),
             previous_client_secret=self._decrypt(row["previous_client_secret"]),
             secret_version=row["secret_version"],
+            rotated_over_sha256=row["rotated_over_sha256"],
         )
 
     async def load_token(self, integration_id: str) -> StoredToken | None:
@@ -130,8 +125,11 @@ class TokenTransaction:
                 fingerprint(access_token),
             )
 
-    async def save_client_secret(self, client_secret: str) -> None:
+    async def save_client_secret(self, client_secret: str, rotated_over_sha256: str) -> None:
         with translate():
             await self._conn.execute(
-                Q["save_client_secret"], self._integration_id, self._cipher.encrypt(client_secret)
+                Q["save_client_secret"],
+                self._integration_id,
+                self._cipher.encrypt(client_secret),
+                rotated_over_sha256,
             )

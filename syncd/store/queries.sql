@@ -297,7 +297,7 @@ SELECT pg_advisory_unlock($1);
 -- name: lock_credentials
 -- Single-flight token requests across processes: whoever holds this row lock asks.
 SELECT access_token, token_type, token_expires_at, refresh_token, rotation_version,
-       client_secret, previous_client_secret, secret_version
+       client_secret, previous_client_secret, secret_version, rotated_over_sha256
 FROM credentials WHERE integration_id = $1 FOR UPDATE;
 
 -- name: ensure_credentials_row
@@ -305,7 +305,7 @@ INSERT INTO credentials (integration_id) VALUES ($1) ON CONFLICT DO NOTHING;
 
 -- name: load_token
 SELECT access_token, token_type, token_expires_at, refresh_token, rotation_version,
-       client_secret, previous_client_secret, secret_version
+       client_secret, previous_client_secret, secret_version, rotated_over_sha256
 FROM credentials WHERE integration_id = $1;
 
 -- name: save_token
@@ -324,6 +324,7 @@ WHERE integration_id = $1 AND access_token_sha256 = $2;
 -- name: save_client_secret
 -- Rotation: the new secret becomes current and the old one is kept for a roll-back.
 UPDATE credentials SET previous_client_secret = client_secret, client_secret = $2,
+    rotated_over_sha256 = $3,
     secret_version = secret_version + 1, secret_rotated_at = now(), updated_at = now()
 WHERE integration_id = $1;
 

@@ -93,6 +93,8 @@ class StoredToken:
     client_secret: str | None = None  # set once a rotation stored one; else the config's
     previous_client_secret: str | None = None
     secret_version: int = 0
+    # Fingerprint of the configured secret the rotation replaced (see ClientCredentials).
+    rotated_over_sha256: str | None = None
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -126,3 +127,51 @@ async def test_replay_fetches_reservations_by_id_and_resolves_records_the_partne
     await assert_matches_truth(database_url, "acme", account)
     open_letters = await db_rows(database_url, "SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL")
     assert open_letters[0][0] == 0
+
+
+async def test_rotate_secret_is_verified_stored_encrypted_and_used_for_later_tokens(
+    database_url: str, tmp_path: Path
+) -> None:
+    sim = Simulator(limit_settings=limits.LimitSettings(enabled=False))
+    sim.add_guesty_account(ACCOUNT[1], ACCOUNT[2], seed=7, listings=20, reservations_per_listing=1)
+    async with SimulatorServer(sim) as server:
+        document = guesty_config(server, database_url, [ACCOUNT], state_dir=tmp_path)
+        config = tmp_path / "syncd.toml"
+        config.write_text(toml_of(document))
+        await Daemon(settings_of(document), once=True).run()
+        sim.guesty[ACCOUNT[1]].client_secret = "sim-secret-2"  # the partner issued a new secret
+
+        command = [sys.executable, "-m", "syncd", "rotate-secret", "--config", str(config), "--integration"]
+        # Refused by the partner (piped on stdin): nothing changes.
+        refused = await anyio.run_process([*command, "acme"], input=b"not-the-secret\n", check=False)
+        assert refused.returncode == 1, refused.stderr.decode()
+        assert b"not-the-secret" not in refused.stdout + refused.stderr
+        rows = await db_rows(database_url, "SELECT client_secret, secret_version FROM credentials")
+        assert (rows[0]["client_secret"], rows[0]["secret_version"]) == (None, 0)
+
+        env = {**os.environ, "SYNCD_NEW_CLIENT_SECRET": "sim-secret-2"}
+        adopted = await anyio.run_process([*command, "acme"], env=env, check=False)
+        assert adopted.returncode == 0, adopted.stderr.decode()
+        assert b"secret_version 1" in adopted.stdout and b"sim-secret-2" not in adopted.stdout
+        rows = await db_rows(database_url, "SELECT client_secret, secret_version FROM credentials")
+        assert rows[0]["secret_version"] == 1
+        assert rows[0]["client_secret"] and "sim-secret-2" not in rows[0]["client_secret"]  # encrypted
+
+        # The config still names the old secret: later tokens use the stored, rotated one.
+        await db_rows(database_url, "UPDATE credentials SET access_token = NULL, token_expires_at = NULL")
+        tokens_before = sim.request_log.count(path="/oauth2/token", status=200)
+        await Daemon(settings_of(document), once=True).run()
+        assert sim.request_log.count(path="/oauth2/token", status=200) == tokens_before + 1
+        outcomes = await db_rows(database_url, "SELECT last_outcome FROM schedules")
+        assert {r["last_outcome"] for r in outcomes} == {"ok"}
+
+        # Later the operator rotates through the configuration instead: the edited config
+        # is newer than the stored secret, so it wins.
+        sim.guesty[ACCOUNT[1]].client_secret = "sim-secret-3"
+        document["integrations"][0]["credentials"]["client_secret"] = "sim-secret-3"
+        await db_rows(database_url, "UPDATE credentials SET access_token = NULL, token_expires_at = NULL")
+        await db_rows(database_url, "UPDATE schedules SET last_outcome = NULL")
+        await Daemon(settings_of(document), once=True).run()
+        assert sim.request_log.count(path="/oauth2/token", status=200) == tokens_before + 2
+    outcomes = await db_rows(database_url, "SELECT last_outcome FROM schedules")
+    assert {r["last_outcome"] for r in outcomes} == {"ok"}

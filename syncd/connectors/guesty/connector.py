@@ -14,6 +14,7 @@ from syncd.config import ResourceSettings
 from syncd.connectors.base import Normalizer, Page, PartnerInfo
 from syncd.connectors.guesty import INFO, adapter, wire
 from syncd.connectors.pagination import MAX_CONSECUTIVE_RESCANS, UpdatedSinceCursor, format_ts, parse_ts
+from syncd.http.auth import ClientCredentials
 from syncd.http.client import PartnerClient
 
 ENDPOINTS = {"properties": "/listings", "reservations": "/reservations"}
@@ -128,3 +129,13 @@ class GuestyConnector:
             found = [r for r in _records(page) if _id_of(r) == external_id]
             return found[0] if found else None
         raise errors.PartnerRejected(f"fetch_one is not supported for {resource}")
+
+    async def check_access(self) -> None:
+        params: dict[str, str | int] = {"limit": 1, "fields": "_id"}
+        await self._client.get("/listings", params=params, decode=wire.PAGE.decode)
+
+    async def rotate_secret(self, new_secret: str) -> None:
+        auth = self._client.auth
+        if not isinstance(auth, ClientCredentials):  # pragma: no cover - wired in the registry
+            raise TypeError("Guesty integrations authenticate with client credentials")
+        await auth.rotate_secret(new_secret, self.check_access)
