@@ -35,6 +35,7 @@ from syncd.http.client import build_http_client
 from syncd.http.guards import Guards
 from syncd.observability.logging import get_logger
 from syncd.observability.metrics import Metrics
+from syncd.observability.systemd import SystemdNotifier
 from syncd.store.credentials import CredentialStore
 from syncd.store.embedded import EmbeddedPostgres
 from syncd.store.postgres import Store
@@ -117,8 +118,16 @@ def build_connectors(
 
 
 class Daemon:
-    def __init__(self, settings: Settings, *, metrics: Metrics | None = None, once: bool = False) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        metrics: Metrics | None = None,
+        once: bool = False,
+        notifier: SystemdNotifier | None = None,
+    ) -> None:
         self.settings = settings
+        self.notifier = notifier or SystemdNotifier()
         self.metrics = metrics or Metrics()
         self.once = once
         self.stop = anyio.Event()
@@ -137,6 +146,8 @@ class Daemon:
 
     def request_stop(self) -> None:
         """Begin draining (what SIGTERM does)."""
+        if not self.stop.is_set():
+            self.notifier.stopping()
         self.stop.set()
         self._wake.set()
 
@@ -161,6 +172,10 @@ class Daemon:
                 if not self.once:
                     tg.start_soon(self._watch_signals)
                 log.info("daemon_started", web_port=self.web_port)
+                d = self.settings.daemon
+                self.notifier.ready(
+                    f"syncing {len(self.owned)} integration(s) as shard {d.shard_index}/{d.shard_count}"
+                )
                 task_status.started(self)
                 await self._schedule(store, self.runner)
                 tg.cancel_scope.cancel()
@@ -251,22 +266,30 @@ class Daemon:
         self._cancel_workers()
 
     async def _watchdog(self) -> None:
+        """Measures event-loop lag; under systemd, also pings its watchdog while healthy:
+        the loop answers in time and the scheduler still ticks (a wedged daemon is
+        restarted by systemd instead of sitting there)."""
+        limit = self.notifier.watchdog_s
         while True:
             before = time.monotonic()
             await anyio.sleep(WATCHDOG_INTERVAL_S)
             self._loop_lag = max(0.0, time.monotonic() - before - WATCHDOG_INTERVAL_S)
             self.metrics.loop_lag.set(self._loop_lag)
+            if limit is not None and self._loop_lag < limit / 2 and self._scheduler_fresh():
+                self.notifier.watchdog()
+
+    def _scheduler_fresh(self) -> bool:
+        limit = SCHEDULER_STALE_TICKS * self.settings.daemon.scheduler_tick_s + 5
+        return self.stop.is_set() or time.monotonic() - self._last_tick <= limit
 
     async def _serve_web(
         self, store: Store, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         async def scheduler_alive() -> None:
-            limit = SCHEDULER_STALE_TICKS * self.settings.daemon.scheduler_tick_s + 5
-            age = time.monotonic() - self._last_tick
-            if age > limit and not self.stop.is_set():
-                raise RuntimeError(f"scheduler last ticked {age:.0f}s ago")
             if self.stop.is_set():
                 raise RuntimeError("draining")
+            if not self._scheduler_fresh():
+                raise RuntimeError(f"scheduler last ticked {time.monotonic() - self._last_tick:.0f}s ago")
 
         ctx = WebContext(
             metrics=self.metrics,

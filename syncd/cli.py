@@ -41,7 +41,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = load(args.config)
     syncd_logging.configure(settings.daemon.log_level, settings.daemon.log_format)
-    _run_async(Daemon(settings, once=args.once).run)
+    from syncd.observability.systemd import SystemdNotifier
+
+    notifier = SystemdNotifier.from_environ(os.environ)
+    _run_async(Daemon(settings, once=args.once, notifier=notifier).run)
     return 0
 
 
