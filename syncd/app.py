@@ -25,7 +25,7 @@ import anyio
 import httpx
 from anyio.abc import TaskGroup, TaskStatus
 
-from syncd import crypto
+from syncd import crypto, errors
 from syncd.config import Settings
 from syncd.connectors import registry
 from syncd.connectors.base import Connector
@@ -39,6 +39,7 @@ from syncd.observability.systemd import SystemdNotifier
 from syncd.store.credentials import CredentialStore
 from syncd.store.embedded import EmbeddedPostgres
 from syncd.store.postgres import Store
+from syncd.store.types import Schedule
 from syncd.web import server as web_server
 from syncd.web.app import WebContext, create_app
 
@@ -140,6 +141,7 @@ class Daemon:
         self._last_tick = time.monotonic()
         self._loop_lag = 0.0
         self._wake = anyio.Event()
+        self._db_backoff = scheduling.Backoff()
         self._workers_scope: anyio.CancelScope | None = None
         ids = [i.id for i in settings.integrations if i.enabled]
         self.owned = scheduling.owned(ids, settings.daemon.shard_index, settings.daemon.shard_count)
@@ -200,9 +202,11 @@ class Daemon:
             async with anyio.create_task_group() as workers:
                 while not self.stop.is_set():
                     self._last_tick = time.monotonic()
-                    schedules = await store.list_schedules(self.owned)
-                    now = await store.now()
-                    for s in scheduling.due(schedules, running, now):
+                    due = await self._due(store, running)
+                    if due is None:  # the database is unreachable: wait, then look again
+                        await self._sleep_or_wake(self._db_backoff.next())
+                        continue
+                    for s in due:
                         if len(running) >= d.worker_concurrency:
                             break
                         key = (s.integration_id, s.resource)
@@ -216,6 +220,28 @@ class Daemon:
                 if self.once:
                     # Run-once: keep filling free slots until every schedule due at start ran.
                     await self._drain_once(store, running, workers, work)
+
+    async def _due(self, store: Store, running: set[scheduling.Key]) -> list[Schedule] | None:
+        """Due schedules, or None while the database is unreachable. A database restart
+        or failover must not end the daemon: /readyz says 503 meanwhile (its ping fails),
+        running syncs fail and stay due, and claiming resumes when the database is back."""
+        try:
+            schedules = await store.list_schedules(self.owned)
+            now = await store.now()
+        except errors.StoreError as exc:
+            if self._db_backoff.failures == 0:
+                self._log.error("database_unavailable", error=str(exc))
+            self._db_backoff.failed()
+            return None
+        if self._db_backoff.failures:
+            self._log.info("database_available", after_failures=self._db_backoff.failures)
+            self._db_backoff.reset()
+        return scheduling.due(schedules, running, now)
+
+    async def _sleep_or_wake(self, seconds: float) -> None:
+        self._wake = anyio.Event()
+        with anyio.move_on_after(seconds):
+            await self._wake.wait()
 
     async def _drain_once(
         self, store: Store, running: set[scheduling.Key], workers: TaskGroup, work: Any

@@ -148,20 +148,23 @@ class SyncRunner:
     ) -> None:
         if outcome == "busy":
             return
-        if outcome == "ok":
-            next_in = next_interval(res.interval_s, res.jitter, random.random())
-        elif outcome == "interrupted":
-            next_in = 0.0  # resume from the checkpoint as soon as a process starts
-        else:
-            failures = await self._failures(integration_id, resource)
-            next_in = failure_backoff(res.interval_s, self._settings.daemon.retry_failed_after_s, failures)
-            # [http] Failed fast on an open breaker: come back when it admits a probe, not
-            # sooner (that would spin) and not after a long failure backoff either.
-            retry_in = self._circuit_retry_in.pop((integration_id, resource), None)
-            if retry_in is not None:
-                next_in = breaker.reschedule_delay(retry_in, random.random())
+        # [store] With the database down this fails too: the schedule then stays due and is
+        # claimed again once the database is back (the daemon never exits for it).
         try:
             with anyio.CancelScope(shield=True):
+                if outcome == "ok":
+                    next_in = next_interval(res.interval_s, res.jitter, random.random())
+                elif outcome == "interrupted":
+                    next_in = 0.0  # resume from the checkpoint as soon as a process starts
+                else:
+                    failures = await self._failures(integration_id, resource)
+                    retry_after = self._settings.daemon.retry_failed_after_s
+                    next_in = failure_backoff(res.interval_s, retry_after, failures)
+                    # [http] Failed fast on an open breaker: come back when it admits a probe,
+                    # not sooner (that would spin) and not after a long failure backoff either.
+                    retry_in = self._circuit_retry_in.pop((integration_id, resource), None)
+                    if retry_in is not None:
+                        next_in = breaker.reschedule_delay(retry_in, random.random())
                 await self._store.finish_schedule(integration_id, resource, outcome, next_in)
         except errors.StoreError as exc:
             log.error("reschedule_failed", error=str(exc))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from syncd.store.types import Schedule
@@ -34,3 +35,23 @@ def next_interval(interval_s: float, jitter: float, rand: float) -> float:
 def failure_backoff(interval_s: float, base_s: float, consecutive_failures: int) -> float:
     """Retry a failed run sooner than its interval, backing off up to that interval."""
     return min(interval_s, base_s * 2.0 ** min(consecutive_failures, 16))
+
+
+@dataclass
+class Backoff:
+    """Waits between attempts to reach a dependency that is down: doubling from
+    ``initial`` up to ``cap``. (The scheduler's loop also wakes on events while it waits,
+    which a retry decorator such as tenacity's would not allow.)"""
+
+    initial: float = 0.5
+    cap: float = 10.0
+    failures: int = 0
+
+    def failed(self) -> None:
+        self.failures += 1
+
+    def reset(self) -> None:
+        self.failures = 0
+
+    def next(self) -> float:
+        return min(self.cap, self.initial * 2.0 ** max(0, self.failures - 1))

@@ -41,6 +41,10 @@ def translate() -> Iterator[None]:
         asyncpg.ConnectionDoesNotExistError,
         asyncpg.InterfaceError,
         asyncpg.CannotConnectNowError,
+        # The server shut down, crashed, or dropped an idle session (57P01, 57P02, 57P05).
+        asyncpg.AdminShutdownError,
+        asyncpg.CrashShutdownError,
+        asyncpg.IdleSessionTimeoutError,
         OSError,
         TimeoutError,
     ) as exc:
