@@ -122,15 +122,18 @@ RECORD_ERRORS = (msgspec.MsgspecError, ValidationError, ValueError, TypeError)
 
 def dead_letter(connector: Connector, resource: str, raw: bytes, exc: Exception) -> DeadLetter:
     external_id = connector.external_id(resource, raw)
-    payload = redact_text(raw[:MAX_DEAD_LETTER_PAYLOAD].decode(errors="replace"))
+    # Text columns cannot hold NUL: a raw NUL byte (invalid JSON) is kept visible, escaped.
+    payload = redact_text(raw[:MAX_DEAD_LETTER_PAYLOAD].decode(errors="replace")).replace("\x00", "\\u0000")
     if isinstance(exc, ValidationError):
         reason = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<record>'}: {e['msg']}" for e in exc.errors())
     else:
         reason = f"{type(exc).__name__}: {exc}"
+    if external_id is not None:
+        external_id = external_id.replace("\x00", "")
     return DeadLetter(
         external_id=external_id or f"unidentified:{hash(payload) & 0xFFFFFFFF:08x}",
         error_class="data",
-        reason=redact_text(reason)[:2000],
+        reason=redact_text(reason).replace("\x00", "\\u0000")[:2000],
         payload=payload,
     )
 

@@ -107,5 +107,13 @@ class Schedule:
 
 
 def row_for(spec: TableSpec, record: Any, raw: bytes) -> tuple[Any, ...]:
-    """Staging-table row of a canonical model, in ``spec.columns`` order (``raw`` last)."""
-    return (*spec.values(record.__dict__), raw)
+    """Staging-table row of a canonical model, in ``spec.columns`` order (``raw`` last).
+
+    PostgreSQL text cannot hold NUL, and one such value would fail its whole batch, on
+    every retry. In JSON a NUL can only arrive as the escape ``\\u0000``, so only records
+    whose raw bytes contain it pay for the scan; ``raw`` (type json) keeps the escape.
+    """
+    values = spec.values(record.__dict__)
+    if b"\\u0000" in raw:
+        values = tuple(v.replace("\x00", "") if isinstance(v, str) else v for v in values)
+    return (*values, raw)

@@ -13,6 +13,7 @@ from syncd import errors
 from syncd.config import ResourceSettings
 from syncd.connectors.base import Normalizer, Page, PartnerInfo
 from syncd.connectors.guesty import INFO, adapter, wire
+from syncd.connectors.json_repair import repair_lone_surrogates
 from syncd.connectors.pagination import MAX_CONSECUTIVE_RESCANS, UpdatedSinceCursor, format_ts, parse_ts
 from syncd.http.auth import ClientCredentials
 from syncd.http.client import PartnerClient
@@ -38,6 +39,17 @@ def _id_of(raw: bytes) -> str | None:
 
 def _ts_of(raw: bytes) -> Any:
     return parse_ts(_head(raw).lastUpdatedAt)
+
+
+def _page(body: bytes) -> wire.Page:
+    """A listing page; one repaired by ``json_repair`` if the fast decoder refuses it."""
+    try:
+        return wire.PAGE.decode(body)
+    except msgspec.DecodeError:
+        repaired = repair_lone_surrogates(body)
+        if repaired is body:
+            raise
+        return wire.PAGE.decode(repaired)
 
 
 def _records(page: wire.Page) -> list[bytes]:
@@ -80,7 +92,7 @@ class GuestyConnector:
                 "sort": "lastUpdatedAt",
                 "filters": orjson.dumps(filters).decode(),
             }
-            results = _records(await self._client.get(endpoint, params=params, decode=wire.PAGE.decode))
+            results = _records(await self._client.get(endpoint, params=params, decode=_page))
             records = cursor.verify(results, _id_of)
             if records is None:
                 rescans += 1
@@ -110,7 +122,7 @@ class GuestyConnector:
                 "fields": "_id",
                 "sort": "_id",
             }
-            page = await self._client.get("/listings", params=params, decode=wire.PAGE.decode)
+            page = await self._client.get("/listings", params=params, decode=_page)
             ids = [i for i in map(_id_of, _records(page)) if i is not None]
             yield ids
             if len(page.results) < self._page_size:
@@ -125,14 +137,14 @@ class GuestyConnector:
             # The legacy reservations API documents no GET by id: a list query on ``_id``.
             filters = [{"field": "_id", "operator": "$eq", "value": external_id}]
             params: dict[str, str | int] = {"limit": 1, "filters": orjson.dumps(filters).decode()}
-            page = await self._client.get(ENDPOINTS[resource], params=params, decode=wire.PAGE.decode)
+            page = await self._client.get(ENDPOINTS[resource], params=params, decode=_page)
             found = [r for r in _records(page) if _id_of(r) == external_id]
             return found[0] if found else None
         raise errors.PartnerRejected(f"fetch_one is not supported for {resource}")
 
     async def check_access(self) -> None:
         params: dict[str, str | int] = {"limit": 1, "fields": "_id"}
-        await self._client.get("/listings", params=params, decode=wire.PAGE.decode)
+        await self._client.get("/listings", params=params, decode=_page)
 
     async def rotate_secret(self, new_secret: str) -> None:
         auth = self._client.auth

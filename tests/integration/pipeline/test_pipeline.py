@@ -3,6 +3,9 @@ mass-delete, drains that commit what was fetched, dead letters that resolve them
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+from typing import Any
+
 import anyio
 import asyncpg
 import pytest
@@ -10,6 +13,7 @@ import structlog
 
 from syncd import pipeline
 from syncd.config import ResourceSettings
+from syncd.connectors.base import Page
 from syncd.observability.metrics import Metrics
 from syncd.store.postgres import Store
 from syncd.testing import FakeConnector, listing
@@ -127,3 +131,37 @@ async def test_a_run_past_its_deadline_stops_keeping_what_it_committed(database_
         await conn.close()
     assert "deadline" in error
     assert f'"offset": {len(saved)}' in checkpoint  # checkpoint and data agree
+
+
+async def test_nul_characters_never_poison_a_batch(database_url: str) -> None:
+    """PostgreSQL text cannot hold NUL; one such value used to fail its whole batch forever."""
+    records = [listing(i) for i in range(20)]
+    records[3]["title"] = "Loft\u0000 by the sea"
+    records[4]["nickname"] = "\u0000"
+
+    class WithGarbage(FakeConnector):
+        async def stream(
+            self, resource: str, checkpoint: dict[str, Any] | None, settings: ResourceSettings
+        ) -> AsyncGenerator[Page, None]:
+            async for page in super().stream(resource, checkpoint, settings):
+                # Invalid JSON with a raw NUL byte, as a broken partner could send it.
+                page.records.append(b'{"_id":"zz","title":"a\x00b"')
+                yield page
+
+    stats = await run(database_url, WithGarbage(records))
+    assert stats.inserted == 20 and stats.dead_lettered == 1
+    conn = await asyncpg.connect(database_url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT title, nickname, raw::text FROM properties WHERE external_id = $1", records[3]["_id"]
+        )
+        assert row is not None and row["title"] == "Loft by the sea"
+        assert "\\u0000" in row["raw"]  # the partner's bytes, escape included, kept in raw
+        nickname = await conn.fetchval(
+            "SELECT nickname FROM properties WHERE external_id = $1", records[4]["_id"]
+        )
+        assert nickname == ""
+        payload = await conn.fetchval("SELECT payload FROM dead_letters")
+        assert "\\u0000" in payload and "\x00" not in payload
+    finally:
+        await conn.close()
