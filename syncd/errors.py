@@ -66,6 +66,16 @@ class PartnerUnavailable(PartnerError):
     error_class = ErrorClass.TRANSIENT
 
 
+class UndecodableBody(PartnerUnavailable):
+    """A 2xx body that no decoder accepts. Transient (truncation under load); when it
+    persists, a connector can narrow it down to the broken record. ``body`` holds at most
+    the first 64 KiB, for a dead letter."""
+
+    def __init__(self, message: str, *, body: bytes = b"") -> None:
+        super().__init__(message)
+        self.body = body[:65_536]
+
+
 class RateLimited(PartnerError):
     """The partner throttled us."""
 

@@ -17,6 +17,7 @@ Memory is bounded by batch size x pipeline depth, never by the dataset.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -131,7 +132,10 @@ def dead_letter(connector: Connector, resource: str, raw: bytes, exc: Exception)
     if external_id is not None:
         external_id = external_id.replace("\x00", "")
     return DeadLetter(
-        external_id=external_id or f"unidentified:{hash(payload) & 0xFFFFFFFF:08x}",
+        # Stable across processes (hash() is not): the same broken record, seen again, is
+        # the same open dead letter.
+        external_id=external_id
+        or f"unidentified:{hashlib.blake2b(payload.encode(), digest_size=6).hexdigest()}",
         error_class="data",
         reason=redact_text(reason).replace("\x00", "\\u0000")[:2000],
         payload=payload,

@@ -431,7 +431,7 @@ class PartnerClient:
         except (ValueError, msgspec.MsgspecError) as exc:
             # Truncated or garbled bodies happen under load; another attempt usually succeeds.
             detail = redact_text(str(exc))[:120]
-            raise errors.PartnerUnavailable(f"undecodable body from {endpoint}: {detail}") from exc
+            raise errors.UndecodableBody(f"undecodable body from {endpoint}: {detail}", body=body) from exc
 
 
 def _rate_headers(headers: httpx.Headers) -> list[tuple[str, str]]:

@@ -92,6 +92,9 @@ class GuestyAccount:
             raise ValueError(f"malformed listing indexes out of range: {sorted(bad)[:5]}")
         self.seed = seed
         self.malformed = frozenset(malformed_listings)
+        # Listings served as invalid JSON (a raw NUL byte in the title): a broken partner
+        # whose page no decoder accepts, on every request. Set directly by tests.
+        self.broken_json: frozenset[int] = frozenset()
         self._render_l = guesty_render.ListingRenderer(seed)
         self._render_r = guesty_render.ReservationRenderer(seed, self._render_l, listings)
         if generation < 0:
@@ -137,13 +140,14 @@ class GuestyAccount:
     def render_listing(self, i: int, table: OverrideTable | None = None) -> bytes:
         t = table or self.listing_table
         created = t.created.get(i)
-        return self._render_l.render(
+        body = self._render_l.render(
             i,
             t.version(i),
             t.timestamp(i),
             self._render_l.base_created(i) if created is None else created,
             i in self.malformed,
         )
+        return body.replace(b'"title":"', b'"title":"\x00', 1) if i in self.broken_json else body
 
     def render_reservation(self, j: int, table: OverrideTable | None = None) -> bytes:
         t = table or self.reservation_table
@@ -172,7 +176,7 @@ class GuestyAccount:
             # The id-only scan (deletion detection) must not pay for full records.
             ids = self._render_l.listing_id
             return QueryResult(count, [b'{"_id":"%s"}' % ids(i) for i in indexes])
-        if not self.malformed and not self.listing_table.versions:
+        if not self.malformed and not self.broken_json and not self.listing_table.versions:
             # Hot path of a full sync: every record is at its base state.
             render = self._render_l.render_base
             t0, version = self.listing_table.t0_ms, self.listing_table.base_version
@@ -280,7 +284,7 @@ class GuestyAccount:
         """Every valid live listing in ``_id`` order, streamed from a snapshot of the overrides."""
         table = self.listing_table.copy()
         for i in range(table.total):
-            if i in table.deleted or i in self.malformed:
+            if i in table.deleted or i in self.malformed or i in self.broken_json:
                 continue
             payload = orjson.loads(self.render_listing(i, table))
             yield TruthRecord("listing", self.listing_id(i), table.version(i), payload)
@@ -298,7 +302,9 @@ class GuestyAccount:
         for kind in kinds:
             table = (self.listing_table if kind == "listing" else self.reservation_table).copy()
             for i in range(table.total):
-                if i in table.deleted or (kind == "listing" and i in self.malformed):
+                if i in table.deleted or (
+                    kind == "listing" and (i in self.malformed or i in self.broken_json)
+                ):
                     continue
                 if kind == "listing":
                     ident, body = self._render_l.listing_id(i), self.render_listing(i, table)

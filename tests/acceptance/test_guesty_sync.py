@@ -98,3 +98,27 @@ async def test_ten_restarts_request_one_token(database_url: str, tmp_path: Path)
         assert sim.request_log.count(path="/v1/listings") >= 10
     audit = await db_rows(database_url, "SELECT outcome FROM token_requests")
     assert [r[0] for r in audit] == ["ok"]
+
+
+async def test_a_record_the_partner_always_serves_as_broken_json_is_isolated(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Its page never decodes, on any retry: fetched one record per request, the broken
+    record becomes a dead letter and every neighbour is saved (not a run failing forever)."""
+    sim = simulator(300)
+    account = sim.account(ACCOUNT[1])
+    account.broken_json = frozenset({5, 150})
+    async with SimulatorServer(sim) as server:
+        document = guesty_config(server, database_url, [ACCOUNT], state_dir=tmp_path, sweep_every_s=None)
+        document["partners"]["guesty"]["max_attempts"] = 2
+        await Daemon(settings_of(document), once=True).run()
+        one_by_one = sum(1 for e in sim.request_log.entries(path="/v1/listings") if e.param("limit") == "1")
+    await assert_matches_truth(database_url, "acme", account)  # 298 listings, the broken two excluded
+    letters = await db_rows(database_url, "SELECT external_id, reason, payload FROM dead_letters")
+    assert len(letters) == 2
+    assert all("\\u0000" in r["payload"] and "JSON is malformed" in r["reason"] for r in letters)
+    # Named by the id found in the broken bytes: identifiable, and replayable once fixed.
+    assert {r["external_id"] for r in letters} == {account.listing_id(5), account.listing_id(150)}
+    assert 0 < one_by_one <= 2 * 101  # only the two broken pages went one record at a time
+    outcomes = await db_rows(database_url, "SELECT resource, last_outcome FROM schedules")
+    assert {r["last_outcome"] for r in outcomes} == {"ok"}

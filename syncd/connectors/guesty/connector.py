@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncGenerator
 from typing import Any
 from urllib.parse import quote
@@ -19,6 +20,10 @@ from syncd.http.auth import ClientCredentials
 from syncd.http.client import PartnerClient
 
 ENDPOINTS = {"properties": "/listings", "reservations": "/reservations"}
+# A page fetched one record at a time gives up past this many undecodable records: the
+# partner is then broken as a whole, not one record of it (the run fails and retries).
+MAX_BROKEN_PER_PAGE = 5
+_RAW_ID = re.compile(rb'"_id"\s*:\s*"([0-9A-Za-z_-]{1,64})"')
 _NORMALIZERS: dict[str, Normalizer] = {
     "properties": adapter.listing_to_property,
     "reservations": adapter.reservation_to_canonical,
@@ -76,7 +81,11 @@ class GuestyConnector:
         return _NORMALIZERS[resource]
 
     def external_id(self, resource: str, raw: bytes) -> str | None:
-        return _id_of(raw)
+        found = _id_of(raw)
+        if found is None:  # undecodable: the first "_id" in it still names the record
+            match = _RAW_ID.search(raw[:4096])
+            found = match.group(1).decode() if match else None
+        return found
 
     async def stream(
         self, resource: str, checkpoint: dict[str, Any] | None, settings: ResourceSettings
@@ -85,14 +94,10 @@ class GuestyConnector:
         cursor = UpdatedSinceCursor.start(checkpoint, settings.overlap_s)
         rescans = 0
         while True:
-            filters = [{"field": "lastUpdatedAt", "operator": "$gte", "value": format_ts(cursor.ts)}]
-            params: dict[str, str | int] = {
-                "limit": self._page_size,
-                "skip": cursor.request_skip,
-                "sort": "lastUpdatedAt",
-                "filters": orjson.dumps(filters).decode(),
-            }
-            results = _records(await self._client.get(endpoint, params=params, decode=_page))
+            try:
+                results = await self._list(endpoint, cursor, self._page_size, cursor.request_skip)
+            except errors.UndecodableBody as exc:
+                results = await self._one_by_one(endpoint, cursor, exc)
             records = cursor.verify(results, _id_of)
             if records is None:
                 rescans += 1
@@ -107,6 +112,43 @@ class GuestyConnector:
             yield Page(records, cursor.to_checkpoint())
             if len(results) < self._page_size:
                 return
+
+    async def _list(self, endpoint: str, cursor: UpdatedSinceCursor, limit: int, skip: int) -> list[bytes]:
+        filters = [{"field": "lastUpdatedAt", "operator": "$gte", "value": format_ts(cursor.ts)}]
+        params: dict[str, str | int] = {
+            "limit": limit,
+            "skip": skip,
+            "sort": "lastUpdatedAt",
+            "filters": orjson.dumps(filters).decode(),
+        }
+        return _records(await self._client.get(endpoint, params=params, decode=_page))
+
+    async def _one_by_one(
+        self, endpoint: str, cursor: UpdatedSinceCursor, failure: errors.UndecodableBody
+    ) -> list[bytes]:
+        """The page the partner keeps serving undecodable (retries exhausted), one record per
+        request: the broken record's body becomes a dead letter and its neighbours are
+        saved, instead of the same page failing every run forever. A partner that answers
+        garbage throughout is not salvaged: past ``MAX_BROKEN_PER_PAGE`` the error stands."""
+        out: list[bytes] = []
+        broken = 0
+        for offset in range(self._page_size):
+            try:
+                got = await self._list(endpoint, cursor, 1, cursor.request_skip + offset)
+            except errors.UndecodableBody as exc:
+                broken += 1
+                if broken > MAX_BROKEN_PER_PAGE:
+                    raise failure from exc
+                out.append(exc.body or b"<empty body>")  # fails normalization: a dead letter
+                continue
+            if not got:
+                break
+            out.extend(got)
+        if self._log is not None:
+            self._log.warning(
+                "page_salvaged", endpoint=endpoint, updated_since=format_ts(cursor.ts), broken=broken
+            )
+        return out
 
     def live_ids(self, resource: str) -> AsyncGenerator[list[str], None] | None:
         if resource != "properties":
