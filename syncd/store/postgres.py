@@ -19,7 +19,7 @@ from asyncpg.pool import PoolConnectionProxy
 from syncd import errors
 from syncd.observability.logging import redact_text
 from syncd.store.queries import QUERIES, schema_sql
-from syncd.store.types import TABLES, ApplyResult, Batch, Schedule, TableSpec
+from syncd.store.types import TABLES, ApplyResult, Batch, Schedule, TableSpec, without_nul
 
 Q = QUERIES
 if TYPE_CHECKING:  # asyncpg's classes are generic only in its stubs
@@ -238,48 +238,59 @@ class SyncSession:
 
         The batch's rows are released as soon as they are copied to the server, so the
         pipeline's next batch can grow while this one is being upserted (peak memory).
+        A NUL character in a text value (PostgreSQL refuses it) would fail the batch on
+        every retry: the transaction is then retried once without NULs. Checking only
+        after the refusal keeps the common path free of a per-record scan.
         """
+        with translate():
+            try:
+                return await self._apply(batch)
+            except asyncpg.CharacterNotInRepertoireError:
+                if not without_nul(batch.rows):
+                    raise
+            return await self._apply(batch)
+
+    async def _apply(self, batch: Batch) -> ApplyResult:
         spec = self.spec
         copied = len(batch.rows)
-        with translate():
-            async with self._conn.transaction():
-                inserted = updated = 0
-                if batch.rows:
-                    await self._conn.copy_records_to_table(
-                        spec.staging_table, records=batch.rows, columns=spec.columns
-                    )
-                    batch.rows.clear()
-                    counts = await self._conn.fetchrow(Q[spec.upsert_query], self.integration_id)
-                    assert counts is not None  # the statement always returns one row
-                    inserted, updated = counts["inserted"], counts["updated"]
-                if batch.dead_letters:
-                    await self._conn.executemany(
-                        Q["record_dead_letter"],
-                        [
-                            (
-                                self.integration_id,
-                                spec.resource,
-                                d.external_id,
-                                d.error_class,
-                                d.reason,
-                                d.payload,
-                            )
-                            for d in batch.dead_letters
-                        ],
-                    )
-                if batch.resolved:
-                    await self._conn.execute(
-                        Q["resolve_dead_letters"], self.integration_id, spec.resource, batch.resolved
-                    )
-                if batch.checkpoint is not None:
-                    await self._conn.execute(
-                        Q["save_checkpoint"],
-                        self.integration_id,
-                        spec.resource,
-                        batch.checkpoint,
-                        batch.pages,
-                        batch.fetched,
-                    )
+        async with self._conn.transaction():
+            inserted = updated = 0
+            if batch.rows:
+                await self._conn.copy_records_to_table(
+                    spec.staging_table, records=batch.rows, columns=spec.columns
+                )
+                batch.rows.clear()
+                counts = await self._conn.fetchrow(Q[spec.upsert_query], self.integration_id)
+                assert counts is not None  # the statement always returns one row
+                inserted, updated = counts["inserted"], counts["updated"]
+            if batch.dead_letters:
+                await self._conn.executemany(
+                    Q["record_dead_letter"],
+                    [
+                        (
+                            self.integration_id,
+                            spec.resource,
+                            d.external_id,
+                            d.error_class,
+                            d.reason,
+                            d.payload,
+                        )
+                        for d in batch.dead_letters
+                    ],
+                )
+            if batch.resolved:
+                await self._conn.execute(
+                    Q["resolve_dead_letters"], self.integration_id, spec.resource, batch.resolved
+                )
+            if batch.checkpoint is not None:
+                await self._conn.execute(
+                    Q["save_checkpoint"],
+                    self.integration_id,
+                    spec.resource,
+                    batch.checkpoint,
+                    batch.pages,
+                    batch.fetched,
+                )
         unchanged = copied - inserted - updated
         return ApplyResult(inserted, updated, unchanged, len(batch.dead_letters))
 

@@ -107,13 +107,19 @@ class Schedule:
 
 
 def row_for(spec: TableSpec, record: Any, raw: bytes) -> tuple[Any, ...]:
-    """Staging-table row of a canonical model, in ``spec.columns`` order (``raw`` last).
+    """Staging-table row of a canonical model, in ``spec.columns`` order (``raw`` last)."""
+    return (*spec.values(record.__dict__), raw)
 
-    PostgreSQL text cannot hold NUL, and one such value would fail its whole batch, on
-    every retry. In JSON a NUL can only arrive as the escape ``\\u0000``, so only records
-    whose raw bytes contain it pay for the scan; ``raw`` (type json) keeps the escape.
+
+def without_nul(rows: list[tuple[Any, ...]]) -> bool:
+    """Drop NUL characters from every string of ``rows`` (in place); True if any had one.
+
+    PostgreSQL text cannot hold NUL. In JSON it can only arrive as the escape ``\\u0000``,
+    which the ``raw`` column (type json) keeps; the canonical columns lose the character.
     """
-    values = spec.values(record.__dict__)
-    if b"\\u0000" in raw:
-        values = tuple(v.replace("\x00", "") if isinstance(v, str) else v for v in values)
-    return (*values, raw)
+    changed = False
+    for n, row in enumerate(rows):
+        if any(isinstance(v, str) and "\x00" in v for v in row):
+            rows[n] = tuple(v.replace("\x00", "") if isinstance(v, str) else v for v in row)
+            changed = True
+    return changed
