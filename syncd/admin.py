@@ -130,7 +130,7 @@ async def dlq_replay(
             )  # fmt: skip
     _emit(
         [r.to_json() for r in results],
-        ("integration", "resource", "fixed", "still_bad", "gone", "busy"),
+        ("integration", "resource", "fixed", "still_bad", "gone", "unidentified", "busy"),
         as_json,
     )
     return 1 if any(r.busy or r.still_bad for r in results) else 0

@@ -36,6 +36,8 @@ from syncd.store.postgres import SyncSession
 from syncd.store.types import ApplyResult, Batch, DeadLetter, row_for
 
 MAX_DEAD_LETTER_PAYLOAD = 64 * 1024
+# Dead letters of records without a readable id: named by a digest of their bytes.
+UNIDENTIFIED_PREFIX = "unidentified:"
 # A sweep that would delete more than this share of live records is more likely a partner
 # fault (a truncated listing) than a mass deletion: it is refused and reported instead.
 MAX_SWEEP_DELETE_SHARE = 0.05
@@ -135,7 +137,7 @@ def dead_letter(connector: Connector, resource: str, raw: bytes, exc: Exception)
         # Stable across processes (hash() is not): the same broken record, seen again, is
         # the same open dead letter.
         external_id=external_id
-        or f"unidentified:{hashlib.blake2b(payload.encode(), digest_size=6).hexdigest()}",
+        or UNIDENTIFIED_PREFIX + hashlib.blake2b(payload.encode(), digest_size=6).hexdigest(),
         error_class="data",
         reason=redact_text(reason).replace("\x00", "\\u0000")[:2000],
         payload=payload,

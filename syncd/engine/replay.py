@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from syncd.connectors.base import Connector
-from syncd.pipeline import RECORD_ERRORS, dead_letter
+from syncd.pipeline import RECORD_ERRORS, UNIDENTIFIED_PREFIX, dead_letter
 from syncd.store.postgres import Store
 from syncd.store.types import Batch, row_for
 
@@ -33,6 +33,8 @@ class ReplayResult:
     fixed: list[str] = field(default_factory=list)
     still_bad: list[str] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)
+    # Letters whose record had no readable id: nothing to fetch, they stay open.
+    unidentified: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -42,6 +44,7 @@ class ReplayResult:
             "fixed": len(self.fixed),
             "still_bad": len(self.still_bad),
             "gone": len(self.gone),
+            "unidentified": len(self.unidentified),
         }
 
 
@@ -69,6 +72,9 @@ async def replay(
         for start in range(0, len(ids), REPLAY_BATCH):
             batch = Batch()
             for external_id in ids[start : start + REPLAY_BATCH]:
+                if external_id.startswith(UNIDENTIFIED_PREFIX):
+                    result.unidentified.append(external_id)
+                    continue
                 raw = await connector.fetch_one(resource, external_id)
                 if raw is None:
                     result.gone.append(external_id)

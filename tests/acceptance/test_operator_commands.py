@@ -76,6 +76,7 @@ async def test_dead_letters_are_listed_and_replayed_after_the_partner_repairs_th
                 "fixed": 1,
                 "still_bad": 1,
                 "gone": 0,
+                "unidentified": 0,
             }
         ]
         assert sim.request_log.count(path=by_id) == requests_before + 2  # one GET per open letter
@@ -105,7 +106,8 @@ async def test_replay_fetches_reservations_by_id_and_resolves_records_the_partne
         # As if an older adapter had refused one reservation: its row is missing, its letter open.
         kept = account.reservation_id(4)
         await db_rows(database_url, "DELETE FROM reservations WHERE external_id = $1", kept)
-        for external_id in (kept, "64000063aaaaaaaaaaaaaaaa"):
+        # The third has no readable id (its bytes were too broken): nothing to fetch.
+        for external_id in (kept, "64000063aaaaaaaaaaaaaaaa", "unidentified:0123456789ab"):
             await db_rows(
                 database_url,
                 "INSERT INTO dead_letters (integration_id, resource, external_id, error_class, reason)"
@@ -122,11 +124,12 @@ async def test_replay_fetches_reservations_by_id_and_resolves_records_the_partne
             "fixed": 1,
             "still_bad": 0,
             "gone": 1,
+            "unidentified": 1,
         },
     ]
     await assert_matches_truth(database_url, "acme", account)
-    open_letters = await db_rows(database_url, "SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL")
-    assert open_letters[0][0] == 0
+    still_open = await db_rows(database_url, "SELECT external_id FROM dead_letters WHERE resolved_at IS NULL")
+    assert [r[0] for r in still_open] == ["unidentified:0123456789ab"]
 
 
 async def test_rotate_secret_is_verified_stored_encrypted_and_used_for_later_tokens(
