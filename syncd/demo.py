@@ -77,6 +77,7 @@ async def main(args: argparse.Namespace) -> int:
             await tg.start(run_daemon)
             base = f"http://{settings.web.host}:{daemon.web_port}"
             print(f"  metrics: {base}/metrics   health: {base}/healthz   ready: {base}/readyz")
+            print(f"  status page (open it in a browser): {base}/status")
             print("  Ctrl-C stops (the daemon drains, then the embedded PostgreSQL stops).\n")
             tg.start_soon(_mutate, sim, args.accounts)
             tg.start_soon(_progress, daemon, ids)
