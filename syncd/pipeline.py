@@ -120,7 +120,7 @@ class _Batcher:
 
 
 # What a bad record raises: wire decoding (msgspec) or canonical validation (pydantic).
-RECORD_ERRORS = (msgspec.MsgspecError, ValidationError, ValueError, TypeError)
+RECORD_ERRORS = (msgspec.MsgspecError, ValidationError, ValueError, TypeError, RecursionError)
 
 
 def dead_letter(connector: Connector, resource: str, raw: bytes, exc: Exception) -> DeadLetter:

@@ -428,8 +428,9 @@ class PartnerClient:
     def _decode(body: bytes, decode: Decode[T], endpoint: str) -> T:
         try:
             return decode(body)
-        except (ValueError, msgspec.MsgspecError) as exc:
+        except (ValueError, msgspec.MsgspecError, RecursionError) as exc:
             # Truncated or garbled bodies happen under load; another attempt usually succeeds.
+            # (RecursionError: JSON nested deeper than any decoder follows, a hostile body.)
             detail = redact_text(str(exc))[:120]
             raise errors.UndecodableBody(f"undecodable body from {endpoint}: {detail}", body=body) from exc
 

@@ -55,3 +55,27 @@ def test_a_guesty_page_with_a_cut_emoji_is_decoded_and_normalized() -> None:
     assert [listing_to_property(r).title for r in records] == ["Sea view \ufffd", "Garden"]
     with pytest.raises(msgspec.DecodeError):
         _page(b'{"results":[' + fine + b"")  # truncated: not repairable, retried as before
+
+
+def test_hostile_bodies_are_undecodable_errors_not_crashes() -> None:
+    """Nested deeper than any decoder follows, NaN, invalid UTF-8: each is a classified
+    error the client retries and the connector can salvage, never an unhandled one."""
+    import pytest
+
+    from syncd import errors
+    from syncd.connectors.guesty.adapter import listing_to_property
+    from syncd.connectors.guesty.connector import GuestyConnector, _id_of, _page
+    from syncd.http.client import PartnerClient
+    from syncd.pipeline import RECORD_ERRORS
+
+    deep = b'{"_id":"a1","x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    for body in (deep, b'{"results":[{"_id":"a5","n":NaN}]}'):
+        with pytest.raises(errors.UndecodableBody) as caught:
+            PartnerClient._decode(body, _page, "/listings")
+        assert caught.value.body == body[:65_536]
+    assert _id_of(deep) is None
+    assert GuestyConnector.external_id(None, "properties", deep) == "a1"  # type: ignore[arg-type]
+    with pytest.raises(RECORD_ERRORS):
+        listing_to_property(deep)
+    with pytest.raises(RECORD_ERRORS):
+        listing_to_property(b'{"_id":"a3","title":"\xff\xfe","lastUpdatedAt":"2025-01-01T00:00:00.000Z"}')

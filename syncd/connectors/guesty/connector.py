@@ -33,7 +33,7 @@ _NORMALIZERS: dict[str, Normalizer] = {
 def _head(raw: bytes) -> wire.Head:
     try:
         return wire.HEAD.decode(raw)
-    except msgspec.MsgspecError:
+    except (msgspec.MsgspecError, RecursionError):
         return wire.Head()
 
 
