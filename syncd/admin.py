@@ -56,9 +56,9 @@ def _emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], as_json: bool)
             print(json.dumps(row, default=_text))
         return
     widths = {c: max([len(c), *(len(_text(r.get(c))) for r in rows)]) for c in columns}
-    print("  ".join(c.upper().ljust(widths[c]) for c in columns))
+    print("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
     for row in rows:
-        print("  ".join(_text(row.get(c)).ljust(widths[c]) for c in columns))
+        print("  ".join(_text(row.get(c)).ljust(widths[c]) for c in columns).rstrip())
 
 
 STATUS_COLUMNS = (
