@@ -160,3 +160,16 @@ async def rotate_secret(settings: Settings, integration: str, new_secret: str) -
     version = stored.secret_version if stored is not None else "?"
     print(f"{integration_id}: new client secret stored (encrypted) and verified; secret_version {version}")
     return 0
+
+
+async def sync_now(settings: Settings, integration: str, resource: str | None) -> int:
+    """Exit 0 when something was made due; 1 when nothing matched (resource not synced)."""
+    (integration_id,) = _ids(settings, integration)
+    async with _store(settings) as store:
+        resources = await store.sync_now(integration_id, resource)
+    if not resources:
+        which = f" (no enabled resource {resource!r})" if resource else ""
+        print(f"{integration_id}: nothing to sync{which}")
+        return 1
+    print(f"{integration_id}: {', '.join(resources)} due now; the owning daemon starts them within a second")
+    return 0

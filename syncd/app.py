@@ -44,6 +44,8 @@ from syncd.web import server as web_server
 from syncd.web.app import WebContext, create_app
 
 WATCHDOG_INTERVAL_S = 1.0
+# `syncd sync-now` NOTIFYs this channel after making schedules due.
+WAKE_CHANNEL = "syncd_wake"
 # The scheduler is "alive" for /readyz if it ticked within this many tick intervals.
 SCHEDULER_STALE_TICKS = 5
 
@@ -173,6 +175,7 @@ class Daemon:
                 tg.start_soon(self._watchdog)
                 if not self.once:
                     tg.start_soon(self._watch_signals)
+                    tg.start_soon(self._listen_for_wakes, store)
                 log.info("daemon_started", web_port=self.web_port)
                 d = self.settings.daemon
                 self.notifier.ready(
@@ -202,9 +205,13 @@ class Daemon:
             async with anyio.create_task_group() as workers:
                 while not self.stop.is_set():
                     self._last_tick = time.monotonic()
+                    # A fresh event before looking: a wake-up (a run ending, `syncd sync-now`)
+                    # that arrives while we look is not lost, the wait below returns at once.
+                    self._wake = anyio.Event()
                     due = await self._due(store, running)
                     if due is None:  # the database is unreachable: wait, then look again
-                        await self._sleep_or_wake(self._db_backoff.next())
+                        with anyio.move_on_after(self._db_backoff.next()):
+                            await self._wake.wait()
                         continue
                     for s in due:
                         if len(running) >= d.worker_concurrency:
@@ -214,7 +221,6 @@ class Daemon:
                         workers.start_soon(work, key)
                     if self.once:
                         break
-                    self._wake = anyio.Event()
                     with anyio.move_on_after(d.scheduler_tick_s):
                         await self._wake.wait()
                 if self.once:
@@ -237,11 +243,6 @@ class Daemon:
             self._log.info("database_available", after_failures=self._db_backoff.failures)
             self._db_backoff.reset()
         return scheduling.due(schedules, running, now)
-
-    async def _sleep_or_wake(self, seconds: float) -> None:
-        self._wake = anyio.Event()
-        with anyio.move_on_after(seconds):
-            await self._wake.wait()
 
     async def _drain_once(
         self, store: Store, running: set[scheduling.Key], workers: TaskGroup, work: Any
@@ -290,6 +291,19 @@ class Daemon:
         await anyio.sleep(grace)
         self._log.warning("drain_timeout", grace_s=grace)
         self._cancel_workers()
+
+    async def _listen_for_wakes(self, store: Store) -> None:
+        """`syncd sync-now` makes schedules due and NOTIFYs: claim them at once rather than
+        at the next scheduler tick. A lost connection (database restart) is re-established."""
+        backoff = scheduling.Backoff()
+        while True:
+            try:
+                async with store.listen(WAKE_CHANNEL, lambda _payload: self._wake.set()) as lost:
+                    backoff.reset()
+                    await lost.wait()
+            except errors.StoreError:
+                backoff.failed()
+            await anyio.sleep(backoff.next())
 
     async def _watchdog(self) -> None:
         """Measures event-loop lag; under systemd, also pings its watchdog while healthy:

@@ -95,6 +95,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     return int(_run_async(admin.status, settings, args.integration, args.json))
 
 
+def cmd_sync_now(args: argparse.Namespace) -> int:
+    from syncd import admin
+
+    settings = _operator(args)
+    return int(_run_async(admin.sync_now, settings, args.integration, args.resource))
+
+
 def cmd_dlq_list(args: argparse.Namespace) -> int:
     from syncd import admin
 
@@ -174,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", type=Path, required=True)
     p.add_argument("--integration", required=True)
     p.set_defaults(func=cmd_rotate_secret)
+
+    p = sub.add_parser("sync-now", help="sync an integration (or one resource) now, not at its next interval")
+    p.add_argument("--config", "-c", type=Path, required=True)
+    p.add_argument("--integration", required=True)
+    p.add_argument("--resource")
+    p.set_defaults(func=cmd_sync_now)
 
     dlq = sub.add_parser("dlq", help="dead letters: records the partner sent that failed validation")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)

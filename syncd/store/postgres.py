@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+import anyio
 import asyncpg
 import orjson
 from asyncpg.pool import PoolConnectionProxy
@@ -155,6 +156,37 @@ class Store:
         with translate():
             rows = await self._pool.fetch(Q["progress"], list(integration_ids))
         return [dict(r) for r in rows]
+
+    async def sync_now(self, integration_id: str, resource: str | None = None) -> list[str]:
+        """Make the integration's schedules (or one of them) due now and wake the daemons."""
+        with translate():
+            async with self._pool.acquire() as conn, conn.transaction():
+                resources: list[str] | None = await conn.fetchval(Q["sync_now"], integration_id, resource)
+        return resources or []
+
+    @contextlib.asynccontextmanager
+    async def listen(self, channel: str, on_notify: Callable[[str], None]) -> AsyncIterator[anyio.Event]:
+        """LISTEN on ``channel`` over a pooled connection held for the block; yields an event
+        that is set when that connection is lost (the caller then listens again)."""
+        lost = anyio.Event()
+
+        def notified(_conn: Any, _pid: int, _channel: str, payload: object) -> None:
+            on_notify(str(payload))
+
+        def terminated(_conn: Any) -> None:
+            lost.set()
+
+        with translate():
+            async with self._pool.acquire() as conn:
+                await conn.add_listener(channel, notified)
+                conn.add_termination_listener(terminated)
+                try:
+                    yield lost
+                finally:
+                    conn.remove_termination_listener(terminated)
+                    if not conn.is_closed():
+                        with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                            await conn.remove_listener(channel, notified)
 
     async def sync_status(self, integration_ids: Sequence[str]) -> list[dict[str, Any]]:
         with translate():

@@ -392,3 +392,13 @@ FROM dead_letters
 WHERE resolved_at IS NULL AND integration_id = ANY($1::text[]) AND ($2::text IS NULL OR resource = $2)
 ORDER BY last_seen_at DESC, id DESC
 LIMIT $3;
+
+-- name: sync_now
+-- `syncd sync-now`: due at once; the NOTIFY (delivered at commit) wakes running daemons.
+WITH due AS (
+    UPDATE schedules SET next_due_at = now()
+    WHERE integration_id = $1 AND ($2::text IS NULL OR resource = $2) AND enabled
+    RETURNING resource
+)
+SELECT array_agg(resource ORDER BY resource) AS resources, pg_notify('syncd_wake', $1) AS notified
+FROM due;

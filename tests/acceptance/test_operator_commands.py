@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,7 @@ import pytest
 from syncd.app import Daemon
 from syncd.simulator import limits
 from syncd.simulator.server import Simulator, SimulatorServer
-from tests.support import assert_matches_truth, db_rows, guesty_config, settings_of, toml_of
+from tests.support import assert_matches_truth, db_rows, guesty_config, poll_until, settings_of, toml_of
 
 pytestmark = pytest.mark.anyio
 ACCOUNT = ("acme", "guesty-acct-1", "sim-secret-1")
@@ -178,3 +181,61 @@ async def test_rotate_secret_is_verified_stored_encrypted_and_used_for_later_tok
         assert sim.request_log.count(path="/oauth2/token", status=200) == tokens_before + 2
     outcomes = await db_rows(database_url, "SELECT last_outcome FROM schedules")
     assert {r["last_outcome"] for r in outcomes} == {"ok"}
+
+
+async def test_sync_now_wakes_a_running_daemon_within_a_second(database_url: str, tmp_path: Path) -> None:
+    """Nothing is due for an hour and the scheduler ticks every 60 s: only `sync-now`
+    (schedules made due + NOTIFY) can start the run this soon."""
+    sim = Simulator(limit_settings=limits.LimitSettings(enabled=False))
+    account = sim.add_guesty_account(ACCOUNT[1], ACCOUNT[2], seed=7, listings=50, reservations_per_listing=1)
+    async with SimulatorServer(sim) as server:
+        document = guesty_config(server, database_url, [ACCOUNT], state_dir=tmp_path, interval_s=3600)
+        document["daemon"]["scheduler_tick_s"] = 60
+        config = tmp_path / "syncd.toml"
+        config.write_text(toml_of(document))
+        proc = await anyio.open_process(
+            [sys.executable, "-m", "syncd", "run", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+
+            async def successes() -> dict[str, Any]:
+                rows = await db_rows(database_url, "SELECT resource, last_success_at FROM sync_state")
+                return {r["resource"]: r["last_success_at"] for r in rows if r["last_success_at"]}
+
+            async def both_synced() -> bool:
+                return len(await successes()) == 2
+
+            with anyio.fail_after(60):
+                await poll_until(both_synced)
+            before = await successes()
+            account.mutate(10, seed=3)
+            await anyio.sleep(1.5)  # the daemon's listener is up well before this
+
+            now = ("sync-now", "--integration", "acme", "--resource")
+            code, _ = await syncd_plain(config, *now, "properties")
+            assert code == 0
+            asked = time.monotonic()
+
+            async def properties_synced_again() -> bool:
+                return bool((await successes())["properties"] > before["properties"])
+
+            with anyio.fail_after(10):
+                await poll_until(properties_synced_again)
+            assert time.monotonic() - asked < 5  # the next tick would have been up to 60 s away
+            assert (await successes())["reservations"] == before["reservations"]  # only what was asked
+            code, _ = await syncd_plain(config, *now, "photos")
+            assert code == 1  # nothing to sync
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            with anyio.fail_after(30):
+                await proc.wait()
+    listings = await db_rows(database_url, "SELECT count(*) FROM properties WHERE deleted_at IS NULL")
+    assert listings[0][0] == account.live_listing_count()
+
+
+async def syncd_plain(config: Path, *args: str) -> tuple[int, str]:
+    command = [sys.executable, "-m", "syncd", *args, "--config", str(config)]
+    proc = await anyio.run_process(command, check=False)
+    return proc.returncode, proc.stdout.decode()
