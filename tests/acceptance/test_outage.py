@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from syncd.app import Daemon
-from syncd.http.breaker import DEFAULT_COOLDOWN_S
+from syncd.http.breaker import DEFAULT_COOLDOWN_S, DEFAULT_PROBE_TIMEOUT_S
 from syncd.simulator import fault_presets, limits
 from syncd.simulator.server import Simulator, SimulatorServer
 from tests.support import assert_matches_truth, db_rows, guesty_config, poll_until, settings_of
@@ -64,6 +64,18 @@ async def test_outage_opens_the_breaker_probes_once_per_cooldown_and_recovers(
         assert beach_mid > installed, "the healthy integration kept syncing during the outage"
         down.mutate(20, seed=1)  # changes (deletions too) the partner serves once it is back
         await anyio.sleep(OUTAGE_S / 2 + DEFAULT_COOLDOWN_S + 10)
+
+        # Every change the partner made meanwhile arrives. A resource whose run failed fast
+        # while its sibling held the half-open probe comes back one probe timeout later.
+        async def converged() -> bool:
+            try:
+                await assert_matches_truth(database_url, "acme", down)
+            except AssertionError:
+                return False
+            return True
+
+        with anyio.fail_after(DEFAULT_PROBE_TIMEOUT_S * 1.2 + 10):
+            await poll_until(converged, interval_s=0.5)
 
         async with httpx.AsyncClient() as client:
             metrics = (await client.get(f"http://127.0.0.1:{daemon.web_port}/metrics")).text
