@@ -63,6 +63,10 @@ class SyncRunner:
                 outcome = await self._run_in_session(session, connector, integration_id, resource, res, log)
         except errors.SyncdError as exc:
             log.error("sync_failed", error=str(exc), error_type=type(exc).__name__)
+        except Exception as exc:
+            # A bug or an unforeseen library error fails this run (retried like any other),
+            # with its traceback logged; it must not end the other integrations' syncs.
+            log.exception("sync_crashed", error_type=type(exc).__name__)
         finally:
             self._metrics.syncs_in_flight.dec()
         elapsed = time.monotonic() - started

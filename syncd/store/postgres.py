@@ -41,6 +41,8 @@ def translate() -> Iterator[None]:
         asyncpg.PostgresConnectionError,
         asyncpg.ConnectionDoesNotExistError,
         asyncpg.InterfaceError,
+        # The protocol's own state after its connection was cut mid-operation.
+        asyncpg.InternalClientError,
         asyncpg.CannotConnectNowError,
         # The server shut down, crashed, or dropped an idle session (57P01, 57P02, 57P05).
         asyncpg.AdminShutdownError,

@@ -56,13 +56,16 @@ async def test_daemon_survives_terminated_sessions_and_a_server_restart(tmp_path
     try:
         async with SimulatorServer(sim) as server:
             document = guesty_config(server, dsn, [ACCOUNT], state_dir=tmp_path, web=True, interval_s=1)
+            document["daemon"]["log_level"] = "info"
             document["web"]["port"] = port
             config = tmp_path / "syncd.toml"
             config.write_text(toml_of(document))
+            log_path = tmp_path / "daemon.log"
+            log = log_path.open("wb")
             proc = await anyio.open_process(
                 [sys.executable, "-m", "syncd", "run", "--config", str(config)],
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stderr=log,
             )
             try:
                 with anyio.fail_after(60):
@@ -96,9 +99,13 @@ async def test_daemon_survives_terminated_sessions_and_a_server_restart(tmp_path
                 proc.send_signal(signal.SIGTERM)
                 with anyio.fail_after(30):
                     assert await proc.wait() == 0
+            except BaseException:
+                sys.stderr.write(log_path.read_text()[-6000:])  # the daemon's side of a failure
+                raise
             finally:
                 if proc.returncode is None:
                     proc.kill()
                     await proc.wait()
+                log.close()
     finally:
         await pg.astop()

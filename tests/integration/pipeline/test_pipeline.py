@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 import asyncpg
+import orjson
 import pytest
 import structlog
 
@@ -165,3 +166,34 @@ async def test_nul_characters_never_poison_a_batch(database_url: str) -> None:
         assert "\\u0000" in payload and "\x00" not in payload
     finally:
         await conn.close()
+
+
+async def test_an_unexpected_error_fails_its_run_not_the_daemon(database_url: str) -> None:
+    """A bug in a driver (or a library raising something unforeseen) is one failed run,
+    logged with its traceback and retried; the other syncs of the process go on."""
+    from syncd.config import parse_settings
+    from syncd.connectors import registry
+    from syncd.engine.runner import SyncRunner
+
+    integration = {
+        "id": "acme",
+        "partner": "guesty",
+        "credentials": {"client_id": "x", "client_secret": "y"},
+        "resources": {"properties": {"deletion_sweep": False}},
+    }
+    settings = parse_settings({"integrations": [integration]}, {}, registry.schemas())
+
+    class Buggy(FakeConnector):
+        async def stream(
+            self, resource: str, checkpoint: dict[str, Any] | None, settings: ResourceSettings
+        ) -> AsyncGenerator[Page, None]:
+            yield Page([orjson.dumps(listing(1))], {"offset": 1})
+            raise KeyError("a driver bug")
+
+    async with Store.open(database_url) as store:
+        await store.register_integration("acme", "guesty", True, {"properties": (60.0, True)})
+        log = structlog.get_logger()
+        runner = SyncRunner(store, {"acme": Buggy([])}, settings, Metrics(), log, anyio.Event())
+        assert await runner.run("acme", "properties") == "failed"
+        schedules = await store.list_schedules(["acme"])
+    assert schedules[0].consecutive_failures == 1  # rescheduled like any failed run
