@@ -20,6 +20,7 @@ from syncd.connectors import registry
 from syncd.observability import logging as syncd_logging
 
 EXIT_CONFIG = 2
+EXIT_RUNTIME = 1
 
 
 def load(path: Path) -> Settings:
@@ -234,6 +235,20 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        known = _known_error(exc)
+        if known is None:
+            raise  # a bug: the traceback is the useful report
+        # An operational failure (database unreachable, partner refusing): one clear line.
+        print(f"syncd: {type(known).__name__}: {known}", file=sys.stderr)
+        return EXIT_RUNTIME
+
+
+def _known_error(exc: BaseException) -> errors.SyncdError | None:
+    """The SyncdError behind ``exc``, unwrapping task-group exception groups of one."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc if isinstance(exc, errors.SyncdError) else None
 
 
 if __name__ == "__main__":  # pragma: no cover

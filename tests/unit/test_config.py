@@ -193,3 +193,17 @@ def test_example_config_documents_the_real_defaults() -> None:
     for name, settings in example["integrations"][0]["resources"].items():
         problems += compare({k: v for k, v in settings.items() if k != "interval_s"}, resource, name)
     assert problems == []
+
+
+def test_an_unreachable_database_is_one_clear_line_and_exit_1(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once the socket closes
+    config = write(tmp_path, f'[database]\nurl = "postgresql://syncd@127.0.0.1:{port}/syncd"\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "syncd", "status", "--config", str(config)], capture_output=True, text=True
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("syncd: StoreUnavailable:") and "Traceback" not in proc.stderr
