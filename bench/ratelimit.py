@@ -48,6 +48,7 @@ from syncd.http.tiers import Tier, parse_tier  # noqa: E402
 from syncd.observability import logging as syncd_logging  # noqa: E402
 from syncd.observability.metrics import Metrics  # noqa: E402
 from syncd.simulator.server import Simulator, SimulatorServer  # noqa: E402
+from syncd.testing import RecordingTransport  # noqa: E402
 
 SAFETY = 0.8
 TIERS = [parse_tier(t) for t in guesty.INFO.rate_limits]
@@ -55,27 +56,10 @@ TARGET_USED = 0.95
 TARGET_STOP_S = 10.0
 
 
-class Recording(httpx.AsyncBaseTransport):
-    """Every request's send time (monotonic) and status, as the client saw it."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self.inner = inner
-        self.sent: list[tuple[float, int]] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        started = time.monotonic()
-        response = await self.inner.handle_async_request(request)
-        self.sent.append((started, response.status_code))
-        return response
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
 @dataclass
 class Run:
     client: PartnerClient
-    recording: Recording
+    recording: RecordingTransport
     ids: list[str]
     errors: list[str] = field(default_factory=list)
 
@@ -150,7 +134,7 @@ async def scenario(
         client_id,
         LimitSpec(tiers=TIERS, safety_factor=SAFETY, max_concurrency=guesty.INFO.max_concurrency),
     )
-    recording = Recording(httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=64)))
+    recording = RecordingTransport(httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=64)))
     http_client = httpx.AsyncClient(transport=recording, follow_redirects=False, timeout=30.0)
     options = ClientOptions(partner="guesty", integration_id=client_id, base_url=server.guesty_api_url)
     client = PartnerClient(

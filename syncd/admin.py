@@ -17,6 +17,7 @@ from typing import Any
 from syncd import errors
 from syncd.app import build_connectors, cipher_for, database, open_store
 from syncd.config import Settings
+from syncd.connectors.base import Connector
 from syncd.engine.replay import ReplayResult, replay
 from syncd.http.client import build_http_client
 from syncd.http.guards import Guards
@@ -99,6 +100,27 @@ async def dlq_list(
     return 0
 
 
+@contextlib.asynccontextmanager
+async def _drivers(
+    settings: Settings, integration_ids: Sequence[str]
+) -> AsyncIterator[tuple[Store, CredentialStore, dict[str, Connector]]]:
+    """The store and the listed integrations' drivers, wired as the daemon wires them."""
+    log = get_logger()
+    metrics = Metrics()
+    async with (
+        database(settings, log) as dsn,
+        open_store(settings, dsn) as store,
+        build_http_client(10.0, 30.0, max_connections=8) as http,
+    ):
+        credentials = CredentialStore(store, cipher_for(settings))
+        guards = Guards(metrics, log)
+        yield (
+            store,
+            credentials,
+            build_connectors(settings, integration_ids, http, credentials, metrics, log, guards),
+        )
+
+
 async def dlq_replay(
     settings: Settings,
     integration: str | None,
@@ -111,14 +133,7 @@ async def dlq_replay(
     log = get_logger()
     ids = _ids(settings, integration)
     results: list[ReplayResult] = []
-    metrics = Metrics()
-    async with (
-        database(settings, log) as dsn,
-        open_store(settings, dsn) as store,
-        build_http_client(10.0, 30.0, max_connections=8) as http,
-    ):
-        credentials = CredentialStore(store, cipher_for(settings))
-        connectors = build_connectors(settings, ids, http, credentials, metrics, log, Guards(metrics, log))
+    async with _drivers(settings, ids) as (store, _, connectors):
         letters = await store.dead_letters(ids, resource, limit)
         targets = sorted({(r["integration_id"], r["resource"]) for r in letters})
         for integration_id, res in targets:
@@ -139,18 +154,8 @@ async def dlq_replay(
 async def rotate_secret(settings: Settings, integration: str, new_secret: str) -> int:
     """Exit 0 when the new secret is stored and verified; 1 when the partner refused it or
     the verifying call failed (the previous secret is then back in place)."""
-    log = get_logger()
-    metrics = Metrics()
     (integration_id,) = _ids(settings, integration)
-    async with (
-        database(settings, log) as dsn,
-        open_store(settings, dsn) as store,
-        build_http_client(10.0, 30.0, max_connections=2) as http,
-    ):
-        credentials = CredentialStore(store, cipher_for(settings))
-        connectors = build_connectors(
-            settings, [integration_id], http, credentials, metrics, log, Guards(metrics, log)
-        )
+    async with _drivers(settings, [integration_id]) as (_, credentials, connectors):
         try:
             await connectors[integration_id].rotate_secret(new_secret)
         except errors.PartnerError as exc:

@@ -6,11 +6,13 @@ pipeline behaviour that needs exact control of what the partner returns, page by
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import httpx
 import orjson
 
 from syncd.config import ResourceSettings
@@ -79,3 +81,20 @@ def listing(
 ) -> dict[str, Any]:
     """A minimal valid Guesty listing."""
     return {"_id": f"{i:024x}", "title": title, "lastUpdatedAt": updated, **extra}
+
+
+class RecordingTransport(httpx.AsyncBaseTransport):
+    """Send time (monotonic) and status of every request, as the client saw them."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport | None = None) -> None:
+        self.inner = inner or httpx.AsyncHTTPTransport()
+        self.sent: list[tuple[float, int]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        started = time.monotonic()
+        response = await self.inner.handle_async_request(request)
+        self.sent.append((started, response.status_code))
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

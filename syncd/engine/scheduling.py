@@ -54,4 +54,4 @@ class Backoff:
         self.failures = 0
 
     def next(self) -> float:
-        return min(self.cap, self.initial * 2.0 ** max(0, self.failures - 1))
+        return failure_backoff(self.cap, self.initial, max(0, self.failures - 1))

@@ -25,28 +25,12 @@ from syncd.observability.logging import get_logger
 from syncd.observability.metrics import Metrics
 from syncd.simulator import fault_presets, limits
 from syncd.simulator.server import Simulator, SimulatorServer
+from syncd.testing import RecordingTransport
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 TIERS = [parse_tier("15/s"), parse_tier("120/min")]
 SAFETY = 0.8
 WORKERS = 8
-
-
-class Recording(httpx.AsyncBaseTransport):
-    """Send time and status of every request, as the client saw them."""
-
-    def __init__(self) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
-        self.sent: list[tuple[float, int]] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        started = time.monotonic()
-        response = await self.inner.handle_async_request(request)
-        self.sent.append((started, response.status_code))
-        return response
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 async def client_for(
@@ -55,7 +39,7 @@ async def client_for(
     guards: Guards,
     stack: contextlib.AsyncExitStack,
     max_attempts: int = 5,
-) -> tuple[PartnerClient, Recording]:
+) -> tuple[PartnerClient, RecordingTransport]:
     async with httpx.AsyncClient() as http:
         form = {"grant_type": "client_credentials", "client_id": account, "scope": "open-api"}
         response = await http.post(server.guesty_token_url, data={**form, "client_secret": f"{account}-s"})
@@ -63,7 +47,7 @@ async def client_for(
     throttle, breakers = guards.for_integration(
         "guesty", account, LimitSpec(tiers=TIERS, safety_factor=SAFETY, max_concurrency=15)
     )
-    recording = Recording()
+    recording = RecordingTransport()
     http = await stack.enter_async_context(httpx.AsyncClient(transport=recording))
     client = PartnerClient(
         http,
