@@ -11,7 +11,10 @@ sides GET the same listing with the same bearer token and parse the body with or
 - stack: ``PartnerClient.get``: OAuth2 client-credentials auth (token cached, as in steady
   state), the throttle with generous limits (three tiers, concurrency cap), both circuit
   breakers, the tenacity retry loop, metrics, and the ``api_call`` log event rendered as
-  JSON (written to /dev/null).
+  JSON (written to /dev/null), over the production transport (aiohttp's wire under
+  httpx's types, ``syncd.http.transport``).
+- transport: that transport alone (one ``httpx.Request`` in, the body read out), so the
+  stack's own cost is visible too: ``stack - transport``.
 
 Rounds alternate bare and stack to share any drift of the machine; the figure is the
 median per-request CPU of each. Target: ratio <= 1.3. The last line printed is one JSON
@@ -35,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 # After the path tweak: the benchmark runs from a checkout without installing it.
 from syncd.http.auth import ClientCredentials, TokenTransaction  # noqa: E402
-from syncd.http.client import ClientOptions, PartnerClient, build_http_client  # noqa: E402
+from syncd.http.client import ClientOptions, PartnerClient, build_transport  # noqa: E402
 from syncd.http.guards import Guards, LimitSpec  # noqa: E402
 from syncd.http.tiers import parse_tier  # noqa: E402
 from syncd.observability import logging as syncd_logging  # noqa: E402
@@ -118,8 +122,8 @@ async def cpu_per_request(call: Call, n: int) -> float:
 
 
 @contextlib.asynccontextmanager
-async def clients(base: str) -> AsyncIterator[tuple[Call, Call]]:
-    async with build_http_client(10.0, 30.0, 64) as http:
+async def clients(base: str) -> AsyncIterator[tuple[Call, Call, Call]]:
+    async with httpx.AsyncClient(trust_env=False) as http, build_transport(64) as transport:
         form = {
             "grant_type": "client_credentials",
             "client_id": "guesty-acct-1",
@@ -146,7 +150,7 @@ async def clients(base: str) -> AsyncIterator[tuple[Call, Call]]:
             LimitSpec(tiers=[parse_tier(t) for t in GENEROUS], safety_factor=0.8, max_concurrency=15),
         )
         client = PartnerClient(
-            http,
+            transport,
             ClientOptions(partner="guesty", integration_id="bench", base_url=f"{base}/v1"),
             throttle=throttle,
             breakers=breakers,
@@ -170,28 +174,37 @@ async def clients(base: str) -> AsyncIterator[tuple[Call, Call]]:
         async def stack() -> Any:
             return await client.get("/listings/{id}", path, decode=orjson.loads)
 
-        yield bare, stack
+        async def wire() -> Any:
+            response = await transport.handle_async_request(httpx.Request("GET", url, headers=headers))
+            return orjson.loads(await response.aread())
+
+        yield bare, stack, wire
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
     with simulator(port):
-        async with clients(f"http://127.0.0.1:{port}") as (bare, stack):
-            for call in (bare, stack):  # warm up connections, caches, metric children
+        async with clients(f"http://127.0.0.1:{port}") as (bare, stack, wire):
+            for call in (bare, stack, wire):  # warm up connections, caches, metric children
                 await cpu_per_request(call, 200)
             bare_s: list[float] = []
             stack_s: list[float] = []
+            wire_s: list[float] = []
             for _ in range(args.rounds):
                 bare_s.append(await cpu_per_request(bare, args.requests))
                 stack_s.append(await cpu_per_request(stack, args.requests))
+                wire_s.append(await cpu_per_request(wire, args.requests))
     bare_us = statistics.median(bare_s) * 1e6
     stack_us = statistics.median(stack_s) * 1e6
+    wire_us = statistics.median(wire_s) * 1e6
     return {
         "requests_per_round": args.requests,
         "rounds": args.rounds,
         "bare_httpx_cpu_us_per_request": round(bare_us, 1),
         "stack_cpu_us_per_request": round(stack_us, 1),
         "overhead_us_per_request": round(stack_us - bare_us, 1),
+        "transport_cpu_us_per_request": round(wire_us, 1),
+        "stack_over_transport_us_per_request": round(stack_us - wire_us, 1),
         "ratio": round(stack_us / bare_us, 3),
         "target_ratio": TARGET_RATIO,
         "pass": stack_us / bare_us <= TARGET_RATIO,

@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 # After the path tweak: the benchmark runs from a checkout without installing it.
 from syncd.connectors import guesty  # noqa: E402
 from syncd.http.auth import HeaderAuth  # noqa: E402
-from syncd.http.client import ClientOptions, PartnerClient  # noqa: E402
+from syncd.http.client import ClientOptions, PartnerClient, build_transport  # noqa: E402
 from syncd.http.guards import Guards, LimitSpec  # noqa: E402
 from syncd.http.tiers import Tier, parse_tier  # noqa: E402
 from syncd.observability import logging as syncd_logging  # noqa: E402
@@ -134,11 +134,10 @@ async def scenario(
         client_id,
         LimitSpec(tiers=TIERS, safety_factor=SAFETY, max_concurrency=guesty.INFO.max_concurrency),
     )
-    recording = RecordingTransport(httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=64)))
-    http_client = httpx.AsyncClient(transport=recording, follow_redirects=False, timeout=30.0)
+    recording = RecordingTransport(build_transport(max_connections=64))
     options = ClientOptions(partner="guesty", integration_id=client_id, base_url=server.guesty_api_url)
     client = PartnerClient(
-        http_client,
+        recording,
         options,
         throttle=throttle,
         breakers=breakers,
@@ -179,6 +178,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         burst_halved_at = time.monotonic()
         await drive(burst, args.workers, args.after_s)
         burst_report = halving_report(burst.recording.sent, burst_halved_at, time.monotonic(), args.settle_s)
+        for finished in (run, burst):
+            await finished.recording.aclose()
     return {
         "steady": {
             "duration_s": round(steady_end - started, 1),

@@ -31,7 +31,7 @@ from syncd.connectors import registry
 from syncd.connectors.base import Connector
 from syncd.engine import scheduling
 from syncd.engine.runner import SyncRunner
-from syncd.http.client import build_http_client
+from syncd.http.client import build_transport
 from syncd.http.guards import Guards
 from syncd.observability.logging import get_logger
 from syncd.observability.metrics import Metrics
@@ -97,7 +97,7 @@ def cipher_for(settings: Settings) -> crypto.Cipher:
 def build_connectors(
     settings: Settings,
     integration_ids: Sequence[str],
-    http: httpx.AsyncClient,
+    transport: httpx.AsyncBaseTransport,
     credentials: CredentialStore,
     metrics: Metrics,
     log: Any,
@@ -109,7 +109,7 @@ def build_connectors(
         integ.id: registry.build_connector(
             integ,
             settings.partner(integ.partner),
-            http=http,
+            transport=transport,
             tokens=credentials,
             metrics=metrics,
             log=log,
@@ -161,11 +161,11 @@ class Daemon:
         async with (
             database(self.settings, log) as dsn,
             open_store(self.settings, dsn) as store,
-            build_http_client(10.0, 30.0, max_connections=64) as http,
+            build_transport(max_connections=64) as transport,
         ):
             credentials = CredentialStore(store, cipher_for(self.settings))
             connectors = build_connectors(
-                self.settings, self.owned, http, credentials, self.metrics, log, self.guards
+                self.settings, self.owned, transport, credentials, self.metrics, log, self.guards
             )
             self.store = store
             self.runner = SyncRunner(store, connectors, self.settings, self.metrics, log, self.stop)

@@ -54,7 +54,7 @@ def build_connector(
     integration: IntegrationSettings,
     partner: PartnerSettings,
     *,
-    http: httpx.AsyncClient,
+    transport: httpx.AsyncBaseTransport,
     tokens: TokenStore,
     metrics: Metrics,
     log: Any,
@@ -76,7 +76,7 @@ def build_connector(
         connect_timeout_s=partner.connect_timeout_s,
         read_timeout_s=partner.read_timeout_s,
     )
-    client = PartnerClient(http, options, throttle=throttle, breakers=breakers, metrics=metrics, log=log)
+    client = PartnerClient(transport, options, throttle=throttle, breakers=breakers, metrics=metrics, log=log)
     creds = {k: v.get_secret_value() for k, v in integration.credentials.items()}
     page_size = partner.page_size or info.page_size
     if info.name == "guesty":

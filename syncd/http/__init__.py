@@ -1,4 +1,4 @@
-"""The partner client: auth, rate limits, breaker, classified retries over httpx.
+"""The partner client: auth, rate limits, breaker, classified retries; httpx types over aiohttp.
 
 Only this package imports httpx. The package ``__init__`` stays empty so that pure
 modules (``tiers``) can be imported without pulling in the network stack.

@@ -2,7 +2,7 @@
 
     request -> retry by class (tenacity), per attempt:
         breaker (fail fast) -> throttle (budgets + concurrency) -> auth headers
-        -> breaker permit (a half-open probe gets a timeout) -> httpx
+        -> breaker permit (a half-open probe gets a timeout) -> the transport (aiohttp)
         -> size-capped body -> classify -> decode -> breaker outcome, budget refinement
 
 Everything a call does is measured and logged here: one ``api_call`` event (with the
@@ -31,6 +31,7 @@ from syncd.http.auth import Auth, NoAuth
 from syncd.http.breaker import Breakers, Permit
 from syncd.http.classify import PartnerRules, classify, is_retryable
 from syncd.http.throttle import Clock, Pass, Throttle
+from syncd.http.transport import AiohttpTransport
 from syncd.observability.logging import redact_text
 from syncd.observability.metrics import Metrics
 
@@ -38,6 +39,8 @@ _RATE_HEADER_PREFIX = "x-ratelimit-"
 _RATE_HEADER_BYTES = _RATE_HEADER_PREFIX.encode()
 _REMAINING_PREFIX = _RATE_HEADER_PREFIX + "remaining"
 _NO_BREAKERS = Breakers(())
+DEFAULT_CONNECT_TIMEOUT_S = 10.0
+DEFAULT_READ_TIMEOUT_S = 30.0
 T = TypeVar("T")
 Decode = Callable[[bytes], T]
 
@@ -52,7 +55,7 @@ class ClientOptions:
     max_body_bytes: int = 32 * 1024 * 1024
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
-    # Per partner, applied per request (the httpx client is shared); None: the client's.
+    # Per partner, applied per request (the transport is shared); None: the defaults.
     connect_timeout_s: float | None = None
     read_timeout_s: float | None = None
 
@@ -65,19 +68,15 @@ def backoff_delay(attempt: int, exc: BaseException | None, initial: float, cap: 
     return rand * min(cap, initial * 2.0 ** max(0, attempt - 1))
 
 
-def build_http_client(
-    connect_timeout_s: float, read_timeout_s: float, max_connections: int
-) -> httpx.AsyncClient:
-    """The shared transport: no redirects (they could leave the partner's host), bounded pool."""
-    timeout = httpx.Timeout(read_timeout_s, connect=connect_timeout_s, pool=read_timeout_s)
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-    return httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False, trust_env=False)
+def build_transport(max_connections: int) -> httpx.AsyncBaseTransport:
+    """The shared wire of every partner client in a process: a bounded keep-alive pool."""
+    return AiohttpTransport(max_connections=max_connections)
 
 
 class PartnerClient:
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        transport: httpx.AsyncBaseTransport,
         options: ClientOptions,
         *,
         throttle: Throttle,
@@ -88,15 +87,14 @@ class PartnerClient:
         breakers: Breakers = _NO_BREAKERS,
         clock: Clock = time.monotonic,
     ) -> None:
-        self._http = http
+        self._transport = transport
         self.options = options
         self.base = httpx.URL(options.base_url.rstrip("/"))
         self._base_text = str(self.base).rstrip("/")
-        self._timeout: httpx.Timeout | Any = httpx.USE_CLIENT_DEFAULT
-        if options.read_timeout_s is not None or options.connect_timeout_s is not None:
-            read = options.read_timeout_s or http.timeout.read
-            connect = options.connect_timeout_s or http.timeout.connect
-            self._timeout = httpx.Timeout(read, connect=connect, pool=read)
+        read = options.read_timeout_s or DEFAULT_READ_TIMEOUT_S
+        connect = options.connect_timeout_s or DEFAULT_CONNECT_TIMEOUT_S
+        # The httpx request extension every transport reads (pool: waiting for a connection).
+        self._timeout = {"timeout": httpx.Timeout(read, connect=connect, pool=read).as_dict()}
         self._throttle = throttle
         self._unthrottled = Throttle(clock=clock)
         self._breakers = breakers
@@ -313,14 +311,17 @@ class PartnerClient:
             try:
                 deadline = anyio.fail_after(probe_timeout) if probe_timeout else contextlib.nullcontext()
                 with deadline:
-                    request = self._http.stream(
-                        method, url, params=params, data=form, headers=headers, timeout=self._timeout
+                    request = httpx.Request(
+                        method, url, params=params, data=form, headers=headers, extensions=self._timeout
                     )
-                    async with request as resp:
+                    resp = await self._transport.handle_async_request(request)
+                    try:
                         status, resp_headers = resp.status_code, resp.headers
                         status_label = str(status)
                         rate_headers = _rate_headers(resp_headers)
                         body = await self._read_capped(resp)
+                    finally:
+                        await resp.aclose()
             except TimeoutError as exc:  # the probe's deadline (httpx raises its own types)
                 status_label = "probe_timeout" if probe_timeout else "timeout"
                 what = "probe of " if probe_timeout else ""

@@ -10,3 +10,9 @@ Faults are seeded and reproducible: ``fault_spec`` (declarative rules, JSON),
 """
 
 from __future__ import annotations
+
+# Here, not in ``server``: ``syncd``'s CLI builds the ``simulate`` flags in every process
+# (the daemon too), and importing ``server`` would load the whole simulator (its uvicorn
+# app and ~6 MB of dataset pools) into a daemon that never serves it.
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8900

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from syncd.simulator import fault_presets, guesty_auth, server
+from syncd.simulator import DEFAULT_HOST, DEFAULT_PORT, fault_presets, guesty_auth
 from syncd.simulator.fault_spec import FaultSpec, SpecError
+
+if TYPE_CHECKING:
+    from syncd.simulator import server
 
 
 def _latency(value: str) -> tuple[float, float]:
@@ -32,8 +36,8 @@ def _faults(value: str) -> FaultSpec:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default=server.DEFAULT_HOST, help="bind address (loopback only by default)")
-    parser.add_argument("--port", type=int, default=server.DEFAULT_PORT, help="0 picks a free port")
+    parser.add_argument("--host", default=DEFAULT_HOST, help="bind address (loopback only by default)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
     parser.add_argument("--seed", type=int, default=1, help="dataset seed of the first account")
     parser.add_argument("--listings", type=int, default=5000, help="listings per account")
     parser.add_argument("--reservations-per-listing", type=int, default=2)
@@ -76,6 +80,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from_args(args: argparse.Namespace) -> server.SimulateOptions:
+    from syncd.simulator import server  # only where the simulator runs (see DEFAULT_HOST)
+
     return server.SimulateOptions(
         host=args.host,
         port=args.port,
@@ -107,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m syncd.simulator", description=__doc__)
     add_arguments(parser)
     args = parser.parse_args(argv)
+    from syncd.simulator import server
+
     if not args.allow_non_loopback and not server.is_loopback(args.host):
         parser.error(f"refusing to bind {args.host!r}: pass --allow-non-loopback to expose the simulator")
     server.serve(options_from_args(args))

@@ -26,13 +26,21 @@ from anyio.abc import TaskGroup
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from syncd.simulator import control, fault_plan, fault_wire, guesty_api, guesty_auth, limits, requestlog
+from syncd.simulator import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    control,
+    fault_plan,
+    fault_wire,
+    guesty_api,
+    guesty_auth,
+    limits,
+    requestlog,
+)
 from syncd.simulator.fault_spec import FaultSpec
 from syncd.simulator.faults import NO_FAULTS, FaultPlan
 from syncd.simulator.guesty_data import GuestyAccount
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8900
 _STARTUP_TIMEOUT_S = 10.0
 
 

@@ -35,8 +35,9 @@ def client(handler: Recorder, **options: object) -> tuple[PartnerClient, Metrics
         partner="p", integration_id="i", base_url=BASE, backoff_initial_s=0.001, backoff_max_s=0.002,
         **options,  # type: ignore[arg-type]
     )  # fmt: skip
-    http = httpx.AsyncClient(transport=httpx.MockTransport(handler), follow_redirects=False)
-    return PartnerClient(http, opts, throttle=Throttle(), metrics=metrics, log=get_logger()), metrics
+    transport = httpx.MockTransport(handler)
+    client = PartnerClient(transport, opts, throttle=Throttle(), metrics=metrics, log=get_logger())
+    return client, metrics
 
 
 def calls(metrics: Metrics, status: str) -> float:

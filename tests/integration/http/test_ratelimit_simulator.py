@@ -47,10 +47,9 @@ async def client_for(
     throttle, breakers = guards.for_integration(
         "guesty", account, LimitSpec(tiers=TIERS, safety_factor=SAFETY, max_concurrency=15)
     )
-    recording = RecordingTransport()
-    http = await stack.enter_async_context(httpx.AsyncClient(transport=recording))
+    recording = await stack.enter_async_context(RecordingTransport())
     client = PartnerClient(
-        http,
+        recording,
         ClientOptions(
             partner="guesty",
             integration_id=account,

@@ -68,9 +68,8 @@ def client_of(
         backoff_max_s=0.002,
         **opts,  # type: ignore[arg-type]
     )
-    http = httpx.AsyncClient(transport=httpx.MockTransport(partner))
     client = PartnerClient(
-        http,
+        httpx.MockTransport(partner),
         options,
         throttle=throttle or Throttle(),
         breakers=Breakers([breaker]),
@@ -180,7 +179,7 @@ async def test_undecodable_bodies_count_as_transient_failures() -> None:
     clock = Clock()
     breaker = CircuitBreaker("p/i", POLICY)
     client = PartnerClient(
-        httpx.AsyncClient(transport=httpx.MockTransport(garbled)),
+        httpx.MockTransport(garbled),
         ClientOptions(partner="p", integration_id="i", base_url=BASE, max_attempts=1),
         throttle=Throttle(),
         breakers=Breakers([breaker]),
@@ -201,7 +200,7 @@ async def test_each_attempt_logs_its_number_and_error_class() -> None:
         return next(responses)
 
     client = PartnerClient(
-        httpx.AsyncClient(transport=httpx.MockTransport(handler)),
+        httpx.MockTransport(handler),
         ClientOptions(partner="p", integration_id="i", base_url=BASE, backoff_initial_s=0.001),
         throttle=Throttle(),
         metrics=Metrics(),
@@ -240,7 +239,7 @@ async def test_a_500_that_means_auth_is_classified_by_the_partner_rule_not_the_s
         return httpx.Response(500, json={"message": "Authorization has been denied", "code": 999})
 
     client = PartnerClient(
-        httpx.AsyncClient(transport=httpx.MockTransport(counting)),
+        httpx.MockTransport(counting),
         ClientOptions(partner="p", integration_id="i", base_url=BASE),
         throttle=Throttle(),
         breakers=Breakers([breaker]),

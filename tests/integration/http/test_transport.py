@@ -1,0 +1,166 @@
+"""The production transport (aiohttp's wire under httpx's types) against the simulator's
+wire faults: each failure keeps the httpx meaning the partner client classifies by."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import anyio.abc
+import httpx
+import orjson
+import pytest
+
+from syncd import errors
+from syncd.http.auth import HeaderAuth
+from syncd.http.client import ClientOptions, PartnerClient
+from syncd.http.throttle import Throttle
+from syncd.http.transport import USER_AGENT, AiohttpTransport
+from syncd.observability.logging import get_logger
+from syncd.observability.metrics import Metrics
+from syncd.simulator.fault_spec import CutParams, HangParams, Rule
+from syncd.simulator.server import Simulator, SimulatorServer
+from tests.integration.simulator.test_faults_http import CLIENT_ID, LISTINGS, _auth, _settled, _sim
+
+pytestmark = pytest.mark.anyio
+
+
+@asynccontextmanager
+async def served(sim: Simulator) -> AsyncIterator[tuple[SimulatorServer, httpx.AsyncClient]]:
+    async with (
+        SimulatorServer(sim) as server,
+        httpx.AsyncClient(base_url=server.base_url, transport=AiohttpTransport(), timeout=5.0) as client,
+    ):
+        yield server, client
+
+
+async def test_a_page_arrives_whole_and_the_connection_is_reused() -> None:
+    sim = _sim()
+    async with served(sim) as (_, client):
+        auth = await _auth(client)
+        response = await client.get(LISTINGS, params={"limit": 100, "skip": 20}, headers=auth)
+        again = await client.get(LISTINGS, params={"limit": 1}, headers=auth)
+    assert response.status_code == 200
+    assert len(response.content) == int(response.headers["content-length"])
+    assert len(orjson.loads(response.content)["results"]) == 100
+    assert "x-ratelimit-limit-second" in response.headers
+    assert again.status_code == 200
+    [first, _] = sim.request_log.entries(path=LISTINGS)
+    assert "skip=20" in first.raw_query
+
+
+@asynccontextmanager
+async def canned(answer: bytes) -> AsyncIterator[tuple[str, list[bytes]]]:
+    """A loopback server answering every request with ``answer``; it keeps request heads."""
+    heads: list[bytes] = []
+
+    async def serve(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += await stream.receive()
+            heads.append(head)
+            await stream.send(answer)
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, serve)
+        yield f"http://127.0.0.1:{port}", heads
+        tg.cancel_scope.cancel()
+
+
+async def test_redirects_are_not_followed_cookies_not_kept_and_we_say_who_we_are() -> None:
+    answer = (
+        b"HTTP/1.1 302 Found\r\nLocation: http://elsewhere.invalid/\r\nSet-Cookie: s=1\r\n"
+        b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    async with canned(answer) as (base, heads), AiohttpTransport() as transport:
+        for _ in range(2):
+            response = await transport.handle_async_request(httpx.Request("GET", base + "/a"))
+            await response.aread()
+            assert response.status_code == 302
+            assert response.headers["location"] == "http://elsewhere.invalid/"
+    assert len(heads) == 2  # nothing went to the Location
+    assert all(b"\r\ncookie:" not in head.lower() for head in heads)
+    assert f"\r\nUser-Agent: {USER_AGENT}\r\n".encode() in heads[0]
+
+
+async def test_a_reset_mid_body_is_a_transport_error() -> None:
+    sim = _sim(Rule("reset", paths=(LISTINGS,), params=CutParams(0.5, 0.5)))
+    async with served(sim) as (_, client):
+        auth = await _auth(client)
+        # aiohttp reports the short body (a protocol error), httpx's own stack the reset.
+        with pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)):
+            await client.get(LISTINGS, params={"limit": 100}, headers=auth)
+        # The broken connection was dropped, not pooled: the next request is answered.
+        assert (await client.get("/v1/reservations", headers=auth)).status_code == 200
+    await _settled(sim, 3)
+
+
+async def test_a_truncated_body_is_a_protocol_error_not_a_short_body() -> None:
+    sim = _sim(Rule("truncated", paths=(LISTINGS,), params=CutParams(0.3, 0.3)))
+    async with served(sim) as (_, client):
+        auth = await _auth(client)
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.get(LISTINGS, headers=auth)
+
+
+async def test_a_hang_is_a_read_timeout() -> None:
+    sim = _sim(Rule("timeout", paths=(LISTINGS,), params=HangParams(30.0)))
+    async with served(sim) as (_, client):
+        auth = await _auth(client)
+        with pytest.raises(httpx.ReadTimeout):
+            await client.get(LISTINGS, headers=auth, timeout=0.3)
+        assert (await client.get("/v1/reservations", headers=auth)).status_code == 200
+
+
+async def test_a_refused_connection_is_a_connect_error() -> None:
+    async with (
+        SimulatorServer(_sim()) as server,
+        httpx.AsyncClient(transport=AiohttpTransport(), timeout=2.0) as client,
+    ):
+        url = server.base_url
+    with pytest.raises(httpx.ConnectError):
+        async with httpx.AsyncClient(transport=AiohttpTransport(), timeout=2.0) as client:
+            await client.get(url + LISTINGS)
+
+
+async def test_the_partner_client_labels_wire_failures_as_httpx_did() -> None:
+    """What operators see in ``syncd_api_calls_total``: a reset is a transport error, a
+    hang a timeout, and both are retryable unavailability."""
+    sim = _sim(
+        Rule("reset", paths=(LISTINGS,), params=CutParams(0.5, 0.5)),
+        Rule("timeout", paths=("/v1/reservations",), params=HangParams(30.0)),
+    )
+    metrics = Metrics()
+    async with SimulatorServer(sim) as server, AiohttpTransport() as transport:
+        async with httpx.AsyncClient(base_url=server.base_url) as plain:
+            auth = await _auth(plain)
+        options = ClientOptions(
+            partner="guesty",
+            integration_id="t",
+            base_url=server.guesty_api_url,
+            max_attempts=1,
+            read_timeout_s=0.3,
+        )
+        client = PartnerClient(
+            transport,
+            options,
+            throttle=Throttle(),
+            metrics=metrics,
+            log=get_logger(),
+            auth=HeaderAuth("Authorization", auth["Authorization"]),
+        )
+        with pytest.raises(errors.PartnerUnavailable):
+            await client.get("/listings", params={"limit": 100}, decode=orjson.loads)
+        with pytest.raises(errors.PartnerUnavailable):
+            await client.get("/reservations", decode=orjson.loads)
+        some_id = next(iter(sim.account(CLIENT_ID).truth_listings())).id
+        one = await client.get("/listings/{id}", f"/listings/{some_id}", decode=orjson.loads)
+    assert one["_id"] == some_id
+    calls = metrics.api_calls
+    assert calls.labels("guesty", "/listings", "transport_error")._value.get() == 1
+    assert calls.labels("guesty", "/reservations", "timeout")._value.get() == 1
+    assert calls.labels("guesty", "/listings/{id}", "200")._value.get() == 1
