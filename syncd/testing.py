@@ -39,7 +39,7 @@ class FakeConnector:
     fetch_one_calls: list[str] = field(default_factory=list)
 
     def normalizer(self, resource: str) -> Normalizer:
-        return adapter.listing_to_property
+        return adapter.listing_values
 
     def external_id(self, resource: str, raw: bytes) -> str | None:
         try:

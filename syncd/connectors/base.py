@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
-
-from pydantic import BaseModel
 
 from syncd.config import PartnerSchema, ResourceSettings
 
@@ -44,7 +42,8 @@ class PartnerInfo:
         return PartnerSchema(resources=self.resources, credential_keys=self.credential_keys)
 
 
-Normalizer = Callable[[bytes], BaseModel]
+# raw record -> the canonical model's field values (validated against it: models.py).
+Normalizer = Callable[[bytes], Mapping[str, Any]]
 
 
 class Connector(Protocol):
@@ -59,7 +58,7 @@ class Connector(Protocol):
         ...
 
     def normalizer(self, resource: str) -> Normalizer:
-        """raw record -> canonical model; raises a validation error (msgspec or pydantic)."""
+        """raw record -> canonical values; raises a validation error (msgspec or pydantic)."""
         ...
 
     def external_id(self, resource: str, raw: bytes) -> str | None:

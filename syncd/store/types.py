@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -33,7 +33,7 @@ class TableSpec:
     soft_delete_query: str | None = None
     unseen_query: str | None = None
     # The model's values in column order (raw excluded), in C: this runs once per record.
-    values: Callable[[dict[str, Any]], tuple[Any, ...]] = field(init=False, repr=False)
+    values: Callable[[Mapping[str, Any]], tuple[Any, ...]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "values", operator.itemgetter(*self.columns[:-1]))
@@ -106,9 +106,9 @@ class Schedule:
     consecutive_failures: int
 
 
-def row_for(spec: TableSpec, record: Any, raw: bytes) -> tuple[Any, ...]:
-    """Staging-table row of a canonical model, in ``spec.columns`` order (``raw`` last)."""
-    return (*spec.values(record.__dict__), raw)
+def row_for(spec: TableSpec, values: Mapping[str, Any], raw: bytes) -> tuple[Any, ...]:
+    """Staging-table row of canonical values, in ``spec.columns`` order (``raw`` last)."""
+    return (*spec.values(values), raw)
 
 
 def without_nul(rows: list[tuple[Any, ...]]) -> bool:

@@ -25,8 +25,8 @@ ENDPOINTS = {"properties": "/listings", "reservations": "/reservations"}
 MAX_BROKEN_PER_PAGE = 5
 _RAW_ID = re.compile(rb'"_id"\s*:\s*"([0-9A-Za-z_-]{1,64})"')
 _NORMALIZERS: dict[str, Normalizer] = {
-    "properties": adapter.listing_to_property,
-    "reservations": adapter.reservation_to_canonical,
+    "properties": adapter.listing_values,
+    "reservations": adapter.reservation_values,
 }
 
 

@@ -20,7 +20,7 @@ SPEC = TABLES["properties"]
 
 def prop(ext: str, title: str, at: datetime, **kw: Any) -> tuple[Any, ...]:
     model = Property(external_id=ext, title=title, source_updated_at=at, **kw)
-    return row_for(SPEC, model, orjson.dumps({"_id": ext, "title": title}))
+    return row_for(SPEC, model.__dict__, orjson.dumps({"_id": ext, "title": title}))
 
 
 async def setup(store: Store) -> None:
