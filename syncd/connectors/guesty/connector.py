@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncGenerator
 from typing import Any
 from urllib.parse import quote
 
+import anyio
 import msgspec
 import orjson
 
@@ -62,6 +64,11 @@ def _records(page: wire.Page) -> list[bytes]:
     return [bytes(r) for r in page.results]
 
 
+def _beyond(count: int | None, skip: int, results: list[bytes]) -> int | None:
+    """Records past this page by the partner's own ``count`` (None: it did not say)."""
+    return None if count is None else count - skip - len(results)
+
+
 def _single(body: bytes) -> bytes:
     """A single-record response, validated as a JSON object and kept as raw bytes."""
     if not isinstance(orjson.loads(body), dict):
@@ -93,11 +100,11 @@ class GuestyConnector:
         endpoint = ENDPOINTS[resource]
         cursor = UpdatedSinceCursor.start(checkpoint, settings.overlap_s)
         rescans = 0
+        # Records the partner said lie beyond the last page (None: it did not say, after a
+        # full page). 0 at first: most runs are incremental, one short page, one request.
+        remaining: int | None = 0
         while True:
-            try:
-                results = await self._list(endpoint, cursor, self._page_size, cursor.request_skip)
-            except errors.UndecodableBody as exc:
-                results = await self._one_by_one(endpoint, cursor, exc)
+            results, ahead, remaining = await self._page_and_next(endpoint, cursor, remaining)
             records = cursor.verify(results, _id_of)
             if records is None:
                 rescans += 1
@@ -106,14 +113,68 @@ class GuestyConnector:
                 if self._log is not None:
                     self._log.info("tie_group_shifted", endpoint=endpoint, updated_since=format_ts(cursor.ts))
                 cursor = cursor.rescan()
+                remaining = 0
                 continue
             rescans = 0
             cursor = cursor.advance(records, _ts_of, _id_of)
             yield Page(records, cursor.to_checkpoint())
             if len(results) < self._page_size:
                 return
+            # The page requested ahead counts only if it starts exactly where this one ended
+            # (its first record is the new anchor): nothing shifted between the two requests.
+            if ahead and cursor.anchor is not None and _id_of(ahead[0]) == cursor.anchor:
+                cursor = cursor.advance(ahead[1:], _ts_of, _id_of)
+                yield Page(ahead[1:], cursor.to_checkpoint())
+                if len(ahead) < self._page_size:
+                    return
+            elif ahead is not None and self._log is not None:
+                self._log.info("page_ahead_discarded", endpoint=endpoint, updated_since=format_ts(cursor.ts))
 
-    async def _list(self, endpoint: str, cursor: UpdatedSinceCursor, limit: int, skip: int) -> list[bytes]:
+    async def _page_and_next(
+        self, endpoint: str, cursor: UpdatedSinceCursor, remaining: int | None
+    ) -> tuple[list[bytes], list[bytes] | None, int | None]:
+        """The cursor's page and, when more than a page is known to follow, the next one,
+        requested together. Pagination is sequential (each request is anchored on the last
+        page's content), so one request at a time leaves the partner idle while we process
+        its answer and us idle while it renders the next: measured, the fetch chain then
+        bounds a full sync. The page ahead is requested with this request's filter and a
+        skip one page further, which re-reads this page's last record first; ``stream``
+        checks that record before using it, else the page is requested again, anchored."""
+        skip = cursor.request_skip
+        if remaining is not None and remaining <= self._page_size:
+            results, count = await self._page_at(endpoint, cursor)
+            return results, None, _beyond(count, skip, results)
+        ahead: list[bytes] | None = None
+
+        async def fetch_ahead() -> None:
+            nonlocal ahead
+            with contextlib.suppress(errors.PartnerError):  # requested again, anchored
+                ahead, _ = await self._list(endpoint, cursor, self._page_size, skip + self._page_size - 1)
+
+        failure: Exception | None = None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(fetch_ahead)
+            try:
+                results, count = await self._page_at(endpoint, cursor)
+            except Exception as exc:  # raised outside the task group, not as a group
+                failure = exc
+                tg.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        beyond = _beyond(count, skip, results)
+        if ahead is not None:
+            beyond = None if beyond is None else beyond - (len(ahead) - 1)
+        return results, ahead, beyond
+
+    async def _page_at(self, endpoint: str, cursor: UpdatedSinceCursor) -> tuple[list[bytes], int | None]:
+        try:
+            return await self._list(endpoint, cursor, self._page_size, cursor.request_skip)
+        except errors.UndecodableBody as exc:
+            return await self._one_by_one(endpoint, cursor, exc), None
+
+    async def _list(
+        self, endpoint: str, cursor: UpdatedSinceCursor, limit: int, skip: int
+    ) -> tuple[list[bytes], int | None]:
         filters = [{"field": "lastUpdatedAt", "operator": "$gte", "value": format_ts(cursor.ts)}]
         params: dict[str, str | int] = {
             "limit": limit,
@@ -121,7 +182,8 @@ class GuestyConnector:
             "sort": "lastUpdatedAt",
             "filters": orjson.dumps(filters).decode(),
         }
-        return _records(await self._client.get(endpoint, params=params, decode=_page))
+        page = await self._client.get(endpoint, params=params, decode=_page)
+        return _records(page), page.count
 
     async def _one_by_one(
         self, endpoint: str, cursor: UpdatedSinceCursor, failure: errors.UndecodableBody
@@ -134,7 +196,7 @@ class GuestyConnector:
         broken = 0
         for offset in range(self._page_size):
             try:
-                got = await self._list(endpoint, cursor, 1, cursor.request_skip + offset)
+                got, _ = await self._list(endpoint, cursor, 1, cursor.request_skip + offset)
             except errors.UndecodableBody as exc:
                 broken += 1
                 if broken > MAX_BROKEN_PER_PAGE:
