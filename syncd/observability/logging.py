@@ -7,6 +7,7 @@ including inside exception text.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -34,8 +35,15 @@ def redact_text(text: str) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=4096)
+def _secret_key(key: str) -> bool:
+    # Cached: log keys are a small vocabulary, and this ran a regex per field of every
+    # event (measured: a tenth of the partner client's own CPU per request).
+    return bool(_SECRET_KEY.search(key)) and not key.endswith(("_at", "_count", "_s"))
+
+
 def _redact_value(key: str, value: Any) -> Any:
-    if isinstance(key, str) and _SECRET_KEY.search(key) and not key.endswith(("_at", "_count", "_s")):
+    if isinstance(key, str) and _secret_key(key):
         return REDACTED
     if isinstance(value, str):
         return redact_text(value)
