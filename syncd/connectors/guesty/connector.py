@@ -148,7 +148,9 @@ class GuestyConnector:
 
         async def fetch_ahead() -> None:
             nonlocal ahead
-            with contextlib.suppress(errors.PartnerError):  # requested again, anchored
+            # Any failure only loses the head start: the page is requested again, anchored,
+            # and a lasting failure is raised from there, plainly (not as a task group's).
+            with contextlib.suppress(Exception):
                 ahead, _ = await self._list(endpoint, cursor, self._page_size, skip + self._page_size - 1)
 
         failure: Exception | None = None

@@ -105,3 +105,42 @@ async def test_a_change_between_the_two_requests_discards_the_page_ahead() -> No
     assert live <= seen  # updated and inserted ones came at the end, in their new place
     # Requests beyond the 21 an undisturbed walk needs: the discarded page ahead, re-asked.
     assert transport.listings > 21
+
+
+class FailingTransport(MutatingTransport):
+    """Raises ``error`` instead of sending one listing request: the first page asked ahead
+    (``ahead=True``: a skip past a page; anchored requests here skip < 7, a tie group), or
+    the first anchored request after the opening one, which is sent alone."""
+
+    def __init__(self, ahead: bool, error: Exception) -> None:
+        super().__init__()
+        self.ahead, self.error = ahead, error
+        self.anchored = 0
+        self.failed = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/listings") and not self.failed:
+            is_ahead = int(request.url.params["skip"]) >= 50
+            self.anchored += not is_ahead
+            if (is_ahead and self.ahead) or (not self.ahead and self.anchored == 2):
+                self.failed = True
+                self.listings += 1
+                raise self.error
+        return await super().handle_async_request(request)
+
+
+async def test_a_failed_page_ahead_only_loses_its_head_start() -> None:
+    sim = _sim(1_050)
+    async with SimulatorServer(sim) as server, FailingTransport(True, RuntimeError("boom")) as transport:
+        seen = await _stream(server, transport)
+    assert transport.failed
+    assert len(seen) == len(set(seen)) == 1_050
+    assert transport.listings == 12  # the 11 of an undisturbed walk and the failed one
+
+
+async def test_a_failing_page_is_raised_as_itself_not_as_a_task_group() -> None:
+    sim = _sim(1_050)
+    async with SimulatorServer(sim) as server, FailingTransport(False, KeyError("boom")) as transport:
+        with pytest.raises(KeyError):
+            await _stream(server, transport)
+    assert transport.failed
