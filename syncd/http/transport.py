@@ -34,6 +34,7 @@ from multidict import CIMultiDict
 from syncd import __version__
 
 USER_AGENT = f"syncd/{__version__}"
+ACCEPT_ENCODING = "gzip, deflate"
 
 
 @contextlib.contextmanager
@@ -123,6 +124,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         session = self._session or self._open()
         headers = CIMultiDict(request.headers.multi_items())
         headers.setdefault("User-Agent", USER_AGENT)
+        # Only what httpx's Response can decode (aiohttp would also offer what *it* can).
+        headers.setdefault("Accept-Encoding", ACCEPT_ENCODING)
         body = await request.aread()
         with _as_httpx():
             response = await session.request(

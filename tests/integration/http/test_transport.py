@@ -3,6 +3,7 @@ wire faults: each failure keeps the httpx meaning the partner client classifies 
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -85,6 +86,7 @@ async def test_redirects_are_not_followed_cookies_not_kept_and_we_say_who_we_are
     assert len(heads) == 2  # nothing went to the Location
     assert all(b"\r\ncookie:" not in head.lower() for head in heads)
     assert f"\r\nUser-Agent: {USER_AGENT}\r\n".encode() in heads[0]
+    assert b"\r\nAccept-Encoding: gzip, deflate\r\n" in heads[0]  # only what httpx decodes
 
 
 async def test_a_reset_mid_body_is_a_transport_error() -> None:
@@ -125,6 +127,19 @@ async def test_a_refused_connection_is_a_connect_error() -> None:
     with pytest.raises(httpx.ConnectError):
         async with httpx.AsyncClient(transport=AiohttpTransport(), timeout=2.0) as client:
             await client.get(url + LISTINGS)
+
+
+async def test_a_gzipped_body_arrives_decoded() -> None:
+    body = orjson.dumps({"results": [{"_id": "a1"}] * 50})
+    packed = gzip.compress(body)
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(packed)
+    ) + packed
+    async with canned(answer) as (base, heads), httpx.AsyncClient(transport=AiohttpTransport()) as client:
+        response = await client.get(base + "/listings")
+    assert response.content == body
+    assert b"\r\naccept-encoding: gzip, deflate\r\n" in heads[0].lower()
 
 
 async def test_the_partner_client_labels_wire_failures_as_httpx_did() -> None:
