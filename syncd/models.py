@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, get_args, get_origin
 
 import annotated_types
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -18,6 +18,13 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 # Validation runs once per record on the ingest hot path: constraints are declared with
 # pydantic's built-in (Rust-side) types and Field bounds, never Python validators.
 ExternalId = Annotated[str, Field(min_length=1, max_length=200)]
+# Bounds of the columns behind the models (schema.sql): a value the database would refuse
+# must fail here, as one record's dead letter, not as a batch that fails on every retry.
+MAX_MONEY = Decimal("999999999999.99")  # numeric(14, 2)
+# Aware times whose UTC value Python (and so the driver) can represent.
+MIN_TIME = datetime(1, 1, 2, tzinfo=UTC)
+MAX_TIME = datetime(9999, 12, 30, tzinfo=UTC)
+Timestamp = Annotated[AwareDatetime, Field(ge=MIN_TIME, le=MAX_TIME)]
 
 
 class ReservationStatus(enum.StrEnum):
@@ -38,7 +45,7 @@ class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     external_id: ExternalId
-    source_updated_at: AwareDatetime
+    source_updated_at: Timestamp
 
 
 class Property(_Record):
@@ -58,7 +65,7 @@ class Property(_Record):
     longitude: float | None = Field(default=None, ge=-180, le=180)
     active: bool = True
     listed: bool = True
-    base_price: Decimal | None = Field(default=None, ge=0)
+    base_price: Decimal | None = Field(default=None, ge=0, le=MAX_MONEY)
     currency: str | None = Field(default=None, min_length=3, max_length=3)
 
 
@@ -68,18 +75,18 @@ class Reservation(_Record):
     partner_status: str
     confirmation_code: str | None = None
     channel: str | None = None
-    check_in: AwareDatetime | None = None
-    check_out: AwareDatetime | None = None
+    check_in: AwareDatetime | None = Field(default=None, ge=MIN_TIME, le=MAX_TIME)
+    check_out: AwareDatetime | None = Field(default=None, ge=MIN_TIME, le=MAX_TIME)
     check_in_date: date | None = None
     check_out_date: date | None = None
     nights: int | None = Field(default=None, ge=0, le=10_000)
     guests: int | None = Field(default=None, ge=0, le=10_000)
     guest_name: str | None = None
     guest_email: str | None = None
-    total_paid: Decimal | None = None
-    balance_due: Decimal | None = None
+    total_paid: Decimal | None = Field(default=None, ge=-MAX_MONEY, le=MAX_MONEY)
+    balance_due: Decimal | None = Field(default=None, ge=-MAX_MONEY, le=MAX_MONEY)
     currency: str | None = Field(default=None, min_length=3, max_length=3)
-    source_created_at: AwareDatetime | None = None
+    source_created_at: AwareDatetime | None = Field(default=None, ge=MIN_TIME, le=MAX_TIME)
 
 
 # --- the ingest hot path -------------------------------------------------------------------
@@ -125,6 +132,8 @@ def _field_tests(
 ) -> list[str]:
     """Python expressions over ``x`` (the field's value, not None) that must all hold."""
     args = get_args(annotation)
+    if any(get_origin(a) is Annotated for a in args):  # its bounds would not be in ``metadata``
+        raise TypeError(f"{name}: declare bounds with Field(...) on the field, not inside a union")
     base = next((a for a in args if a is not type(None)), annotation) if args else annotation
     # The exact type pydantic would produce (a near miss, like a datetime for a date or a
     # bool for an int, falls back to pydantic, which knows what to do with it).

@@ -40,9 +40,11 @@ def parse_ts(value: Any) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        if parsed.tzinfo is None:
+            return None
+        return parsed.astimezone(UTC)  # also refuses a time with no UTC value (year 0, 10000)
+    except (ValueError, OverflowError):
         return None
-    return parsed if parsed.tzinfo is not None else None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,14 @@ from syncd.models import Property, canonical_check
 from syncd.pipeline import RECORD_ERRORS
 
 TIMESTAMPS = st.sampled_from(
-    ["2025-01-01T00:00:00.000Z", "2025-06-30T12:00:00+02:00", "2025-01-01T00:00:00", "2025-01-01"]
+    [
+        "2025-01-01T00:00:00.000Z",
+        "2025-06-30T12:00:00+02:00",
+        "2025-01-01T00:00:00",
+        "2025-01-01",
+        "0001-01-01T00:00:00+01:00",  # before year 1 in UTC
+        "9999-12-31T23:00:00-02:00",  # after year 9999 in UTC
+    ]
 )
 TEXT = st.one_of(st.none(), st.text(max_size=4), st.text(min_size=498, max_size=503))
 NUMBER = st.one_of(
@@ -29,7 +36,7 @@ NUMBER = st.one_of(
 PRICE = st.one_of(
     st.none(),
     st.decimals(allow_nan=False, allow_infinity=False, places=2, min_value=-10, max_value=10**6),
-    st.sampled_from(["NaN", "Infinity", "-Infinity", "12.50", -0.0]),
+    st.sampled_from(["NaN", "Infinity", "-Infinity", "12.50", -0.0, "1E+400", 1e15, "999999999999.99"]),
 )
 
 
@@ -94,7 +101,9 @@ def _reservation(draw: Any) -> dict[str, Any]:
             record[key] = draw(st.one_of(st.none(), st.integers(-3, 10_003)))
     if draw(st.booleans()):
         record["money"] = {
-            "totalPaid": draw(st.one_of(st.none(), st.sampled_from(["NaN", "10.00", "-5"]))),
+            "totalPaid": draw(
+                st.one_of(st.none(), st.sampled_from(["NaN", "10.00", "-5", "-1E+13", "1E+12"]))
+            ),
             "currency": draw(st.one_of(st.none(), st.text(min_size=2, max_size=4))),
         }
     return record

@@ -118,3 +118,11 @@ def test_timestamp_format_and_parse() -> None:
     assert parse_ts("2025-08-17T15:00:00.000Z") == datetime(2025, 8, 17, 15, tzinfo=UTC)
     assert parse_ts("2025-08-17T15:00:00") is None  # naive: refuse to guess the zone
     assert parse_ts("not-a-date") is None and parse_ts(None) is None
+
+
+def test_a_time_without_a_utc_value_is_unparseable_not_a_crash() -> None:
+    from syncd.connectors.pagination import parse_ts
+
+    assert parse_ts("0001-01-01T00:00:00+01:00") is None
+    assert parse_ts("9999-12-31T23:00:00-02:00") is None
+    assert parse_ts("2025-01-01T01:00:00+01:00") == parse_ts("2025-01-01T00:00:00Z")

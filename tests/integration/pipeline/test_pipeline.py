@@ -197,3 +197,27 @@ async def test_an_unexpected_error_fails_its_run_not_the_daemon(database_url: st
         assert await runner.run("acme", "properties") == "failed"
         schedules = await store.list_schedules(["acme"])
     assert schedules[0].consecutive_failures == 1  # rescheduled like any failed run
+
+
+async def test_values_beyond_their_columns_are_dead_letters_not_a_failed_batch(database_url: str) -> None:
+    """numeric(14, 2) holds less than 10^12: a larger price used to fail its batch forever
+    (and a time the driver cannot encode, its run)."""
+    records = [listing(i) for i in range(10)]
+    records[2]["prices"] = {"basePrice": 1e15, "currency": "EUR"}
+    records[5]["prices"] = {"basePrice": "1E+400", "currency": "EUR"}
+    records[7]["prices"] = {"basePrice": 999_999_999_999.99, "currency": "EUR"}  # the largest that fits
+    # A time whose UTC value is before year 1: the driver could not encode it (OverflowError).
+    records[8]["lastUpdatedAt"] = "0001-01-01T00:00:00+01:00"
+    stats = await run(database_url, FakeConnector(records))
+    assert stats.inserted == 7 and stats.dead_lettered == 3
+    assert await live_ids(database_url) == {r["_id"] for n, r in enumerate(records) if n not in (2, 5, 8)}
+    conn = await asyncpg.connect(database_url)
+    try:
+        reasons = [r[0] for r in await conn.fetch("SELECT reason FROM dead_letters ORDER BY external_id")]
+        assert [reason.split(":")[0] for reason in reasons] == [
+            "base_price",
+            "base_price",
+            "source_updated_at",
+        ]
+    finally:
+        await conn.close()
