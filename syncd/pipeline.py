@@ -175,11 +175,11 @@ async def run(
         dead_before = len(batcher.dead)
         for raw in page.records:
             try:
-                record = normalize(raw)
+                row = row_for(spec, normalize(raw), raw)
             except RECORD_ERRORS as exc:
                 batcher.add_dead(dead_letter(connector, resource, raw, exc))
                 continue
-            batcher.add_row(row_for(spec, record, raw))
+            batcher.add_row(row)
         batcher.checkpoint = page.checkpoint
         batcher.pages += 1
         batcher.fetched += len(page.records)

@@ -221,3 +221,21 @@ async def test_values_beyond_their_columns_are_dead_letters_not_a_failed_batch(d
         ]
     finally:
         await conn.close()
+
+
+async def test_invalid_utf8_in_a_field_we_do_not_map_is_a_dead_letter(database_url: str) -> None:
+    """Neither decoder reads the bytes of an unmapped field, but PostgreSQL checks the whole
+    record when it stores ``raw``: one such byte used to fail its batch on every retry."""
+    records = [listing(i) for i in range(6)]
+
+    class WithBadBytes(FakeConnector):
+        async def stream(
+            self, resource: str, checkpoint: dict[str, Any] | None, settings: ResourceSettings
+        ) -> AsyncGenerator[Page, None]:
+            async for page in super().stream(resource, checkpoint, settings):
+                page.records[2] = page.records[2][:-1] + b',"pictures":[{"caption":"caf\xe9"}]}'
+                yield page
+
+    stats = await run(database_url, WithBadBytes(records))
+    assert stats.inserted == 5 and stats.dead_lettered == 1
+    assert records[2]["_id"] not in await live_ids(database_url)
