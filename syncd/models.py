@@ -17,7 +17,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 # Validation runs once per record on the ingest hot path: constraints are declared with
 # pydantic's built-in (Rust-side) types and Field bounds, never Python validators.
-ExternalId = Annotated[str, Field(min_length=1, max_length=200)]
+MAX_ID_LENGTH = 200  # also keeps every index entry on an id far below btree's 2.7 KB
+ExternalId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 # Bounds of the columns behind the models (schema.sql): a value the database would refuse
 # must fail here, as one record's dead letter, not as a batch that fails on every retry.
 MAX_MONEY = Decimal("999999999999.99")  # numeric(14, 2)

@@ -30,6 +30,7 @@ from pydantic import ValidationError
 
 from syncd.config import ResourceSettings
 from syncd.connectors.base import Connector, Page
+from syncd.models import MAX_ID_LENGTH
 from syncd.observability.logging import redact_text
 from syncd.observability.metrics import Metrics
 from syncd.store.postgres import SyncSession
@@ -133,6 +134,13 @@ def dead_letter(connector: Connector, resource: str, raw: bytes, exc: Exception)
         reason = f"{type(exc).__name__}: {exc}"
     if external_id is not None:
         external_id = external_id.replace("\x00", "")
+        if len(external_id) > MAX_ID_LENGTH:
+            # Not a usable id (the canonical models refuse it), and too long for the dead
+            # letters' unique index, whose insert would fail the whole batch: named by a
+            # digest like any record without an id; the payload still shows it.
+            external_id = (
+                UNIDENTIFIED_PREFIX + hashlib.blake2b(external_id.encode(), digest_size=6).hexdigest()
+            )
     return DeadLetter(
         # Stable across processes (hash() is not): the same broken record, seen again, is
         # the same open dead letter.

@@ -20,6 +20,7 @@ from syncd.connectors.json_repair import repair_lone_surrogates
 from syncd.connectors.pagination import MAX_CONSECUTIVE_RESCANS, UpdatedSinceCursor, format_ts, parse_ts
 from syncd.http.auth import ClientCredentials
 from syncd.http.client import PartnerClient
+from syncd.models import MAX_ID_LENGTH
 
 ENDPOINTS = {"properties": "/listings", "reservations": "/reservations"}
 # A page fetched one record at a time gives up past this many undecodable records: the
@@ -229,7 +230,8 @@ class GuestyConnector:
                 "sort": "_id",
             }
             page = await self._client.get("/listings", params=params, decode=_page)
-            ids = [i for i in map(_id_of, _records(page)) if i is not None]
+            # An id the canonical models refuse is in no table (and too long to index).
+            ids = [i for i in map(_id_of, _records(page)) if i is not None and len(i) <= MAX_ID_LENGTH]
             yield ids
             if len(page.results) < self._page_size:
                 return

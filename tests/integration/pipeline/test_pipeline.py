@@ -3,6 +3,7 @@ mass-delete, drains that commit what was fetched, dead letters that resolve them
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -239,3 +240,22 @@ async def test_invalid_utf8_in_a_field_we_do_not_map_is_a_dead_letter(database_u
     stats = await run(database_url, WithBadBytes(records))
     assert stats.inserted == 5 and stats.dead_lettered == 1
     assert records[2]["_id"] not in await live_ids(database_url)
+
+
+async def test_an_id_too_long_to_index_is_an_unidentified_dead_letter(database_url: str) -> None:
+    """A dead letter is keyed by the record's id; a 5,000-character id does not fit a btree
+    entry, and the dead letter's insert used to fail the whole batch on every retry."""
+    records = [listing(i) for i in range(4)]
+    # Hex digests: a long id that does not compress (a repeated letter would, and fit).
+    records[1]["_id"] = "".join(hashlib.sha256(b"%d" % i).hexdigest() for i in range(80))
+    stats = await run(database_url, FakeConnector(records))
+    assert stats.inserted == 3 and stats.dead_lettered == 1
+    conn = await asyncpg.connect(database_url)
+    try:
+        [(name, reason)] = [
+            tuple(r) for r in await conn.fetch("SELECT external_id, reason FROM dead_letters")
+        ]
+    finally:
+        await conn.close()
+    assert name.startswith("unidentified:") and len(name) < 40
+    assert reason.startswith("external_id:")
