@@ -9,6 +9,7 @@ import anyio
 import httpx
 import pytest
 
+from syncd import pipeline
 from syncd.config import ResourceSettings
 from syncd.connectors.guesty.connector import GuestyConnector, _id_of
 from syncd.http.auth import HeaderAuth
@@ -19,6 +20,7 @@ from syncd.observability.logging import get_logger
 from syncd.observability.metrics import Metrics
 from syncd.simulator import limits
 from syncd.simulator.server import Simulator, SimulatorServer
+from syncd.store.postgres import Store
 
 pytestmark = pytest.mark.anyio
 CLIENT = ("guesty-acct-1", "sim-secret-1")
@@ -144,3 +146,38 @@ async def test_a_failing_page_is_raised_as_itself_not_as_a_task_group() -> None:
         with pytest.raises(KeyError):
             await _stream(server, transport)
     assert transport.failed
+
+
+async def test_an_id_with_nul_at_a_page_end_does_not_poison_the_checkpoint(database_url: str) -> None:
+    """The last record of a page is the cursor's anchor, stored in the checkpoint (jsonb,
+    which cannot hold NUL): such an id used to fail its batch's commit on every retry."""
+    ts = "2025-01-01T00:00:00.000Z"
+    page = [
+        {"_id": "a1", "title": "One", "lastUpdatedAt": ts},
+        {"_id": "a2", "title": "Two", "lastUpdatedAt": ts},
+        {"_id": "a3\u0000x", "title": "Three", "lastUpdatedAt": ts},
+    ]
+
+    def partner(request: httpx.Request) -> httpx.Response:
+        skip = int(request.url.params["skip"])
+        return httpx.Response(200, json={"results": page[skip:], "count": len(page)})
+
+    client = PartnerClient(
+        httpx.MockTransport(partner),
+        ClientOptions(partner="guesty", integration_id="acme", base_url="https://open-api.guesty.com/v1"),
+        throttle=Throttle(),
+        metrics=Metrics(),
+        log=get_logger(),
+    )
+    connector = GuestyConnector(client, 3, log=get_logger())
+    async with Store.open(database_url) as store:
+        await store.register_integration("acme", "guesty", True, {"properties": (60.0, True)})
+        async with store.sync_session("acme", "properties") as session:
+            assert session is not None
+            stats = await pipeline.run(
+                session, connector, "properties", ResourceSettings(overlap_s=0), pipeline.PipelineOptions(),
+                Metrics(), get_logger(), anyio.Event(),
+            )  # fmt: skip
+            checkpoint = await session.checkpoint()
+    assert stats.inserted == 3
+    assert checkpoint is not None and checkpoint["skip"] == 3 and checkpoint["anchor"] is None
