@@ -56,6 +56,12 @@ def translate() -> Iterator[None]:
         raise errors.StoreError(f"{type(exc).__name__}: {exc}") from exc
 
 
+def _stored_text(text: str) -> str:
+    """An error message as a text column can hold it: secrets masked, NUL (which a
+    partner's body quoted in an error can carry) shown as an escape."""
+    return redact_text(text).replace("\x00", "\\u0000")
+
+
 def _encode_json(value: Any) -> bytes:
     # Raw partner records arrive as JSON bytes already: sent as they are, never parsed and
     # re-serialised on the hot path.
@@ -205,7 +211,7 @@ class Store:
 
     async def set_integration_status(self, integration_id: str, status: str, reason: str | None) -> None:
         # Reasons and errors are shown by `syncd status` and /status: never a secret there.
-        reason = redact_text(reason) if reason is not None else None
+        reason = _stored_text(reason) if reason is not None else None
         with translate():
             await self._pool.execute(Q["set_integration_status"], integration_id, status, reason)
 
@@ -381,5 +387,5 @@ class SyncSession:
     async def finish_failed(self, error: str) -> None:
         with translate():
             await self._conn.execute(
-                Q["finish_run_failed"], self.integration_id, self.spec.resource, redact_text(error)[:2000]
+                Q["finish_run_failed"], self.integration_id, self.spec.resource, _stored_text(error)[:2000]
             )

@@ -114,3 +114,23 @@ async def test_second_session_on_the_same_resource_is_refused(database_url: str)
                 assert second is None
         async with store.sync_session("acme", "properties") as again:
             assert again is not None
+
+
+async def test_error_texts_with_nul_are_stored_escaped(database_url: str) -> None:
+    """A partner's body quoted in an error can carry NUL, which text columns refuse: the
+    failed run's error (and an integration's status reason) are stored escaped instead."""
+    async with Store.open(database_url) as store:
+        await setup(store)
+        async with store.sync_session("acme", "properties") as session:
+            assert session is not None
+            await session.start_run()
+            await session.finish_failed("422 from partner: bad\x00filter")
+        await store.set_integration_status("acme", "auth_failed", "refused: \x00")
+    conn = await asyncpg.connect(database_url)
+    try:
+        error = await conn.fetchval("SELECT last_error FROM sync_state WHERE integration_id = 'acme'")
+        reason = await conn.fetchval("SELECT status_reason FROM integrations WHERE id = 'acme'")
+    finally:
+        await conn.close()
+    assert error == "422 from partner: bad\\u0000filter"
+    assert reason == "refused: \\u0000"
