@@ -84,13 +84,37 @@ class HeaderAuth:
         raise errors.AuthFailed("the partner refused the API key")
 
 
+# A token response is partner data like any other. An odd value must not crash the grant
+# after the request was made and counted against the partner's token cap (Guesty: 5 a day).
+MAX_TOKEN_LIFETIME_S = 10 * 365 * 86_400.0
+
+
 def expiry(body: dict[str, Any]) -> datetime | None:
-    """Absolute expiry from ``expires_in`` (seconds) or ``expires_at`` (unix time)."""
-    if isinstance(body.get("expires_in"), int | float):
-        return datetime.now(UTC) + timedelta(seconds=float(body["expires_in"]))
-    if isinstance(body.get("expires_at"), int | float):
-        return datetime.fromtimestamp(float(body["expires_at"]), UTC)
-    return None
+    """Absolute expiry from ``expires_in`` (seconds) or ``expires_at`` (unix time), at most
+    10 years ahead. None when the partner gives neither, or a time already past: the token
+    is then used until the partner refuses it, rather than fetched again and again."""
+    now = datetime.now(UTC)
+    expires_in, expires_at = body.get("expires_in"), body.get("expires_at")
+    if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
+        seconds = float(expires_in)
+    elif isinstance(expires_at, int | float) and not isinstance(expires_at, bool):
+        seconds = float(expires_at) - now.timestamp()
+    else:
+        return None
+    if not seconds > 0:
+        return None
+    return now + timedelta(seconds=min(seconds, MAX_TOKEN_LIFETIME_S))
+
+
+def token_type(body: dict[str, Any]) -> str:
+    value = body.get("token_type")
+    clean = value.replace("\x00", "")[:40] if isinstance(value, str) else ""
+    return clean or "Bearer"
+
+
+def refresh_token(body: dict[str, Any]) -> str | None:
+    value = body.get("refresh_token")
+    return value if isinstance(value, str) and value else None
 
 
 class _StoredTokenAuth:
@@ -159,9 +183,9 @@ class _StoredTokenAuth:
             if not isinstance(token, str) or not token:
                 raise errors.AuthFailed("token response carries no access_token")
             expires_at = expiry(body)
-            refresh = body.get("refresh_token")
+            refresh = refresh_token(body)
             await txn.record_request("ok")
-            await txn.save(token, str(body.get("token_type") or "Bearer"), expires_at, refresh)
+            await txn.save(token, token_type(body), expires_at, refresh)
         # Committed (rotated refresh token included) before the new access token is used.
         if self._warmup_s:
             await anyio.sleep(self._warmup_s)  # Hostaway: valid only 1 s after issue
@@ -255,7 +279,7 @@ class ClientCredentials(_StoredTokenAuth):
                 expires_at = expiry(body)
                 await txn.save_client_secret(new_secret, fingerprint(self._configured_secret))
                 await txn.record_request("ok")
-                await txn.save(token, str(body.get("token_type") or "Bearer"), expires_at, None)
+                await txn.save(token, token_type(body), expires_at, None)
                 version = txn.current.secret_version + 1
             self._adopt(token, expires_at)
         try:
