@@ -128,6 +128,17 @@ def canonical_check(model: type[BaseModel]) -> CanonicalCheck:
     return check
 
 
+# A constraint pydantic records in a field's metadata -> its bound's attribute, the test.
+_BOUNDS: dict[type, tuple[str, str]] = {
+    annotated_types.Ge: ("ge", "x >= {}"),
+    annotated_types.Gt: ("gt", "x > {}"),
+    annotated_types.Le: ("le", "x <= {}"),
+    annotated_types.Lt: ("lt", "x < {}"),
+    annotated_types.MinLen: ("min_length", "len(x) >= {}"),
+    annotated_types.MaxLen: ("max_length", "len(x) <= {}"),
+}
+
+
 def _field_tests(
     name: str, annotation: Any, metadata: list[Any], constants: dict[str, Any], n: int
 ) -> list[str]:
@@ -144,21 +155,13 @@ def _field_tests(
     constants[f"_t{n}"] = exact
     tests = [f"type(x) is _t{n}"]
     for k, m in enumerate(metadata):
+        known = _BOUNDS.get(type(m))
+        if known is None:
+            raise TypeError(f"{name}: constraint {m!r} has no fast check; add one to _BOUNDS")
+        attribute, test = known
         const = f"_c{n}_{k}"
-        if isinstance(m, annotated_types.Ge):
-            constants[const] = m.ge
-            tests.append(f"x >= {const}")
-        elif isinstance(m, annotated_types.Le):
-            constants[const] = m.le
-            tests.append(f"x <= {const}")
-        elif isinstance(m, annotated_types.MinLen):
-            constants[const] = m.min_length
-            tests.append(f"len(x) >= {const}")
-        elif isinstance(m, annotated_types.MaxLen):
-            constants[const] = m.max_length
-            tests.append(f"len(x) <= {const}")
-        else:
-            raise TypeError(f"{name}: constraint {m!r} has no fast check; add one to canonical_check")
+        constants[const] = getattr(m, attribute)
+        tests.append(test.format(const))
     if base is AwareDatetime:
         tests.append("x.utcoffset() is not None")
     elif base is Decimal:
