@@ -186,7 +186,8 @@ class GuestyConnector:
             "filters": orjson.dumps(filters).decode(),
         }
         page = await self._client.get(endpoint, params=params, decode=_page)
-        return _records(page), page.count
+        count = page.count if isinstance(page.count, int) and not isinstance(page.count, bool) else None
+        return _records(page), count
 
     async def _one_by_one(
         self, endpoint: str, cursor: UpdatedSinceCursor, failure: errors.UndecodableBody

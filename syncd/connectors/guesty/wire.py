@@ -19,7 +19,9 @@ class Page(msgspec.Struct):
     """``{results, count, limit, skip}`` of the listing endpoints."""
 
     results: list[msgspec.Raw]
-    count: int | None = None
+    # Informational (it only decides whether to ask for the next page early), so taken
+    # as sent: a count sent as "1000" or 1000.0 must not make every page undecodable.
+    count: Any = None
 
 
 class Head(msgspec.Struct):

@@ -7,6 +7,7 @@ from typing import Any
 
 import anyio
 import httpx
+import orjson
 import pytest
 
 from syncd import pipeline
@@ -181,3 +182,31 @@ async def test_an_id_with_nul_at_a_page_end_does_not_poison_the_checkpoint(datab
             checkpoint = await session.checkpoint()
     assert stats.inserted == 3
     assert checkpoint is not None and checkpoint["skip"] == 3 and checkpoint["anchor"] is None
+
+
+@pytest.mark.parametrize("count", ["1050", 1050.0, None, True])
+async def test_a_count_of_another_type_is_ignored_not_an_undecodable_page(count: Any) -> None:
+    """``count`` only decides whether to ask ahead; partners that send it as a string or a
+    float used to have every page refused (and the run failed after the salvage)."""
+    records = [
+        {"_id": f"{i:024x}", "lastUpdatedAt": f"2025-01-01T00:{i // 60:02d}:{i % 60:02d}.000Z"}
+        for i in range(250)
+    ]
+
+    def partner(request: httpx.Request) -> httpx.Response:
+        skip, limit = int(request.url.params["skip"]), int(request.url.params["limit"])
+        since = orjson.loads(request.url.params["filters"])[0]["value"]
+        matching = [r for r in records if r["lastUpdatedAt"] >= since]
+        return httpx.Response(200, json={"results": matching[skip : skip + limit], "count": count})
+
+    client = PartnerClient(
+        httpx.MockTransport(partner),
+        ClientOptions(partner="guesty", integration_id="t", base_url="https://open-api.guesty.com/v1"),
+        throttle=Throttle(),
+        metrics=Metrics(),
+        log=get_logger(),
+    )
+    seen: list[str] = []
+    async for page in GuestyConnector(client, 100).stream("properties", None, ResourceSettings(overlap_s=0)):
+        seen.extend(i for i in map(_id_of, page.records) if i is not None)
+    assert sorted(seen) == [r["_id"] for r in records]
