@@ -17,6 +17,7 @@ from pathlib import Path
 import anyio
 import anyio.abc
 
+from syncd import errors
 from syncd.app import Daemon
 from syncd.config import load_settings
 from syncd.connectors import registry
@@ -119,7 +120,12 @@ async def _progress(daemon: Daemon, ids: list[str]) -> None:
         await anyio.sleep(1.0)
         if daemon.store is None:
             continue
-        rows = await daemon.store.progress(ids)
+        try:
+            rows = await daemon.store.progress(ids)
+        except errors.StoreUnavailable:
+            if daemon.stop.is_set():
+                return  # the daemon is draining and has closed its pool: nothing to show
+            continue  # the database is restarting: the daemon rides it out, and so do we
         lines = [
             f"{r['id']:<14} properties {r['properties']:>7,}  changed {r['changed']:>5,}  "
             f"deleted {r['deleted']:>4,}  reservations {r['reservations']:>7,}  "
