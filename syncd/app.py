@@ -169,6 +169,7 @@ class Daemon:
             )
             self.store = store
             self.runner = SyncRunner(store, connectors, self.settings, self.metrics, log, self.stop)
+            self.guards.on_circuit_closed(self._circuit_closed)
             async with anyio.create_task_group() as tg:
                 if self.settings.web.enabled:
                     self.web_port = await tg.start(self._serve_web, store)
@@ -208,6 +209,7 @@ class Daemon:
                     # A fresh event before looking: a wake-up (a run ending, `syncd sync-now`)
                     # that arrives while we look is not lost, the wait below returns at once.
                     self._wake = anyio.Event()
+                    await self._retry_after_circuit_closed(store, runner)
                     due = await self._due(store, running)
                     if due is None:  # the database is unreachable: wait, then look again
                         with anyio.move_on_after(self._db_backoff.next()):
@@ -226,6 +228,19 @@ class Daemon:
                 if self.once:
                     # Run-once: keep filling free slots until every schedule due at start ran.
                     await self._drain_once(store, running, workers, work)
+
+    def _circuit_closed(self) -> None:
+        """[http] Called by the breakers (synchronously) when one closes again."""
+        if self.runner is not None:
+            self.runner.circuit_closed()
+        self._wake.set()
+
+    async def _retry_after_circuit_closed(self, store: Store, runner: SyncRunner) -> None:
+        """Runs that failed fast while a breaker was open (a sibling resource held the
+        half-open probe) are due again at once when it closes, not one probe timeout later."""
+        for integration_id, resource in runner.take_circuit_waiting():
+            with contextlib.suppress(errors.StoreError):  # else at their reschedule
+                await store.sync_now(integration_id, resource)
 
     async def _due(self, store: Store, running: set[scheduling.Key]) -> list[Schedule] | None:
         """Due schedules, or None while the database is unreachable. A database restart

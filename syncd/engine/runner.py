@@ -6,6 +6,7 @@ and turned into a retry time for that schedule alone.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Iterator, Mapping
@@ -41,7 +42,28 @@ class SyncRunner:
         self._log = log
         self._stop = stop
         self.progress: dict[tuple[str, str], pipeline.RunStats] = {}
-        self._circuit_retry_in: dict[tuple[str, str], float] = {}  # [http] set by CircuitOpen
+        # [http] Runs that failed fast on an open circuit: (the breaker's retry_in, when).
+        self._circuit_retry_in: dict[tuple[str, str], tuple[float, float]] = {}
+        self._circuit_waiting: dict[tuple[str, str], float] = {}
+        self._circuit_closed_at = -math.inf
+
+    def circuit_closed(self) -> None:
+        """[http] A breaker closed (a probe succeeded): runs that failed fast on an open
+        circuit may go again now, not at their reschedule, up to a probe timeout later."""
+        self._circuit_closed_at = time.monotonic()
+
+    def circuit_refused(self, key: tuple[str, str], retry_in: float) -> None:
+        """[http] A run of ``key`` failed fast: a breaker admits a request in ``retry_in``."""
+        failed_at = time.monotonic()
+        self._circuit_retry_in[key] = (retry_in, failed_at)
+        self._circuit_waiting[key] = failed_at
+
+    def take_circuit_waiting(self) -> list[tuple[str, str]]:
+        """The runs that failed fast on an open circuit before the last close."""
+        ready = sorted(k for k, at in self._circuit_waiting.items() if at < self._circuit_closed_at)
+        for key in ready:
+            del self._circuit_waiting[key]
+        return ready
 
     def resource_settings(self, integration_id: str, resource: str) -> ResourceSettings:
         return self._integrations[integration_id].resources.get(resource) or ResourceSettings()
@@ -113,7 +135,7 @@ class SyncRunner:
         except (errors.PartnerError, errors.PaginationError, errors.CircuitOpen) as exc:
             await session.finish_failed(str(exc))
             if isinstance(exc, errors.CircuitOpen):  # [http] retry when the breaker lets us
-                self._circuit_retry_in[(integration_id, resource)] = exc.retry_in
+                self.circuit_refused((integration_id, resource), exc.retry_in)
             log.error("sync_failed", error=str(exc), error_type=type(exc).__name__, pages=stats.pages)
             return "failed"
         if deadline.cancelled_caught:
@@ -166,9 +188,12 @@ class SyncRunner:
                     next_in = failure_backoff(res.interval_s, retry_after, failures)
                     # [http] Failed fast on an open breaker: come back when it admits a probe,
                     # not sooner (that would spin) and not after a long failure backoff either.
-                    retry_in = self._circuit_retry_in.pop((integration_id, resource), None)
-                    if retry_in is not None:
-                        next_in = breaker.reschedule_delay(retry_in, random.random())
+                    circuit = self._circuit_retry_in.pop((integration_id, resource), None)
+                    if circuit is not None:
+                        retry_in, failed_at = circuit
+                        # Closed since (a sibling's probe succeeded): go again at once.
+                        closed = self._circuit_closed_at >= failed_at
+                        next_in = 0.0 if closed else breaker.reschedule_delay(retry_in, random.random())
                 await self._store.finish_schedule(integration_id, resource, outcome, next_in)
         except errors.StoreError as exc:
             log.error("reschedule_failed", error=str(exc))

@@ -9,7 +9,7 @@ breaker) are created once per partner and shared by all of its integrations here
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +70,11 @@ class Guards:
         self._partner_policy = partner_breaker
         self._aimd = aimd
         self._partners: dict[str, _Partner] = {}
+        self._on_closed: list[Callable[[], None]] = []
+
+    def on_circuit_closed(self, callback: Callable[[], None]) -> None:
+        """``callback`` runs (synchronously) whenever any breaker closes again."""
+        self._on_closed.append(callback)
 
     def for_integration(
         self, partner: str, integration_id: str, spec: LimitSpec
@@ -134,6 +139,9 @@ class Guards:
             transitions.labels(partner, after.value).inc()
             log = self._log.warning if after is State.OPEN else self._log.info
             log("circuit_" + after.value, breaker=breaker.name, partner=partner, was=before.value)
+            if after is State.CLOSED:
+                for callback in self._on_closed:
+                    callback()
 
         for state in State:
             gauge.labels(partner, scope, state.value).set(1 if state is State.CLOSED else 0)

@@ -259,3 +259,49 @@ async def test_an_id_too_long_to_index_is_an_unidentified_dead_letter(database_u
         await conn.close()
     assert name.startswith("unidentified:") and len(name) < 40
     assert reason.startswith("external_id:")
+
+
+async def test_a_run_refused_by_an_open_circuit_goes_again_once_it_closes(database_url: str) -> None:
+    """A run that failed fast on an open breaker (a sibling resource held the half-open
+    probe) waits for the breaker's retry time; once a breaker closes it is due at once."""
+    from syncd import errors
+    from syncd.config import parse_settings
+    from syncd.connectors import registry
+    from syncd.engine.runner import SyncRunner
+
+    integration = {
+        "id": "acme",
+        "partner": "guesty",
+        "credentials": {"client_id": "x", "client_secret": "y"},
+        "resources": {"properties": {"deletion_sweep": False}},
+    }
+    settings = parse_settings({"integrations": [integration]}, {}, registry.schemas())
+
+    class Refused(FakeConnector):
+        async def stream(
+            self, resource: str, checkpoint: dict[str, Any] | None, settings: ResourceSettings
+        ) -> AsyncGenerator[Page, None]:
+            raise errors.CircuitOpen("circuit guesty/acme is half_open", retry_in=15.0)
+            yield  # an async generator
+
+    async def due_in(store: Store) -> float:
+        [schedule] = await store.list_schedules(["acme"])
+        return (schedule.next_due_at - await store.now()).total_seconds()
+
+    async with Store.open(database_url) as store:
+        await store.register_integration("acme", "guesty", True, {"properties": (60.0, True)})
+        runner = SyncRunner(
+            store, {"acme": Refused([])}, settings, Metrics(), structlog.get_logger(), anyio.Event()
+        )
+        assert await runner.run("acme", "properties") == "failed"
+        assert 14 < await due_in(store) <= 15 * 1.2  # the breaker's retry time, not sooner
+        assert runner.take_circuit_waiting() == []  # nothing closed since
+        runner.circuit_closed()
+        assert runner.take_circuit_waiting() == [("acme", "properties")]
+        assert runner.take_circuit_waiting() == []  # handed out once
+        # Closed while a refused run was still finishing: it is rescheduled for now.
+        runner.circuit_refused(("acme", "properties"), 15.0)
+        runner.circuit_closed()
+        res = runner.resource_settings("acme", "properties")
+        await runner._reschedule("acme", "properties", res, "failed", structlog.get_logger())
+        assert await due_in(store) <= 1

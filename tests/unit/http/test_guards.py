@@ -125,3 +125,25 @@ def test_configured_adaptive_policy_sets_how_far_a_429_slows_the_budget() -> Non
     partner = PartnerSettings.model_validate({"adaptive": {"decrease": 0.25, "floor": 0.2}})
     spec = registry.limit_spec(guesty.INFO, partner)
     assert spec.aimd == AimdPolicy(decrease=0.25, increase=0.1, quiet_s=30.0, floor=0.2)
+
+
+def test_a_breaker_closing_again_calls_back_once() -> None:
+    """The daemon wakes runs that failed fast on the open breaker when it closes."""
+    clock = Clock()
+    guards = Guards(Metrics(), get_logger(), clock=clock)
+    closed: list[float] = []
+    guards.on_circuit_closed(lambda: closed.append(clock()))
+    _, breakers = guards.for_integration("guesty", "broken", LimitSpec())
+    own = breakers.breakers[1]
+    for _ in range(own.policy.failure_threshold):
+        permit = own.admit(clock())
+        assert permit is not None
+        own.record(permit, False, clock())
+    assert own.current(clock()) is State.OPEN
+    assert closed == []  # opening is not closing
+    clock.now = own.policy.cooldown_s
+    probe = own.admit(clock())
+    assert probe is not None and probe.probe
+    assert closed == []  # half-open is not closed either
+    own.record(probe, True, clock())
+    assert closed == [own.policy.cooldown_s]
