@@ -74,6 +74,15 @@ async def _stream(server: SimulatorServer, transport: MutatingTransport) -> list
     return seen
 
 
+def _mocked(partner: Any) -> PartnerClient:
+    """A client whose partner is ``partner`` (request -> response), no network."""
+    options = ClientOptions(
+        partner="guesty", integration_id="acme", base_url="https://open-api.guesty.com/v1"
+    )
+    transport = httpx.MockTransport(partner)
+    return PartnerClient(transport, options, throttle=Throttle(), metrics=Metrics(), log=get_logger())
+
+
 def _sim(listings: int) -> Simulator:
     sim = Simulator(limit_settings=limits.LimitSettings(enabled=False))
     sim.add_guesty_account(*CLIENT, seed=3, listings=listings, reservations_per_listing=0)
@@ -163,13 +172,7 @@ async def test_an_id_with_nul_at_a_page_end_does_not_poison_the_checkpoint(datab
         skip = int(request.url.params["skip"])
         return httpx.Response(200, json={"results": page[skip:], "count": len(page)})
 
-    client = PartnerClient(
-        httpx.MockTransport(partner),
-        ClientOptions(partner="guesty", integration_id="acme", base_url="https://open-api.guesty.com/v1"),
-        throttle=Throttle(),
-        metrics=Metrics(),
-        log=get_logger(),
-    )
+    client = _mocked(partner)
     connector = GuestyConnector(client, 3, log=get_logger())
     async with Store.open(database_url) as store:
         await store.register_integration("acme", "guesty", True, {"properties": (60.0, True)})
@@ -199,13 +202,7 @@ async def test_a_count_of_another_type_is_ignored_not_an_undecodable_page(count:
         matching = [r for r in records if r["lastUpdatedAt"] >= since]
         return httpx.Response(200, json={"results": matching[skip : skip + limit], "count": count})
 
-    client = PartnerClient(
-        httpx.MockTransport(partner),
-        ClientOptions(partner="guesty", integration_id="t", base_url="https://open-api.guesty.com/v1"),
-        throttle=Throttle(),
-        metrics=Metrics(),
-        log=get_logger(),
-    )
+    client = _mocked(partner)
     seen: list[str] = []
     async for page in GuestyConnector(client, 100).stream("properties", None, ResourceSettings(overlap_s=0)):
         seen.extend(i for i in map(_id_of, page.records) if i is not None)

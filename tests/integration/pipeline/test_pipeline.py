@@ -14,7 +14,8 @@ import pytest
 import structlog
 
 from syncd import pipeline
-from syncd.config import ResourceSettings
+from syncd.config import ResourceSettings, Settings, parse_settings
+from syncd.connectors import registry
 from syncd.connectors.base import Page
 from syncd.observability.metrics import Metrics
 from syncd.store.postgres import Store
@@ -36,6 +37,17 @@ async def run(
                 session, connector, "properties", SETTINGS, options, Metrics(), structlog.get_logger(),
                 stop or anyio.Event(),
             )  # fmt: skip
+
+
+def _acme_settings() -> Settings:
+    """One Guesty integration, ``acme``, syncing properties without deletion sweeps."""
+    integration = {
+        "id": "acme",
+        "partner": "guesty",
+        "credentials": {"client_id": "x", "client_secret": "y"},
+        "resources": {"properties": {"deletion_sweep": False}},
+    }
+    return parse_settings({"integrations": [integration]}, {}, registry.schemas())
 
 
 async def live_ids(database_url: str) -> set[str]:
@@ -97,8 +109,6 @@ async def test_a_dead_letter_resolves_when_the_record_comes_back_clean(database_
 
 
 async def test_a_run_past_its_deadline_stops_keeping_what_it_committed(database_url: str) -> None:
-    from syncd.config import parse_settings
-    from syncd.connectors import registry
     from syncd.engine.runner import SyncRunner
 
     settings = parse_settings(
@@ -172,17 +182,9 @@ async def test_nul_characters_never_poison_a_batch(database_url: str) -> None:
 async def test_an_unexpected_error_fails_its_run_not_the_daemon(database_url: str) -> None:
     """A bug in a driver (or a library raising something unforeseen) is one failed run,
     logged with its traceback and retried; the other syncs of the process go on."""
-    from syncd.config import parse_settings
-    from syncd.connectors import registry
     from syncd.engine.runner import SyncRunner
 
-    integration = {
-        "id": "acme",
-        "partner": "guesty",
-        "credentials": {"client_id": "x", "client_secret": "y"},
-        "resources": {"properties": {"deletion_sweep": False}},
-    }
-    settings = parse_settings({"integrations": [integration]}, {}, registry.schemas())
+    settings = _acme_settings()
 
     class Buggy(FakeConnector):
         async def stream(
@@ -265,17 +267,9 @@ async def test_a_run_refused_by_an_open_circuit_goes_again_once_it_closes(databa
     """A run that failed fast on an open breaker (a sibling resource held the half-open
     probe) waits for the breaker's retry time; once a breaker closes it is due at once."""
     from syncd import errors
-    from syncd.config import parse_settings
-    from syncd.connectors import registry
     from syncd.engine.runner import SyncRunner
 
-    integration = {
-        "id": "acme",
-        "partner": "guesty",
-        "credentials": {"client_id": "x", "client_secret": "y"},
-        "resources": {"properties": {"deletion_sweep": False}},
-    }
-    settings = parse_settings({"integrations": [integration]}, {}, registry.schemas())
+    settings = _acme_settings()
 
     class Refused(FakeConnector):
         async def stream(
