@@ -4,6 +4,7 @@ another integration keeps syncing throughout."""
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -115,3 +116,56 @@ async def test_outage_opens_the_breaker_probes_once_per_cooldown_and_recovers(
     assert "open_breakers" not in ready.get("detail", {})
     await assert_matches_truth(database_url, "acme", down)
     await assert_matches_truth(database_url, "beach", up)
+
+
+async def test_a_resource_refused_during_the_probe_syncs_as_soon_as_the_breaker_closes(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The probe after an outage is slow (3 s), so the sibling resource's run meets the
+    breaker half-open with its one probe slot taken and fails fast. It used to wait out
+    the probe timeout (15 s); the breaker's close now makes it due at once."""
+    sim = Simulator(limit_settings=limits.LimitSettings(enabled=False))
+    sim.add_guesty_account(DOWN[1], DOWN[2], seed=1, listings=100, reservations_per_listing=1)
+    partner = {"max_attempts": 1, "breaker": {"failure_threshold": 2, "cooldown_s": 2, "probe_timeout_s": 15}}
+
+    def answered(since: float) -> list[float]:
+        entries = sim.request_log.entries(account=DOWN[1])
+        return [e.time for e in entries if e.status == 200 and e.time > since]
+
+    async with SimulatorServer(sim) as server, anyio.create_task_group() as tg:
+        document = guesty_config(
+            server, database_url, [DOWN], state_dir=tmp_path, interval_s=1.0, sweep_every_s=None
+        )
+        for res in document["integrations"][0]["resources"].values():
+            res["jitter"] = 0
+        document["daemon"]["retry_failed_after_s"] = 1
+        document["partners"]["guesty"].update(partner)
+        daemon: Daemon = await tg.start(Daemon(settings_of(document)).run)
+
+        async def synced() -> bool:
+            return await last_success(database_url, "acme") > 0
+
+        async def probe_answered() -> bool:
+            return bool(answered(installed))
+
+        with anyio.fail_after(30):
+            await poll_until(synced, interval_s=0.2)
+        sim.set_faults(fault_presets.outage(6.0, paths=("/v1/*",)))
+        installed = time.time()  # the request log's clock
+        await anyio.sleep(5.0)
+        sim.set_latency((3000, 3000))  # the first probe after the outage takes 3 s
+        with anyio.fail_after(30):
+            await poll_until(probe_answered)
+        sim.set_latency(None)
+        closed_at = answered(installed)[0]
+        await anyio.sleep(8.0)
+        daemon.request_stop()
+
+    assert any(e.fault for e in sim.request_log.entries(account=DOWN[1])), "the outage must have been hit"
+    after = [e for e in sim.request_log.entries(account=DOWN[1]) if e.status == 200 and e.time >= closed_at]
+    first = {
+        p: min((e.time for e in after if e.path == p), default=math.inf)
+        for p in ("/v1/listings", "/v1/reservations")
+    }
+    # Both resources answered within a few seconds of the close, not a probe timeout later.
+    assert max(first.values()) - closed_at < 6, first
