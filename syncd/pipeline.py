@@ -31,10 +31,9 @@ from pydantic import ValidationError
 from syncd.config import ResourceSettings
 from syncd.connectors.base import Connector, Page
 from syncd.models import MAX_ID_LENGTH
-from syncd.observability.logging import redact_text
 from syncd.observability.metrics import Metrics
 from syncd.store.postgres import SyncSession
-from syncd.store.types import ApplyResult, Batch, DeadLetter, row_for
+from syncd.store.types import ApplyResult, Batch, DeadLetter, row_for, storable_text
 
 MAX_DEAD_LETTER_PAYLOAD = 64 * 1024
 # Dead letters of records without a readable id: named by a digest of their bytes.
@@ -125,30 +124,22 @@ RECORD_ERRORS = (msgspec.MsgspecError, ValidationError, ValueError, TypeError, R
 
 
 def dead_letter(connector: Connector, resource: str, raw: bytes, exc: Exception) -> DeadLetter:
-    external_id = connector.external_id(resource, raw)
     # Text columns cannot hold NUL: a raw NUL byte (invalid JSON) is kept visible, escaped.
-    payload = redact_text(raw[:MAX_DEAD_LETTER_PAYLOAD].decode(errors="replace")).replace("\x00", "\\u0000")
+    payload = storable_text(raw[:MAX_DEAD_LETTER_PAYLOAD].decode(errors="replace"))
     if isinstance(exc, ValidationError):
         reason = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<record>'}: {e['msg']}" for e in exc.errors())
     else:
         reason = f"{type(exc).__name__}: {exc}"
-    if external_id is not None:
-        external_id = external_id.replace("\x00", "")
-        if len(external_id) > MAX_ID_LENGTH:
-            # Not a usable id (the canonical models refuse it), and too long for the dead
-            # letters' unique index, whose insert would fail the whole batch: named by a
-            # digest like any record without an id; the payload still shows it.
-            external_id = (
-                UNIDENTIFIED_PREFIX + hashlib.blake2b(external_id.encode(), digest_size=6).hexdigest()
-            )
+    external_id = (connector.external_id(resource, raw) or "").replace("\x00", "")
+    if not external_id or len(external_id) > MAX_ID_LENGTH:
+        # No usable id: none readable, or one the canonical models refuse and too long for
+        # the dead letters' unique index (its insert would fail the whole batch). Named by a
+        # digest, stable across processes (hash() is not): the same broken record, seen
+        # again, is the same open dead letter; the payload still shows what it carried.
+        digest = hashlib.blake2b((external_id or payload).encode(), digest_size=6).hexdigest()
+        external_id = UNIDENTIFIED_PREFIX + digest
     return DeadLetter(
-        # Stable across processes (hash() is not): the same broken record, seen again, is
-        # the same open dead letter.
-        external_id=external_id
-        or UNIDENTIFIED_PREFIX + hashlib.blake2b(payload.encode(), digest_size=6).hexdigest(),
-        error_class="data",
-        reason=redact_text(reason).replace("\x00", "\\u0000")[:2000],
-        payload=payload,
+        external_id=external_id, error_class="data", reason=storable_text(reason)[:2000], payload=payload
     )
 
 

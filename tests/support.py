@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import asyncpg
 import orjson
 
@@ -66,6 +69,21 @@ def guesty_config(
 
 def settings_of(document: dict[str, Any]) -> Settings:
     return parse_settings(document, {}, registry.schemas())
+
+
+def write_config(document: dict[str, Any], directory: Path) -> Path:
+    """``document`` as ``directory/syncd.toml``, for a real ``syncd`` process."""
+    config = directory / "syncd.toml"
+    config.write_text(toml_of(document))
+    return config
+
+
+async def open_daemon(
+    config: Path, *, stderr: Any = subprocess.DEVNULL, env: Any = None
+) -> anyio.abc.Process:
+    """A real ``syncd run`` process on ``config`` (the caller signals and waits for it)."""
+    command = [sys.executable, "-m", "syncd", "run", "--config", str(config)]
+    return await anyio.open_process(command, stdout=subprocess.DEVNULL, stderr=stderr, env=env)
 
 
 def toml_of(document: dict[str, Any]) -> str:

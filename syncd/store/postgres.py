@@ -18,9 +18,8 @@ import orjson
 from asyncpg.pool import PoolConnectionProxy
 
 from syncd import errors
-from syncd.observability.logging import redact_text
 from syncd.store.queries import QUERIES, schema_sql
-from syncd.store.types import TABLES, ApplyResult, Batch, Schedule, TableSpec, without_nul
+from syncd.store.types import TABLES, ApplyResult, Batch, Schedule, TableSpec, storable_text, without_nul
 
 Q = QUERIES
 if TYPE_CHECKING:  # asyncpg's classes are generic only in its stubs
@@ -54,12 +53,6 @@ def translate() -> Iterator[None]:
         raise errors.StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
     except asyncpg.PostgresError as exc:
         raise errors.StoreError(f"{type(exc).__name__}: {exc}") from exc
-
-
-def _stored_text(text: str) -> str:
-    """An error message as a text column can hold it: secrets masked, NUL (which a
-    partner's body quoted in an error can carry) shown as an escape."""
-    return redact_text(text).replace("\x00", "\\u0000")
 
 
 def _encode_json(value: Any) -> bytes:
@@ -211,7 +204,7 @@ class Store:
 
     async def set_integration_status(self, integration_id: str, status: str, reason: str | None) -> None:
         # Reasons and errors are shown by `syncd status` and /status: never a secret there.
-        reason = _stored_text(reason) if reason is not None else None
+        reason = storable_text(reason) if reason is not None else None
         with translate():
             await self._pool.execute(Q["set_integration_status"], integration_id, status, reason)
 
@@ -387,5 +380,5 @@ class SyncSession:
     async def finish_failed(self, error: str) -> None:
         with translate():
             await self._conn.execute(
-                Q["finish_run_failed"], self.integration_id, self.spec.resource, _stored_text(error)[:2000]
+                Q["finish_run_failed"], self.integration_id, self.spec.resource, storable_text(error)[:2000]
             )

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from syncd.observability.logging import redact_text
+
 # Column order of the staging tables in queries.sql (``incoming_*``); ``raw`` is always last.
 PROPERTY_COLUMNS: tuple[str, ...] = (
     "external_id", "title", "nickname", "property_type", "accommodates", "bedrooms", "bathrooms",
@@ -104,6 +106,12 @@ class Schedule:
     interval_s: float
     next_due_at: datetime
     consecutive_failures: int
+
+
+def storable_text(text: str) -> str:
+    """Partner-influenced text (error messages, dead-letter payloads) as a text column can
+    hold it and an operator may see it: secrets masked, NUL shown as its JSON escape."""
+    return redact_text(text).replace("\x00", "\\u0000")
 
 
 def row_for(spec: TableSpec, values: Mapping[str, Any], raw: bytes) -> tuple[Any, ...]:

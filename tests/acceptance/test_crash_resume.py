@@ -14,7 +14,7 @@ import pytest
 from syncd.connectors.pagination import parse_ts
 from syncd.simulator import limits
 from syncd.simulator.server import Simulator, SimulatorServer
-from tests.support import assert_matches_truth, db_rows, guesty_config, poll_until, toml_of
+from tests.support import assert_matches_truth, db_rows, guesty_config, poll_until, write_config
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 ACCOUNT = ("acme", "guesty-acct-1", "sim-secret-1")
@@ -27,12 +27,11 @@ async def test_kill_9_mid_sync_then_restart_resumes_from_checkpoint(
     sim = Simulator(limit_settings=limits.LimitSettings(enabled=False), latency_ms=(15.0, 25.0))
     account = sim.add_guesty_account(ACCOUNT[1], ACCOUNT[2], seed=11, listings=5000)
     async with SimulatorServer(sim) as server:
-        config = tmp_path / "syncd.toml"
         document = guesty_config(
             server, database_url, [ACCOUNT], state_dir=tmp_path, batch_size=200, overlap_s=OVERLAP_S,
             sweep_every_s=None,
         )  # fmt: skip
-        config.write_text(toml_of(document))
+        config = write_config(document, tmp_path)
         command = [sys.executable, "-m", "syncd", "run", "--once", "--config", str(config)]
 
         first = await anyio.open_process(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -20,7 +20,15 @@ from syncd.app import Daemon
 from syncd.observability import logging as syncd_logging
 from syncd.simulator import limits
 from syncd.simulator.server import Simulator, SimulatorServer
-from tests.support import assert_matches_truth, db_rows, guesty_config, poll_until, settings_of, toml_of
+from tests.support import (
+    assert_matches_truth,
+    db_rows,
+    guesty_config,
+    open_daemon,
+    poll_until,
+    settings_of,
+    write_config,
+)
 
 pytestmark = pytest.mark.anyio
 ACCOUNT = ("acme", "guesty-acct-1", "sim-secret-1")
@@ -120,13 +128,8 @@ async def test_sigterm_drains_in_flight_pages_and_exits_zero(database_url: str, 
             server, database_url, [ACCOUNT], state_dir=tmp_path, batch_size=300, interval_s=3600
         )
         document["daemon"]["shutdown_grace_s"] = 20
-        config = tmp_path / "syncd.toml"
-        config.write_text(toml_of(document))
-        proc = await anyio.open_process(
-            [sys.executable, "-m", "syncd", "run", "--config", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        config = write_config(document, tmp_path)
+        proc = await open_daemon(config, stderr=subprocess.PIPE)
 
         async def started_writing() -> bool:
             rows = await db_rows(database_url, "SELECT coalesce(sum(run_pages), 0) FROM sync_state")

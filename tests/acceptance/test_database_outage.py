@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import signal
 import socket
-import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ from syncd.simulator import limits
 from syncd.simulator.guesty_data import GuestyAccount
 from syncd.simulator.server import Simulator, SimulatorServer
 from syncd.store.embedded import EmbeddedPostgres
-from tests.support import assert_matches_truth, db_rows, guesty_config, poll_until, toml_of
+from tests.support import assert_matches_truth, db_rows, guesty_config, open_daemon, poll_until, write_config
 
 pytestmark = pytest.mark.anyio
 ACCOUNT = ("acme", "guesty-acct-1", "sim-secret-1")
@@ -58,15 +57,10 @@ async def test_daemon_survives_terminated_sessions_and_a_server_restart(tmp_path
             document = guesty_config(server, dsn, [ACCOUNT], state_dir=tmp_path, web=True, interval_s=1)
             document["daemon"]["log_level"] = "info"
             document["web"]["port"] = port
-            config = tmp_path / "syncd.toml"
-            config.write_text(toml_of(document))
+            config = write_config(document, tmp_path)
             log_path = tmp_path / "daemon.log"
             log = log_path.open("wb")
-            proc = await anyio.open_process(
-                [sys.executable, "-m", "syncd", "run", "--config", str(config)],
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
+            proc = await open_daemon(config, stderr=log)
             try:
                 with anyio.fail_after(60):
                     await poll_until(lambda: converged(dsn, account), interval_s=0.5)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,7 +16,15 @@ import pytest
 from syncd.app import Daemon
 from syncd.simulator import limits
 from syncd.simulator.server import Simulator, SimulatorServer
-from tests.support import assert_matches_truth, db_rows, guesty_config, poll_until, settings_of, toml_of
+from tests.support import (
+    assert_matches_truth,
+    db_rows,
+    guesty_config,
+    open_daemon,
+    poll_until,
+    settings_of,
+    write_config,
+)
 
 pytestmark = pytest.mark.anyio
 ACCOUNT = ("acme", "guesty-acct-1", "sim-secret-1")
@@ -43,8 +50,7 @@ async def test_dead_letters_are_listed_and_replayed_after_the_partner_repairs_th
     repaired, still_bad = account.malformed_listing_ids()
     async with SimulatorServer(sim) as server:
         document = guesty_config(server, database_url, [ACCOUNT], state_dir=tmp_path)
-        config = tmp_path / "syncd.toml"
-        config.write_text(toml_of(document))
+        config = write_config(document, tmp_path)
         await Daemon(settings_of(document), once=True).run()
 
         code, status = await syncd(config, "status")
@@ -103,8 +109,7 @@ async def test_replay_fetches_reservations_by_id_and_resolves_records_the_partne
     account = sim.add_guesty_account(ACCOUNT[1], ACCOUNT[2], seed=7, listings=20, reservations_per_listing=1)
     async with SimulatorServer(sim) as server:
         document = guesty_config(server, database_url, [ACCOUNT], state_dir=tmp_path)
-        config = tmp_path / "syncd.toml"
-        config.write_text(toml_of(document))
+        config = write_config(document, tmp_path)
         await Daemon(settings_of(document), once=True).run()
         # As if an older adapter had refused one reservation: its row is missing, its letter open.
         kept = account.reservation_id(4)
@@ -142,8 +147,7 @@ async def test_rotate_secret_is_verified_stored_encrypted_and_used_for_later_tok
     sim.add_guesty_account(ACCOUNT[1], ACCOUNT[2], seed=7, listings=20, reservations_per_listing=1)
     async with SimulatorServer(sim) as server:
         document = guesty_config(server, database_url, [ACCOUNT], state_dir=tmp_path)
-        config = tmp_path / "syncd.toml"
-        config.write_text(toml_of(document))
+        config = write_config(document, tmp_path)
         await Daemon(settings_of(document), once=True).run()
         sim.guesty[ACCOUNT[1]].client_secret = "sim-secret-2"  # the partner issued a new secret
 
@@ -191,13 +195,8 @@ async def test_sync_now_wakes_a_running_daemon_within_a_second(database_url: str
     async with SimulatorServer(sim) as server:
         document = guesty_config(server, database_url, [ACCOUNT], state_dir=tmp_path, interval_s=3600)
         document["daemon"]["scheduler_tick_s"] = 60
-        config = tmp_path / "syncd.toml"
-        config.write_text(toml_of(document))
-        proc = await anyio.open_process(
-            [sys.executable, "-m", "syncd", "run", "--config", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        config = write_config(document, tmp_path)
+        proc = await open_daemon(config)
         try:
 
             async def successes() -> dict[str, Any]:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import anyio
@@ -17,7 +15,7 @@ import pytest
 from syncd.observability.systemd import SystemdNotifier
 from syncd.simulator import limits
 from syncd.simulator.server import Simulator, SimulatorServer
-from tests.support import guesty_config, toml_of
+from tests.support import guesty_config, open_daemon, write_config
 
 pytestmark = pytest.mark.anyio
 ACCOUNT = ("acme", "guesty-acct-1", "sim-secret-1")
@@ -48,15 +46,9 @@ async def test_ready_watchdog_and_stopping_reach_systemd(database_url: str, tmp_
                 probe.bind(("127.0.0.1", 0))
                 port = probe.getsockname()[1]
             document["web"]["port"] = port
-            config = tmp_path / "syncd.toml"
-            config.write_text(toml_of(document))
+            config = write_config(document, tmp_path)
             env = {**os.environ, "NOTIFY_SOCKET": address, "WATCHDOG_USEC": "4000000"}
-            proc = await anyio.open_process(
-                [sys.executable, "-m", "syncd", "run", "--config", str(config)],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                env=env,
-            )
+            proc = await open_daemon(config, env=env)
             try:
                 ready = await messages(sock, "READY=1", timeout_s=60)
                 assert "STATUS=syncing 1 integration(s) as shard 0/1" in ready[-1]
