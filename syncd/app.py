@@ -76,7 +76,9 @@ async def open_store(settings: Settings, dsn: str) -> AsyncIterator[Store]:
     async with Store.open(
         dsn,
         min_size=db.pool_min_size,
-        max_size=max(db.pool_max_size, settings.daemon.worker_concurrency + 3),
+        # Each running sync holds its lock's connection and, past its first batch, the
+        # extra writers' (write_lanes - 1); 3 more serve scheduling, LISTEN and the web.
+        max_size=max(db.pool_max_size, settings.daemon.worker_concurrency * db.write_lanes + 3),
         command_timeout=db.command_timeout_s,
     ) as store:
         await store.migrate()

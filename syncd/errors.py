@@ -134,3 +134,8 @@ class StoreUnavailable(StoreError):
 
 class Conflict(StoreError):
     """The transaction conflicted with another one and may be retried."""
+
+
+class BatchAbandoned(SyncdError):
+    """A batch rolled back because the batch before it in its run failed; that failure,
+    raised by its own batch, is the run's."""

@@ -6,20 +6,23 @@
     producer: normalize, dead-letter, batch
                  |  bounded stream (pipeline_depth batches)
                  v
-    consumer: session.apply(batch)  (rows + events + dead letters + checkpoint,
-                                     one transaction)
+    consumer: writer.apply(batch)   (rows + events + dead letters + checkpoint,
+                                     one transaction), on up to write_lanes
+                                     connections: a batch copies while the one
+                                     before it upserts and commits (in order)
 
 Three stages in one event loop: the partner prepares the next page while we normalize
 this one, and we normalize the next batch while PostgreSQL writes the previous one. When
 a later stage is slower its bounded stream blocks the earlier one (backpressure).
-Memory is bounded by batch size x pipeline depth, never by the dataset.
+Memory is bounded by batch size x (pipeline depth + write lanes), never by the dataset.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from contextlib import aclosing
+from collections import deque
+from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,9 +33,10 @@ from pydantic import ValidationError
 
 from syncd.config import ResourceSettings
 from syncd.connectors.base import Connector, Page
+from syncd.errors import BatchAbandoned
 from syncd.models import MAX_ID_LENGTH
 from syncd.observability.metrics import Metrics
-from syncd.store.postgres import SyncSession
+from syncd.store.postgres import BatchWriter, SyncSession, Turn
 from syncd.store.types import ApplyResult, Batch, DeadLetter, row_for, storable_text
 
 MAX_DEAD_LETTER_PAYLOAD = 64 * 1024
@@ -70,6 +74,7 @@ class RunStats:
 class PipelineOptions:
     batch_size: int = 5000
     pipeline_depth: int = 1
+    write_lanes: int = 1
     max_batch_delay_s: float = 1.0
     sweep: bool = False
 
@@ -107,6 +112,8 @@ class _Batcher:
     def take(self) -> Batch:
         resolved = [k for k in self.rows if k in self._open_dead] if self._open_dead else []
         self._open_dead.difference_update(resolved)
+        # A record dead-lettered here and seen clean later in the run resolves its letter.
+        self._open_dead.update(self.dead)
         batch = Batch(
             rows=list(self.rows.values()),
             dead_letters=list(self.dead.values()),
@@ -211,26 +218,52 @@ async def run(
                 await send.send(batcher.take())
 
     async def consume() -> None:
-        async with receive:
-            async for batch in receive:
-                started = time.perf_counter()
-                result = await session.apply(batch)
-                stats.add(result)
-                stats.pages += batch.pages
-                stats.fetched += batch.fetched
-                _count(metrics, partner, resource, result)
-                log.info(
-                    "page_applied",
-                    resource=resource,
-                    pages=batch.pages,
-                    records=batch.fetched,
-                    inserted=result.inserted,
-                    updated=result.updated,
-                    unchanged=result.unchanged,
-                    dead_lettered=result.dead_lettered,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 1),
-                    checkpoint=batch.checkpoint,
-                )
+        # Batch n goes to writer n % write_lanes; Turns keep upserts and commits in order.
+        lanes = options.write_lanes
+        turns: deque[Turn] = deque(maxlen=lanes)
+        async with receive, AsyncExitStack() as writers_open, anyio.create_task_group() as lanes_tg:
+            writers = [session.writer]
+            n = 0
+            while True:
+                if len(turns) == lanes:
+                    # Wait for a free lane before taking the next batch: a batch held here
+                    # would be one more batch of rows in memory.
+                    await turns[0].finished.wait()
+                try:
+                    batch = await receive.receive()
+                except anyio.EndOfStream:
+                    break
+                lane = n % lanes
+                if lane == len(writers):  # taken on the run's second batch: one-batch runs never do
+                    writers.append(await writers_open.enter_async_context(session.extra_writer()))
+                after = turns[-1] if turns else None
+                turn = Turn()
+                turns.append(turn)
+                lanes_tg.start_soon(apply_batch, writers[lane], batch, turn, after)
+                n += 1
+
+    async def apply_batch(writer: BatchWriter, batch: Batch, turn: Turn, after: Turn | None) -> None:
+        started = time.perf_counter()
+        try:
+            result = await writer.apply(batch, turn, after)
+        except BatchAbandoned:
+            return  # the earlier batch's own error ends the run
+        stats.add(result)
+        stats.pages += batch.pages
+        stats.fetched += batch.fetched
+        _count(metrics, partner, resource, result)
+        log.info(
+            "page_applied",
+            resource=resource,
+            pages=batch.pages,
+            records=batch.fetched,
+            inserted=result.inserted,
+            updated=result.updated,
+            unchanged=result.unchanged,
+            dead_lettered=result.dead_lettered,
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            checkpoint=batch.checkpoint,
+        )
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(fetch)

@@ -111,6 +111,7 @@ class SyncRunner:
         options = pipeline.PipelineOptions(
             batch_size=db.batch_size,
             pipeline_depth=db.pipeline_depth,
+            write_lanes=db.write_lanes,
             sweep=await self._sweep_due(session, res),
         )
         stats = pipeline.RunStats()

@@ -224,7 +224,7 @@ class Store:
                 try:
                     await conn.execute(Q["create_incoming_tables"])
                     await conn.execute(Q["start_schedule"], integration_id, resource)
-                    yield SyncSession(conn, integration_id, TABLES[resource])
+                    yield SyncSession(conn, integration_id, TABLES[resource], self._pool)
                 finally:
                     if not conn.is_closed():
                         with contextlib.suppress(asyncpg.PostgresError, OSError):
@@ -238,52 +238,72 @@ class Store:
                 yield conn
 
 
-class SyncSession:
-    """One sync run of one integration x resource, on the connection that holds its lock.
+class Turn:
+    """A batch's place in its run's commit order when batches are applied on several
+    connections at once (``SyncSession.extra_writer``).
 
-    Every write goes through this connection, so when the lock is lost (the session died)
-    the writes fail too: the lock fences its owner's writes.
+    Each batch copies its rows while the one before it is still working, but waits for
+    that batch's upsert to end before its own (so upserts never wait on each other's row
+    locks in both directions) and for its commit before writing its checkpoint: a
+    checkpoint is never durable ahead of any batch it follows.
     """
 
-    def __init__(self, conn: Connection, integration_id: str, spec: TableSpec) -> None:
+    __slots__ = ("committed", "finished", "upserted")
+
+    def __init__(self) -> None:
+        self.upserted = anyio.Event()
+        self.finished = anyio.Event()
+        self.committed = False
+
+
+class BatchWriter:
+    """Applies a run's batches on one connection: rows, events, dead letters, checkpoint."""
+
+    def __init__(
+        self, conn: Connection, integration_id: str, spec: TableSpec, fence: tuple[int, int] | None = None
+    ) -> None:
         self._conn = conn
         self.integration_id = integration_id
         self.spec = spec
+        # (server pid, advisory-lock key) of the run's lock holder, for a connection that
+        # is not it: its batches commit only while that lock is still held.
+        self._fence = fence
 
-    async def checkpoint(self) -> dict[str, Any] | None:
-        with translate():
-            value: dict[str, Any] | None = await self._conn.fetchval(
-                Q["get_checkpoint"], self.integration_id, self.spec.resource
-            )
-        return value
-
-    async def last_sweep_at(self) -> datetime | None:
-        with translate():
-            row = await self._conn.fetchrow(Q["get_sync_state"], self.integration_id, self.spec.resource)
-        return row["last_sweep_at"] if row else None
-
-    async def start_run(self) -> None:
-        with translate():
-            await self._conn.execute(Q["start_run"], self.integration_id, self.spec.resource)
-
-    async def apply(self, batch: Batch) -> ApplyResult:
-        """Rows, their change events, dead letters and the checkpoint: one transaction.
+    async def apply(self, batch: Batch, turn: Turn | None = None, after: Turn | None = None) -> ApplyResult:
+        """Rows, their change events, dead letters and the checkpoint: one transaction,
+        ordered after ``after`` (the run's previous batch) when given.
 
         The batch's rows are released as soon as they are copied to the server, so the
         pipeline's next batch can grow while this one is being upserted (peak memory).
         A NUL character in a text value (PostgreSQL refuses it) would fail the batch on
         every retry: the transaction is then retried once without NULs. Checking only
         after the refusal keeps the common path free of a per-record scan.
-        """
-        with translate():
-            try:
-                return await self._apply(batch)
-            except asyncpg.CharacterNotInRepertoireError:
-                if not without_nul(batch.rows):
-                    raise
-            return await self._apply(batch)
 
-    async def _apply(self, batch: Batch) -> ApplyResult:
+        Raises ``BatchAbandoned`` (after rolling back) when the batch before failed.
+        """
+        try:
+            with translate():
+                try:
+                    result = await self._apply(batch, turn, after)
+                except asyncpg.CharacterNotInRepertoireError:
+                    if not without_nul(batch.rows):
+                        raise
+                    result = await self._apply(batch, turn, after)
+            if turn is not None:
+                turn.committed = True
+            return result
+        except Exception:
+            if after is not None:
+                # The batch before may still commit: let it, rather than be cancelled
+                # together with this one when this error ends the run.
+                await after.finished.wait()
+            raise
+        finally:
+            if turn is not None:
+                turn.upserted.set()
+                turn.finished.set()
+
+    async def _apply(self, batch: Batch, turn: Turn | None, after: Turn | None) -> ApplyResult:
         spec = self.spec
         copied = len(batch.rows)
         async with self._conn.transaction():
@@ -293,9 +313,20 @@ class SyncSession:
                     spec.staging_table, records=batch.rows, columns=spec.columns
                 )
                 batch.rows.clear()
+            if after is not None:
+                await after.upserted.wait()
+            if copied:
                 counts = await self._conn.fetchrow(Q[spec.upsert_query], self.integration_id)
                 assert counts is not None  # the statement always returns one row
                 inserted, updated = counts["inserted"], counts["updated"]
+            if turn is not None:
+                turn.upserted.set()
+            if after is not None:
+                await after.finished.wait()
+                if not after.committed:
+                    raise errors.BatchAbandoned("an earlier batch of this run failed")
+            if self._fence is not None and not await self._conn.fetchval(Q["lock_held_by"], *self._fence):
+                raise errors.StoreUnavailable("the run's lock was lost: its session ended")
             if batch.dead_letters:
                 await self._conn.executemany(
                     Q["record_dead_letter"],
@@ -326,6 +357,61 @@ class SyncSession:
                 )
         unchanged = copied - inserted - updated
         return ApplyResult(inserted, updated, unchanged, len(batch.dead_letters))
+
+
+class SyncSession:
+    """One sync run of one integration x resource, on the connection that holds its lock.
+
+    Writes go through this connection, so when the lock is lost (the session died) the
+    writes fail too: the lock fences its owner's writes. An extra writer's connection
+    checks, in each transaction just before its checkpoint, that the lock is still held.
+    The window that leaves (between that check and the commit) cannot lose or reorder
+    data: rows are last-write-wins on the partner's timestamp, and the checkpoint row's
+    lock makes a new owner's checkpoint land after this one.
+    """
+
+    def __init__(
+        self, conn: Connection, integration_id: str, spec: TableSpec, pool: asyncpg.Pool[Any] | None = None
+    ) -> None:
+        self._conn = conn
+        self._pool = pool
+        self.integration_id = integration_id
+        self.spec = spec
+        self.writer = BatchWriter(conn, integration_id, spec)
+
+    async def apply(self, batch: Batch) -> ApplyResult:
+        """One batch on the lock's connection (see ``BatchWriter.apply``)."""
+        return await self.writer.apply(batch)
+
+    @contextlib.asynccontextmanager
+    async def extra_writer(self) -> AsyncIterator[BatchWriter]:
+        """A second pooled connection applying this run's batches, for the block.
+
+        A batch's COPY and upsert then overlap the previous batch's upsert and commit
+        (measured: PostgreSQL's work on one connection bounded a full sync)."""
+        if self._pool is None:
+            raise RuntimeError("this session has no pool to take a writer from")
+        fence = (self._conn.get_server_pid(), lock_key(self.integration_id, self.spec.resource))
+        with translate():
+            async with self._pool.acquire() as conn:
+                await conn.execute(Q["create_incoming_tables"])
+                yield BatchWriter(conn, self.integration_id, self.spec, fence)
+
+    async def checkpoint(self) -> dict[str, Any] | None:
+        with translate():
+            value: dict[str, Any] | None = await self._conn.fetchval(
+                Q["get_checkpoint"], self.integration_id, self.spec.resource
+            )
+        return value
+
+    async def last_sweep_at(self) -> datetime | None:
+        with translate():
+            row = await self._conn.fetchrow(Q["get_sync_state"], self.integration_id, self.spec.resource)
+        return row["last_sweep_at"] if row else None
+
+    async def start_run(self) -> None:
+        with translate():
+            await self._conn.execute(Q["start_run"], self.integration_id, self.spec.resource)
 
     async def open_dead_letters(self, limit: int = 100_000) -> set[str]:
         """Ids with an unresolved dead letter: a clean copy arriving later resolves them."""

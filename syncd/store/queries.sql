@@ -294,6 +294,16 @@ SELECT pg_try_advisory_lock($1);
 -- name: unlock
 SELECT pg_advisory_unlock($1);
 
+-- name: lock_held_by
+-- Is the advisory lock of key $2 (bigint) still held by server process $1? A bigint key
+-- shows in pg_locks as classid (high 32 bits) and objid (low 32 bits), objsubid 1.
+SELECT EXISTS (
+    SELECT 1 FROM pg_locks
+    WHERE locktype = 'advisory' AND granted AND pid = $1 AND objsubid = 1
+      AND classid = (($2::bigint >> 32) & 4294967295)::oid
+      AND objid = ($2::bigint & 4294967295)::oid
+);
+
 -- name: lock_credentials
 -- Single-flight token requests across processes: whoever holds this row lock asks.
 SELECT access_token, token_type, token_expires_at, refresh_token, rotation_version,

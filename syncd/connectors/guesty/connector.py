@@ -26,6 +26,8 @@ ENDPOINTS = {"properties": "/listings", "reservations": "/reservations"}
 # A page fetched one record at a time gives up past this many undecodable records: the
 # partner is then broken as a whole, not one record of it (the run fails and retries).
 MAX_BROKEN_PER_PAGE = 5
+# Page requests in flight during a long listing (one anchored, the rest ahead).
+PAGES_IN_FLIGHT = 4
 _RAW_ID = re.compile(rb'"_id"\s*:\s*"([0-9A-Za-z_-]{1,64})"')
 _NORMALIZERS: dict[str, Normalizer] = {
     "properties": adapter.listing_values,
@@ -105,7 +107,7 @@ class GuestyConnector:
         # full page). 0 at first: most runs are incremental, one short page, one request.
         remaining: int | None = 0
         while True:
-            results, ahead, remaining = await self._page_and_next(endpoint, cursor, remaining)
+            results, ahead, remaining = await self._pages_from(endpoint, cursor, remaining)
             records = cursor.verify(results, _id_of)
             if records is None:
                 rescans += 1
@@ -121,42 +123,53 @@ class GuestyConnector:
             yield Page(records, cursor.to_checkpoint())
             if len(results) < self._page_size:
                 return
-            # The page requested ahead counts only if it starts exactly where this one ended
-            # (its first record is the new anchor): nothing shifted between the two requests.
-            if ahead and cursor.anchor is not None and _id_of(ahead[0]) == cursor.anchor:
-                cursor = cursor.advance(ahead[1:], _ts_of, _id_of)
-                yield Page(ahead[1:], cursor.to_checkpoint())
-                if len(ahead) < self._page_size:
+            # A page requested ahead counts only if it starts exactly where the previous one
+            # ended (its first record is the new anchor): nothing shifted between requests.
+            # The first that does not is discarded with all after it.
+            for page in ahead:
+                if page is None or cursor.anchor is None or not page or _id_of(page[0]) != cursor.anchor:
+                    if page is not None and self._log is not None:
+                        self._log.info(
+                            "page_ahead_discarded", endpoint=endpoint, updated_since=format_ts(cursor.ts)
+                        )
+                    break
+                cursor = cursor.advance(page[1:], _ts_of, _id_of)
+                yield Page(page[1:], cursor.to_checkpoint())
+                if len(page) < self._page_size:
                     return
-            elif ahead is not None and self._log is not None:
-                self._log.info("page_ahead_discarded", endpoint=endpoint, updated_since=format_ts(cursor.ts))
 
-    async def _page_and_next(
+    async def _pages_from(
         self, endpoint: str, cursor: UpdatedSinceCursor, remaining: int | None
-    ) -> tuple[list[bytes], list[bytes] | None, int | None]:
-        """The cursor's page and, when more than a page is known to follow, the next one,
-        requested together. Pagination is sequential (each request is anchored on the last
-        page's content), so one request at a time leaves the partner idle while we process
-        its answer and us idle while it renders the next: measured, the fetch chain then
-        bounds a full sync. The page ahead is requested with this request's filter and a
-        skip one page further, which re-reads this page's last record first; ``stream``
-        checks that record before using it, else the page is requested again, anchored."""
+    ) -> tuple[list[bytes], list[list[bytes] | None], int | None]:
+        """The cursor's page and, when more than a page is known to follow, up to
+        ``PAGES_IN_FLIGHT - 1`` pages after it, requested together. Pagination is
+        sequential (each request is anchored on the last page's content), so one request
+        at a time leaves the partner idle while we process its answer and us idle while it
+        renders the next: measured, the fetch chain then bounds a full sync. Page ``i``
+        ahead is requested with this request's filter and a skip ``i`` pages further, less
+        one record per page: it re-reads the previous page's last record first, which
+        ``stream`` checks before using it (else the page is requested again, anchored)."""
         skip = cursor.request_skip
-        if remaining is not None and remaining <= self._page_size:
+        step = self._page_size - 1
+        if remaining is None:
+            extra = PAGES_IN_FLIGHT - 1
+        else:
+            extra = min(PAGES_IN_FLIGHT - 1, max(0, -(-(remaining - self._page_size) // step)))
+        if extra == 0 or step == 0:
             results, count = await self._page_at(endpoint, cursor)
-            return results, None, _beyond(count, skip, results)
-        ahead: list[bytes] | None = None
+            return results, [], _beyond(count, skip, results)
+        ahead: list[list[bytes] | None] = [None] * extra
 
-        async def fetch_ahead() -> None:
-            nonlocal ahead
+        async def fetch_ahead(i: int) -> None:
             # Any failure only loses the head start: the page is requested again, anchored,
             # and a lasting failure is raised from there, plainly (not as a task group's).
             with contextlib.suppress(Exception):
-                ahead, _ = await self._list(endpoint, cursor, self._page_size, skip + self._page_size - 1)
+                ahead[i], _ = await self._list(endpoint, cursor, self._page_size, skip + (i + 1) * step)
 
         failure: Exception | None = None
         async with anyio.create_task_group() as tg:
-            tg.start_soon(fetch_ahead)
+            for i in range(extra):
+                tg.start_soon(fetch_ahead, i)
             try:
                 results, count = await self._page_at(endpoint, cursor)
             except Exception as exc:  # raised outside the task group, not as a group
@@ -165,8 +178,10 @@ class GuestyConnector:
         if failure is not None:
             raise failure
         beyond = _beyond(count, skip, results)
-        if ahead is not None:
-            beyond = None if beyond is None else beyond - (len(ahead) - 1)
+        for page in ahead:
+            if beyond is None or page is None:
+                break
+            beyond -= max(0, len(page) - 1)
         return results, ahead, beyond
 
     async def _page_at(self, endpoint: str, cursor: UpdatedSinceCursor) -> tuple[list[bytes], int | None]:

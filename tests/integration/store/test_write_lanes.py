@@ -1,0 +1,197 @@
+"""Batches of one run written on two connections at once (``write_lanes``), on a real
+PostgreSQL: they still commit in order, a failed batch takes the later ones with it, and
+the extra connection stops writing once the run's lock is gone."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import anyio
+import asyncpg
+import orjson
+import pytest
+import structlog
+
+from syncd import errors, pipeline
+from syncd.config import ResourceSettings
+from syncd.models import Property
+from syncd.observability.metrics import Metrics
+from syncd.store.postgres import Store, SyncSession, Turn
+from syncd.store.types import TABLES, Batch, row_for
+from syncd.testing import FakeConnector, listing
+
+pytestmark = pytest.mark.anyio
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+SPEC = TABLES["properties"]
+
+
+def prop(ext: str, title: str, at: datetime = T0) -> tuple[Any, ...]:
+    model = Property(external_id=ext, title=title, source_updated_at=at)
+    return row_for(SPEC, model.__dict__, orjson.dumps({"_id": ext, "title": title}))
+
+
+async def state(database_url: str) -> tuple[dict[str, str], Any]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT external_id, title FROM properties")
+        checkpoint = await conn.fetchval("SELECT checkpoint FROM sync_state WHERE resource = 'properties'")
+    finally:
+        await conn.close()
+    return {r[0]: r[1] for r in rows}, orjson.loads(checkpoint) if checkpoint else None
+
+
+@contextlib.asynccontextmanager
+async def session_of(database_url: str) -> Any:
+    async with Store.open(database_url) as store:
+        await store.register_integration("acme", "guesty", True, {"properties": (60.0, True)})
+        async with store.sync_session("acme", "properties") as session:
+            assert session is not None
+            yield session
+
+
+async def test_a_later_batch_never_commits_before_the_one_before_it(database_url: str) -> None:
+    async with session_of(database_url) as session:
+        await session.apply(Batch(rows=[prop("a", "Old")], checkpoint={"page": 0}))
+        blocker = await asyncpg.connect(database_url)
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute("SELECT 1 FROM properties WHERE external_id = 'a' FOR UPDATE")
+        first, second = Turn(), Turn()
+        async with session.extra_writer() as other, anyio.create_task_group() as tg:
+            # The first batch's upsert waits on the row lock held above.
+            new_a = Batch(rows=[prop("a", "New", T0 + timedelta(seconds=1))], checkpoint={"page": 1})
+            tg.start_soon(session.writer.apply, new_a, first, None)
+            tg.start_soon(other.apply, Batch(rows=[prop("b", "B")], checkpoint={"page": 2}), second, first)
+            try:
+                await anyio.sleep(0.5)  # far longer than the second batch needs on its own
+                early = (second.finished.is_set(), await state(database_url))
+            finally:
+                await tx.rollback()
+        await blocker.close()
+        assert early == (False, ({"a": "Old"}, {"page": 0}))
+        assert first.committed and second.committed
+    assert await state(database_url) == ({"a": "New", "b": "B"}, {"page": 2})
+
+
+async def test_a_failed_batch_rolls_back_the_next_one_on_the_other_connection(database_url: str) -> None:
+    # numeric(14, 2) cannot hold this price: the first batch's COPY fails.
+    too_big = prop("a", "A")[:-1]
+    too_big = tuple(
+        Decimal("1e15") if c == "base_price" else v for c, v in zip(SPEC.columns, too_big, strict=False)
+    )
+    too_big = (*too_big, b'{"_id":"a"}')
+    first, second = Turn(), Turn()
+    outcome: dict[str, BaseException] = {}
+
+    async def attempt(name: str, apply: Any, *args: Any) -> None:
+        try:
+            await apply(*args)
+        except Exception as exc:
+            outcome[name] = exc
+
+    async with session_of(database_url) as session:
+        async with session.extra_writer() as other, anyio.create_task_group() as tg:
+            tg.start_soon(
+                attempt,
+                "first",
+                session.writer.apply,
+                Batch(rows=[too_big], checkpoint={"page": 1}),
+                first,
+                None,
+            )
+            tg.start_soon(
+                attempt,
+                "second",
+                other.apply,
+                Batch(rows=[prop("b", "B")], checkpoint={"page": 2}),
+                second,
+                first,
+            )
+    assert isinstance(outcome["first"], errors.StoreError)
+    assert isinstance(outcome["second"], errors.BatchAbandoned)
+    assert not first.committed and not second.committed
+    assert await state(database_url) == ({}, None)  # no page 2 without page 1
+
+
+async def test_an_extra_writer_stops_committing_once_the_runs_lock_is_lost(database_url: str) -> None:
+    with contextlib.suppress(errors.StoreUnavailable):  # the session's own close then fails too
+        async with session_of(database_url) as session:
+            assert isinstance(session, SyncSession)
+            async with session.extra_writer() as other:
+                admin = await asyncpg.connect(database_url)
+                try:
+                    await admin.execute(
+                        "SELECT pg_terminate_backend($1)", session.writer._conn.get_server_pid()
+                    )
+                finally:
+                    await admin.close()
+                with pytest.raises(errors.StoreUnavailable, match="lock was lost"):
+                    await other.apply(Batch(rows=[prop("b", "B")], checkpoint={"page": 1}))
+    assert await state(database_url) == ({}, None)
+
+
+async def run_lanes(database_url: str, connector: FakeConnector, lanes: int) -> pipeline.RunStats:
+    async with session_of(database_url) as session:
+        options = pipeline.PipelineOptions(batch_size=100, write_lanes=lanes)
+        return await pipeline.run(
+            session, connector, "properties", ResourceSettings(overlap_s=0), options, Metrics(),
+            structlog.get_logger(), anyio.Event(),
+        )  # fmt: skip
+
+
+async def test_a_run_on_two_connections_writes_every_record_once_and_ends_at_its_checkpoint(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    taken = 0
+    real = SyncSession.extra_writer
+
+    def counting(self: SyncSession) -> Any:
+        nonlocal taken
+        taken += 1
+        return real(self)
+
+    monkeypatch.setattr(SyncSession, "extra_writer", counting)
+    records = [listing(i) for i in range(1_000)]
+    # Record 3 again near the end, newer: the two copies land in batches on different lanes.
+    records.append(listing(3, title="Renamed", updated="2025-01-02T00:00:00.000Z"))
+    stats = await run_lanes(database_url, FakeConnector(records, page_size=50), lanes=2)
+    assert taken == 1
+    assert (stats.inserted, stats.updated, stats.fetched) == (1_000, 1, 1_001)
+    rows, checkpoint = await state(database_url)
+    assert len(rows) == 1_000 and rows[f"{3:024x}"] == "Renamed"
+    assert checkpoint == {"offset": 1_001}
+    conn = await asyncpg.connect(database_url)
+    try:
+        events = await conn.fetch("SELECT external_id, kind FROM events ORDER BY id")
+    finally:
+        await conn.close()
+    assert len(events) == 1_001 and events[-1]["kind"] == "updated"
+
+
+async def test_a_one_batch_run_takes_no_second_connection(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(self: SyncSession) -> Any:
+        raise AssertionError("a one-batch run took an extra writer")
+
+    monkeypatch.setattr(SyncSession, "extra_writer", refuse)
+    stats = await run_lanes(database_url, FakeConnector([listing(i) for i in range(60)]), lanes=2)
+    assert stats.inserted == 60
+
+
+async def test_a_record_dead_lettered_and_seen_clean_later_in_the_same_run_is_resolved(
+    database_url: str,
+) -> None:
+    bad = listing(1, updated="not-a-date")
+    fixed = listing(1, updated="2025-01-02T00:00:00.000Z")
+    records = [listing(0), bad, *[listing(i) for i in range(2, 300)], fixed]
+    await run_lanes(database_url, FakeConnector(records), lanes=2)
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT external_id, resolved_at FROM dead_letters")
+    finally:
+        await conn.close()
+    assert [(r[0], r[1] is not None) for r in rows] == [(bad["_id"], True)]
