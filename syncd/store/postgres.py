@@ -268,6 +268,9 @@ class BatchWriter:
         # (server pid, advisory-lock key) of the run's lock holder, for a connection that
         # is not it: its batches commit only while that lock is still held.
         self._fence = fence
+        # Set by ``SyncSession.start_run`` when the integration has no rows of this
+        # resource yet: batches are then plain inserts (see ``insert_new_properties``).
+        self.first_sync = False
 
     async def apply(self, batch: Batch, turn: Turn | None = None, after: Turn | None = None) -> ApplyResult:
         """Rows, their change events, dead letters and the checkpoint: one transaction,
@@ -316,9 +319,7 @@ class BatchWriter:
             if after is not None:
                 await after.upserted.wait()
             if copied:
-                counts = await self._conn.fetchrow(Q[spec.upsert_query], self.integration_id)
-                assert counts is not None  # the statement always returns one row
-                inserted, updated = counts["inserted"], counts["updated"]
+                inserted, updated = await self._write_rows()
             if turn is not None:
                 turn.upserted.set()
             if after is not None:
@@ -358,6 +359,19 @@ class BatchWriter:
         unchanged = copied - inserted - updated
         return ApplyResult(inserted, updated, unchanged, len(batch.dead_letters))
 
+    async def _write_rows(self) -> tuple[int, int]:
+        """Staged rows into the table: (inserted, updated)."""
+        if self.first_sync:
+            try:
+                async with self._conn.transaction():  # a savepoint: the staged rows stay
+                    inserted: int = await self._conn.fetchval(Q[self.spec.insert_query], self.integration_id)
+                return inserted, 0
+            except asyncpg.UniqueViolationError:
+                self.first_sync = False  # a record came again: upsert from here on
+        counts = await self._conn.fetchrow(Q[self.spec.upsert_query], self.integration_id)
+        assert counts is not None  # the statement always returns one row
+        return counts["inserted"], counts["updated"]
+
 
 class SyncSession:
     """One sync run of one integration x resource, on the connection that holds its lock.
@@ -395,7 +409,9 @@ class SyncSession:
         with translate():
             async with self._pool.acquire() as conn:
                 await conn.execute(Q["create_incoming_tables"])
-                yield BatchWriter(conn, self.integration_id, self.spec, fence)
+                writer = BatchWriter(conn, self.integration_id, self.spec, fence)
+                writer.first_sync = self.writer.first_sync
+                yield writer
 
     async def checkpoint(self) -> dict[str, Any] | None:
         with translate():
@@ -412,6 +428,11 @@ class SyncSession:
     async def start_run(self) -> None:
         with translate():
             await self._conn.execute(Q["start_run"], self.integration_id, self.spec.resource)
+            # Under the run's lock, so no other sync of ours adds rows meanwhile; any other
+            # writer's row only turns a batch's insert into an upsert (unique_violation).
+            self.writer.first_sync = not await self._conn.fetchval(
+                Q[self.spec.any_row_query], self.integration_id
+            )
 
     async def open_dead_letters(self, limit: int = 100_000) -> set[str]:
         """Ids with an unresolved dead letter: a clean copy arriving later resolves them."""

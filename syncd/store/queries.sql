@@ -171,6 +171,57 @@ SELECT count(*) FILTER (WHERE created) AS inserted,
        count(*) FILTER (WHERE NOT created AND cardinality(last_changed_fields) > 0) AS updated
 FROM written;
 
+-- name: insert_new_properties
+-- The first sync of an integration (it has no properties yet): every row is new, so a
+-- plain INSERT, cheaper than ON CONFLICT's speculative insertion (measured: 10.8 -> 8.4 µs
+-- of statement time per listing). A row that exists after all (the partner sent a record
+-- again later in the run) fails it with unique_violation: the caller rolls back to its
+-- savepoint and upserts the batch instead.
+WITH written AS (
+    INSERT INTO properties AS t (
+        integration_id, external_id, title, nickname, property_type, accommodates,
+        bedrooms, bathrooms, timezone, street, city, state, postal_code, country,
+        latitude, longitude, active, listed, base_price, currency, source_updated_at,
+        raw)
+    SELECT $1,
+           external_id, title, nickname, property_type, accommodates, bedrooms,
+           bathrooms, timezone, street, city, state, postal_code, country, latitude,
+           longitude, active, listed, base_price, currency, source_updated_at, raw
+    FROM incoming_properties
+    RETURNING t.external_id, t.version, t.source_updated_at
+), logged AS (
+    INSERT INTO events (integration_id, resource, external_id, kind, version, source_updated_at)
+    SELECT $1, 'properties', external_id, 'created', version, source_updated_at FROM written
+)
+SELECT count(*) FROM written;
+
+-- name: insert_new_reservations
+-- Same contract as insert_new_properties.
+WITH written AS (
+    INSERT INTO reservations AS t (
+        integration_id, external_id, property_external_id, status, partner_status,
+        confirmation_code, channel, check_in, check_out, check_in_date, check_out_date,
+        nights, guests, guest_name, guest_email, total_paid, balance_due, currency,
+        source_created_at, source_updated_at, raw)
+    SELECT $1,
+           external_id, property_external_id, status, partner_status, confirmation_code,
+           channel, check_in, check_out, check_in_date, check_out_date, nights, guests,
+           guest_name, guest_email, total_paid, balance_due, currency, source_created_at,
+           source_updated_at, raw
+    FROM incoming_reservations
+    RETURNING t.external_id, t.version, t.source_updated_at
+), logged AS (
+    INSERT INTO events (integration_id, resource, external_id, kind, version, source_updated_at)
+    SELECT $1, 'reservations', external_id, 'created', version, source_updated_at FROM written
+)
+SELECT count(*) FROM written;
+
+-- name: has_properties
+SELECT EXISTS (SELECT 1 FROM properties WHERE integration_id = $1);
+
+-- name: has_reservations
+SELECT EXISTS (SELECT 1 FROM reservations WHERE integration_id = $1);
+
 -- name: soft_delete_properties
 WITH gone AS (
     UPDATE properties SET deleted_at = now(), version = version + 1, fetched_at = now(),

@@ -32,6 +32,8 @@ class TableSpec:
     staging_table: str
     columns: tuple[str, ...]
     upsert_query: str
+    insert_query: str  # every row new (first sync): see insert_new_properties
+    any_row_query: str
     soft_delete_query: str | None = None
     unseen_query: str | None = None
     # The model's values in column order (raw excluded), in C: this runs once per record.
@@ -44,10 +46,12 @@ class TableSpec:
 TABLES: dict[str, TableSpec] = {
     "properties": TableSpec(
         "properties", "incoming_properties", PROPERTY_COLUMNS, "upsert_properties",
+        "insert_new_properties", "has_properties",
         soft_delete_query="soft_delete_properties", unseen_query="unseen_properties",
     ),
     "reservations": TableSpec(
-        "reservations", "incoming_reservations", RESERVATION_COLUMNS, "upsert_reservations"
+        "reservations", "incoming_reservations", RESERVATION_COLUMNS, "upsert_reservations",
+        "insert_new_reservations", "has_reservations",
     ),
 }  # fmt: skip
 

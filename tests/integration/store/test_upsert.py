@@ -134,3 +134,35 @@ async def test_error_texts_with_nul_are_stored_escaped(database_url: str) -> Non
         await conn.close()
     assert error == "422 from partner: bad\\u0000filter"
     assert reason == "refused: \\u0000"
+
+
+async def test_a_first_sync_inserts_and_turns_to_upserts_when_a_record_comes_again(database_url: str) -> None:
+    async with Store.open(database_url) as store:
+        await setup(store)
+        async with store.sync_session("acme", "properties") as session:
+            assert session is not None
+            await session.start_run()
+            assert session.writer.first_sync  # no properties yet: plain inserts
+            first = await session.apply(Batch(rows=[prop("a", "Beach", T0), prop("b", "Hill", T0)]))
+            assert session.writer.first_sync
+            # "a" again, newer: the insert meets it, the batch is upserted instead.
+            again = await session.apply(
+                Batch(rows=[prop("a", "Beach house", T0 + timedelta(seconds=1)), prop("c", "Lake", T0)])
+            )
+            assert not session.writer.first_sync
+        async with store.sync_session("acme", "properties") as session:
+            assert session is not None
+            await session.start_run()
+            assert not session.writer.first_sync  # the integration has rows now
+    assert (first.inserted, first.updated) == (2, 0)
+    assert (again.inserted, again.updated) == (1, 1)
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT external_id, title, version FROM properties ORDER BY 1")
+        events = await conn.fetch("SELECT external_id, kind, version FROM events ORDER BY id")
+    finally:
+        await conn.close()
+    assert [tuple(r) for r in rows] == [("a", "Beach house", 2), ("b", "Hill", 1), ("c", "Lake", 1)]
+    assert [tuple(r) for r in events] == [
+        ("a", "created", 1), ("b", "created", 1), ("a", "updated", 2), ("c", "created", 1)
+    ]  # fmt: skip
