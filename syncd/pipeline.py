@@ -33,7 +33,7 @@ from pydantic import ValidationError
 
 from syncd.config import ResourceSettings
 from syncd.connectors.base import Connector, Page
-from syncd.errors import BatchAbandoned
+from syncd.errors import BatchAbandoned, StoreError
 from syncd.models import MAX_ID_LENGTH
 from syncd.observability.metrics import Metrics
 from syncd.store.postgres import BatchWriter, SyncSession, Turn
@@ -218,28 +218,35 @@ async def run(
                 await send.send(batcher.take())
 
     async def consume() -> None:
-        # Batch n goes to writer n % write_lanes; Turns keep upserts and commits in order.
+        # Batch n goes to writer n % lanes; Turns keep upserts and commits in order.
         lanes = options.write_lanes
         turns: deque[Turn] = deque(maxlen=lanes)
         async with receive, AsyncExitStack() as writers_open, anyio.create_task_group() as lanes_tg:
             writers = [session.writer]
             n = 0
             while True:
-                if len(turns) == lanes:
+                if len(turns) >= lanes:
                     # Wait for a free lane before taking the next batch: a batch held here
                     # would be one more batch of rows in memory.
-                    await turns[0].finished.wait()
+                    await turns[-lanes].finished.wait()
                 try:
                     batch = await receive.receive()
                 except anyio.EndOfStream:
                     break
-                lane = n % lanes
-                if lane == len(writers):  # taken on the run's second batch: one-batch runs never do
-                    writers.append(await writers_open.enter_async_context(session.extra_writer()))
+                if n % lanes == len(writers):  # taken on the run's second batch: one-batch runs never do
+                    try:
+                        writers.append(await writers_open.enter_async_context(session.extra_writer()))
+                    except StoreError as exc:
+                        # The server refused one more connection (max_connections): the run
+                        # goes on with the writers it has rather than fail.
+                        log.warning("extra_writer_unavailable", resource=resource, error=str(exc))
+                        lanes = len(writers)
+                        if len(turns) >= lanes:
+                            await turns[-lanes].finished.wait()
                 after = turns[-1] if turns else None
                 turn = Turn()
                 turns.append(turn)
-                lanes_tg.start_soon(apply_batch, writers[lane], batch, turn, after)
+                lanes_tg.start_soon(apply_batch, writers[n % lanes], batch, turn, after)
                 n += 1
 
     async def apply_batch(writer: BatchWriter, batch: Batch, turn: Turn, after: Turn | None) -> None:

@@ -195,3 +195,18 @@ async def test_a_record_dead_lettered_and_seen_clean_later_in_the_same_run_is_re
     finally:
         await conn.close()
     assert [(r[0], r[1] is not None) for r in rows] == [(bad["_id"], True)]
+
+
+async def test_a_run_refused_a_second_connection_goes_on_with_one(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    @contextlib.asynccontextmanager
+    async def refused(self: SyncSession) -> Any:
+        raise errors.StoreError("TooManyConnectionsError: sorry, too many clients already")
+        yield  # pragma: no cover - a generator, for asynccontextmanager
+
+    monkeypatch.setattr(SyncSession, "extra_writer", refused)
+    stats = await run_lanes(database_url, FakeConnector([listing(i) for i in range(1_000)], page_size=50), 2)
+    assert (stats.inserted, stats.fetched) == (1_000, 1_000)
+    rows, checkpoint = await state(database_url)
+    assert len(rows) == 1_000 and checkpoint == {"offset": 1_000}
