@@ -221,14 +221,18 @@ async def run(
         # Batch n goes to writer n % lanes; Turns keep upserts and commits in order.
         lanes = options.write_lanes
         turns: deque[Turn] = deque(maxlen=lanes)
+
+        async def free_lane() -> None:
+            if len(turns) >= lanes:
+                await turns[-lanes].finished.wait()  # that lane's previous batch
+
         async with receive, AsyncExitStack() as writers_open, anyio.create_task_group() as lanes_tg:
             writers = [session.writer]
             n = 0
             while True:
-                if len(turns) >= lanes:
-                    # Wait for a free lane before taking the next batch: a batch held here
-                    # would be one more batch of rows in memory.
-                    await turns[-lanes].finished.wait()
+                # A free lane before taking the next batch: a batch held here would be one
+                # more batch of rows in memory.
+                await free_lane()
                 try:
                     batch = await receive.receive()
                 except anyio.EndOfStream:
@@ -241,8 +245,7 @@ async def run(
                         # goes on with the writers it has rather than fail.
                         log.warning("extra_writer_unavailable", resource=resource, error=str(exc))
                         lanes = len(writers)
-                        if len(turns) >= lanes:
-                            await turns[-lanes].finished.wait()
+                        await free_lane()
                 after = turns[-1] if turns else None
                 turn = Turn()
                 turns.append(turn)

@@ -12,6 +12,7 @@ import pytest
 from syncd.models import Property
 from syncd.store.postgres import Store
 from syncd.store.types import TABLES, Batch, DeadLetter, row_for
+from tests.support import db_rows
 
 pytestmark = pytest.mark.anyio
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -126,12 +127,10 @@ async def test_error_texts_with_nul_are_stored_escaped(database_url: str) -> Non
             await session.start_run()
             await session.finish_failed("422 from partner: bad\x00filter")
         await store.set_integration_status("acme", "auth_failed", "refused: \x00")
-    conn = await asyncpg.connect(database_url)
-    try:
-        error = await conn.fetchval("SELECT last_error FROM sync_state WHERE integration_id = 'acme'")
-        reason = await conn.fetchval("SELECT status_reason FROM integrations WHERE id = 'acme'")
-    finally:
-        await conn.close()
+    [(error,)] = await db_rows(
+        database_url, "SELECT last_error FROM sync_state WHERE integration_id = 'acme'"
+    )
+    [(reason,)] = await db_rows(database_url, "SELECT status_reason FROM integrations WHERE id = 'acme'")
     assert error == "422 from partner: bad\\u0000filter"
     assert reason == "refused: \\u0000"
 
@@ -156,12 +155,8 @@ async def test_a_first_sync_inserts_and_turns_to_upserts_when_a_record_comes_aga
             assert not session.writer.first_sync  # the integration has rows now
     assert (first.inserted, first.updated) == (2, 0)
     assert (again.inserted, again.updated) == (1, 1)
-    conn = await asyncpg.connect(database_url)
-    try:
-        rows = await conn.fetch("SELECT external_id, title, version FROM properties ORDER BY 1")
-        events = await conn.fetch("SELECT external_id, kind, version FROM events ORDER BY id")
-    finally:
-        await conn.close()
+    rows = await db_rows(database_url, "SELECT external_id, title, version FROM properties ORDER BY 1")
+    events = await db_rows(database_url, "SELECT external_id, kind, version FROM events ORDER BY id")
     assert [tuple(r) for r in rows] == [("a", "Beach house", 2), ("b", "Hill", 1), ("c", "Lake", 1)]
     assert [tuple(r) for r in events] == [
         ("a", "created", 1), ("b", "created", 1), ("a", "updated", 2), ("c", "created", 1)

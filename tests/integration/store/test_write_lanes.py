@@ -22,6 +22,7 @@ from syncd.observability.metrics import Metrics
 from syncd.store.postgres import Store, SyncSession, Turn
 from syncd.store.types import TABLES, Batch, row_for
 from syncd.testing import FakeConnector, listing
+from tests.support import db_rows
 
 pytestmark = pytest.mark.anyio
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -34,12 +35,9 @@ def prop(ext: str, title: str, at: datetime = T0) -> tuple[Any, ...]:
 
 
 async def state(database_url: str) -> tuple[dict[str, str], Any]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        rows = await conn.fetch("SELECT external_id, title FROM properties")
-        checkpoint = await conn.fetchval("SELECT checkpoint FROM sync_state WHERE resource = 'properties'")
-    finally:
-        await conn.close()
+    rows = await db_rows(database_url, "SELECT external_id, title FROM properties")
+    saved = await db_rows(database_url, "SELECT checkpoint FROM sync_state WHERE resource = 'properties'")
+    checkpoint = saved[0][0] if saved else None
     return {r[0]: r[1] for r in rows}, orjson.loads(checkpoint) if checkpoint else None
 
 
@@ -121,13 +119,8 @@ async def test_an_extra_writer_stops_committing_once_the_runs_lock_is_lost(datab
         async with session_of(database_url) as session:
             assert isinstance(session, SyncSession)
             async with session.extra_writer() as other:
-                admin = await asyncpg.connect(database_url)
-                try:
-                    await admin.execute(
-                        "SELECT pg_terminate_backend($1)", session.writer._conn.get_server_pid()
-                    )
-                finally:
-                    await admin.close()
+                lock_pid = session.writer._conn.get_server_pid()
+                await db_rows(database_url, "SELECT pg_terminate_backend($1)", lock_pid)
                 with pytest.raises(errors.StoreUnavailable, match="lock was lost"):
                     await other.apply(Batch(rows=[prop("b", "B")], checkpoint={"page": 1}))
     assert await state(database_url) == ({}, None)
@@ -163,11 +156,7 @@ async def test_a_run_on_two_connections_writes_every_record_once_and_ends_at_its
     rows, checkpoint = await state(database_url)
     assert len(rows) == 1_000 and rows[f"{3:024x}"] == "Renamed"
     assert checkpoint == {"offset": 1_001}
-    conn = await asyncpg.connect(database_url)
-    try:
-        events = await conn.fetch("SELECT external_id, kind FROM events ORDER BY id")
-    finally:
-        await conn.close()
+    events = await db_rows(database_url, "SELECT external_id, kind FROM events ORDER BY id")
     assert len(events) == 1_001 and events[-1]["kind"] == "updated"
 
 
@@ -189,11 +178,7 @@ async def test_a_record_dead_lettered_and_seen_clean_later_in_the_same_run_is_re
     fixed = listing(1, updated="2025-01-02T00:00:00.000Z")
     records = [listing(0), bad, *[listing(i) for i in range(2, 300)], fixed]
     await run_lanes(database_url, FakeConnector(records), lanes=2)
-    conn = await asyncpg.connect(database_url)
-    try:
-        rows = await conn.fetch("SELECT external_id, resolved_at FROM dead_letters")
-    finally:
-        await conn.close()
+    rows = await db_rows(database_url, "SELECT external_id, resolved_at FROM dead_letters")
     assert [(r[0], r[1] is not None) for r in rows] == [(bad["_id"], True)]
 
 
