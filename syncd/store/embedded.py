@@ -22,12 +22,20 @@ import anyio
 # a batch's commit finds most of its WAL already on disk (measured: commit waits per
 # 2,500-row batch fell from 17 to 12 ms). Durability stays on: fsync and synchronous_commit
 # are untouched.
+# wal_init_zero off: a new 16 MB WAL segment is not first written full of zeros. A first
+# sync creates segments as fast as it fills them, so the zeros doubled the bytes the WAL
+# writer pushed through the page cache (perf: the WAL writer was 10 % of both cores, all in
+# the kernel's copy into the page cache; a million-listing full sync measured 5 % faster
+# without). WAL records are checksummed, so recovery never mistakes stale bytes for WAL;
+# what is lost is the up-front reservation of disk space, and a full disk then stops the
+# server at a WAL write instead of at segment creation: either way it stops.
 TUNING = {
     "shared_buffers": "256MB",
     "max_wal_size": "2GB",
     "checkpoint_timeout": "15min",
     "checkpoint_completion_target": "0.9",
     "wal_writer_delay": "10ms",
+    "wal_init_zero": "off",
 }
 
 

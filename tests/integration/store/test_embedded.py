@@ -3,14 +3,19 @@ kept across restarts, stopped on exit (including SIGTERM)."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import asyncpg
 import psutil
 import pytest
+
+from syncd.store.embedded import TUNING
 
 pytestmark = pytest.mark.slow
 
@@ -63,3 +68,18 @@ def test_sigterm_stops_the_embedded_server(tmp_path: Path) -> None:
             if proc.poll() is None:
                 proc.kill()
     assert not postgres_running_on(pgdata)
+
+
+def test_the_embedded_server_runs_with_the_write_tuning(pg_server: str) -> None:
+    """The settings of ``TUNING`` reach the server (the suite's own server is embedded)."""
+    if os.environ.get("SYNCD_TEST_DATABASE_URL"):
+        pytest.skip("the suite runs on an external server")
+
+    async def settings() -> dict[str, str]:
+        conn = await asyncpg.connect(pg_server)
+        try:
+            return {key: await conn.fetchval("SELECT current_setting($1)", key) for key in TUNING}
+        finally:
+            await conn.close()
+
+    assert asyncio.run(settings()) == TUNING
