@@ -7,7 +7,7 @@ these models so that nothing downstream knows which partner a row came from.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, get_args, get_origin
@@ -98,25 +98,55 @@ class Reservation(_Record):
 # to get its canonical error (or value). The bounds are read from the models above, so the
 # two cannot drift; tests/unit/test_canonical_check.py holds the two paths equal.
 
-CanonicalCheck = Callable[[Mapping[str, Any]], bool]
+# Canonical values travel as tuples in the model's field order (``field_names``): the order
+# of the staging tables' columns too, so a record's values become its row without a dict.
+CanonicalCheck = Callable[[Sequence[Any]], bool]
+CanonicalValues = Callable[[tuple[Any, ...]], tuple[Any, ...]]
+
+
+def field_names(model: type[BaseModel]) -> tuple[str, ...]:
+    return tuple(model.model_fields)
+
+
+def values_of(record: BaseModel) -> tuple[Any, ...]:
+    """A model's values in field order (the shape adapters produce)."""
+    return tuple(getattr(record, name) for name in type(record).model_fields)
+
+
+def canonical_values(model: type[BaseModel]) -> CanonicalValues:
+    """values (in field order, of the types the model declares) -> the canonical values:
+    the same tuple when every bound holds, else pydantic's verdict (its coerced values, or
+    its ``ValidationError``, which names the failing field)."""
+    check = canonical_check(model)
+    names = field_names(model)
+
+    def canonical(values: tuple[Any, ...]) -> tuple[Any, ...]:
+        if check(values):
+            return values
+        return values_of(model.model_validate(dict(zip(names, values, strict=True))))
+
+    return canonical
 
 
 def canonical_check(model: type[BaseModel]) -> CanonicalCheck:
-    """A predicate: True when ``values`` (of the types the model declares) meet every bound
-    the model declares. Unknown constraint kinds are refused at import, never ignored.
+    """A predicate: True when ``values`` (in field order, of the types the model declares)
+    meet every bound the model declares. Unknown constraint kinds are refused at import,
+    never ignored.
 
     Generated as one function (as ``dataclasses`` generates ``__init__``): a closure per
     bound would cost as much as a third of the pydantic call it replaces."""
-    lines: list[str] = []
+    lines: list[str] = [f"    if len(v) != {len(model.model_fields)}: return False"]
     constants: dict[str, Any] = {}
     for n, (name, info) in enumerate(model.model_fields.items()):
         tests = _field_tests(name, info.annotation, info.metadata, constants, n)
         optional = type(None) in get_args(info.annotation)
         condition = " and ".join(tests)
         if optional:
-            lines.append(f"    x = v[{name!r}]\n    if x is not None and not ({condition}): return False")
+            lines.append(
+                f"    x = v[{n}]  # {name}\n    if x is not None and not ({condition}): return False"
+            )
         else:
-            lines.append(f"    x = v[{name!r}]\n    if x is None or not ({condition}): return False")
+            lines.append(f"    x = v[{n}]  # {name}\n    if x is None or not ({condition}): return False")
     body = "\n".join("        " + line for block in lines for line in block.splitlines())
     source = (
         f"def check(v):\n    try:\n{body}\n"

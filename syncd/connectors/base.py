@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -42,8 +42,9 @@ class PartnerInfo:
         return PartnerSchema(resources=self.resources, credential_keys=self.credential_keys)
 
 
-# raw record -> the canonical model's field values (validated against it: models.py).
-Normalizer = Callable[[bytes], Mapping[str, Any]]
+# raw record -> the canonical model's field values, in its field order (validated against
+# it: models.canonical_values).
+Normalizer = Callable[[bytes], tuple[Any, ...]]
 
 
 class Connector(Protocol):

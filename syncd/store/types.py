@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from syncd.models import Property, Reservation, field_names
 from syncd.observability.logging import redact_text
 
-# Column order of the staging tables in queries.sql (``incoming_*``); ``raw`` is always last.
-PROPERTY_COLUMNS: tuple[str, ...] = (
-    "external_id", "title", "nickname", "property_type", "accommodates", "bedrooms", "bathrooms",
-    "timezone", "street", "city", "state", "postal_code", "country", "latitude", "longitude",
-    "active", "listed", "base_price", "currency", "source_updated_at", "raw",
-)  # fmt: skip
-RESERVATION_COLUMNS: tuple[str, ...] = (
-    "external_id", "property_external_id", "status", "partner_status", "confirmation_code",
-    "channel", "check_in", "check_out", "check_in_date", "check_out_date", "nights", "guests",
-    "guest_name", "guest_email", "total_paid", "balance_due", "currency", "source_created_at",
-    "source_updated_at", "raw",
-)  # fmt: skip
+# Columns of the staging tables (``incoming_*`` in queries.sql): the canonical model's
+# fields in their order (the shape of a normalizer's values), then ``raw``.
+PROPERTY_COLUMNS: tuple[str, ...] = (*field_names(Property), "raw")
+RESERVATION_COLUMNS: tuple[str, ...] = (*field_names(Reservation), "raw")
 
 
 @dataclass(frozen=True)
@@ -36,11 +27,6 @@ class TableSpec:
     any_row_query: str
     soft_delete_query: str | None = None
     unseen_query: str | None = None
-    # The model's values in column order (raw excluded), in C: this runs once per record.
-    values: Callable[[Mapping[str, Any]], tuple[Any, ...]] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "values", operator.itemgetter(*self.columns[:-1]))
 
 
 TABLES: dict[str, TableSpec] = {
@@ -118,15 +104,15 @@ def storable_text(text: str) -> str:
     return redact_text(text).replace("\x00", "\\u0000")
 
 
-def row_for(spec: TableSpec, values: Mapping[str, Any], raw: bytes) -> tuple[Any, ...]:
-    """Staging-table row of canonical values, in ``spec.columns`` order (``raw`` last).
+def row_for(values: tuple[Any, ...], raw: bytes) -> tuple[Any, ...]:
+    """Staging-table row of canonical values (in field order, as ``TableSpec.columns``), ``raw`` last.
 
     Raises ``UnicodeDecodeError`` (a record error: its dead letter) when ``raw`` is not
     UTF-8. The decoders never read the bytes of fields we do not map, but PostgreSQL
     checks the whole record when it stores ``raw``, and would refuse the whole batch."""
     if not raw.isascii():  # ~0.1 µs for a 1.4 KB record; decoding only the others
         raw.decode()
-    return (*spec.values(values), raw)
+    return (*values, raw)
 
 
 def without_nul(rows: list[tuple[Any, ...]]) -> bool:

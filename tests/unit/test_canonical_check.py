@@ -3,6 +3,7 @@ accepts exactly what the canonical pydantic models accept, with the same values.
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, Field
 
 from syncd.connectors.guesty import adapter
-from syncd.models import Property, canonical_check
+from syncd.models import Property, Reservation, canonical_check, field_names
 from syncd.pipeline import RECORD_ERRORS
 
 TIMESTAMPS = st.sampled_from(
@@ -72,16 +73,21 @@ listings = st.composite(_listing)()
 
 def _outcome(normalize: Any, raw: bytes) -> Any:
     try:
-        return dict(normalize(raw))
+        return normalize(raw)
     except RECORD_ERRORS:
         return "refused"
+
+
+def _named(model: type[BaseModel], values: Any) -> Any:
+    """Values in field order, named: a value in the wrong position shows as a wrong field."""
+    return values if values == "refused" else dict(zip(field_names(model), values, strict=True))
 
 
 @settings(max_examples=600, deadline=None)
 @given(listings)
 def test_fast_listing_path_equals_the_canonical_model(record: dict[str, Any]) -> None:
     raw = orjson.dumps(record)
-    fast = _outcome(adapter.listing_values, raw)
+    fast = _named(Property, _outcome(adapter.listing_values, raw))
     canonical = _outcome(lambda r: adapter.listing_to_property(r).__dict__, raw)
     assert fast == canonical
 
@@ -113,7 +119,7 @@ def _reservation(draw: Any) -> dict[str, Any]:
 @given(st.composite(_reservation)())
 def test_fast_reservation_path_equals_the_canonical_model(record: dict[str, Any]) -> None:
     raw = orjson.dumps(record)
-    fast = _outcome(adapter.reservation_values, raw)
+    fast = _named(Reservation, _outcome(adapter.reservation_values, raw))
     canonical = _outcome(lambda r: adapter.reservation_to_canonical(r).__dict__, raw)
     assert fast == canonical
 
@@ -123,11 +129,40 @@ def test_fast_path_skips_pydantic_only_for_in_bounds_records() -> None:
     good = adapter.listing_values(
         orjson.dumps({"_id": "a1", "title": "T", "lastUpdatedAt": "2025-01-01T00:00:00Z"})
     )
+
+    def but(name: str, value: Any) -> tuple[Any, ...]:
+        return tuple(value if n == name else v for n, v in zip(field_names(Property), good, strict=True))
+
     assert check(good)
-    assert not check({**good, "latitude": 91.0})
-    assert not check({**good, "accommodates": True})  # a bool is not an int here
-    assert not check({**good, "base_price": Decimal("NaN")})
-    assert not check({**good, "title": None})
+    assert not check(but("latitude", 91.0))
+    assert not check(but("accommodates", True))  # a bool is not an int here
+    assert not check(but("base_price", Decimal("NaN")))
+    assert not check(but("title", None))
+    assert not check(good[:-1])  # a value missing: positions would be off
+
+
+def test_the_adapter_puts_each_wire_field_in_its_canonical_position() -> None:
+    """Every mapped field at once, each with a value no other field has: a tuple built in
+    the wrong order cannot pass (both paths share ``_listing``, so only names prove it)."""
+    raw = orjson.dumps(
+        {
+            "_id": "L1", "lastUpdatedAt": "2025-01-02T03:04:05.678Z", "title": "Title",
+            "nickname": "Nick", "type": "APARTMENT", "accommodates": 4, "bedrooms": 2.5,
+            "bathrooms": 1.5, "timezone": "Europe/Paris", "active": False, "listed": True,
+            "address": {"street": "1 Rue", "city": "Paris", "state": "IDF", "zipcode": "75001",
+                        "country": "France", "lat": 48.8, "lng": 2.3},
+            "prices": {"basePrice": 120.5, "currency": "EUR"},
+        }
+    )  # fmt: skip
+    values = dict(zip(field_names(Property), adapter.listing_values(raw), strict=True))
+    assert values == {
+        "external_id": "L1", "source_updated_at": datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
+        "title": "Title", "nickname": "Nick", "property_type": "APARTMENT", "accommodates": 4,
+        "bedrooms": 2.5, "bathrooms": 1.5, "timezone": "Europe/Paris", "street": "1 Rue",
+        "city": "Paris", "state": "IDF", "postal_code": "75001", "country": "France",
+        "latitude": 48.8, "longitude": 2.3, "active": False, "listed": True,
+        "base_price": Decimal("120.5"), "currency": "EUR",
+    }  # fmt: skip
 
 
 def test_a_constraint_without_a_fast_check_is_refused_at_import() -> None:
@@ -136,3 +171,27 @@ def test_a_constraint_without_a_fast_check_is_refused_at_import() -> None:
 
     with pytest.raises(TypeError, match="no fast check"):
         canonical_check(Odd)
+
+
+def test_the_adapter_puts_each_reservation_field_in_its_canonical_position() -> None:
+    raw = orjson.dumps(
+        {
+            "_id": "R1", "lastUpdatedAt": "2025-01-02T03:04:05Z", "listingId": "L1",
+            "status": "Confirmed", "confirmationCode": "GY-1", "source": "airbnb2",
+            "checkIn": "2025-02-01T15:00:00Z", "checkOut": "2025-02-03T11:00:00Z",
+            "checkInDateLocalized": "2025-02-01", "checkOutDateLocalized": "2025-02-03",
+            "nightsCount": 2, "guestsCount": 3, "guest": {"fullName": "Ann", "email": "a@x.test"},
+            "money": {"totalPaid": 200, "balanceDue": 50, "currency": "USD"},
+            "createdAt": "2024-12-01T00:00:00Z",
+        }
+    )  # fmt: skip
+    values = dict(zip(field_names(Reservation), adapter.reservation_values(raw), strict=True))
+    assert values == {
+        "external_id": "R1", "source_updated_at": datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC),
+        "property_external_id": "L1", "status": "confirmed", "partner_status": "Confirmed",
+        "confirmation_code": "GY-1", "channel": "airbnb2",
+        "check_in": datetime(2025, 2, 1, 15, tzinfo=UTC), "check_out": datetime(2025, 2, 3, 11, tzinfo=UTC),
+        "check_in_date": date(2025, 2, 1), "check_out_date": date(2025, 2, 3), "nights": 2, "guests": 3,
+        "guest_name": "Ann", "guest_email": "a@x.test", "total_paid": Decimal(200),
+        "balance_due": Decimal(50), "currency": "USD", "source_created_at": datetime(2024, 12, 1, tzinfo=UTC),
+    }  # fmt: skip

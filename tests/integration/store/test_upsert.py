@@ -9,19 +9,18 @@ import asyncpg
 import orjson
 import pytest
 
-from syncd.models import Property
+from syncd.models import Property, values_of
 from syncd.store.postgres import Store
-from syncd.store.types import TABLES, Batch, DeadLetter, row_for
+from syncd.store.types import Batch, DeadLetter, row_for
 from tests.support import db_rows
 
 pytestmark = pytest.mark.anyio
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
-SPEC = TABLES["properties"]
 
 
 def prop(ext: str, title: str, at: datetime, **kw: Any) -> tuple[Any, ...]:
     model = Property(external_id=ext, title=title, source_updated_at=at, **kw)
-    return row_for(SPEC, model.__dict__, orjson.dumps({"_id": ext, "title": title}))
+    return row_for(values_of(model), orjson.dumps({"_id": ext, "title": title}))
 
 
 async def setup(store: Store) -> None:

@@ -17,7 +17,7 @@ import structlog
 
 from syncd import errors, pipeline
 from syncd.config import ResourceSettings
-from syncd.models import Property
+from syncd.models import Property, values_of
 from syncd.observability.metrics import Metrics
 from syncd.store.postgres import Store, SyncSession, Turn
 from syncd.store.types import TABLES, Batch, row_for
@@ -31,7 +31,7 @@ SPEC = TABLES["properties"]
 
 def prop(ext: str, title: str, at: datetime = T0) -> tuple[Any, ...]:
     model = Property(external_id=ext, title=title, source_updated_at=at)
-    return row_for(SPEC, model.__dict__, orjson.dumps({"_id": ext, "title": title}))
+    return row_for(values_of(model), orjson.dumps({"_id": ext, "title": title}))
 
 
 async def state(database_url: str) -> tuple[dict[str, str], Any]:
