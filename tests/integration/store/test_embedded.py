@@ -15,7 +15,7 @@ import asyncpg
 import psutil
 import pytest
 
-from syncd.store.embedded import TUNING
+from syncd.store.embedded import TUNING, TUNING_FILE, EmbeddedPostgres
 
 pytestmark = pytest.mark.slow
 
@@ -83,3 +83,33 @@ def test_the_embedded_server_runs_with_the_write_tuning(pg_server: str) -> None:
             await conn.close()
 
     assert asyncio.run(settings()) == TUNING
+
+
+def test_tuning_reaches_a_data_directory_made_by_an_earlier_version(tmp_path: Path) -> None:
+    """An upgrade's tuning applies at the next start: older versions appended their
+    settings to postgresql.conf once, at creation, and never again."""
+    pg = EmbeddedPostgres(tmp_path)
+    pg.start()
+    pg.stop()
+    conf = pg.pgdata / "postgresql.conf"
+    before_syncd = conf.read_text().split("\n# syncd embedded defaults\n")[0]
+    conf.write_text(
+        before_syncd + "\n# syncd embedded defaults\nshared_buffers = '256MB'\nwal_init_zero = 'on'\n"
+    )
+    (pg.pgdata / TUNING_FILE).unlink()
+
+    async def wal_init_zero(dsn: str) -> str:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return str(await conn.fetchval("SELECT current_setting('wal_init_zero')"))
+        finally:
+            await conn.close()
+
+    dsn = pg.start()
+    try:
+        assert asyncio.run(wal_init_zero(dsn)) == TUNING["wal_init_zero"] == "off"
+    finally:
+        pg.stop()
+    pg.start()  # a second start does not include the file twice
+    pg.stop()
+    assert conf.read_text().count(f"include_if_exists '{TUNING_FILE}'") == 1
