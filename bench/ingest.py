@@ -2,6 +2,7 @@
 
     python bench/ingest.py                      # 100,000 and 1,000,000 listings
     python bench/ingest.py --sizes 100000       # one size
+    python bench/ingest.py --repeat 3           # each size 3 times: medians (PERFORMANCE.md's way)
 
 For each size, on a fresh database of one embedded PostgreSQL server:
   1. full sync: every listing is new;
@@ -9,7 +10,9 @@ For each size, on a fresh database of one embedded PostgreSQL server:
      (every record rewritten, with newer timestamps), and the daemon syncs again.
 The daemon and the simulator are separate processes, as in production. records/s is
 records / sync duration (from the daemon's own sync_started/sync_finished log events);
-peak RSS is the daemon process's ru_maxrss. The last line printed is one JSON object.
+peak RSS is the daemon process's ru_maxrss. With ``--repeat N`` each size runs N times on
+a fresh database each time; a phase's figures are then the median records/s (every run
+listed beside it) and the highest peak RSS. The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import asyncio
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -191,12 +195,31 @@ def scenario(server_dsn: str, pgdata: Path, workdir: Path, listings: int, batch_
     return out
 
 
+def combined(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One size's repeated runs: median records/s per phase, every run's figure, worst RSS."""
+    out: dict[str, Any] = {"listings": runs[0]["listings"]}
+    for label in ("full", "changed"):
+        phases = [r[label] for r in runs]
+        out[label] = {
+            "records_per_s": round(statistics.median(p["records_per_s"] for p in phases)),
+            "runs_records_per_s": [p["records_per_s"] for p in phases],
+            "peak_rss_mb": max(p["peak_rss_mb"] for p in phases),
+            "cpu_us_per_record": {
+                process: round(statistics.median(p["cpu_us_per_record"][process] for p in phases), 1)
+                for process in phases[0]["cpu_us_per_record"]
+            },
+        }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--batch-size", type=int, default=2500)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per size; figures are medians")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    repeat = args.repeat
     with tempfile.TemporaryDirectory(prefix="syncd-bench-") as tmp:
         workdir = Path(tmp)
         pg = EmbeddedPostgres(workdir)
@@ -204,7 +227,10 @@ def main() -> None:
         server_dsn = pg.start()
         print(f"embedded PostgreSQL up in {time.monotonic() - started:.2f} s", flush=True)
         try:
-            results = [scenario(server_dsn, pg.pgdata, workdir, n, args.batch_size) for n in sizes]
+            results = []
+            for n in sizes:
+                runs = [scenario(server_dsn, pg.pgdata, workdir, n, args.batch_size) for _ in range(repeat)]
+                results.append(combined(runs))
         finally:
             pg.stop()
     full = min(r["full"]["records_per_s"] for r in results)
@@ -214,6 +240,7 @@ def main() -> None:
     ratio = round(max(rss_by_size) / min(rss_by_size), 3)
     summary = {
         "bench": "ingest",
+        "repeat": args.repeat,
         "results": results,
         "full_sync_records_per_s_min": full,
         "changed_resync_records_per_s_min": changed,
