@@ -71,7 +71,7 @@ async def database(settings: Settings, log: Any) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def open_store(settings: Settings, dsn: str) -> AsyncIterator[Store]:
+async def open_store(settings: Settings, dsn: str, log: Any = None) -> AsyncIterator[Store]:
     db = settings.database
     async with Store.open(
         dsn,
@@ -82,10 +82,32 @@ async def open_store(settings: Settings, dsn: str) -> AsyncIterator[Store]:
         command_timeout=db.command_timeout_s,
     ) as store:
         await store.migrate()
+        if log is not None:
+            await warn_if_connections_short(store, settings, log)
         for integ in settings.integrations:
             resources = {name: (res.interval_s, res.enabled) for name, res in integ.resources.items()}
             await store.register_integration(integ.id, integ.partner, integ.enabled, resources)
         yield store
+
+
+async def warn_if_connections_short(store: Store, settings: Settings, log: Any) -> None:
+    """Say at start, not at the first busy hour, when the pool may want more connections
+    than the server has left: runs then fail to open their session (and retry), and
+    second write lanes are skipped (``extra_writer_unavailable``)."""
+    wanted = store.pool_max_size - store.pool_open
+    headroom = await store.connection_headroom()
+    if wanted > headroom:
+        d = settings.daemon
+        log.warning(
+            "database_connections_short",
+            pool_max_size=store.pool_max_size,
+            more_wanted=wanted,
+            server_has_free=headroom,
+            hint=(
+                f"the pool grows to worker_concurrency ({d.worker_concurrency}) x write_lanes "
+                f"({settings.database.write_lanes}) + 3; lower either, or raise the server's max_connections"
+            ),
+        )
 
 
 def cipher_for(settings: Settings) -> crypto.Cipher:
@@ -162,7 +184,7 @@ class Daemon:
         log.info("daemon_starting", integrations=len(self.owned), once=self.once)
         async with (
             database(self.settings, log) as dsn,
-            open_store(self.settings, dsn) as store,
+            open_store(self.settings, dsn, log) as store,
             build_transport(max_connections=64) as transport,
         ):
             credentials = CredentialStore(store, cipher_for(self.settings))

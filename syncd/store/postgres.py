@@ -124,6 +124,19 @@ class Store:
         with translate():
             await self._pool.fetchval(Q["ping"], timeout=5)
 
+    @property
+    def pool_max_size(self) -> int:
+        return self._pool.get_max_size()
+
+    @property
+    def pool_open(self) -> int:
+        return self._pool.get_size()
+
+    async def connection_headroom(self) -> int:
+        """Connections the server still accepts from anyone (see queries.sql)."""
+        with translate():
+            return int(await self._pool.fetchval(Q["connection_headroom"]))
+
     async def now(self) -> datetime:
         """The database clock: schedules and leases never trust a process's wall clock."""
         with translate():

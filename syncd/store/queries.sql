@@ -336,6 +336,14 @@ UPDATE schedules SET last_started_at = now() WHERE integration_id = $1 AND resou
 -- name: ping
 SELECT 1;
 
+-- name: connection_headroom
+-- Connections other clients may still open: the server's limit less the slots reserved for
+-- superusers (and, from PostgreSQL 16, for pg_use_reserved_connections) less those in use.
+SELECT current_setting('max_connections')::int
+     - current_setting('superuser_reserved_connections')::int
+     - coalesce(current_setting('reserved_connections', true)::int, 0)
+     - (SELECT count(*)::int FROM pg_stat_activity WHERE backend_type = 'client backend');
+
 -- name: lock
 SELECT pg_advisory_lock($1);
 
