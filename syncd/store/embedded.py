@@ -29,14 +29,9 @@ import anyio
 # without). WAL records are checksummed, so recovery never mistakes stale bytes for WAL;
 # what is lost is the up-front reservation of disk space, and a full disk then stops the
 # server at a WAL write instead of at segment creation: either way it stops.
-# max_wal_size 1GB (was 2GB): a checkpoint every ~half gigabyte of WAL, so a long first sync
-# recycles WAL segments whose pages are already in memory instead of filling new files, and
-# the checkpointer, not the backends, writes most dirty table pages out. A cold 1M full sync:
-# PostgreSQL CPU per record 18-19 -> 14.7 µs (interleaved runs; 512MB and 256MB measured the
-# same, and cost the all-changed resync more in full-page images).
 TUNING = {
     "shared_buffers": "256MB",
-    "max_wal_size": "1GB",
+    "max_wal_size": "2GB",
     "checkpoint_timeout": "15min",
     "checkpoint_completion_target": "0.9",
     "wal_writer_delay": "10ms",
