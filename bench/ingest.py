@@ -240,7 +240,7 @@ def main() -> None:
     ratio = round(max(rss_by_size) / min(rss_by_size), 3)
     summary = {
         "bench": "ingest",
-        "repeat": args.repeat,
+        "repeat": repeat,
         "results": results,
         "full_sync_records_per_s_min": full,
         "changed_resync_records_per_s_min": changed,

@@ -71,7 +71,7 @@ async def database(settings: Settings, log: Any) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def open_store(settings: Settings, dsn: str, log: Any = None) -> AsyncIterator[Store]:
+async def open_store(settings: Settings, dsn: str) -> AsyncIterator[Store]:
     db = settings.database
     async with Store.open(
         dsn,
@@ -82,8 +82,6 @@ async def open_store(settings: Settings, dsn: str, log: Any = None) -> AsyncIter
         command_timeout=db.command_timeout_s,
     ) as store:
         await store.migrate()
-        if log is not None:
-            await warn_if_connections_short(store, settings, log)
         for integ in settings.integrations:
             resources = {name: (res.interval_s, res.enabled) for name, res in integ.resources.items()}
             await store.register_integration(integ.id, integ.partner, integ.enabled, resources)
@@ -184,9 +182,10 @@ class Daemon:
         log.info("daemon_starting", integrations=len(self.owned), once=self.once)
         async with (
             database(self.settings, log) as dsn,
-            open_store(self.settings, dsn, log) as store,
+            open_store(self.settings, dsn) as store,
             build_transport(max_connections=64) as transport,
         ):
+            await warn_if_connections_short(store, self.settings, log)
             credentials = CredentialStore(store, cipher_for(self.settings))
             connectors = build_connectors(
                 self.settings, self.owned, transport, credentials, self.metrics, log, self.guards

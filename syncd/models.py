@@ -141,12 +141,8 @@ def canonical_check(model: type[BaseModel]) -> CanonicalCheck:
         tests = _field_tests(name, info.annotation, info.metadata, constants, n)
         optional = type(None) in get_args(info.annotation)
         condition = " and ".join(tests)
-        if optional:
-            lines.append(
-                f"    x = v[{n}]  # {name}\n    if x is not None and not ({condition}): return False"
-            )
-        else:
-            lines.append(f"    x = v[{n}]  # {name}\n    if x is None or not ({condition}): return False")
+        absent = "x is not None and not" if optional else "x is None or not"
+        lines.append(f"    x = v[{n}]  # {name}\n    if {absent} ({condition}): return False")
     body = "\n".join("        " + line for block in lines for line in block.splitlines())
     source = (
         f"def check(v):\n    try:\n{body}\n"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from syncd.app import open_store
+from syncd.app import open_store, warn_if_connections_short
 from syncd.observability.logging import get_logger
 from tests.support import db_rows, settings_of
 
@@ -26,8 +26,8 @@ def document(database_url: str, tmp_path: Path, workers: int) -> dict[str, Any]:
 async def warnings_at_start(database_url: str, state: Path, workers: int) -> list[MutableMapping[str, Any]]:
     settings = settings_of(document(database_url, state, workers))
     with capture_logs() as logs:
-        async with open_store(settings, database_url, get_logger()):
-            pass
+        async with open_store(settings, database_url) as store:
+            await warn_if_connections_short(store, settings, get_logger())
     return [e for e in logs if e["event"] == "database_connections_short"]
 
 
