@@ -37,7 +37,7 @@ from syncd.errors import BatchAbandoned, StoreError
 from syncd.models import MAX_ID_LENGTH
 from syncd.observability.metrics import Metrics
 from syncd.store.postgres import BatchWriter, SyncSession, Turn
-from syncd.store.types import ApplyResult, Batch, DeadLetter, row_for, storable_text
+from syncd.store.types import ApplyResult, Batch, DeadLetter, RawRecord, row_for, storable_text
 
 MAX_DEAD_LETTER_PAYLOAD = 64 * 1024
 # Dead letters of records without a readable id: named by a digest of their bytes.
@@ -130,9 +130,10 @@ class _Batcher:
 RECORD_ERRORS = (msgspec.MsgspecError, ValidationError, ValueError, TypeError, RecursionError)
 
 
-def dead_letter(connector: Connector, resource: str, raw: bytes, exc: Exception) -> DeadLetter:
+def dead_letter(connector: Connector, resource: str, raw: RawRecord, exc: Exception) -> DeadLetter:
     # Text columns cannot hold NUL: a raw NUL byte (invalid JSON) is kept visible, escaped.
-    payload = storable_text(raw[:MAX_DEAD_LETTER_PAYLOAD].decode(errors="replace"))
+    head = bytes(memoryview(raw)[:MAX_DEAD_LETTER_PAYLOAD])
+    payload = storable_text(head.decode(errors="replace"))
     if isinstance(exc, ValidationError):
         reason = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<record>'}: {e['msg']}" for e in exc.errors())
     else:
@@ -178,9 +179,10 @@ async def run(
 
     def add_page(batcher: _Batcher, page: Page) -> None:
         dead_before = len(batcher.dead)
+        checked = page.utf8_checked
         for raw in page.records:
             try:
-                row = row_for(normalize(raw), raw)
+                row = row_for(normalize(raw), raw, utf8_checked=checked)
             except RECORD_ERRORS as exc:
                 batcher.add_dead(dead_letter(connector, resource, raw, exc))
                 continue

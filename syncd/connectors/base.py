@@ -7,15 +7,18 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from syncd.config import PartnerSchema, ResourceSettings
+from syncd.store.types import RawRecord
 
 
 @dataclass(frozen=True)
 class Page:
     """Raw partner records of one response (each the partner's exact JSON bytes), and the
-    checkpoint reached after them."""
+    checkpoint reached after them. ``utf8_checked``: the connector checked the whole
+    response as UTF-8 at once, so the pipeline does not check each record again."""
 
-    records: list[bytes]
+    records: list[RawRecord]
     checkpoint: dict[str, Any]
+    utf8_checked: bool = False
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class PartnerInfo:
 
 # raw record -> the canonical model's field values, in its field order (validated against
 # it: models.canonical_values).
-Normalizer = Callable[[bytes], tuple[Any, ...]]
+Normalizer = Callable[[RawRecord], tuple[Any, ...]]
 
 
 class Connector(Protocol):
@@ -62,7 +65,7 @@ class Connector(Protocol):
         """raw record -> canonical values; raises a validation error (msgspec or pydantic)."""
         ...
 
-    def external_id(self, resource: str, raw: bytes) -> str | None:
+    def external_id(self, resource: str, raw: RawRecord) -> str | None:
         """Best-effort id of a (possibly malformed) raw record, for dead letters."""
         ...
 

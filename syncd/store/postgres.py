@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import anyio
 import asyncpg
+import msgspec
 import orjson
 from asyncpg.pool import PoolConnectionProxy
 
@@ -56,9 +57,10 @@ def translate() -> Iterator[None]:
 
 
 def _encode_json(value: Any) -> bytes:
-    # Raw partner records arrive as JSON bytes already: sent as they are, never parsed and
-    # re-serialised on the hot path.
-    return value if isinstance(value, bytes) else orjson.dumps(value)
+    # Raw partner records arrive as JSON bytes already (bytes, or msgspec.Raw slices of their
+    # page, which asyncpg reads through the buffer protocol): sent as they are, never parsed
+    # and re-serialised on the hot path.
+    return value if isinstance(value, bytes | msgspec.Raw) else orjson.dumps(value)
 
 
 def _encode_jsonb(value: Any) -> bytes:

@@ -6,8 +6,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from syncd.models import Property, Reservation, field_names
 from syncd.observability.logging import redact_text
+
+# A partner record's exact JSON bytes: ``bytes``, or a ``msgspec.Raw`` slice of the page it
+# came in (zero-copy; msgspec's stubs type it as bytes, but at run time it only offers the
+# buffer protocol: take ``bytes(raw)`` before using bytes methods on it).
+RawRecord = bytes | msgspec.Raw
 
 # Columns of the staging tables (``incoming_*`` in queries.sql): the canonical model's
 # fields in their order (the shape of a normalizer's values), then ``raw``.
@@ -104,14 +111,17 @@ def storable_text(text: str) -> str:
     return redact_text(text).replace("\x00", "\\u0000")
 
 
-def row_for(values: tuple[Any, ...], raw: bytes) -> tuple[Any, ...]:
+def row_for(values: tuple[Any, ...], raw: RawRecord, *, utf8_checked: bool = False) -> tuple[Any, ...]:
     """Staging-table row of canonical values (in field order, as ``TableSpec.columns``), ``raw`` last.
 
     Raises ``UnicodeDecodeError`` (a record error: its dead letter) when ``raw`` is not
-    UTF-8. The decoders never read the bytes of fields we do not map, but PostgreSQL
-    checks the whole record when it stores ``raw``, and would refuse the whole batch."""
-    if not raw.isascii():  # ~0.1 µs for a 1.4 KB record; decoding only the others
-        raw.decode()
+    UTF-8, unless the caller checked its whole page already (``Page.utf8_checked``). The
+    decoders never read the bytes of fields we do not map, but PostgreSQL checks the whole
+    record when it stores ``raw``, and would refuse the whole batch."""
+    if not utf8_checked:
+        data = raw if type(raw) is bytes else bytes(raw)
+        if not data.isascii():  # ~0.1 µs for a 1.4 KB record; decoding only the others
+            data.decode()
     return (*values, raw)
 
 

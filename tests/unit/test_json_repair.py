@@ -47,12 +47,13 @@ def test_a_guesty_page_with_a_cut_emoji_is_decoded_and_normalized() -> None:
     import pytest
 
     from syncd.connectors.guesty.adapter import listing_to_property
-    from syncd.connectors.guesty.connector import _page, _records
+    from syncd.connectors.guesty.connector import _listed, _page
 
     cut = b'{"_id":"a1","title":"Sea view \\ud83d","lastUpdatedAt":"2025-01-01T00:00:00.000Z"}'
     fine = b'{"_id":"a2","title":"Garden","lastUpdatedAt":"2025-01-01T00:00:01.000Z"}'
-    records = _records(_page(b'{"results":[' + cut + b"," + fine + b'],"count":2}'))
-    assert [listing_to_property(r).title for r in records] == ["Sea view \ufffd", "Garden"]
+    listed = _listed(b'{"results":[' + cut + b"," + fine + b'],"count":2}')
+    assert [listing_to_property(r).title for r in listed.records] == ["Sea view \ufffd", "Garden"]
+    assert listed.utf8_checked  # the repaired body was checked, and the records are its slices
     with pytest.raises(msgspec.DecodeError):
         _page(b'{"results":[' + fine + b"")  # truncated: not repairable, retried as before
 
