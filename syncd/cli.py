@@ -39,9 +39,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from syncd.app import Daemon
+    from syncd.malloc_tuning import tune_malloc
 
     settings = load(args.config)
     syncd_logging.configure(settings.daemon.log_level, settings.daemon.log_format)
+    syncd_logging.get_logger().info("malloc_tuning", applied=tune_malloc())
     from syncd.observability.systemd import SystemdNotifier
 
     notifier = SystemdNotifier.from_environ(os.environ)

@@ -153,10 +153,14 @@ async def test_sigterm_drains_in_flight_pages_and_exits_zero(database_url: str, 
         locks = await db_rows(database_url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
         assert locks[0][0] == 0
 
-        # A restart finishes the job from where the drain stopped.
+        # A restart finishes the job from where the drain stopped (logging its start-up).
+        document["daemon"]["log_level"] = "info"
+        write_config(document, tmp_path)
         with anyio.fail_after(120):
             again = await anyio.run_process(
                 [sys.executable, "-m", "syncd", "run", "--once", "--config", str(config)], check=False
             )
         assert again.returncode == 0, again.stderr.decode()[-2000:]
+        startup = [orjson.loads(line) for line in again.stderr.splitlines() if line.startswith(b"{")]
+        assert {"event": "malloc_tuning", "applied": True}.items() <= startup[0].items()
     await assert_matches_truth(database_url, "acme", account)
