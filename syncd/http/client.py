@@ -88,6 +88,10 @@ class PartnerClient:
         clock: Clock = time.monotonic,
     ) -> None:
         self._transport = transport
+        # The production wire takes a request's parts (``AiohttpTransport.exchange``: no
+        # httpx URL parsing); any other httpx transport, such as tests' MockTransport, is
+        # handed an ``httpx.Request``.
+        self._direct = transport if isinstance(transport, AiohttpTransport) else None
         self.options = options
         self.base = httpx.URL(options.base_url.rstrip("/"))
         self._base_text = str(self.base).rstrip("/")
@@ -311,10 +315,20 @@ class PartnerClient:
             try:
                 deadline = anyio.fail_after(probe_timeout) if probe_timeout else contextlib.nullcontext()
                 with deadline:
-                    request = httpx.Request(
-                        method, url, params=params, data=form, headers=headers, extensions=self._timeout
-                    )
-                    resp = await self._transport.handle_async_request(request)
+                    if self._direct is not None:
+                        resp = await self._direct.exchange(
+                            method,
+                            str(url),
+                            params=params,
+                            form=form,
+                            headers=headers,
+                            extensions=self._timeout,
+                        )
+                    else:
+                        request = httpx.Request(
+                            method, url, params=params, data=form, headers=headers, extensions=self._timeout
+                        )
+                        resp = await self._transport.handle_async_request(request)
                     try:
                         status, resp_headers = resp.status_code, resp.headers
                         status_label = str(status)

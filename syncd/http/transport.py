@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -80,6 +80,16 @@ class _Body(httpx.AsyncByteStream):
             self._response.close()
 
 
+def _as_response(response: aiohttp.ClientResponse, request: httpx.Request | None) -> httpx.Response:
+    return httpx.Response(
+        response.status,
+        headers=response.raw_headers,
+        stream=_Body(response),
+        request=request,
+        extensions={"http_version": b"HTTP/1.1"},
+    )
+
+
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """A bounded keep-alive pool; TLS verified against certifi's roots, as httpx does."""
 
@@ -121,28 +131,54 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return found
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        session = self._session or self._open()
         headers = CIMultiDict(request.headers.multi_items())
+        body = await request.aread()
+        response = await self._request(
+            request.method, str(request.url), headers, None, body or None, request.extensions
+        )
+        return _as_response(response, request)
+
+    async def exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        form: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        extensions: dict[str, Any],
+    ) -> httpx.Response:
+        """``handle_async_request`` from the request's parts, with no ``httpx.Request``
+        built first: httpx parses and validates a URL character by character in Python,
+        42 µs for a Guesty page request with its JSON filter (a sixth of the partner
+        client's CPU per page), where yarl, under aiohttp, encodes the query in C. Same
+        wire, same headers, same errors; the response has no ``request``."""
+        response = await self._request(method, url, CIMultiDict(headers or {}), params, form, extensions)
+        return _as_response(response, None)
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        headers: CIMultiDict[str],
+        params: Mapping[str, str | int] | None,
+        data: bytes | Mapping[str, str] | None,
+        extensions: dict[str, Any],
+    ) -> aiohttp.ClientResponse:
+        session = self._session or self._open()
         headers.setdefault("User-Agent", USER_AGENT)
         # Only what httpx's Response can decode (aiohttp would also offer what *it* can).
         headers.setdefault("Accept-Encoding", ACCEPT_ENCODING)
-        body = await request.aread()
         with _as_httpx():
-            response = await session.request(
-                request.method,
-                str(request.url),
+            return await session.request(
+                method,
+                url,
+                params=params,
                 headers=headers,
-                data=body or None,
+                data=data,
                 allow_redirects=False,
-                timeout=self._timeout(request.extensions),
+                timeout=self._timeout(extensions),
             )
-        return httpx.Response(
-            response.status,
-            headers=response.raw_headers,
-            stream=_Body(response),
-            request=request,
-            extensions={"http_version": b"HTTP/1.1"},
-        )
 
     async def aclose(self) -> None:
         if self._session is not None:

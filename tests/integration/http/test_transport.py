@@ -22,7 +22,7 @@ from syncd.observability.logging import get_logger
 from syncd.observability.metrics import Metrics
 from syncd.simulator.fault_spec import CutParams, HangParams, Rule
 from syncd.simulator.server import Simulator, SimulatorServer
-from tests.integration.simulator.test_faults_http import CLIENT_ID, LISTINGS, _auth, _settled, _sim
+from tests.integration.simulator.test_faults_http import CLIENT_ID, LISTINGS, SECRET, _auth, _settled, _sim
 
 pytestmark = pytest.mark.anyio
 
@@ -176,3 +176,35 @@ async def test_the_partner_client_labels_wire_failures_as_httpx_did() -> None:
     assert calls.labels("guesty", "/listings", "transport_error")._value.get() == 1
     assert calls.labels("guesty", "/reservations", "timeout")._value.get() == 1
     assert calls.labels("guesty", "/listings/{id}", "200")._value.get() == 1
+
+
+async def test_the_partner_client_sends_exactly_its_query_and_form() -> None:
+    """The partner client's requests on the production wire are built without an
+    ``httpx.Request`` (``AiohttpTransport.exchange``); the partner still receives exactly
+    the form and the query it was given, a JSON filter included, and answers them."""
+    sim = _sim()
+    filters = orjson.dumps(
+        [{"field": "lastUpdatedAt", "operator": "$gte", "value": "2025-01-01T00:00:00.000Z"}]
+    )
+    params: dict[str, str | int] = {
+        "limit": 3,
+        "skip": 2,
+        "sort": "lastUpdatedAt",
+        "filters": filters.decode(),
+    }
+    async with SimulatorServer(sim) as server, AiohttpTransport() as transport:
+        options = ClientOptions(partner="guesty", integration_id="t", base_url=server.guesty_api_url)
+        client = PartnerClient(transport, options, throttle=Throttle(), metrics=Metrics(), log=get_logger())
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": CLIENT_ID,
+            "client_secret": SECRET,
+            "scope": "open-api",
+        }
+        token = await client.post_form_json(server.base_url + "/oauth2/token", "/oauth2/token", form)
+        client.auth = HeaderAuth("Authorization", f"Bearer {token['access_token']}")
+        page = await client.get("/listings", params=params, decode=orjson.loads)
+    truth = sorted(sim.account(CLIENT_ID).truth_listings(), key=lambda t: (t.payload["lastUpdatedAt"], t.id))
+    assert [r["_id"] for r in page["results"]] == [t.id for t in truth[2:5]]
+    [sent] = sim.request_log.entries(path=LISTINGS)
+    assert dict(sent.query) == {k: str(v) for k, v in params.items()}
