@@ -30,8 +30,10 @@ M_MMAP_THRESHOLD = -3
 MIB = 1024 * 1024
 SETTINGS: tuple[tuple[int, int], ...] = (
     (M_MMAP_THRESHOLD, 4 * MIB),  # response bodies come from the heap, reused
-    (M_TRIM_THRESHOLD, 64 * MIB),  # free heap kept up to this before it is returned
-    (M_TOP_PAD, 16 * MIB),  # the heap grows in steps of at least this
+    # Free heap kept up to this before it is returned, and the heap's growth step. Larger
+    # values (64 / 16 MB) saved no more page faults at 300k listings and kept more memory.
+    (M_TRIM_THRESHOLD, 16 * MIB),
+    (M_TOP_PAD, 4 * MIB),
 )
 OPERATOR_SETTINGS = (
     "MALLOC_MMAP_THRESHOLD_",
