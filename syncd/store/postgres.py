@@ -60,7 +60,7 @@ def _encode_json(value: Any) -> bytes:
     # Raw partner records arrive as JSON bytes already (bytes, or msgspec.Raw slices of their
     # page, which asyncpg reads through the buffer protocol): sent as they are, never parsed
     # and re-serialised on the hot path.
-    return value if isinstance(value, bytes | msgspec.Raw) else orjson.dumps(value)
+    return value if isinstance(value, (bytes, msgspec.Raw)) else orjson.dumps(value)
 
 
 def _encode_jsonb(value: Any) -> bytes:
