@@ -7,7 +7,7 @@ same memory goes back to the kernel and is faulted in again, page by page, many 
 second; on VMs whose balloon device reports free pages to the host, each such first touch
 also faults in the host. Measured with bench/ingest.py's scenario at 300k listings: the
 daemon's minor page faults per sync fell from 124k to 17k (full) and from 77k to 18k
-(all-changed), its system time by a fifth to a third. With the same parameters set through
+(all-changed), its system time by 14 % and 36 %. With the same parameters set through
 the environment (a 64 MB trim threshold), three interleaved pairs showed its CPU per record
 ~0.7 µs (~4 %) lower. Freed memory is kept, up to the trim threshold, instead of returned:
 peak RSS in bench/ingest.py rose 1-2 MB, the 10-minute soak's steady RSS 90.6 -> 95.5 MB.
