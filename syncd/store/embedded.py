@@ -9,6 +9,7 @@ stopped explicitly when syncd exits, including on SIGTERM, where ``atexit`` woul
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 import warnings
 from pathlib import Path
@@ -71,6 +72,10 @@ def write_tuning(pgdata: Path) -> None:
             out.write(f"\n# syncd embedded defaults\n{_INCLUDE}\n")
 
 
+_FATAL = re.compile(r"(?:FATAL|PANIC):\s*(.*)")
+_HINT = re.compile(r"HINT:\s*(.*)")
+
+
 def server_complaint(pgdata: Path) -> str:
     """The server's own reason for refusing to start (its last FATAL or PANIC line and the
     hint after it, from the log pgserver keeps in the data directory), for a one-line
@@ -80,12 +85,10 @@ def server_complaint(pgdata: Path) -> str:
         lines = log.read_text(errors="replace").splitlines()
     except OSError:
         return f"no server log at {log}"
-    for n in range(len(lines) - 1, -1, -1):
-        if "FATAL:" in lines[n] or "PANIC:" in lines[n]:
-            said = lines[n].split("FATAL:" if "FATAL:" in lines[n] else "PANIC:", 1)[1].strip()
-            if n + 1 < len(lines) and "HINT:" in lines[n + 1]:
-                return f"{said} (hint: {lines[n + 1].split('HINT:', 1)[1].strip()} log: {log})"
-            return f"{said} (log: {log})"
+    for n in reversed(range(len(lines))):
+        if said := _FATAL.search(lines[n]):
+            hint = _HINT.search(lines[n + 1]) if n + 1 < len(lines) else None
+            return f"{said[1]} (hint: {hint[1]} log: {log})" if hint else f"{said[1]} (log: {log})"
     return f"see {log}"
 
 

@@ -119,10 +119,15 @@ def row_for(values: tuple[Any, ...], raw: RawRecord, *, utf8_checked: bool = Fal
     decoders never read the bytes of fields we do not map, but PostgreSQL checks the whole
     record when it stores ``raw``, and would refuse the whole batch."""
     if not utf8_checked:
-        data = raw if type(raw) is bytes else bytes(raw)
-        if not data.isascii():  # ~0.1 µs for a 1.4 KB record; decoding only the others
-            data.decode()
+        check_utf8(raw if type(raw) is bytes else bytes(raw))
     return (*values, raw)
+
+
+def check_utf8(data: bytes) -> None:
+    """Raises ``UnicodeDecodeError`` unless ``data`` is UTF-8. ASCII is checked first
+    (~0.1 µs for a 1.4 KB record, ~10 µs for a 140 KB page); only the rest is decoded."""
+    if not data.isascii():
+        data.decode()
 
 
 def without_nul(rows: list[tuple[Any, ...]]) -> bool:
