@@ -55,8 +55,15 @@ CREATE TABLE IF NOT EXISTS token_requests (
 );
 CREATE INDEX IF NOT EXISTS token_requests_by_integration ON token_requests (integration_id, requested_at);
 
+-- properties and reservations (the tables a sync fills by the million) have no foreign key
+-- to integrations: PostgreSQL checks one per inserted row, and that check was a third of a
+-- first sync's insert (measured: 13.5-16.0 -> 8.5-9.5 µs of statement time per listing).
+-- What it guaranteed is kept at a batch's cost instead: every batch transaction takes the
+-- key-share lock on its integration's row that the check took (BatchWriter), so a batch for
+-- a missing integration fails and a concurrent DELETE waits for it; deleting an integration
+-- deletes these rows (trigger integrations_delete_rows, below).
 CREATE TABLE IF NOT EXISTS properties (
-    integration_id     text NOT NULL REFERENCES integrations (id) ON DELETE CASCADE,
+    integration_id     text NOT NULL,
     external_id        text NOT NULL,
     title              text NOT NULL,
     nickname           text,
@@ -86,7 +93,7 @@ CREATE TABLE IF NOT EXISTS properties (
 );
 
 CREATE TABLE IF NOT EXISTS reservations (
-    integration_id        text NOT NULL REFERENCES integrations (id) ON DELETE CASCADE,
+    integration_id        text NOT NULL,
     external_id           text NOT NULL,
     property_external_id  text NOT NULL,
     status                text NOT NULL,
@@ -114,6 +121,39 @@ CREATE TABLE IF NOT EXISTS reservations (
     PRIMARY KEY (integration_id, external_id)
 );
 CREATE INDEX IF NOT EXISTS reservations_by_property ON reservations (integration_id, property_external_id);
+
+-- Databases created before the keys were dropped (looked up first: ALTER TABLE would take
+-- an exclusive lock on every start, waiting for running syncs).
+DO $$
+DECLARE
+    fk record;
+BEGIN
+    FOR fk IN
+        SELECT conrelid::regclass AS tbl, conname FROM pg_constraint
+        WHERE contype = 'f' AND confrelid = 'integrations'::regclass
+          AND conrelid IN ('properties'::regclass, 'reservations'::regclass)
+    LOOP
+        EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', fk.tbl, fk.conname);
+    END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION delete_integration_rows() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM properties WHERE integration_id = OLD.id;
+    DELETE FROM reservations WHERE integration_id = OLD.id;
+    RETURN OLD;
+END $$;
+
+DO $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_trigger
+        WHERE tgrelid = 'integrations'::regclass AND tgname = 'integrations_delete_rows'
+    ) THEN
+        CREATE TRIGGER integrations_delete_rows AFTER DELETE ON integrations
+            FOR EACH ROW EXECUTE FUNCTION delete_integration_rows();
+    END IF;
+END $$;
 
 -- Where each integration x resource stands. The checkpoint is written in the same
 -- transaction as the page it follows, so it is never ahead of durable data.

@@ -12,7 +12,9 @@ The daemon and the simulator are separate processes, as in production. records/s
 records / sync duration (from the daemon's own sync_started/sync_finished log events);
 peak RSS is the daemon process's ru_maxrss. With ``--repeat N`` each size runs N times on
 a fresh database each time; a phase's figures are then the median records/s (every run
-listed beside it) and the highest peak RSS. The last line printed is one JSON object.
+listed beside it) and the highest peak RSS. Before each phase a fixed pure-Python loop is
+timed (``host_probe_ms``): the box's speed then, to tell a code change from a slow hour.
+The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -114,6 +116,21 @@ def postgres_cpu_s(pgdata: Path) -> float:
     return total
 
 
+def host_probe_ms() -> float:
+    """Best of five runs of a fixed pure-Python loop, in ms: the box's speed at the time.
+
+    These VMs' speed drifts by ±20 % within an hour and has been seen twice as slow for a
+    whole morning; records/s from two runs compare only when their probes are close."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i * i
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)
+
+
 def cpu_s(usage: Any) -> float:
     return float(usage.ru_utime + usage.ru_stime)
 
@@ -156,6 +173,7 @@ def scenario(server_dsn: str, pgdata: Path, workdir: Path, listings: int, batch_
     dsn = server_dsn.replace("/postgres?", f"/{name}?")
     out: dict[str, Any] = {"listings": listings}
     for label, generation in (("full", 0), ("changed", 1)):
+        probe = host_probe_ms()
         port = free_port()
         config = workdir / f"{name}-{label}.toml"
         write_config(config, dsn, port, batch_size)
@@ -179,6 +197,7 @@ def scenario(server_dsn: str, pgdata: Path, workdir: Path, listings: int, batch_
             "seconds": round(seconds, 2),
             "records_per_s": round(listings / seconds),
             "peak_rss_mb": round(rss, 1),
+            "host_probe_ms": probe,
             # CPU microseconds per record, by process: where the two cores go.
             "cpu_us_per_record": {
                 "daemon": round(daemon_cpu / listings * 1e6, 1),
@@ -188,7 +207,8 @@ def scenario(server_dsn: str, pgdata: Path, workdir: Path, listings: int, batch_
         }
         print(
             f"{listings:>9,} {label:<8} {listings / seconds:>9,.0f} records/s"
-            f"  {seconds:7.2f} s  peak RSS {rss:6.1f} MB  CPU µs/record {out[label]['cpu_us_per_record']}",
+            f"  {seconds:7.2f} s  peak RSS {rss:6.1f} MB  CPU µs/record {out[label]['cpu_us_per_record']}"
+            f"  host probe {probe} ms",
             flush=True,
         )
     asyncio.run(admin(server_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -204,6 +224,7 @@ def combined(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "records_per_s": round(statistics.median(p["records_per_s"] for p in phases)),
             "runs_records_per_s": [p["records_per_s"] for p in phases],
             "peak_rss_mb": max(p["peak_rss_mb"] for p in phases),
+            "host_probe_ms": [p["host_probe_ms"] for p in phases],
             "cpu_us_per_record": {
                 process: round(statistics.median(p["cpu_us_per_record"][process] for p in phases), 1)
                 for process in phases[0]["cpu_us_per_record"]

@@ -326,6 +326,11 @@ class BatchWriter:
         copied = len(batch.rows)
         async with self._conn.transaction():
             inserted = updated = 0
+            if await self._conn.fetchval(Q["hold_integration"], self.integration_id) is None:
+                raise errors.StoreError(
+                    f"integration {self.integration_id!r} is not in the integrations table "
+                    "(deleted while syncing?): nothing of this batch was written"
+                )
             if batch.rows:
                 await self._conn.copy_records_to_table(
                     spec.staging_table, records=batch.rows, columns=spec.columns

@@ -353,6 +353,12 @@ SELECT pg_try_advisory_lock($1);
 -- name: unlock
 SELECT pg_advisory_unlock($1);
 
+-- name: hold_integration
+-- The lock a foreign key check would take, once per batch (schema.sql: properties and
+-- reservations have no key to integrations): NULL when the integration is gone; else a
+-- DELETE of it waits for this transaction, and its trigger then deletes what we wrote.
+SELECT id FROM integrations WHERE id = $1 FOR KEY SHARE;
+
 -- name: lock_held_by
 -- Is the advisory lock of key $2 (bigint) still held by server process $1? A bigint key
 -- shows in pg_locks as classid (high 32 bits) and objid (low 32 bits), objsubid 1.
