@@ -1,6 +1,7 @@
 """What the dropped foreign keys of properties and reservations guaranteed, on a real
 PostgreSQL: a batch holds its integration's row, a batch for a missing integration writes
-nothing, deleting an integration deletes its rows, and old databases lose the keys."""
+nothing, deleting an integration deletes its rows, and old databases lose the keys (and get
+byte-ordered ids)."""
 
 from __future__ import annotations
 
@@ -89,12 +90,14 @@ async def test_a_batch_holds_its_integration_row_as_a_foreign_key_check_would(da
 
 
 async def test_migrate_drops_the_old_foreign_keys_and_keeps_one_trigger(database_url: str) -> None:
-    """A database made by an earlier schema.sql, with the per-row keys: migrate removes them."""
+    """A database made by an earlier schema.sql (per-row keys, ids in the database's
+    collation): migrate removes the keys and makes the ids byte-ordered."""
     for table in ("properties", "reservations"):
         await db_rows(
             database_url,
             f"ALTER TABLE {table} ADD CONSTRAINT {table}_integration_id_fkey FOREIGN KEY (integration_id)"
-            " REFERENCES integrations (id) ON DELETE CASCADE",
+            f" REFERENCES integrations (id) ON DELETE CASCADE, ALTER COLUMN external_id TYPE text"
+            f" COLLATE pg_catalog.default",
         )
     async with Store.open(database_url) as store:
         await store.migrate()
@@ -105,6 +108,19 @@ async def test_migrate_drops_the_old_foreign_keys_and_keeps_one_trigger(database
         " AND conrelid IN ('properties'::regclass, 'reservations'::regclass)",
     )
     assert keys == []
+    collations = await db_rows(
+        database_url,
+        "SELECT attrelid::regclass::text, attname, attcollation::regcollation::text FROM pg_attribute"
+        " WHERE attrelid IN ('properties'::regclass, 'reservations'::regclass)"
+        " AND attname IN ('integration_id', 'external_id', 'property_external_id') ORDER BY 1, 2",
+    )
+    assert [tuple(r) for r in collations] == [
+        ("properties", "external_id", '"C"'),
+        ("properties", "integration_id", '"C"'),
+        ("reservations", "external_id", '"C"'),
+        ("reservations", "integration_id", '"C"'),
+        ("reservations", "property_external_id", '"C"'),
+    ]
     triggers = await db_rows(
         database_url,
         "SELECT tgname FROM pg_trigger WHERE tgrelid = 'integrations'::regclass AND NOT tgisinternal",
