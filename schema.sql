@@ -241,4 +241,7 @@ CREATE TABLE IF NOT EXISTS events (
     occurred_at        timestamptz NOT NULL DEFAULT now()
 );
 
-INSERT INTO schema_migrations (version) VALUES (1) ON CONFLICT DO NOTHING;
+-- Schema generations this database has been brought to (each is applied by the statements
+-- above, idempotently): 1 the first; 2 properties/reservations without per-row foreign
+-- keys, ids COLLATE "C", the integrations_delete_rows trigger.
+INSERT INTO schema_migrations (version) VALUES (1), (2) ON CONFLICT DO NOTHING;

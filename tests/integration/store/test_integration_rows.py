@@ -126,3 +126,5 @@ async def test_migrate_drops_the_old_foreign_keys_and_keeps_one_trigger(database
         "SELECT tgname FROM pg_trigger WHERE tgrelid = 'integrations'::regclass AND NOT tgisinternal",
     )
     assert [r["tgname"] for r in triggers] == ["integrations_delete_rows"]
+    versions = await db_rows(database_url, "SELECT version FROM schema_migrations ORDER BY 1")
+    assert [r["version"] for r in versions] == [1, 2]
