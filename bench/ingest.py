@@ -13,7 +13,8 @@ records / sync duration (from the daemon's own sync_started/sync_finished log ev
 peak RSS is the daemon process's ru_maxrss. With ``--repeat N`` each size runs N times on
 a fresh database each time; a phase's figures are then the median records/s (every run
 listed beside it) and the highest peak RSS. Before each phase a fixed pure-Python loop is
-timed (``host_probe_ms``): the box's speed then, to tell a code change from a slow hour.
+timed (``host_probe_ms``): a rough gauge of the box's speed then (the CPU per record of
+each process, also printed, compares runs better).
 The last line printed is one JSON object.
 """
 
@@ -117,10 +118,11 @@ def postgres_cpu_s(pgdata: Path) -> float:
 
 
 def host_probe_ms() -> float:
-    """Best of five runs of a fixed pure-Python loop, in ms: the box's speed at the time.
+    """Best of five runs of a fixed pure-Python loop, in ms: a rough gauge of the box's speed.
 
-    These VMs' speed drifts by ±20 % within an hour and has been seen twice as slow for a
-    whole morning; records/s from two runs compare only when their probes are close."""
+    These VMs' speed drifts by ±20 % within an hour and has been seen at about half speed
+    for a whole morning; a probe far from another run's says their records/s don't compare
+    (close probes don't prove they do: memory and system-call costs drift on their own)."""
     best = float("inf")
     for _ in range(5):
         started = time.perf_counter()
