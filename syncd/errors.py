@@ -22,6 +22,7 @@ Third-party exceptions are translated at the boundary (``syncd.http`` for httpx,
 from __future__ import annotations
 
 import enum
+import time
 
 
 class ErrorClass(enum.StrEnum):
@@ -107,11 +108,14 @@ class OffHostRequest(PartnerError):
 
 
 class CircuitOpen(SyncdError):
-    """The partner's circuit breaker is open."""
+    """The partner's circuit breaker is open (or half-open, its probes taken)."""
 
     def __init__(self, message: str | None = None, *, retry_in: float = 0.0) -> None:
         super().__init__(message)
         self.retry_in = retry_in
+        # When the breaker refused (monotonic clock). A breaker that closes after this lets
+        # the run go again, even when the run's failure is only handled (written) later.
+        self.refused_at = time.monotonic()
 
 
 class PaginationError(SyncdError):

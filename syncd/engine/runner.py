@@ -52,11 +52,12 @@ class SyncRunner:
         circuit may go again now, not at their reschedule, up to a probe timeout later."""
         self._circuit_closed_at = time.monotonic()
 
-    def circuit_refused(self, key: tuple[str, str], retry_in: float) -> None:
-        """[http] A run of ``key`` failed fast: a breaker admits a request in ``retry_in``."""
-        failed_at = time.monotonic()
-        self._circuit_retry_in[key] = (retry_in, failed_at)
-        self._circuit_waiting[key] = failed_at
+    def circuit_refused(self, key: tuple[str, str], retry_in: float, refused_at: float) -> None:
+        """[http] A run of ``key`` failed fast at ``refused_at`` (monotonic): a breaker
+        admits a request ``retry_in`` after it. The refusal's time, not the failure's: a
+        sibling's probe may close the breaker while this run is still writing its failure."""
+        self._circuit_retry_in[key] = (retry_in, refused_at)
+        self._circuit_waiting[key] = refused_at
 
     def take_circuit_waiting(self) -> list[tuple[str, str]]:
         """The runs that failed fast on an open circuit before the last close."""
@@ -136,7 +137,7 @@ class SyncRunner:
         except (errors.PartnerError, errors.PaginationError, errors.CircuitOpen) as exc:
             await session.finish_failed(str(exc))
             if isinstance(exc, errors.CircuitOpen):  # [http] retry when the breaker lets us
-                self.circuit_refused((integration_id, resource), exc.retry_in)
+                self.circuit_refused((integration_id, resource), exc.retry_in, exc.refused_at)
             log.error("sync_failed", error=str(exc), error_type=type(exc).__name__, pages=stats.pages)
             return "failed"
         if deadline.cancelled_caught:

@@ -4,7 +4,7 @@ like any other instead of escaping as an exception group."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -55,12 +55,16 @@ def settings() -> Settings:
     )
 
 
-async def run_once(database_url: str, connector: FakeConnector) -> tuple[str, timedelta]:
+async def run_once(
+    database_url: str, connector: FakeConnector, before: Callable[[SyncRunner], None] | None = None
+) -> tuple[str, timedelta]:
     async with Store.open(database_url) as store:
         await store.register_integration("acme", "guesty", True, {"properties": (900.0, True)})
         runner = SyncRunner(
             store, {"acme": connector}, settings(), Metrics(), structlog.get_logger(), anyio.Event()
         )
+        if before is not None:
+            before(runner)
         outcome = await runner.run("acme", "properties")
         (schedule,) = await store.list_schedules(["acme"])
         return outcome, schedule.next_due_at - await store.now()
@@ -73,6 +77,18 @@ async def test_an_open_breaker_reschedules_after_its_cool_down(database_url: str
     outcome, due_in = await run_once(database_url, connector)
     assert outcome == "failed"
     assert timedelta(seconds=41) <= due_in <= timedelta(seconds=42 * 1.2 + 1)
+
+
+async def test_a_run_refused_just_before_the_breaker_closed_goes_again_at_once(database_url: str) -> None:
+    """The breaker refuses this run (its sibling holds the half-open probe), the sibling's
+    probe then closes it, and only then is this run's failure handled: it must be due at
+    once, not a probe timeout later (seen on a slow box: 17 s, as the close came while the
+    failure was being written)."""
+    refused = errors.CircuitOpen("circuit guesty/acme is half_open", retry_in=42.0)
+    connector = FailingConnector([listing(i) for i in range(10)], error=refused)
+    outcome, due_in = await run_once(database_url, connector, before=lambda runner: runner.circuit_closed())
+    assert outcome == "failed"
+    assert due_in < timedelta(seconds=5)
 
 
 async def test_a_partner_error_mid_stream_fails_the_run_cleanly(database_url: str) -> None:

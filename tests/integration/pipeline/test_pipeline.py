@@ -4,6 +4,7 @@ mass-delete, drains that commit what was fetched, dead letters that resolve them
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -294,7 +295,7 @@ async def test_a_run_refused_by_an_open_circuit_goes_again_once_it_closes(databa
         assert runner.take_circuit_waiting() == [("acme", "properties")]
         assert runner.take_circuit_waiting() == []  # handed out once
         # Closed while a refused run was still finishing: it is rescheduled for now.
-        runner.circuit_refused(("acme", "properties"), 15.0)
+        runner.circuit_refused(("acme", "properties"), 15.0, time.monotonic())
         runner.circuit_closed()
         res = runner.resource_settings("acme", "properties")
         await runner._reschedule("acme", "properties", res, "failed", structlog.get_logger())
