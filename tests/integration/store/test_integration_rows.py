@@ -96,8 +96,8 @@ async def test_migrate_drops_the_old_foreign_keys_and_keeps_one_trigger(database
         await db_rows(
             database_url,
             f"ALTER TABLE {table} ADD CONSTRAINT {table}_integration_id_fkey FOREIGN KEY (integration_id)"
-            f" REFERENCES integrations (id) ON DELETE CASCADE, ALTER COLUMN external_id TYPE text"
-            f" COLLATE pg_catalog.default",
+            " REFERENCES integrations (id) ON DELETE CASCADE, ALTER COLUMN external_id TYPE text"
+            " COLLATE pg_catalog.default",
         )
     async with Store.open(database_url) as store:
         await store.migrate()
