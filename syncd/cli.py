@@ -39,14 +39,17 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from syncd.app import Daemon
+    from syncd.gc_tuning import tune_gc
     from syncd.malloc_tuning import tune_malloc
 
     settings = load(args.config)
     syncd_logging.configure(settings.daemon.log_level, settings.daemon.log_format)
-    syncd_logging.get_logger().info("malloc_tuning", applied=tune_malloc())
+    log = syncd_logging.get_logger()
+    log.info("malloc_tuning", applied=tune_malloc())
     from syncd.observability.systemd import SystemdNotifier
 
     notifier = SystemdNotifier.from_environ(os.environ)
+    log.info("gc_tuning", **tune_gc())  # last: what start-up built is frozen
     _run_async(Daemon(settings, once=args.once, notifier=notifier).run)
     return 0
 
@@ -142,10 +145,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    from syncd.gc_tuning import tune_gc
     from syncd.simulator.__main__ import options_from_args
     from syncd.simulator.server import serve
 
-    serve(options_from_args(args))
+    options = options_from_args(args)
+    tune_gc()
+    serve(options)
     return 0
 
 
