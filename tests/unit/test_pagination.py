@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from hypothesis import given, settings
@@ -118,6 +118,17 @@ def test_timestamp_format_and_parse() -> None:
     assert parse_ts("2025-08-17T15:00:00.000Z") == datetime(2025, 8, 17, 15, tzinfo=UTC)
     assert parse_ts("2025-08-17T15:00:00") is None  # naive: refuse to guess the zone
     assert parse_ts("not-a-date") is None and parse_ts(None) is None
+
+
+def test_formatted_timestamps_are_utc_milliseconds_that_parse_back() -> None:
+    paris = timezone(timedelta(hours=2))
+    assert format_ts(datetime(2025, 3, 4, 5, 6, 7, 890_999, tzinfo=paris)) == "2025-03-04T03:06:07.890Z"
+    assert format_ts(datetime(5, 1, 2, tzinfo=UTC)) == "0005-01-02T00:00:00.000Z"
+
+
+@given(st.datetimes(min_value=datetime(1000, 1, 2), timezones=st.just(UTC)))
+def test_format_then_parse_is_the_time_to_the_millisecond(value: datetime) -> None:
+    assert parse_ts(format_ts(value)) == value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
 def test_a_time_without_a_utc_value_is_unparseable_not_a_crash() -> None:
