@@ -72,7 +72,7 @@ class DatabaseSettings(_Frozen):
     pool_min_size: int = Field(default=2, ge=1)
     pool_max_size: int = Field(default=10, ge=1)
     batch_size: int = Field(default=DEFAULT_BATCH_SIZE, ge=1, le=100_000)
-    pipeline_depth: int = Field(default=1, ge=1, le=32)
+    pipeline_depth: int = Field(default=0, ge=0, le=32)
     write_lanes: int = Field(default=2, ge=1, le=4)
     command_timeout_s: float = Field(default=60.0, gt=0)
 

@@ -4,7 +4,8 @@
                  |                  previous page is being normalized
                  v
     producer: normalize, dead-letter, batch
-                 |  bounded stream (pipeline_depth batches)
+                 |  bounded stream (pipeline_depth batches queued; 0: each
+                 |  finished batch waits in the producer for a free lane)
                  v
     consumer: writer.apply(batch)   (rows + events + dead letters + checkpoint,
                                      one transaction), on up to write_lanes
@@ -14,7 +15,8 @@
 Three stages in one event loop: the partner prepares the next page while we normalize
 this one, and we normalize the next batch while PostgreSQL writes the previous one. When
 a later stage is slower its bounded stream blocks the earlier one (backpressure).
-Memory is bounded by batch size x (pipeline depth + write lanes), never by the dataset.
+Memory is bounded by batch size x (pipeline depth + write lanes + 1), never by the dataset:
+a lane holds a batch's rows until they are copied, the producer the batch it is building.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ class RunStats:
 @dataclass(frozen=True)
 class PipelineOptions:
     batch_size: int = 5000
-    pipeline_depth: int = 1
+    pipeline_depth: int = 0
     write_lanes: int = 1
     max_batch_delay_s: float = 1.0
     sweep: bool = False

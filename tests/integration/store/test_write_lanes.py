@@ -195,3 +195,51 @@ async def test_a_run_refused_a_second_connection_goes_on_with_one(
     assert (stats.inserted, stats.fetched) == (1_000, 1_000)
     rows, checkpoint = await state(database_url)
     assert len(rows) == 1_000 and checkpoint == {"offset": 1_000}
+
+
+class CountingConnector(FakeConnector):
+    yielded = 0
+
+    async def stream(self, *args: Any) -> Any:
+        async for page in super().stream(*args):
+            self.yielded += len(page.records)
+            yield page
+
+
+@pytest.mark.parametrize("depth", [0, 1])
+async def test_a_stalled_database_stops_the_fetching_at_the_pipelines_bound(
+    database_url: str, depth: int
+) -> None:
+    """Backpressure: with PostgreSQL stuck, a run holds at most batch_size x (pipeline_depth
+    + write_lanes + 1) records, plus the pages prefetched, and asks the partner for no more."""
+    connector = CountingConnector([listing(i) for i in range(2_000)], page_size=50)
+    options = pipeline.PipelineOptions(batch_size=100, write_lanes=2, pipeline_depth=depth)
+    blocker = await asyncpg.connect(database_url)
+    try:
+        async with session_of(database_url) as session:
+            tx = blocker.transaction()
+            await tx.start()
+            # Inserts wait (ROW EXCLUSIVE conflicts with SHARE); reads and staging do not.
+            await blocker.execute("LOCK TABLE properties IN SHARE MODE")
+            async with anyio.create_task_group() as tg:
+
+                async def sync() -> None:
+                    await pipeline.run(
+                        session, connector, "properties", ResourceSettings(overlap_s=0), options,
+                        Metrics(), structlog.get_logger(), anyio.Event(),
+                    )  # fmt: skip
+
+                tg.start_soon(sync)
+                seen, steady = -1, 0
+                while steady < 10:  # unchanged for 0.5 s: the pipeline is full
+                    await anyio.sleep(0.05)
+                    steady = steady + 1 if connector.yielded == seen else 0
+                    seen = connector.yielded
+                # Two lanes' batches copied to the server (released), the batches held for a
+                # lane (one in the producer, `depth` queued), pages prefetched plus the one in hand.
+                assert seen == 2 * 100 + (depth + 1) * 100 + (pipeline.PAGE_PREFETCH + 1) * 50
+                await tx.rollback()
+    finally:
+        await blocker.close()
+    assert connector.yielded == 2_000
+    assert len(await db_rows(database_url, "SELECT 1 FROM properties")) == 2_000
