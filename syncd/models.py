@@ -154,6 +154,16 @@ def canonical_check(model: type[BaseModel]) -> CanonicalCheck:
     return check
 
 
+def _same_type(exact: type, bound: Any) -> Any:
+    """``bound`` as the field's own type when that is exact: a Decimal compares with a Decimal
+    in half the time it takes with an int (35 vs 70 ns), a float with a float a quarter faster."""
+    if exact in (float, Decimal) and type(bound) is int:
+        converted = exact(bound)
+        if converted == bound:
+            return converted
+    return bound
+
+
 # A constraint pydantic records in a field's metadata -> its bound's attribute, the test.
 _BOUNDS: dict[type, tuple[str, str]] = {
     annotated_types.Ge: ("ge", "x >= {}"),
@@ -186,10 +196,12 @@ def _field_tests(
             raise TypeError(f"{name}: constraint {m!r} has no fast check; add one to _BOUNDS")
         attribute, test = known
         const = f"_c{n}_{k}"
-        constants[const] = getattr(m, attribute)
+        constants[const] = _same_type(exact, getattr(m, attribute))
         tests.append(test.format(const))
     if base is AwareDatetime:
-        tests.append("x.utcoffset() is not None")
+        # Decoders give UTC times timezone.utc itself: asking it for its offset costs 0.15 µs.
+        constants["_UTC"] = UTC
+        tests.append("(x.tzinfo is _UTC or x.utcoffset() is not None)")
     elif base is Decimal:
         tests.append("x.is_finite()")  # pydantic refuses NaN and the infinities
     return tests

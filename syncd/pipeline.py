@@ -172,6 +172,7 @@ async def run(
     partner = connector.info.name
     stats = stats if stats is not None else RunStats()
     normalize = connector.normalizer(resource)
+    spec = session.spec
     checkpoint = await session.checkpoint()
     open_dead = await session.open_dead_letters()
     await session.start_run()
@@ -184,7 +185,7 @@ async def run(
         checked = page.utf8_checked
         for raw in page.records:
             try:
-                row = row_for(normalize(raw), raw, utf8_checked=checked)
+                row = row_for(spec, normalize(raw), raw, utf8_checked=checked)
             except RECORD_ERRORS as exc:
                 batcher.add_dead(dead_letter(connector, resource, raw, exc))
                 continue
@@ -318,7 +319,7 @@ async def _sweep(
             gone.append(external_id)
             continue
         try:
-            back.rows.append(row_for(normalize(raw), raw))
+            back.rows.append(row_for(session.spec, normalize(raw), raw))
         except RECORD_ERRORS as exc:
             back.dead_letters.append(dead_letter(connector, resource, raw, exc))
     if back.rows or back.dead_letters:

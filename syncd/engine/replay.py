@@ -81,7 +81,7 @@ async def replay(
                     batch.resolved.append(external_id)
                     continue
                 try:
-                    batch.rows.append(row_for(normalize(raw), raw))
+                    batch.rows.append(row_for(session.spec, normalize(raw), raw))
                 except RECORD_ERRORS as exc:
                     batch.dead_letters.append(dead_letter(connector, resource, raw, exc))
                     result.still_bad.append(external_id)

@@ -3,18 +3,19 @@
 
 -- name: create_incoming_tables
 -- Per-connection staging tables for COPY; ON COMMIT DELETE ROWS empties them per batch.
+-- Money arrives as text (store.types.staging_row) and is cast where it is written.
 CREATE TEMP TABLE IF NOT EXISTS incoming_properties (
     external_id text, title text, nickname text, property_type text, accommodates integer,
     bedrooms real, bathrooms real, timezone text, street text, city text, state text,
     postal_code text, country text, latitude double precision, longitude double precision,
-    active boolean, listed boolean, base_price numeric(14, 2), currency text,
+    active boolean, listed boolean, base_price text, currency text,
     source_updated_at timestamptz, raw json
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS incoming_reservations (
     external_id text, property_external_id text, status text, partner_status text,
     confirmation_code text, channel text, check_in timestamptz, check_out timestamptz,
     check_in_date date, check_out_date date, nights integer, guests integer, guest_name text,
-    guest_email text, total_paid numeric(14, 2), balance_due numeric(14, 2), currency text,
+    guest_email text, total_paid text, balance_due text, currency text,
     source_created_at timestamptz, source_updated_at timestamptz, raw json
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS seen_ids (external_id text PRIMARY KEY);
@@ -34,7 +35,7 @@ WITH written AS (
     SELECT $1,
            external_id, title, nickname, property_type, accommodates, bedrooms,
            bathrooms, timezone, street, city, state, postal_code, country, latitude,
-           longitude, active, listed, base_price, currency, source_updated_at, raw
+           longitude, active, listed, base_price::numeric, currency, source_updated_at, raw
     FROM incoming_properties
     ON CONFLICT (integration_id, external_id) DO UPDATE SET
         title = EXCLUDED.title, nickname = EXCLUDED.nickname,
@@ -107,7 +108,7 @@ WITH written AS (
     SELECT $1,
            external_id, property_external_id, status, partner_status, confirmation_code,
            channel, check_in, check_out, check_in_date, check_out_date, nights, guests,
-           guest_name, guest_email, total_paid, balance_due, currency, source_created_at,
+           guest_name, guest_email, total_paid::numeric, balance_due::numeric, currency, source_created_at,
            source_updated_at, raw
     FROM incoming_reservations
     ON CONFLICT (integration_id, external_id) DO UPDATE SET
@@ -186,7 +187,7 @@ WITH written AS (
     SELECT $1,
            external_id, title, nickname, property_type, accommodates, bedrooms,
            bathrooms, timezone, street, city, state, postal_code, country, latitude,
-           longitude, active, listed, base_price, currency, source_updated_at, raw
+           longitude, active, listed, base_price::numeric, currency, source_updated_at, raw
     FROM incoming_properties
     RETURNING t.external_id, t.version, t.source_updated_at
 ), logged AS (
@@ -206,7 +207,7 @@ WITH written AS (
     SELECT $1,
            external_id, property_external_id, status, partner_status, confirmation_code,
            channel, check_in, check_out, check_in_date, check_out_date, nights, guests,
-           guest_name, guest_email, total_paid, balance_due, currency, source_created_at,
+           guest_name, guest_email, total_paid::numeric, balance_due::numeric, currency, source_created_at,
            source_updated_at, raw
     FROM incoming_reservations
     RETURNING t.external_id, t.version, t.source_updated_at

@@ -15,16 +15,17 @@ from syncd import errors
 from syncd.models import Property, values_of
 from syncd.store.postgres import Store
 from syncd.store.queries import QUERIES
-from syncd.store.types import Batch, row_for
+from syncd.store.types import TABLES, Batch, row_for
 from tests.support import db_rows
 
+PROPERTIES = TABLES["properties"]
 pytestmark = pytest.mark.anyio
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def prop(ext: str) -> tuple[object, ...]:
     model = Property(external_id=ext, title=f"Listing {ext}", source_updated_at=T0)
-    return row_for(values_of(model), orjson.dumps({"_id": ext}))
+    return row_for(PROPERTIES, values_of(model), orjson.dumps({"_id": ext}))
 
 
 async def register(store: Store, *integration_ids: str) -> None:

@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
 import orjson
 import pytest
 
-from syncd.models import Property, values_of
+from syncd.models import Property, Reservation, ReservationStatus, values_of
 from syncd.store.postgres import Store
-from syncd.store.types import Batch, DeadLetter, row_for
+from syncd.store.types import TABLES, Batch, DeadLetter, row_for
 from tests.support import db_rows
 
+PROPERTIES = TABLES["properties"]
 pytestmark = pytest.mark.anyio
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def prop(ext: str, title: str, at: datetime, **kw: Any) -> tuple[Any, ...]:
     model = Property(external_id=ext, title=title, source_updated_at=at, **kw)
-    return row_for(values_of(model), orjson.dumps({"_id": ext, "title": title}))
+    return row_for(PROPERTIES, values_of(model), orjson.dumps({"_id": ext, "title": title}))
 
 
 async def setup(store: Store) -> None:
@@ -160,3 +162,43 @@ async def test_a_first_sync_inserts_and_turns_to_upserts_when_a_record_comes_aga
     assert [tuple(r) for r in events] == [
         ("a", "created", 1), ("b", "created", 1), ("a", "updated", 2), ("c", "created", 1)
     ]  # fmt: skip
+
+
+async def test_money_is_stored_exactly_on_both_write_paths(database_url: str) -> None:
+    # Money travels to the staging tables as text (store.types.staging_row); the tables
+    # hold numeric(14, 2), rounded as PostgreSQL rounds, the same on insert and upsert.
+    prices = {"p": Decimal("1234.5"), "q": Decimal("1E+2"), "r": Decimal("0.005"), "s": None}
+    stored = {"p": Decimal("1234.50"), "q": Decimal("100.00"), "r": Decimal("0.01"), "s": None}
+    reservation = Reservation(
+        external_id="x", source_updated_at=T0, property_external_id="p", status=ReservationStatus.CONFIRMED,
+        partner_status="confirmed", total_paid=Decimal("-12.3"), balance_due=None,
+    )  # fmt: skip
+    async with Store.open(database_url) as store:
+        await store.register_integration(
+            "acme", "guesty", True, {"properties": (60.0, True), "reservations": (60.0, True)}
+        )
+        async with store.sync_session("acme", "properties") as session:
+            assert session is not None
+            first = [prop(k, "T", T0, base_price=v) for k, v in prices.items()]
+            assert (await session.apply(Batch(rows=first))).inserted == 4
+            again = await session.apply(
+                Batch(rows=[prop("p", "T", T0 + timedelta(seconds=1), base_price=Decimal("1234.50"))])
+            )
+            moved = await session.apply(
+                Batch(rows=[prop("q", "T", T0 + timedelta(seconds=1), base_price=Decimal("99.99"))])
+            )
+            assert (again.unchanged, moved.updated) == (1, 1)
+        async with store.sync_session("acme", "reservations") as session:
+            assert session is not None
+            raw = orjson.dumps({"_id": "x"})
+            assert (
+                await session.apply(
+                    Batch(rows=[row_for(TABLES["reservations"], values_of(reservation), raw)])
+                )
+            ).inserted == 1
+    got = {r[0]: r[1] for r in await db_rows(database_url, "SELECT external_id, base_price FROM properties")}
+    assert got == {**stored, "q": Decimal("99.99")}
+    fields = await db_rows(database_url, "SELECT changed_fields FROM events WHERE kind = 'updated'")
+    assert [f[0] for f in fields] == [["base_price"]]
+    money = await db_rows(database_url, "SELECT total_paid, balance_due FROM reservations")
+    assert [tuple(r) for r in money] == [(Decimal("-12.30"), None)]
