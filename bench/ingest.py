@@ -13,8 +13,10 @@ records / sync duration (from the daemon's own sync_started/sync_finished log ev
 peak RSS is the daemon process's ru_maxrss. With ``--repeat N`` each size runs N times on
 a fresh database each time; a phase's figures are then the median records/s (every run
 listed beside it) and the highest peak RSS. Before each phase a fixed pure-Python loop is
-timed (``host_probe_ms``): a rough gauge of the box's speed then (the CPU per record of
-each process, also printed, compares runs better).
+timed (``host_probe_ms``), and the daemon's page-to-rows work in-process
+(``hot_path_probe_us``): gauges of the box's speed then (the CPU per record of each
+process, also printed, compares runs better). ``daemon_cores_busy`` is the daemon's CPU
+over the sync's duration: records/s follows its CPU per record at a near-constant share.
 The last line printed is one JSON object.
 """
 
@@ -39,7 +41,10 @@ import asyncpg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from syncd.connectors.guesty import adapter, wire  # noqa: E402
+from syncd.simulator.guesty_render import ListingRenderer  # noqa: E402
 from syncd.store.embedded import EmbeddedPostgres  # noqa: E402 - after the path tweak
+from syncd.store.types import TABLES, row_for  # noqa: E402
 
 TARGET_FULL = 45_000
 TARGET_CHANGED = 32_000
@@ -133,6 +138,27 @@ def host_probe_ms() -> float:
     return round(best * 1000, 1)
 
 
+def hot_path_probe_us() -> float:
+    """The daemon's own work per listing, page to staging rows (split, decode, canonical
+    values, row), timed in this process over 2,000 simulator listings, best of five, in µs.
+    Memory-bound like a sync, it follows the box's slow spells that the pure-Python loop
+    does not (2026-12-03: the loop read 41-49 ms on fast and slow hours alike, this 5.3-7.9)."""
+    renderer = ListingRenderer(7)
+    pages = [
+        b'{"results":[' + b",".join(renderer.render_base(p * 100 + i) for i in range(100)) + b"]}"
+        for p in range(20)
+    ]
+    spec = TABLES["properties"]
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        for body in pages:
+            rows = [row_for(spec, adapter.listing_values(raw), raw) for raw in wire.PAGE.decode(body).results]
+        best = min(best, time.perf_counter() - started)
+    assert len(rows) == 100
+    return round(best / 2000 * 1e6, 2)
+
+
 def cpu_s(usage: Any) -> float:
     return float(usage.ru_utime + usage.ru_stime)
 
@@ -176,6 +202,7 @@ def scenario(server_dsn: str, pgdata: Path, workdir: Path, listings: int, batch_
     out: dict[str, Any] = {"listings": listings}
     for label, generation in (("full", 0), ("changed", 1)):
         probe = host_probe_ms()
+        hot_probe = hot_path_probe_us()
         port = free_port()
         config = workdir / f"{name}-{label}.toml"
         write_config(config, dsn, port, batch_size)
@@ -200,17 +227,22 @@ def scenario(server_dsn: str, pgdata: Path, workdir: Path, listings: int, batch_
             "records_per_s": round(listings / seconds),
             "peak_rss_mb": round(rss, 1),
             "host_probe_ms": probe,
+            "hot_path_probe_us": hot_probe,
             # CPU microseconds per record, by process: where the two cores go.
             "cpu_us_per_record": {
                 "daemon": round(daemon_cpu / listings * 1e6, 1),
                 "postgres": round(pg_cpu / listings * 1e6, 1),
                 "simulator": round(cpu_s(sim_usage) / listings * 1e6, 1),
             },
+            # The daemon's one thread bounds a full sync: the share of a core it kept busy
+            # (0.66-0.72 in every 1M full sync of 2026-12-03, fast or slow). Its process CPU,
+            # start-up included, over the sync's duration: ~0.15 too high at 100k.
+            "daemon_cores_busy": round(daemon_cpu / seconds, 2),
         }
         print(
             f"{listings:>9,} {label:<8} {listings / seconds:>9,.0f} records/s"
             f"  {seconds:7.2f} s  peak RSS {rss:6.1f} MB  CPU µs/record {out[label]['cpu_us_per_record']}"
-            f"  host probe {probe} ms",
+            f"  daemon cores {out[label]['daemon_cores_busy']}  probes {probe} ms, {hot_probe} µs",
             flush=True,
         )
     asyncio.run(admin(server_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -227,6 +259,8 @@ def combined(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "runs_records_per_s": [p["records_per_s"] for p in phases],
             "peak_rss_mb": max(p["peak_rss_mb"] for p in phases),
             "host_probe_ms": [p["host_probe_ms"] for p in phases],
+            "hot_path_probe_us": [p["hot_path_probe_us"] for p in phases],
+            "daemon_cores_busy": [p["daemon_cores_busy"] for p in phases],
             "cpu_us_per_record": {
                 process: round(statistics.median(p["cpu_us_per_record"][process] for p in phases), 1)
                 for process in phases[0]["cpu_us_per_record"]
