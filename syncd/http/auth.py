@@ -208,7 +208,7 @@ class _StoredTokenAuth:
         raise NotImplementedError
 
     def _adopt(self, token: str | None, expires_at: datetime | None) -> None:
-        register_secret(token)
+        register_secret(token, expires_at.timestamp() if expires_at is not None else None)
         self._token, self._expires_at = token, expires_at
 
 
