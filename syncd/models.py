@@ -175,6 +175,12 @@ _BOUNDS: dict[type, tuple[str, str]] = {
 }
 
 
+def base_type(annotation: Any) -> Any:
+    """A field's type without its ``| None``: ``Decimal | None`` -> ``Decimal``."""
+    args = get_args(annotation)
+    return next((a for a in args if a is not type(None)), annotation) if args else annotation
+
+
 def _field_tests(
     name: str, annotation: Any, metadata: list[Any], constants: dict[str, Any], n: int
 ) -> list[str]:
@@ -182,7 +188,7 @@ def _field_tests(
     args = get_args(annotation)
     if any(get_origin(a) is Annotated for a in args):  # its bounds would not be in ``metadata``
         raise TypeError(f"{name}: declare bounds with Field(...) on the field, not inside a union")
-    base = next((a for a in args if a is not type(None)), annotation) if args else annotation
+    base = base_type(annotation)
     # The exact type pydantic would produce (a near miss, like a datetime for a date or a
     # bool for an int, falls back to pydantic, which knows what to do with it).
     exact = datetime if base is AwareDatetime else base
