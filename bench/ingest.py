@@ -57,11 +57,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_simulator(listings: int, generation: int, port: int) -> subprocess.Popen[bytes]:
+def start_simulator(listings: int, generation: int, port: int, prerender: bool) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [
             sys.executable, "-m", "syncd", "simulate", "--port", str(port), "--listings", str(listings),
             "--reservations-per-listing", "0", "--no-limits", "--generation", str(generation),
+            *(["--prerender"] if prerender else []),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -99,24 +100,24 @@ resources.properties = {{ interval_s = 0.001, overlap_s = 0, deletion_sweep = fa
     )
 
 
+def process_cpu_s(pid: int, children: bool = False) -> float:
+    """CPU seconds used so far by a live process (and its reaped children, if asked)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    used = int(fields[11]) + int(fields[12])  # utime, stime
+    return (used + (int(fields[13]) + int(fields[14]) if children else 0)) / os.sysconf("SC_CLK_TCK")
+
+
 def postgres_cpu_s(pgdata: Path) -> float:
     """CPU seconds used so far by the server: the postmaster, its live children, and its
     reaped children (which the kernel adds to the postmaster's cutime/cstime)."""
     postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
-    tick = os.sysconf("SC_CLK_TCK")
-
-    def times(pid: int, children: bool) -> float:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        used = int(fields[11]) + int(fields[12])  # utime, stime
-        return (used + (int(fields[13]) + int(fields[14]) if children else 0)) / tick
-
-    total = times(postmaster, children=True)
+    total = process_cpu_s(postmaster, children=True)
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 stat = (entry / "stat").read_text()
                 if int(stat.rsplit(")", 1)[1].split()[1]) == postmaster:
-                    total += times(int(entry.name), children=False)
+                    total += process_cpu_s(int(entry.name))
             except (OSError, ValueError):
                 continue  # exited meanwhile: now counted in the postmaster's cutime
     return total
@@ -194,7 +195,9 @@ async def admin(dsn: str, statement: str) -> Any:
         await conn.close()
 
 
-def scenario(server_dsn: str, pgdata: Path, workdir: Path, listings: int, batch_size: int) -> dict[str, Any]:
+def scenario(
+    server_dsn: str, pgdata: Path, workdir: Path, listings: int, batch_size: int, prerender: bool
+) -> dict[str, Any]:
     name = f"bench_{listings}"
     asyncio.run(admin(server_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
     asyncio.run(admin(server_dsn, f"CREATE DATABASE {name}"))
@@ -206,19 +209,19 @@ def scenario(server_dsn: str, pgdata: Path, workdir: Path, listings: int, batch_
         port = free_port()
         config = workdir / f"{name}-{label}.toml"
         write_config(config, dsn, port, batch_size)
-        sim = start_simulator(listings, generation, port)
+        sim = start_simulator(listings, generation, port, prerender)
         # Flush the previous phase's dirty pages first, so that their writeback is not billed
         # to this phase (with the page cache full of dirty pages, perf showed ~30 % of
         # PostgreSQL's CPU in pwrite).
         os.sync()
-        pg_before = postgres_cpu_s(pgdata)
+        pg_before, sim_before = postgres_cpu_s(pgdata), process_cpu_s(sim.pid)
         try:
             seconds, rss, daemon_cpu = run_daemon(config, workdir / f"{name}-{label}.log")
             pg_cpu = postgres_cpu_s(pgdata) - pg_before
+            sim_cpu = process_cpu_s(sim.pid) - sim_before  # serving only: not start-up or prerendering
         finally:
             sim.terminate()
-            _, _, sim_usage = os.wait4(sim.pid, 0)
-            sim.returncode = 0
+            sim.wait()
         rows = asyncio.run(admin(dsn, f"SELECT count(*) FROM properties WHERE version = {generation + 1}"))
         if rows != listings:
             raise RuntimeError(f"{label}: {rows} of {listings} rows at version {generation + 1}")
@@ -232,7 +235,7 @@ def scenario(server_dsn: str, pgdata: Path, workdir: Path, listings: int, batch_
             "cpu_us_per_record": {
                 "daemon": round(daemon_cpu / listings * 1e6, 1),
                 "postgres": round(pg_cpu / listings * 1e6, 1),
-                "simulator": round(cpu_s(sim_usage) / listings * 1e6, 1),
+                "simulator": round(sim_cpu / listings * 1e6, 1),
             },
             # The daemon's one thread bounds a full sync: the share of a core it kept busy
             # (0.66-0.72 in every 1M full sync of 2026-12-03, fast or slow). Its process CPU,
@@ -274,6 +277,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--batch-size", type=int, default=2500)
     parser.add_argument("--repeat", type=int, default=1, help="runs per size; figures are medians")
+    parser.add_argument(
+        "--live-render",
+        action="store_true",
+        help="the simulator renders each record as it serves it, on the shared cores (default: prerendered)",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     repeat = args.repeat
@@ -286,7 +294,10 @@ def main() -> None:
         try:
             results = []
             for n in sizes:
-                runs = [scenario(server_dsn, pg.pgdata, workdir, n, args.batch_size) for _ in range(repeat)]
+                runs = [
+                    scenario(server_dsn, pg.pgdata, workdir, n, args.batch_size, not args.live_render)
+                    for _ in range(repeat)
+                ]
                 results.append(combined(runs))
         finally:
             pg.stop()
@@ -298,6 +309,7 @@ def main() -> None:
     summary = {
         "bench": "ingest",
         "repeat": repeat,
+        "simulator": "live-render" if args.live_render else "prerendered",
         "results": results,
         "full_sync_records_per_s_min": full,
         "changed_resync_records_per_s_min": changed,

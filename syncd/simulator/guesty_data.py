@@ -21,6 +21,7 @@ import orjson
 
 from syncd.simulator import encoding, guesty_query, guesty_render
 from syncd.simulator.guesty_query import ListQuery
+from syncd.simulator.prerender import PrerenderedRecords
 from syncd.simulator.sparse import OverrideTable
 
 Kind = Literal["listing", "reservation"]
@@ -115,6 +116,20 @@ class GuestyAccount:
         )
         self._clock_ms = max(self.listing_table.max_base_ts(), self.reservation_table.max_base_ts())
         self._mutations = 0
+        self._base_listings: PrerenderedRecords | None = None
+        self._base_reservations: PrerenderedRecords | None = None
+
+    def prerender(self) -> None:
+        """Render every record's base state now (see ``prerender``): a full sync of an
+        unmutated account is then served without rendering. Mutated accounts render as before."""
+        listings, reservations = self.listing_table, self.reservation_table
+        render_l, render_r = self._render_l.render_base, self._render_r.render_base
+        self._base_listings = PrerenderedRecords(
+            listings.base_count, lambda i: render_l(i, listings.t0_ms, listings.base_version)
+        )
+        self._base_reservations = PrerenderedRecords(
+            reservations.base_count, lambda j: render_r(j, reservations.t0_ms, reservations.base_version)
+        )
 
     # -- ids and single records ---------------------------------------------------------
 
@@ -178,16 +193,21 @@ class GuestyAccount:
             return QueryResult(count, [b'{"_id":"%s"}' % ids(i) for i in indexes])
         if not self.malformed and not self.broken_json and not self.listing_table.versions:
             # Hot path of a full sync: every record is at its base state.
-            render = self._render_l.render_base
-            t0, version = self.listing_table.t0_ms, self.listing_table.base_version
-            records = [render(i, t0, version) for i in indexes]
+            if self._base_listings is not None:
+                records = self._base_listings.get(indexes)
+            else:
+                render = self._render_l.render_base
+                t0, version = self.listing_table.t0_ms, self.listing_table.base_version
+                records = [render(i, t0, version) for i in indexes]
         else:
             records = [self.render_listing(i) for i in indexes]
         return QueryResult(count, _project(records, query.fields))
 
     def query_reservations(self, query: ListQuery) -> QueryResult:
         indexes, count = self._select(self.reservation_table, query, self.reservation_index)
-        if not self.reservation_table.versions:
+        if not self.reservation_table.versions and self._base_reservations is not None:
+            records = self._base_reservations.get(indexes)
+        elif not self.reservation_table.versions:
             render = self._render_r.render_base
             t0, version = self.reservation_table.t0_ms, self.reservation_table.base_version
             records = [render(j, t0, version) for j in indexes]

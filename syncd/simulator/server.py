@@ -289,6 +289,7 @@ class SimulateOptions:
     allow_non_loopback: bool = False
     generation: int = 0
     faults: FaultSpec | None = None
+    prerender: bool = False
 
 
 def build_simulator(options: SimulateOptions) -> Simulator:
@@ -301,7 +302,7 @@ def build_simulator(options: SimulateOptions) -> Simulator:
     )
     for n in range(1, options.accounts + 1):
         client_id, secret = guesty_credentials(n)
-        sim.add_guesty_account(
+        data = sim.add_guesty_account(
             client_id,
             secret,
             options.seed + n - 1,
@@ -309,6 +310,8 @@ def build_simulator(options: SimulateOptions) -> Simulator:
             options.reservations_per_listing,
             generation=options.generation,
         )
+        if options.prerender:
+            data.prerender()
     if options.faults is not None and options.faults.rules:
         sim.set_faults(options.faults)
     return sim

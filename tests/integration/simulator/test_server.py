@@ -143,3 +143,42 @@ async def test_run_announces_urls_and_credentials_then_serves() -> None:
             page = await client.get("/v1/listings", headers={"Authorization": f"Bearer {token}"})
             assert page.json()["count"] == 30
         tg.cancel_scope.cancel()
+
+
+async def _first_pages(options: SimulateOptions) -> list[bytes]:
+    out = _Announcements()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.run, options, out)
+        with anyio.fail_after(10):
+            await out.ready.wait()
+        base_url = out.getvalue().split("listening on ")[1].split()[0]
+        async with httpx.AsyncClient(base_url=base_url) as client:
+            form = {
+                "grant_type": "client_credentials",
+                "scope": "open-api",
+                "client_id": "guesty-acct-1",
+                "client_secret": "sim-secret-1",
+            }
+            token = (await client.post("/oauth2/token", data=form)).json()["access_token"]
+            auth = {"Authorization": f"Bearer {token}"}
+            pages = [
+                (await client.get(path, params=params, headers=auth)).content
+                for path, params in (
+                    ("/v1/listings", {"limit": "100", "skip": "100", "sort": "lastUpdatedAt"}),
+                    ("/v1/listings", {"limit": "100", "skip": "200"}),
+                    ("/v1/reservations", {"limit": "100", "skip": "300"}),
+                )
+            ]
+        tg.cancel_scope.cancel()
+    return pages
+
+
+async def test_a_prerendering_simulator_serves_the_bytes_it_would_render() -> None:
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    options = cli.options_from_args(parser.parse_args(["--port", "0", "--listings", "250", "--prerender"]))
+    assert options.prerender
+    prerendered = await _first_pages(options)
+    live = await _first_pages(SimulateOptions(port=0, listings=250))
+    assert prerendered == live
+    assert [page.count(b'"lastUpdatedAt"') for page in live] == [100, 50, 100]
