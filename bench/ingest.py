@@ -3,12 +3,16 @@
     python bench/ingest.py                      # 100,000 and 1,000,000 listings
     python bench/ingest.py --sizes 100000       # one size
     python bench/ingest.py --repeat 3           # each size 3 times: medians (PERFORMANCE.md's way)
+    python bench/ingest.py --live-render        # the simulator renders records as it serves them
 
 For each size, on a fresh database of one embedded PostgreSQL server:
   1. full sync: every listing is new;
   2. all-changed resync: the simulator restarts serving generation 1 of the same account
      (every record rewritten, with newer timestamps), and the daemon syncs again.
-The daemon and the simulator are separate processes, as in production. records/s is
+The daemon and the simulator are separate processes, as in production. The simulator
+prerenders its records before it listens (``syncd simulate --prerender``): a partner renders
+on its own servers, not on the two cores the daemon and PostgreSQL share here; its CPU is
+counted only while the sync runs. records/s is
 records / sync duration (from the daemon's own sync_started/sync_finished log events);
 peak RSS is the daemon process's ru_maxrss. With ``--repeat N`` each size runs N times on
 a fresh database each time; a phase's figures are then the median records/s (every run
