@@ -213,7 +213,9 @@ def scenario(
         port = free_port()
         config = workdir / f"{name}-{label}.toml"
         write_config(config, dsn, port, batch_size)
+        sim_started = time.monotonic()
         sim = start_simulator(listings, generation, port, prerender)
+        sim_start_s = round(time.monotonic() - sim_started, 2)  # prerendering included
         # Flush the previous phase's dirty pages first, so that their writeback is not billed
         # to this phase (with the page cache full of dirty pages, perf showed ~30 % of
         # PostgreSQL's CPU in pwrite).
@@ -235,6 +237,7 @@ def scenario(
             "peak_rss_mb": round(rss, 1),
             "host_probe_ms": probe,
             "hot_path_probe_us": hot_probe,
+            "simulator_start_s": sim_start_s,
             # CPU microseconds per record, by process: where the two cores go.
             "cpu_us_per_record": {
                 "daemon": round(daemon_cpu / listings * 1e6, 1),
@@ -267,6 +270,7 @@ def combined(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "peak_rss_mb": max(p["peak_rss_mb"] for p in phases),
             "host_probe_ms": [p["host_probe_ms"] for p in phases],
             "hot_path_probe_us": [p["hot_path_probe_us"] for p in phases],
+            "simulator_start_s": [p["simulator_start_s"] for p in phases],
             "daemon_cores_busy": [p["daemon_cores_busy"] for p in phases],
             "cpu_us_per_record": {
                 process: round(statistics.median(p["cpu_us_per_record"][process] for p in phases), 1)
