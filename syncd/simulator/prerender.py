@@ -1,9 +1,10 @@
 """Records rendered once, ahead of serving, for throughput benchmarks (``--prerender``).
 
 A partner renders its JSON on its own servers; the simulator renders it on the cores the
-daemon and PostgreSQL share, about 3.5 µs per listing at the box's usual speed, a fifth of
-a full sync's CPU. Rendering every base record before the server listens takes that cost
-out of the measured window without changing one byte served.
+daemon and PostgreSQL share: about 3.5 µs per listing at the box's usual speed, half the
+simulator's CPU in a full sync and a tenth of all three processes' together. Rendering
+every base record before the server listens takes that cost out of the measured window
+without changing one byte served.
 
 The bytes live in a memory file (``memfd``; a temporary file where there is none), read
 back with ``pread``, so the process heap stays as small as without it: the account still
