@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="render every record before listening, so that serving a full sync costs no rendering "
         "(throughput benchmarks: a partner renders on its own servers); about 1.4 KB per record "
-        "in a memory file",
+        "in a temporary file",
     )
     parser.add_argument(
         "--faults",

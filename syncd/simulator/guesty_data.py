@@ -3,7 +3,7 @@
 State is the base parameters plus sparse overrides (``sparse.OverrideTable``), so an
 account of 1,000,000 listings costs the same memory as one of 1,000, and a query costs
 O(page + overrides). Records are rendered on demand by ``guesty_render`` (or, for
-throughput benchmarks, once ahead into a memory file: ``GuestyAccount.prerender``).
+throughput benchmarks, once ahead into a temporary file: ``GuestyAccount.prerender``).
 
 Mutations use a logical clock that starts after the newest base timestamp and advances
 by a few milliseconds per small group of mutations (members of a group share one
