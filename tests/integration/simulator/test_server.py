@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import socket
+from collections.abc import AsyncIterator
 
 import anyio
 import httpx
@@ -122,16 +124,16 @@ class _Announcements(io.StringIO):
         self.ready.set()
 
 
-async def test_run_announces_urls_and_credentials_then_serves() -> None:
+@contextlib.asynccontextmanager
+async def _served(options: SimulateOptions) -> AsyncIterator[tuple[str, httpx.AsyncClient]]:
+    """``server.run`` in the background: its announcement, and a client holding account 1's token."""
     out = _Announcements()
-    options = SimulateOptions(port=0, listings=30, accounts=2)
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.run, options, out)
         with anyio.fail_after(10):
             await out.ready.wait()
         text = out.getvalue()
         base_url = text.split("listening on ")[1].split()[0]
-        assert "client_id=guesty-acct-2 client_secret=sim-secret-2" in text
         async with httpx.AsyncClient(base_url=base_url) as client:
             form = {
                 "grant_type": "client_credentials",
@@ -140,37 +142,28 @@ async def test_run_announces_urls_and_credentials_then_serves() -> None:
                 "client_secret": "sim-secret-1",
             }
             token = (await client.post("/oauth2/token", data=form)).json()["access_token"]
-            page = await client.get("/v1/listings", headers={"Authorization": f"Bearer {token}"})
-            assert page.json()["count"] == 30
+            client.headers["Authorization"] = f"Bearer {token}"
+            yield text, client
         tg.cancel_scope.cancel()
+
+
+async def test_run_announces_urls_and_credentials_then_serves() -> None:
+    async with _served(SimulateOptions(port=0, listings=30, accounts=2)) as (text, client):
+        assert "client_id=guesty-acct-2 client_secret=sim-secret-2" in text
+        page = await client.get("/v1/listings")
+        assert page.json()["count"] == 30
 
 
 async def _first_pages(options: SimulateOptions) -> list[bytes]:
-    out = _Announcements()
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(server.run, options, out)
-        with anyio.fail_after(10):
-            await out.ready.wait()
-        base_url = out.getvalue().split("listening on ")[1].split()[0]
-        async with httpx.AsyncClient(base_url=base_url) as client:
-            form = {
-                "grant_type": "client_credentials",
-                "scope": "open-api",
-                "client_id": "guesty-acct-1",
-                "client_secret": "sim-secret-1",
-            }
-            token = (await client.post("/oauth2/token", data=form)).json()["access_token"]
-            auth = {"Authorization": f"Bearer {token}"}
-            pages = [
-                (await client.get(path, params=params, headers=auth)).content
-                for path, params in (
-                    ("/v1/listings", {"limit": "100", "skip": "100", "sort": "lastUpdatedAt"}),
-                    ("/v1/listings", {"limit": "100", "skip": "200"}),
-                    ("/v1/reservations", {"limit": "100", "skip": "300"}),
-                )
-            ]
-        tg.cancel_scope.cancel()
-    return pages
+    async with _served(options) as (_, client):
+        return [
+            (await client.get(path, params=params)).content
+            for path, params in (
+                ("/v1/listings", {"limit": "100", "skip": "100", "sort": "lastUpdatedAt"}),
+                ("/v1/listings", {"limit": "100", "skip": "200"}),
+                ("/v1/reservations", {"limit": "100", "skip": "300"}),
+            )
+        ]
 
 
 async def test_a_prerendering_simulator_serves_the_bytes_it_would_render() -> None:
