@@ -86,6 +86,12 @@ def lock_key(*parts: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+def fence_keys(key: int) -> tuple[int, int]:
+    """The two signed int4 halves of a run's lock key, for the fence beside it."""
+    low = key & 0xFFFF_FFFF
+    return key >> 32, low - (1 << 32) if low >= 1 << 31 else low
+
+
 class Store:
     """Pool-level operations; a sync run works through a ``SyncSession``."""
 
@@ -228,7 +234,9 @@ class Store:
         """A connection holding the session advisory lock of (integration, resource).
 
         Yields None when another process holds it. The lock lives and dies with the
-        connection, so a SIGKILLed owner releases it as soon as PostgreSQL notices.
+        connection, so a SIGKILLed owner releases it as soon as PostgreSQL notices. Its
+        extra writers' connections may outlive it: a new owner first waits for their open
+        transactions to end (see ``BatchWriter``'s fence).
         """
         key = lock_key(integration_id, resource)
         with translate():
@@ -237,6 +245,7 @@ class Store:
                     yield None
                     return
                 try:
+                    await conn.execute(Q["wait_for_fenced_writers"], *fence_keys(key))
                     await conn.execute(Q["create_incoming_tables"])
                     await conn.execute(Q["start_schedule"], integration_id, resource)
                     yield SyncSession(conn, integration_id, TABLES[resource], self._pool)
@@ -281,7 +290,10 @@ class BatchWriter:
         self.integration_id = integration_id
         self.spec = spec
         # (server pid, advisory-lock key) of the run's lock holder, for a connection that
-        # is not it: its batches commit only while that lock is still held.
+        # is not it: its batches commit only while that lock is still held. Checking the
+        # lock alone would leave a window (lost between the check and the commit, a new
+        # owner reading the checkpoint meanwhile): each transaction also holds the fence
+        # shared, and a new owner takes it exclusively before it starts.
         self._fence = fence
         # Set by ``SyncSession.start_run`` when the integration has no rows of this
         # resource yet: batches are then plain inserts (see ``insert_new_properties``).
@@ -326,6 +338,8 @@ class BatchWriter:
         copied = len(batch.rows)
         async with self._conn.transaction():
             inserted = updated = 0
+            if self._fence is not None:
+                await self._conn.execute(Q["share_fence"], *fence_keys(self._fence[1]))
             if await self._conn.fetchval(Q["hold_integration"], self.integration_id) is None:
                 raise errors.StoreError(
                     f"integration {self.integration_id!r} is not in the integrations table "

@@ -360,6 +360,18 @@ SELECT pg_advisory_unlock($1);
 -- DELETE of it waits for this transaction, and its trigger then deletes what we wrote.
 SELECT id FROM integrations WHERE id = $1 FOR KEY SHARE;
 
+-- name: share_fence
+-- Held by each transaction of a run's extra writer (``SyncSession.extra_writer``) until it
+-- ends; ``wait_for_fenced_writers`` takes it exclusively. Two int4 keys lock a different
+-- space (objsubid 2) from the run's bigint lock, so the pair can reuse that lock's bits.
+SELECT pg_advisory_xact_lock_shared($1::int, $2::int);
+
+-- name: wait_for_fenced_writers
+-- A run's new owner waits here until every transaction of the previous owner's extra
+-- writers has ended: committed before the new owner reads the checkpoint, or rolled
+-- back because they see the run's lock gone.
+SELECT pg_advisory_lock($1::int, $2::int), pg_advisory_unlock($1::int, $2::int);
+
 -- name: lock_held_by
 -- Is the advisory lock of key $2 (bigint) still held by server process $1? A bigint key
 -- shows in pg_locks as classid (high 32 bits) and objid (low 32 bits), objsubid 1.

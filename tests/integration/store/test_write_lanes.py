@@ -18,10 +18,10 @@ from syncd import errors, pipeline
 from syncd.config import ResourceSettings
 from syncd.models import Property, values_of
 from syncd.observability.metrics import Metrics
-from syncd.store.postgres import Store, SyncSession, Turn
+from syncd.store.postgres import BatchWriter, Store, SyncSession, Turn
 from syncd.store.types import TABLES, Batch, row_for
 from syncd.testing import FakeConnector, listing
-from tests.support import db_rows
+from tests.support import db_rows, poll_until
 
 pytestmark = pytest.mark.anyio
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -117,10 +117,55 @@ async def test_an_extra_writer_stops_committing_once_the_runs_lock_is_lost(datab
             assert isinstance(session, SyncSession)
             async with session.extra_writer() as other:
                 lock_pid = session.writer._conn.get_server_pid()
-                await db_rows(database_url, "SELECT pg_terminate_backend($1)", lock_pid)
+                # With a timeout, the call returns once the process has exited and so
+                # released its locks; without one it returns when the signal is sent.
+                await db_rows(database_url, "SELECT pg_terminate_backend($1, 10000)", lock_pid)
                 with pytest.raises(errors.StoreUnavailable, match="lock was lost"):
                     await other.apply(Batch(rows=[prop("b", "B")], checkpoint={"page": 1}))
     assert await state(database_url) == ({}, None)
+
+
+async def test_a_new_owner_of_the_run_waits_for_the_old_owners_open_batch(database_url: str) -> None:
+    # The owner's connection dies while its extra writer is mid-batch. Were the new owner
+    # to start (and read the checkpoint) before that batch ends, a commit slipping in
+    # between the batch's lock check and its COMMIT would go unseen by the new run.
+    before, mine = Turn(), Turn()
+    events: list[str] = []
+
+    async def old_batch(other: BatchWriter) -> None:
+        with pytest.raises(errors.StoreUnavailable, match="lock was lost"):
+            await other.apply(Batch(rows=[prop("b", "B")], checkpoint={"page": 2}), mine, before)
+        events.append("old owner's batch ended")
+
+    async def new_owner() -> None:
+        async with Store.open(database_url) as store, store.sync_session("acme", "properties") as session:
+            assert session is not None
+            events.append("new owner started")
+
+    with contextlib.suppress(errors.StoreUnavailable):  # the old session's own close fails
+        async with session_of(database_url) as session, session.extra_writer() as other:
+            assert isinstance(session, SyncSession)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(old_batch, other)
+                with anyio.fail_after(10):
+                    await poll_until(lambda: fence_held(database_url), interval_s=0.01)
+                lock_pid = session.writer._conn.get_server_pid()
+                await db_rows(database_url, "SELECT pg_terminate_backend($1, 10000)", lock_pid)
+                tg.start_soon(new_owner)
+                await anyio.sleep(0.5)  # far longer than taking a free lock needs
+                waited = list(events)
+                before.committed = True
+                before.upserted.set()
+                before.finished.set()
+    assert waited == []
+    assert events == ["old owner's batch ended", "new owner started"]
+    assert await state(database_url) == ({}, None)
+
+
+async def fence_held(database_url: str) -> bool:
+    """Is some extra writer's transaction holding its run's fence (two int4 keys)?"""
+    query = "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND mode = 'ShareLock'"
+    return bool(await db_rows(database_url, query + " AND granted"))
 
 
 async def run_lanes(database_url: str, connector: FakeConnector, lanes: int) -> pipeline.RunStats:
