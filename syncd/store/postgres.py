@@ -95,6 +95,9 @@ def fence_keys(key: int) -> tuple[int, int]:
 class Store:
     """Pool-level operations; a sync run works through a ``SyncSession``."""
 
+    # How long a run's new owner waits for the previous owner's extra writers (seconds).
+    fence_wait_s = 30.0
+
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
@@ -236,7 +239,8 @@ class Store:
         Yields None when another process holds it. The lock lives and dies with the
         connection, so a SIGKILLed owner releases it as soon as PostgreSQL notices. Its
         extra writers' connections may outlive it: a new owner first waits for their open
-        transactions to end (see ``BatchWriter``'s fence).
+        transactions to end (see ``BatchWriter``'s fence), and yields None too if they
+        have not within ``fence_wait_s`` (a frozen process: the run is tried again later).
         """
         key = lock_key(integration_id, resource)
         with translate():
@@ -244,8 +248,11 @@ class Store:
                 if not await conn.fetchval(Q["try_lock"], key):
                     yield None
                     return
+                if not await self._fenced_writers_ended(conn, key):
+                    await conn.execute(Q["unlock"], key)
+                    yield None
+                    return
                 try:
-                    await conn.execute(Q["wait_for_fenced_writers"], *fence_keys(key))
                     await conn.execute(Q["create_incoming_tables"])
                     await conn.execute(Q["start_schedule"], integration_id, resource)
                     yield SyncSession(conn, integration_id, TABLES[resource], self._pool)
@@ -253,6 +260,15 @@ class Store:
                     if not conn.is_closed():
                         with contextlib.suppress(asyncpg.PostgresError, OSError):
                             await conn.execute(Q["unlock"], key)
+
+    async def _fenced_writers_ended(self, conn: Connection, key: int) -> bool:
+        try:
+            async with conn.transaction():
+                await conn.execute(Q["set_lock_timeout"], round(self.fence_wait_s * 1000))
+                await conn.execute(Q["wait_for_fenced_writers"], *fence_keys(key))
+        except asyncpg.LockNotAvailableError:
+            return False
+        return True
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:

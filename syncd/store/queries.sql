@@ -367,10 +367,14 @@ SELECT id FROM integrations WHERE id = $1 FOR KEY SHARE;
 SELECT pg_advisory_xact_lock_shared($1::int, $2::int);
 
 -- name: wait_for_fenced_writers
--- A run's new owner waits here until every transaction of the previous owner's extra
--- writers has ended: committed before the new owner reads the checkpoint, or rolled
--- back because they see the run's lock gone.
-SELECT pg_advisory_lock($1::int, $2::int), pg_advisory_unlock($1::int, $2::int);
+-- In a transaction of its own (after set_lock_timeout): a run's new owner waits here until
+-- every transaction of the previous owner's extra writers has ended, committed before the
+-- new owner reads the checkpoint or rolled back because they see the run's lock gone.
+SELECT pg_advisory_xact_lock($1::int, $2::int);
+
+-- name: set_lock_timeout
+-- For the rest of the transaction; $1 in milliseconds.
+SELECT set_config('lock_timeout', $1::int::text, true);
 
 -- name: lock_held_by
 -- Is the advisory lock of key $2 (bigint) still held by server process $1? A bigint key

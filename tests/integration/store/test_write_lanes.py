@@ -18,7 +18,7 @@ from syncd import errors, pipeline
 from syncd.config import ResourceSettings
 from syncd.models import Property, values_of
 from syncd.observability.metrics import Metrics
-from syncd.store.postgres import BatchWriter, Store, SyncSession, Turn
+from syncd.store.postgres import BatchWriter, Store, SyncSession, Turn, fence_keys, lock_key
 from syncd.store.types import TABLES, Batch, row_for
 from syncd.testing import FakeConnector, listing
 from tests.support import db_rows, poll_until
@@ -160,6 +160,31 @@ async def test_a_new_owner_of_the_run_waits_for_the_old_owners_open_batch(databa
     assert waited == []
     assert events == ["old owner's batch ended", "new owner started"]
     assert await state(database_url) == ({}, None)
+
+
+async def test_a_new_owner_gives_up_on_a_fence_held_too_long_and_leaves_the_run_free(
+    database_url: str,
+) -> None:
+    # A frozen process whose lock connection died but whose extra writer's transaction is
+    # still open: the run is skipped (tried again later), not waited on for ever.
+    frozen = await asyncpg.connect(database_url)
+    try:
+        tx = frozen.transaction()
+        await tx.start()
+        await frozen.execute(
+            "SELECT pg_advisory_xact_lock_shared($1, $2)", *fence_keys(lock_key("acme", "properties"))
+        )
+        async with Store.open(database_url) as store:
+            await store.register_integration("acme", "guesty", True, {"properties": (60.0, True)})
+            store.fence_wait_s = 0.2
+            with anyio.fail_after(10):
+                async with store.sync_session("acme", "properties") as session:
+                    assert session is None
+            await tx.rollback()
+            async with store.sync_session("acme", "properties") as session:
+                assert session is not None  # the run's lock was let go with the skip
+    finally:
+        await frozen.close()
 
 
 async def fence_held(database_url: str) -> bool:
