@@ -191,6 +191,20 @@ def run_daemon(config: Path, log_path: Path) -> tuple[float, float, float]:
     return (finished - started).total_seconds(), usage.ru_maxrss / 1024, cpu_s(usage)
 
 
+async def wal_counters(dsn: str) -> tuple[int, int, int]:
+    """Cluster-wide WAL bytes, full-page images and checkpoints so far (PostgreSQL 17+)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        row = await conn.fetchrow(
+            "SELECT wal_bytes::bigint, wal_fpi, (SELECT num_timed + num_requested FROM pg_stat_checkpointer)"
+            " FROM pg_stat_wal"
+        )
+        assert row is not None  # pg_stat_wal always has its one row
+        return int(row[0]), int(row[1]), int(row[2])
+    finally:
+        await conn.close()
+
+
 async def admin(dsn: str, statement: str) -> Any:
     conn = await asyncpg.connect(dsn)
     try:
@@ -221,10 +235,12 @@ def scenario(
         # PostgreSQL's CPU in pwrite).
         os.sync()
         pg_before, sim_before = postgres_cpu_s(pgdata), process_cpu_s(sim.pid)
+        wal_before = asyncio.run(wal_counters(server_dsn))
         try:
             seconds, rss, daemon_cpu = run_daemon(config, workdir / f"{name}-{label}.log")
             pg_cpu = postgres_cpu_s(pgdata) - pg_before
             sim_cpu = process_cpu_s(sim.pid) - sim_before  # serving only: not start-up or prerendering
+            wal_after = asyncio.run(wal_counters(server_dsn))
         finally:
             sim.terminate()
             sim.wait()
@@ -248,11 +264,19 @@ def scenario(
             # (0.66-0.72 in every 1M full sync of 2026-12-03, fast or slow). Its process CPU,
             # start-up included, over the sync's duration: ~0.15 too high at 100k.
             "daemon_cores_busy": round(daemon_cpu / seconds, 2),
+            # What the sync cost PostgreSQL's WAL: bytes and full-page images per record, and
+            # the checkpoints that started meanwhile (each makes the next change to every
+            # page write that page whole into the WAL again).
+            "wal_bytes_per_record": round((wal_after[0] - wal_before[0]) / listings),
+            "wal_fpi_per_record": round((wal_after[1] - wal_before[1]) / listings, 3),
+            "checkpoints": wal_after[2] - wal_before[2],
         }
         print(
             f"{listings:>9,} {label:<8} {listings / seconds:>9,.0f} records/s"
             f"  {seconds:7.2f} s  peak RSS {rss:6.1f} MB  CPU µs/record {out[label]['cpu_us_per_record']}"
-            f"  daemon cores {out[label]['daemon_cores_busy']}  probes {probe} ms, {hot_probe} µs",
+            f"  daemon cores {out[label]['daemon_cores_busy']}  probes {probe} ms, {hot_probe} µs"
+            f"  WAL {out[label]['wal_bytes_per_record']} B/record,"
+            f" {out[label]['wal_fpi_per_record']} FPI/record, {out[label]['checkpoints']} checkpoints",
             flush=True,
         )
     asyncio.run(admin(server_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -272,6 +296,9 @@ def combined(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "hot_path_probe_us": [p["hot_path_probe_us"] for p in phases],
             "simulator_start_s": [p["simulator_start_s"] for p in phases],
             "daemon_cores_busy": [p["daemon_cores_busy"] for p in phases],
+            "wal_bytes_per_record": [p["wal_bytes_per_record"] for p in phases],
+            "wal_fpi_per_record": [p["wal_fpi_per_record"] for p in phases],
+            "checkpoints": [p["checkpoints"] for p in phases],
             "cpu_us_per_record": {
                 process: round(statistics.median(p["cpu_us_per_record"][process] for p in phases), 1)
                 for process in phases[0]["cpu_us_per_record"]

@@ -44,9 +44,19 @@ from syncd import errors
 # 42.4 / 46.8 / 43.0k records/s. Crash recovery is unchanged (the WAL is still written and
 # flushed at commit); what is given up is replication and base backups of this server,
 # which an operator who needs them gets from their own server (``database.url``).
+# max_wal_size 8GB: PostgreSQL starts a checkpoint after max_wal_size / (1 +
+# checkpoint_completion_target) of WAL, ~1.05 GB at 2GB, and after each one the first change
+# to every page writes the whole page into the WAL again. A million-listing resync where
+# every record changed writes ~2.3 KB of WAL per record; at 2GB it started 3 checkpoints and
+# its full-page images took it to 4.1 KB per record (0.23 of an 8 KB page each). Measured,
+# two interleaved 1M pairs (bench/ingest.py's WAL figures): 4078 -> 2342 B per record, 0
+# full-page images, PostgreSQL's CPU per record 40.0 / 41.1 -> 37.2 / 36.5 µs, 26.0 / 25.3k
+# -> 27.5 / 28.3k records/s. The cost: pg_wal may hold up to 8 GB during a burst this size
+# (a quiet daemon's checkpoint_timeout recycles it long before), and crash recovery replays
+# up to ~4 GB.
 TUNING = {
     "shared_buffers": "256MB",
-    "max_wal_size": "2GB",
+    "max_wal_size": "8GB",
     "checkpoint_timeout": "15min",
     "checkpoint_completion_target": "0.9",
     "wal_writer_delay": "10ms",
