@@ -21,7 +21,9 @@ timed (``host_probe_ms``), and the daemon's page-to-rows work in-process
 (``hot_path_probe_us``): gauges of the box's speed then (the CPU per record of each
 process, also printed, compares runs better). ``daemon_cores_busy`` is the daemon's CPU
 over the sync's duration: records/s follows its CPU per record at a near-constant share.
-The last line printed is one JSON object.
+``wal_bytes_per_record``, ``wal_fpi_per_record`` and ``checkpoints`` are PostgreSQL's WAL
+during the phase (from ``pg_stat_wal`` and ``pg_stat_checkpointer``): a checkpoint inside a
+resync shows up as full-page images. The last line printed is one JSON object.
 """
 
 from __future__ import annotations
