@@ -195,16 +195,12 @@ def run_daemon(config: Path, log_path: Path) -> tuple[float, float, float]:
 
 async def wal_counters(dsn: str) -> tuple[int, int, int]:
     """Cluster-wide WAL bytes, full-page images and checkpoints so far (PostgreSQL 17+)."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        row = await conn.fetchrow(
-            "SELECT wal_bytes::bigint, wal_fpi, (SELECT num_timed + num_requested FROM pg_stat_checkpointer)"
-            " FROM pg_stat_wal"
-        )
-        assert row is not None  # pg_stat_wal always has its one row
-        return int(row[0]), int(row[1]), int(row[2])
-    finally:
-        await conn.close()
+    wal_bytes, fpi, checkpoints = await admin(
+        dsn,
+        "SELECT ARRAY[wal_bytes::bigint, wal_fpi,"
+        " (SELECT num_timed + num_requested FROM pg_stat_checkpointer)] FROM pg_stat_wal",
+    )
+    return wal_bytes, fpi, checkpoints
 
 
 async def admin(dsn: str, statement: str) -> Any:
