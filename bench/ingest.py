@@ -19,8 +19,11 @@ a fresh database each time; a phase's figures are then the median records/s (eve
 listed beside it) and the highest peak RSS. Before each phase a fixed pure-Python loop is
 timed (``host_probe_ms``), and the daemon's page-to-rows work in-process
 (``hot_path_probe_us``): gauges of the box's speed then (the CPU per record of each
-process, also printed, compares runs better). ``daemon_cores_busy`` is the daemon's CPU
-over the sync's duration: records/s follows its CPU per record at a near-constant share.
+process, also printed, compares runs better). ``cores_busy`` is the three processes' CPU
+over the sync's duration, ``daemon_cores_busy`` the daemon's alone: records/s is
+``cores_busy`` over the CPU per record in all, and ``cores_busy`` stays near-constant while
+the box's speed moves the CPU per record. The daemon and the simulator each run in their
+own session, as a service and a remote partner would (see ``run_daemon``).
 ``wal_bytes_per_record``, ``wal_fpi_per_record`` and ``checkpoints`` are PostgreSQL's WAL
 during the phase (from ``pg_stat_wal`` and ``pg_stat_checkpointer``): a checkpoint inside a
 resync shows up as full-page images. The last line printed is one JSON object.
@@ -72,6 +75,7 @@ def start_simulator(listings: int, generation: int, port: int, prerender: bool) 
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # see run_daemon
     )  # fmt: skip
     assert proc.stdout is not None
     line = proc.stdout.readline()  # "simulator listening on ..." once it serves
@@ -177,8 +181,19 @@ def run_daemon(config: Path, log_path: Path) -> tuple[float, float, float]:
             [sys.executable, "-m", "syncd", "run", "--once", "--config", str(config)],
             stdout=subprocess.DEVNULL,
             stderr=log,
+            # Its own session, as under systemd or in a container, and not the simulator's
+            # (a partner's servers are not ours): with the kernel's autogroup scheduling
+            # (on by default) one session is one share of the CPU, and each PostgreSQL
+            # backend has its own session already. Measured: +1.6 % of the two cores kept
+            # busy in a 1M full sync (bench/RESULTS.md, 2026-12-04).
+            start_new_session=True,
         )
-        _, status, usage = os.wait4(proc.pid, 0)
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:  # Ctrl-C reaches only this process now: stop the daemon too
+            proc.terminate()
+            proc.wait()
+            raise
         proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise RuntimeError(f"daemon failed ({proc.returncode}); see {log_path}")
@@ -262,6 +277,9 @@ def scenario(
             # (0.66-0.72 in every 1M full sync of 2026-12-03, fast or slow). Its process CPU,
             # start-up included, over the sync's duration: ~0.15 too high at 100k.
             "daemon_cores_busy": round(daemon_cpu / seconds, 2),
+            # All three processes' CPU over the sync's duration: records/s is this over the
+            # CPU per record in all. It stays put while the box's speed moves the latter.
+            "cores_busy": round((daemon_cpu + pg_cpu + sim_cpu) / seconds, 2),
             # What the sync cost PostgreSQL's WAL: bytes and full-page images per record, and
             # the checkpoints that started meanwhile (each makes the next change to every
             # page write that page whole into the WAL again).
@@ -272,7 +290,8 @@ def scenario(
         print(
             f"{listings:>9,} {label:<8} {listings / seconds:>9,.0f} records/s"
             f"  {seconds:7.2f} s  peak RSS {rss:6.1f} MB  CPU µs/record {out[label]['cpu_us_per_record']}"
-            f"  daemon cores {out[label]['daemon_cores_busy']}  probes {probe} ms, {hot_probe} µs"
+            f"  cores busy {out[label]['cores_busy']} (daemon {out[label]['daemon_cores_busy']})"
+            f"  probes {probe} ms, {hot_probe} µs"
             f"  WAL {out[label]['wal_bytes_per_record']} B/record,"
             f" {out[label]['wal_fpi_per_record']} FPI/record, {out[label]['checkpoints']} checkpoints",
             flush=True,
@@ -294,6 +313,7 @@ def combined(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "hot_path_probe_us": [p["hot_path_probe_us"] for p in phases],
             "simulator_start_s": [p["simulator_start_s"] for p in phases],
             "daemon_cores_busy": [p["daemon_cores_busy"] for p in phases],
+            "cores_busy": [p["cores_busy"] for p in phases],
             "wal_bytes_per_record": [p["wal_bytes_per_record"] for p in phases],
             "wal_fpi_per_record": [p["wal_fpi_per_record"] for p in phases],
             "checkpoints": [p["checkpoints"] for p in phases],
