@@ -273,9 +273,9 @@ def scenario(
                 "postgres": round(pg_cpu / listings * 1e6, 1),
                 "simulator": round(sim_cpu / listings * 1e6, 1),
             },
-            # The daemon's one thread bounds a full sync: the share of a core it kept busy
-            # (0.66-0.72 in every 1M full sync of 2026-12-03, fast or slow). Its process CPU,
-            # start-up included, over the sync's duration: ~0.15 too high at 100k.
+            # The share of a core the daemon's one thread kept busy (1M full syncs: 0.66-0.72
+            # on 2026-12-03, fast or slow; 0.78-0.86 on 2026-12-04, records prerendered). Its
+            # process CPU, start-up included, over the sync's duration: ~0.15 too high at 100k.
             "daemon_cores_busy": round(daemon_cpu / seconds, 2),
             # All three processes' CPU over the sync's duration: records/s is this over the
             # CPU per record in all. It stays put while the box's speed moves the latter.
