@@ -41,6 +41,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -66,7 +68,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_simulator(listings: int, generation: int, port: int, prerender: bool) -> subprocess.Popen[bytes]:
+@contextmanager
+def running_simulator(
+    listings: int, generation: int, port: int, prerender: bool
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The simulator, serving, until the block ends. In its own session (see run_daemon), it
+    no longer gets the terminal's Ctrl-C: this stops it however the block ends, also while
+    it is still prerendering."""
     proc = subprocess.Popen(
         [
             sys.executable, "-m", "syncd", "simulate", "--port", str(port), "--listings", str(listings),
@@ -75,14 +83,17 @@ def start_simulator(listings: int, generation: int, port: int, prerender: bool) 
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
-        start_new_session=True,  # see run_daemon
+        start_new_session=True,
     )  # fmt: skip
-    assert proc.stdout is not None
-    line = proc.stdout.readline()  # "simulator listening on ..." once it serves
-    if b"listening" not in line:
-        proc.kill()
-        raise RuntimeError(f"simulator did not start: {line!r}")
-    return proc
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # "simulator listening on ..." once it serves
+        if b"listening" not in line:
+            raise RuntimeError(f"simulator did not start: {line!r}")
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait()
 
 
 def write_config(path: Path, dsn: str, port: int, batch_size: int) -> None:
@@ -241,22 +252,18 @@ def scenario(
         config = workdir / f"{name}-{label}.toml"
         write_config(config, dsn, port, batch_size)
         sim_started = time.monotonic()
-        sim = start_simulator(listings, generation, port, prerender)
-        sim_start_s = round(time.monotonic() - sim_started, 2)  # prerendering included
-        # Flush the previous phase's dirty pages first, so that their writeback is not billed
-        # to this phase (with the page cache full of dirty pages, perf showed ~30 % of
-        # PostgreSQL's CPU in pwrite).
-        os.sync()
-        pg_before, sim_before = postgres_cpu_s(pgdata), process_cpu_s(sim.pid)
-        wal_before = asyncio.run(wal_counters(server_dsn))
-        try:
+        with running_simulator(listings, generation, port, prerender) as sim:
+            sim_start_s = round(time.monotonic() - sim_started, 2)  # prerendering included
+            # Flush the previous phase's dirty pages first, so that their writeback is not
+            # billed to this phase (with the page cache full of dirty pages, perf showed ~30 %
+            # of PostgreSQL's CPU in pwrite).
+            os.sync()
+            pg_before, sim_before = postgres_cpu_s(pgdata), process_cpu_s(sim.pid)
+            wal_before = asyncio.run(wal_counters(server_dsn))
             seconds, rss, daemon_cpu = run_daemon(config, workdir / f"{name}-{label}.log")
             pg_cpu = postgres_cpu_s(pgdata) - pg_before
             sim_cpu = process_cpu_s(sim.pid) - sim_before  # serving only: not start-up or prerendering
             wal_after = asyncio.run(wal_counters(server_dsn))
-        finally:
-            sim.terminate()
-            sim.wait()
         rows = asyncio.run(admin(dsn, f"SELECT count(*) FROM properties WHERE version = {generation + 1}"))
         if rows != listings:
             raise RuntimeError(f"{label}: {rows} of {listings} rows at version {generation + 1}")
