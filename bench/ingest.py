@@ -20,10 +20,12 @@ listed beside it) and the highest peak RSS. Before each phase a fixed pure-Pytho
 timed (``host_probe_ms``), and the daemon's page-to-rows work in-process
 (``hot_path_probe_us``): gauges of the box's speed then (the CPU per record of each
 process, also printed, compares runs better). ``cores_busy`` is the three processes' CPU
-over the sync's duration, ``daemon_cores_busy`` the daemon's alone: records/s is
-``cores_busy`` over the CPU per record in all, and ``cores_busy`` stays near-constant while
-the box's speed moves the CPU per record. The daemon and the simulator each run in their
-own session, as a service and a remote partner would (see ``run_daemon``).
+over the sync's duration, ``daemon_cores_busy`` the daemon's alone. Both stay near-constant
+while the box's speed moves the CPU per record: a full sync's records/s is about
+``daemon_cores_busy`` over the daemon's CPU per record (its one thread sets the pace), an
+all-changed resync's ``cores_busy`` over the CPU per record in all. The daemon and the
+simulator each run in their own session, as a service and a remote partner would (see
+``run_daemon``).
 ``wal_bytes_per_record``, ``wal_fpi_per_record`` and ``checkpoints`` are PostgreSQL's WAL
 during the phase (from ``pg_stat_wal`` and ``pg_stat_checkpointer``): a checkpoint inside a
 resync shows up as full-page images. The last line printed is one JSON object.
@@ -281,7 +283,7 @@ def scenario(
                 "simulator": round(sim_cpu / listings * 1e6, 1),
             },
             # The share of a core the daemon's one thread kept busy (1M full syncs: 0.66-0.72
-            # on 2026-12-03, fast or slow; 0.78-0.86 on 2026-12-04, records prerendered). Its
+            # on 2026-12-03, fast or slow; 0.74-0.86 on 2026-12-04, records prerendered). Its
             # process CPU, start-up included, over the sync's duration: ~0.15 too high at 100k.
             "daemon_cores_busy": round(daemon_cpu / seconds, 2),
             # All three processes' CPU over the sync's duration: records/s is this over the
