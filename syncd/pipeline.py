@@ -39,9 +39,16 @@ from syncd.errors import BatchAbandoned, StoreError
 from syncd.models import MAX_ID_LENGTH
 from syncd.observability.metrics import Metrics
 from syncd.store.postgres import BatchWriter, SyncSession, Turn
-from syncd.store.types import ApplyResult, Batch, DeadLetter, RawRecord, row_for, storable_text
+from syncd.store.types import (
+    ApplyResult,
+    Batch,
+    DeadLetter,
+    RawRecord,
+    letter_payload,
+    row_for,
+    storable_text,
+)
 
-MAX_DEAD_LETTER_PAYLOAD = 64 * 1024
 # Dead letters of records without a readable id: named by a digest of their bytes.
 UNIDENTIFIED_PREFIX = "unidentified:"
 # A sweep that would delete more than this share of live records is more likely a partner
@@ -134,8 +141,7 @@ RECORD_ERRORS = (msgspec.MsgspecError, ValidationError, ValueError, TypeError, R
 
 def dead_letter(connector: Connector, resource: str, raw: RawRecord, exc: Exception) -> DeadLetter:
     # Text columns cannot hold NUL: a raw NUL byte (invalid JSON) is kept visible, escaped.
-    head = bytes(memoryview(raw)[:MAX_DEAD_LETTER_PAYLOAD])
-    payload = storable_text(head.decode(errors="replace"))
+    payload = letter_payload(raw)
     if isinstance(exc, ValidationError):
         reason = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<record>'}: {e['msg']}" for e in exc.errors())
     else:
@@ -182,10 +188,9 @@ async def run(
 
     def add_page(batcher: _Batcher, page: Page) -> None:
         dead_before = len(batcher.dead)
-        checked = page.utf8_checked
         for raw in page.records:
             try:
-                row = row_for(spec, normalize(raw), raw, utf8_checked=checked)
+                row = row_for(spec, normalize(raw), raw)
             except RECORD_ERRORS as exc:
                 batcher.add_dead(dead_letter(connector, resource, raw, exc))
                 continue

@@ -13,12 +13,10 @@ from syncd.store.types import RawRecord
 @dataclass(frozen=True)
 class Page:
     """Raw partner records of one response (each the partner's exact JSON bytes), and the
-    checkpoint reached after them. ``utf8_checked``: the connector checked the whole
-    response as UTF-8 at once, so the pipeline does not check each record again."""
+    checkpoint reached after them."""
 
     records: list[RawRecord]
     checkpoint: dict[str, Any]
-    utf8_checked: bool = False
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,16 @@ from asyncpg.pool import PoolConnectionProxy
 
 from syncd import errors
 from syncd.store.queries import QUERIES, schema_sql
-from syncd.store.types import TABLES, ApplyResult, Batch, Schedule, TableSpec, storable_text, without_nul
+from syncd.store.types import (
+    TABLES,
+    ApplyResult,
+    Batch,
+    Schedule,
+    TableSpec,
+    storable_text,
+    without_nul,
+    without_undecodable,
+)
 
 Q = QUERIES
 if TYPE_CHECKING:  # asyncpg's classes are generic only in its stubs
@@ -300,11 +309,19 @@ class BatchWriter:
     """Applies a run's batches on one connection: rows, events, dead letters, checkpoint."""
 
     def __init__(
-        self, conn: Connection, integration_id: str, spec: TableSpec, fence: tuple[int, int] | None = None
+        self,
+        conn: Connection,
+        integration_id: str,
+        spec: TableSpec,
+        fence: tuple[int, int] | None = None,
+        late_dead: set[str] | None = None,
     ) -> None:
         self._conn = conn
         self.integration_id = integration_id
         self.spec = spec
+        # Ids this run's writers dead-lettered after PostgreSQL refused their raw bytes
+        # (shared by the run's writers): a later batch holding one clean resolves it.
+        self._late_dead = late_dead if late_dead is not None else set()
         # (server pid, advisory-lock key) of the run's lock holder, for a connection that
         # is not it: its batches commit only while that lock is still held. Checking the
         # lock alone would leave a window (lost between the check and the commit, a new
@@ -321,8 +338,9 @@ class BatchWriter:
 
         The batch's rows are released as soon as they are copied to the server, so the
         pipeline's next batch can grow while this one is being upserted (peak memory).
-        A NUL character in a text value (PostgreSQL refuses it) would fail the batch on
-        every retry: the transaction is then retried once without NULs. Checking only
+        A NUL character in a text value, or a ``raw`` that is not UTF-8 (PostgreSQL
+        refuses either), would fail the batch on every retry: the transaction is then
+        retried once without NULs and with such records as dead letters. Checking only
         after the refusal keeps the common path free of a per-record scan.
 
         Raises ``BatchAbandoned`` (after rolling back) when the batch before failed.
@@ -332,8 +350,11 @@ class BatchWriter:
                 try:
                     result = await self._apply(batch, turn, after)
                 except asyncpg.CharacterNotInRepertoireError:
-                    if not without_nul(batch.rows):
+                    stripped = without_nul(batch.rows)
+                    undecodable = without_undecodable(batch)
+                    if not (stripped or undecodable):
                         raise
+                    self._late_dead.update(undecodable)
                     result = await self._apply(batch, turn, after)
             if turn is not None:
                 turn.committed = True
@@ -378,6 +399,13 @@ class BatchWriter:
                     raise errors.BatchAbandoned("an earlier batch of this run failed")
             if self._fence is not None and not await self._conn.fetchval(Q["lock_held_by"], *self._fence):
                 raise errors.StoreUnavailable("the run's lock was lost: its session ended")
+            if self._late_dead and copied:
+                # Read only now: an earlier batch's writer adds to it before that batch commits.
+                await self._conn.execute(
+                    Q[spec.resolve_staged_query],
+                    self.integration_id,
+                    sorted(self._late_dead.difference(d.external_id for d in batch.dead_letters)),
+                )
             if batch.dead_letters:
                 await self._conn.executemany(
                     Q["record_dead_letter"],
@@ -441,7 +469,8 @@ class SyncSession:
         self._pool = pool
         self.integration_id = integration_id
         self.spec = spec
-        self.writer = BatchWriter(conn, integration_id, spec)
+        self._late_dead: set[str] = set()
+        self.writer = BatchWriter(conn, integration_id, spec, late_dead=self._late_dead)
 
     async def apply(self, batch: Batch) -> ApplyResult:
         """One batch on the lock's connection (see ``BatchWriter.apply``)."""
@@ -459,7 +488,7 @@ class SyncSession:
         with translate():
             async with self._pool.acquire() as conn:
                 await conn.execute(Q["create_incoming_tables"])
-                writer = BatchWriter(conn, self.integration_id, self.spec, fence)
+                writer = BatchWriter(conn, self.integration_id, self.spec, fence, self._late_dead)
                 writer.first_sync = self.writer.first_sync
                 yield writer
 

@@ -494,3 +494,16 @@ WITH due AS (
 )
 SELECT array_agg(resource ORDER BY resource) AS resources, pg_notify('syncd_wake', $1) AS notified
 FROM due;
+
+-- name: resolve_staged_properties
+-- A dead letter recorded earlier in this run by the writer (its raw was not UTF-8) whose
+-- record this batch now holds clean: the letter is resolved, as the pipeline resolves
+-- the letters it records itself. The batch's rows are still in the staging table.
+UPDATE dead_letters SET resolved_at = now()
+WHERE integration_id = $1 AND resource = 'properties' AND external_id = ANY($2::text[])
+  AND resolved_at IS NULL AND external_id IN (SELECT external_id FROM incoming_properties);
+
+-- name: resolve_staged_reservations
+UPDATE dead_letters SET resolved_at = now()
+WHERE integration_id = $1 AND resource = 'reservations' AND external_id = ANY($2::text[])
+  AND resolved_at IS NULL AND external_id IN (SELECT external_id FROM incoming_reservations);

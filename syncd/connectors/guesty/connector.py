@@ -22,7 +22,7 @@ from syncd.connectors.pagination import MAX_CONSECUTIVE_RESCANS, UpdatedSinceCur
 from syncd.http.auth import ClientCredentials
 from syncd.http.client import PartnerClient
 from syncd.models import MAX_ID_LENGTH
-from syncd.store.types import RawRecord, check_utf8
+from syncd.store.types import RawRecord
 
 ENDPOINTS = {"properties": "/listings", "reservations": "/reservations"}
 # A page fetched one record at a time gives up past this many undecodable records: the
@@ -55,50 +55,33 @@ def _ts_of(raw: RawRecord) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class _Listed:
-    """One list response: its records, the partner's ``count`` (None: not an int) and
-    whether the whole body was found to be UTF-8 (``Page.utf8_checked``)."""
+    """One list response: its records and the partner's ``count`` (None: not an int)."""
 
     records: list[RawRecord]
     count: int | None
-    utf8_checked: bool
 
 
-def _decode_page(body: bytes) -> tuple[wire.Page, bytes]:
-    """A listing page and the body it was decoded from: the one received, or a copy
-    repaired by ``json_repair`` if the fast decoder refuses it."""
+def _page(body: bytes) -> wire.Page:
+    """A listing page, from the body received or, if the fast decoder refuses it, from a
+    copy repaired by ``json_repair``."""
     try:
-        return wire.PAGE.decode(body), body
+        return wire.PAGE.decode(body)
     except msgspec.DecodeError:
         repaired = repair_lone_surrogates(body)
         if repaired is body:
             raise
-        return wire.PAGE.decode(repaired), repaired
-
-
-def _page(body: bytes) -> wire.Page:
-    return _decode_page(body)[0]
+        return wire.PAGE.decode(repaired)
 
 
 def _listed(body: bytes) -> _Listed:
-    """A list response's records as slices of its body, not copies, when the body is
-    UTF-8 as a whole (one check per page). Copying each record out of its page cost
-    ~0.8 µs, a twentieth of the daemon's CPU per record; a batch holds its pages' records
-    anyway, so the slices pin no more memory than the copies did. A body that is not
-    UTF-8 throughout is copied record by record and each record checked in the pipeline,
-    so only the broken one becomes a dead letter."""
-    page, decoded = _decode_page(body)
+    """A list response's records as slices of its body, not copies: copying each record
+    out of its page cost ~0.8 µs, a twentieth of the daemon's CPU per record, and a batch
+    holds its pages' records anyway, so the slices pin no more memory than copies would.
+    Nothing here checks the bytes are UTF-8: PostgreSQL does as it stores ``raw``, and
+    the store makes a record it refuses a dead letter (``types.without_undecodable``)."""
+    page = _page(body)
     count = page.count if isinstance(page.count, int) and not isinstance(page.count, bool) else None
-    if _is_utf8(decoded):
-        return _Listed(list(page.results), count, True)
-    return _Listed([bytes(r) for r in page.results], count, False)
-
-
-def _is_utf8(body: bytes) -> bool:
-    try:
-        check_utf8(body)
-    except UnicodeDecodeError:
-        return False
-    return True
+    return _Listed(list(page.results), count)
 
 
 def _beyond(count: int | None, skip: int, results: list[RawRecord]) -> int | None:
@@ -154,7 +137,7 @@ class GuestyConnector:
                 continue
             rescans = 0
             cursor = cursor.advance(records, _ts_of, _id_of)
-            yield Page(records, cursor.to_checkpoint(), listed.utf8_checked)
+            yield Page(records, cursor.to_checkpoint())
             if len(listed.records) < self._page_size:
                 return
             # A page requested ahead counts only if it starts exactly where the previous one
@@ -173,7 +156,7 @@ class GuestyConnector:
                         )
                     break
                 cursor = cursor.advance(page.records[1:], _ts_of, _id_of)
-                yield Page(page.records[1:], cursor.to_checkpoint(), page.utf8_checked)
+                yield Page(page.records[1:], cursor.to_checkpoint())
                 if len(page.records) < self._page_size:
                     return
 
@@ -227,7 +210,7 @@ class GuestyConnector:
         try:
             return await self._list(endpoint, cursor, self._page_size, cursor.request_skip)
         except errors.UndecodableBody as exc:
-            return _Listed(await self._one_by_one(endpoint, cursor, exc), None, False)
+            return _Listed(await self._one_by_one(endpoint, cursor, exc), None)
 
     async def _list(self, endpoint: str, cursor: UpdatedSinceCursor, limit: int, skip: int) -> _Listed:
         filters = [{"field": "lastUpdatedAt", "operator": "$gte", "value": format_ts(cursor.ts)}]

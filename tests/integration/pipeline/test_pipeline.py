@@ -245,6 +245,42 @@ async def test_invalid_utf8_in_a_field_we_do_not_map_is_a_dead_letter(database_u
     assert records[2]["_id"] not in await live_ids(database_url)
 
 
+async def test_a_record_refused_for_its_bytes_then_seen_clean_in_the_same_run_is_resolved(
+    database_url: str,
+) -> None:
+    """The writer dead-letters a record PostgreSQL refused (not UTF-8) only after its
+    batch was built: a later batch of the same run, already built or on the other write
+    lane, that holds the record clean still resolves the letter, and the bad batch's
+    other rows are saved."""
+    records = [listing(i) for i in range(450)]
+    again = listing(3, title="Fixed", updated="2025-01-03T00:00:00.000Z")
+
+    class BadThenClean(FakeConnector):
+        async def stream(
+            self, resource: str, checkpoint: dict[str, Any] | None, settings: ResourceSettings
+        ) -> AsyncGenerator[Page, None]:
+            async for page in super().stream(resource, checkpoint, settings):
+                if page.checkpoint["offset"] == 100:  # the first batch
+                    page.records[3] = page.records[3][:-1] + b',"pictures":[{"caption":"caf\xe9"}]}'
+                if page.checkpoint["offset"] == 400:  # four batches later
+                    page.records.append(orjson.dumps(again))
+                yield page
+
+    stats = await run(database_url, BadThenClean(records))
+    assert stats.dead_lettered == 1
+    assert await live_ids(database_url) == {r["_id"] for r in records}
+    conn = await asyncpg.connect(database_url)
+    try:
+        query = "SELECT external_id, resolved_at IS NOT NULL, reason FROM dead_letters"
+        letters = [tuple(r) for r in await conn.fetch(query)]
+        title = await conn.fetchval("SELECT title FROM properties WHERE external_id = $1", again["_id"])
+    finally:
+        await conn.close()
+    assert [(i, resolved) for i, resolved, _ in letters] == [(again["_id"], True)]
+    assert letters[0][2].startswith("UnicodeDecodeError")
+    assert title == "Fixed"
+
+
 async def test_an_id_too_long_to_index_is_an_unidentified_dead_letter(database_url: str) -> None:
     """A dead letter is keyed by the record's id; a 5,000-character id does not fit a btree
     entry, and the dead letter's insert used to fail the whole batch on every retry."""
