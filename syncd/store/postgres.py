@@ -14,11 +14,10 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import anyio
 import asyncpg
-import msgspec
-import orjson
 from asyncpg.pool import PoolConnectionProxy
 
 from syncd import errors
+from syncd.store.codecs import init_connection
 from syncd.store.queries import QUERIES, schema_sql
 from syncd.store.types import (
     TABLES,
@@ -65,30 +64,6 @@ def translate() -> Iterator[None]:
         raise errors.StoreError(f"{type(exc).__name__}: {exc}") from exc
 
 
-def _encode_json(value: Any) -> bytes:
-    # Raw partner records arrive as JSON bytes already (bytes, or msgspec.Raw slices of their
-    # page, which asyncpg reads through the buffer protocol): sent as they are, never parsed
-    # and re-serialised on the hot path.
-    return value if isinstance(value, (bytes, msgspec.Raw)) else orjson.dumps(value)
-
-
-def _encode_jsonb(value: Any) -> bytes:
-    return b"\x01" + _encode_json(value)  # binary jsonb: a version byte, then the text
-
-
-def _decode_jsonb(data: bytes) -> Any:
-    return orjson.loads(data[1:])
-
-
-async def _init_connection(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec(
-        "jsonb", schema="pg_catalog", encoder=_encode_jsonb, decoder=_decode_jsonb, format="binary"
-    )
-    await conn.set_type_codec(
-        "json", schema="pg_catalog", encoder=_encode_json, decoder=orjson.loads, format="binary"
-    )
-
-
 def lock_key(*parts: str) -> int:
     """Stable signed 64-bit advisory-lock key for a tuple of names."""
     digest = hashlib.blake2b(":".join(parts).encode(), digest_size=8).digest()
@@ -120,7 +95,7 @@ class Store:
                 dsn,
                 min_size=min(min_size, max_size),
                 max_size=max_size,
-                init=_init_connection,
+                init=init_connection,
                 command_timeout=command_timeout,
                 server_settings={"application_name": "syncd"},
             )
