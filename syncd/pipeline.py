@@ -188,9 +188,10 @@ async def run(
 
     def add_page(batcher: _Batcher, page: Page) -> None:
         dead_before = len(batcher.dead)
-        for raw in page.records:
+        values = page.values if page.values is not None else [None] * len(page.records)
+        for raw, known in zip(page.records, values, strict=True):
             try:
-                row = row_for(spec, normalize(raw), raw)
+                row = row_for(spec, normalize(raw) if known is None else known, raw)
             except RECORD_ERRORS as exc:
                 batcher.add_dead(dead_letter(connector, resource, raw, exc))
                 continue

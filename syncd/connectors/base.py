@@ -13,10 +13,13 @@ from syncd.store.types import RawRecord
 @dataclass(frozen=True)
 class Page:
     """Raw partner records of one response (each the partner's exact JSON bytes), and the
-    checkpoint reached after them."""
+    checkpoint reached after them. ``values``, when the connector normalized the page
+    itself (cheaper in one call than record by record): each record's canonical values,
+    or None for one the pipeline must normalize from ``raw`` (and so dead-letter)."""
 
     records: list[RawRecord]
     checkpoint: dict[str, Any]
+    values: list[tuple[Any, ...] | None] | None = None
 
 
 @dataclass(frozen=True)

@@ -51,3 +51,34 @@ def test_bytes_that_are_not_utf8_fail_only_their_own_record() -> None:
     assert letter.reason.startswith("UnicodeDecodeError: 'utf-8' codec can't decode byte 0xe9")
     assert "caf\ufffd" in (letter.payload or "")
     assert without_undecodable(batch) == []  # nothing more to move: the writer re-raises
+
+
+def test_a_page_decoded_typed_at_once_gives_the_values_record_by_record_decoding_would() -> None:
+    from syncd.connectors.guesty.connector import _LIST_DECODERS
+
+    too_long = b'{"_id":"a5","title":"' + b"x" * 600 + b'","lastUpdatedAt":"2025-01-01T00:00:04.000Z"}'
+    listed = _LIST_DECODERS["/listings"](page(ASCII, ACCENTED, too_long, LATIN1_UNMAPPED))
+    assert listed.values is not None
+    assert listed.values[:2] == [listing_values(r) for r in listed.records[:2]]
+    assert listed.values[2] is None  # the canonical bound fails: the pipeline dead-letters it from raw
+    with pytest.raises(RECORD_ERRORS):
+        listing_values(listed.records[2])
+    assert listed.values[3] == listing_values(listed.records[3])  # its bad bytes are PostgreSQL's to find
+
+
+def test_a_page_with_a_record_the_wire_decoder_refuses_is_left_to_record_by_record() -> None:
+    from syncd.connectors.guesty.connector import _LIST_DECODERS
+
+    listed = _LIST_DECODERS["/listings"](page(ASCII, LATIN1, ACCENTED))
+    assert listed.values is None and len(listed.records) == 3
+
+
+def test_values_stay_aligned_when_the_anchor_is_dropped() -> None:
+    from syncd.connectors.guesty.connector import _LIST_DECODERS, _kept_values
+
+    listed = _LIST_DECODERS["/listings"](page(ASCII, ACCENTED, LATIN1_UNMAPPED))
+    assert listed.values is not None
+    for dropped in range(3):
+        kept = [r for n, r in enumerate(listed.records) if n != dropped]
+        assert _kept_values(listed, kept) == [listing_values(r) for r in kept]
+    assert _kept_values(listed, list(listed.records)) == listed.values

@@ -51,6 +51,15 @@ def reservation_values(raw: bytes) -> tuple[Any, ...]:
     return _RESERVATION(_reservation(wire.RESERVATION.decode(raw)))
 
 
+def listing_values_of(listing: wire.Listing) -> tuple[Any, ...]:
+    """``listing_values`` of a listing decoded already (a whole page at once)."""
+    return _PROPERTY(_listing(listing))
+
+
+def reservation_values_of(reservation: wire.Reservation) -> tuple[Any, ...]:
+    return _RESERVATION(_reservation(reservation))
+
+
 def listing_to_property(raw: bytes) -> Property:
     return Property.model_validate(
         dict(zip(PROPERTY_FIELDS, _listing(wire.LISTING.decode(raw)), strict=True))

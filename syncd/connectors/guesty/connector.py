@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -55,10 +55,13 @@ def _ts_of(raw: RawRecord) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class _Listed:
-    """One list response: its records and the partner's ``count`` (None: not an int)."""
+    """One list response: its records, the partner's ``count`` (None: not an int) and,
+    when the page was decoded typed as a whole, each record's canonical values
+    (``Page.values``)."""
 
     records: list[RawRecord]
     count: int | None
+    values: list[tuple[Any, ...] | None] | None = None
 
 
 def _page(body: bytes) -> wire.Page:
@@ -82,6 +85,51 @@ def _listed(body: bytes) -> _Listed:
     page = _page(body)
     count = page.count if isinstance(page.count, int) and not isinstance(page.count, bool) else None
     return _Listed(list(page.results), count)
+
+
+def _typed_listed(
+    decoder: msgspec.json.Decoder[Any], values_of: Callable[[Any], tuple[Any, ...]]
+) -> Callable[[bytes], _Listed]:
+    """``_listed``, plus every record's canonical values from one typed decode of the whole
+    body: msgspec then reads the page in one call instead of one per record, 0.3-0.4 µs
+    less per record (2026-12-04, 20,000 simulator listings: 2.37 against 2.80 µs). A page
+    with a record the wire decoder refuses fails that decode as a whole; it is then
+    normalized record by record, as before, so only that record becomes a dead letter."""
+
+    def listed(body: bytes) -> _Listed:
+        plain = _listed(body)
+        try:
+            decoded = decoder.decode(body).results
+        except (msgspec.MsgspecError, RecursionError):
+            return plain
+        if len(decoded) != len(plain.records):  # cannot be; and if it were, no guessing
+            return plain
+        values: list[tuple[Any, ...] | None] = []
+        for record in decoded:
+            try:
+                values.append(values_of(record))
+            except Exception:
+                values.append(None)
+        return _Listed(plain.records, plain.count, values)
+
+    return listed
+
+
+_LIST_DECODERS = {
+    "/listings": _typed_listed(wire.LISTING_PAGE, adapter.listing_values_of),
+    "/reservations": _typed_listed(wire.RESERVATION_PAGE, adapter.reservation_values_of),
+}
+
+
+def _kept_values(listed: _Listed, kept: list[RawRecord]) -> list[tuple[Any, ...] | None] | None:
+    """``listed.values`` for ``kept``: the page's records less at most one (the anchor)."""
+    values = listed.values
+    if values is None or len(kept) == len(values):
+        return values
+    for n, record in enumerate(kept):
+        if record is not listed.records[n]:
+            return values[:n] + values[n + 1 :]
+    return values[: len(kept)]
 
 
 def _beyond(count: int | None, skip: int, results: list[RawRecord]) -> int | None:
@@ -137,7 +185,7 @@ class GuestyConnector:
                 continue
             rescans = 0
             cursor = cursor.advance(records, _ts_of, _id_of)
-            yield Page(records, cursor.to_checkpoint())
+            yield Page(records, cursor.to_checkpoint(), _kept_values(listed, records))
             if len(listed.records) < self._page_size:
                 return
             # A page requested ahead counts only if it starts exactly where the previous one
@@ -156,7 +204,8 @@ class GuestyConnector:
                         )
                     break
                 cursor = cursor.advance(page.records[1:], _ts_of, _id_of)
-                yield Page(page.records[1:], cursor.to_checkpoint())
+                values = None if page.values is None else page.values[1:]
+                yield Page(page.records[1:], cursor.to_checkpoint(), values)
                 if len(page.records) < self._page_size:
                     return
 
@@ -220,7 +269,7 @@ class GuestyConnector:
             "sort": "lastUpdatedAt",
             "filters": orjson.dumps(filters).decode(),
         }
-        return await self._client.get(endpoint, params=params, decode=_listed)
+        return await self._client.get(endpoint, params=params, decode=_LIST_DECODERS.get(endpoint, _listed))
 
     async def _one_by_one(
         self, endpoint: str, cursor: UpdatedSinceCursor, failure: errors.UndecodableBody

@@ -93,7 +93,19 @@ class Reservation(msgspec.Struct, gc=False):
     createdAt: datetime | None = None
 
 
+class ListingPage(msgspec.Struct, gc=False):
+    """A listing page decoded typed in one call (see ``connector._typed_listed``)."""
+
+    results: list[Listing]
+
+
+class ReservationPage(msgspec.Struct, gc=False):
+    results: list[Reservation]
+
+
 PAGE = msgspec.json.Decoder(Page)
+LISTING_PAGE = msgspec.json.Decoder(ListingPage)
+RESERVATION_PAGE = msgspec.json.Decoder(ReservationPage)
 HEAD = msgspec.json.Decoder(Head)
 LISTING = msgspec.json.Decoder(Listing)
 RESERVATION = msgspec.json.Decoder(Reservation)
