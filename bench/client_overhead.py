@@ -11,7 +11,7 @@ sides GET the same listing with the same bearer token and parse the body with or
 - stack: ``PartnerClient.get``: OAuth2 client-credentials auth (token cached, as in steady
   state), the throttle with generous limits (three tiers, concurrency cap), both circuit
   breakers, the tenacity retry loop, metrics, and the ``api_call`` log event rendered as
-  JSON (written to /dev/null), over the production transport (aiohttp's wire under
+  JSON (written to /dev/null), over the production transport (our HTTP/1.1 wire under
   httpx's types, ``syncd.http.transport``).
 - transport: that transport alone (one ``httpx.Request`` in, the body read out), so the
   stack's own cost is visible too: ``stack - transport``.

@@ -2,7 +2,7 @@
 
     request -> retry by class (tenacity), per attempt:
         breaker (fail fast) -> throttle (budgets + concurrency) -> auth headers
-        -> breaker permit (a half-open probe gets a timeout) -> the transport (aiohttp)
+        -> breaker permit (a half-open probe gets a timeout) -> the transport (syncd.http.transport)
         -> size-capped body -> classify -> decode -> breaker outcome, budget refinement
 
 Everything a call does is measured and logged here: one ``api_call`` event (with the
@@ -31,7 +31,7 @@ from syncd.http.auth import Auth, NoAuth
 from syncd.http.breaker import Breakers, Permit
 from syncd.http.classify import PartnerRules, classify, is_retryable
 from syncd.http.throttle import Clock, Pass, Throttle
-from syncd.http.transport import AiohttpTransport
+from syncd.http.transport import WireTransport
 from syncd.observability.logging import redact_text
 from syncd.observability.metrics import Metrics
 
@@ -70,7 +70,7 @@ def backoff_delay(attempt: int, exc: BaseException | None, initial: float, cap: 
 
 def build_transport(max_connections: int) -> httpx.AsyncBaseTransport:
     """The shared wire of every partner client in a process: a bounded keep-alive pool."""
-    return AiohttpTransport(max_connections=max_connections)
+    return WireTransport(max_connections=max_connections)
 
 
 class PartnerClient:
@@ -88,10 +88,10 @@ class PartnerClient:
         clock: Clock = time.monotonic,
     ) -> None:
         self._transport = transport
-        # The production wire takes a request's parts (``AiohttpTransport.exchange``: no
+        # The production wire takes a request's parts (``WireTransport.exchange``: no
         # httpx URL parsing); any other httpx transport, such as tests' MockTransport, is
         # handed an ``httpx.Request``.
-        self._direct = transport if isinstance(transport, AiohttpTransport) else None
+        self._direct = transport if isinstance(transport, WireTransport) else None
         self.options = options
         self.base = httpx.URL(options.base_url.rstrip("/"))
         self._base_text = str(self.base).rstrip("/")

@@ -1,0 +1,205 @@
+"""The HTTP/1.1 wire's own duties (syncd.http.h1, syncd.http.transport), each against a
+loopback server scripted to behave as real servers do at the edges: bodies delimited by a
+close or by chunks, kept-alive connections closed under us, trickling or stalled bodies, a
+bounded pool, bodies larger than what is buffered."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import anyio
+import anyio.abc
+import httpx
+import pytest
+
+from syncd.http import h1
+from syncd.http.transport import WireTransport
+
+pytestmark = pytest.mark.anyio
+
+Script = Callable[[anyio.abc.SocketStream, int], Awaitable[None]]
+TIMEOUTS = {"timeout": {"connect": 2.0, "read": 2.0, "pool": 2.0}}
+
+
+async def read_head(stream: anyio.abc.SocketStream) -> bytes:
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += await stream.receive()
+    return head
+
+
+@asynccontextmanager
+async def scripted(script: Script) -> AsyncIterator[tuple[str, list[int]]]:
+    """A loopback server running ``script(stream, n)`` for its n-th connection (from 0);
+    yields its base URL and the count of connections accepted so far."""
+    accepted = [0]
+
+    async def serve(stream: anyio.abc.SocketStream) -> None:
+        n = accepted[0]
+        accepted[0] += 1
+        async with stream:
+            try:
+                await script(stream, n)
+            except (anyio.BrokenResourceError, anyio.EndOfStream, anyio.ClosedResourceError):
+                pass
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, serve)
+        yield f"http://127.0.0.1:{port}", accepted
+        tg.cancel_scope.cancel()
+
+
+async def fetch(transport: WireTransport, method: str, url: str, **kw: object) -> tuple[int, bytes]:
+    response = await transport.exchange(method, url, extensions=TIMEOUTS, **kw)  # type: ignore[arg-type]
+    try:
+        return response.status_code, await response.aread()
+    finally:
+        await response.aclose()
+
+
+def ok(body: bytes, *extra: bytes) -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n" % (len(body), b"".join(extra)) + body
+
+
+async def test_a_kept_alive_connection_carries_the_next_request() -> None:
+    async def script(stream: anyio.abc.SocketStream, n: int) -> None:
+        for i in range(3):
+            await read_head(stream)
+            await stream.send(ok(b"answer %d" % i))
+
+    async with scripted(script) as (base, accepted), WireTransport() as transport:
+        answers = [await fetch(transport, "GET", base + "/a") for _ in range(3)]
+    assert answers == [(200, b"answer 0"), (200, b"answer 1"), (200, b"answer 2")]
+    assert accepted[0] == 1
+
+
+async def test_a_body_delimited_by_the_close_or_in_chunks_arrives_whole() -> None:
+    async def script(stream: anyio.abc.SocketStream, n: int) -> None:
+        await read_head(stream)
+        if n == 0:  # no length: the body ends when the server closes
+            await stream.send(b"HTTP/1.1 200 OK\r\n\r\nfirst part, ")
+            await anyio.sleep(0.05)
+            await stream.send(b"second part")
+        else:
+            await stream.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+            await anyio.sleep(0.05)
+            await stream.send(b"6\r\n world\r\n0\r\n\r\n")
+            await anyio.sleep(1)  # keeps the connection open: the chunks alone end the body
+
+    async with scripted(script) as (base, accepted), WireTransport() as transport:
+        assert await fetch(transport, "GET", base + "/close") == (200, b"first part, second part")
+        assert await fetch(transport, "GET", base + "/chunks") == (200, b"hello world")
+    assert accepted[0] == 2  # the close-delimited connection was not pooled
+
+
+async def test_a_connection_closed_under_a_request_is_retried_only_for_an_idempotent_one() -> None:
+    """The server answers one request per connection and then, without saying so, closes
+    on the next one before answering: a GET goes again on a new connection, a POST (a
+    token request could count against the partner's cap) fails as the protocol error."""
+
+    async def script(stream: anyio.abc.SocketStream, n: int) -> None:
+        await read_head(stream)
+        await stream.send(ok(b"served"))
+        await read_head(stream)  # the next request arrives on the kept-alive connection...
+        # ...and the connection closes unanswered
+
+    async with scripted(script) as (base, accepted), WireTransport() as transport:
+        assert await fetch(transport, "GET", base + "/a") == (200, b"served")
+        assert await fetch(transport, "GET", base + "/a") == (200, b"served")
+        assert accepted[0] == 2
+        with pytest.raises(httpx.RemoteProtocolError):
+            await fetch(transport, "POST", base + "/token", form={"grant_type": "client_credentials"})
+    assert accepted[0] == 2
+
+
+async def test_a_trickling_body_is_not_a_timeout_but_a_stalled_one_is() -> None:
+    """The read timeout bounds the silence between reads, as httpx's does: a body sent in
+    small pieces for longer than the timeout (too small to wake the reader) arrives."""
+
+    async def script(stream: anyio.abc.SocketStream, n: int) -> None:
+        await read_head(stream)
+        pieces = [b"x" * 100] * 8
+        await stream.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % sum(map(len, pieces)))
+        for piece in pieces:
+            await anyio.sleep(0.1 if n == 0 else 0.6)
+            await stream.send(piece)
+
+    timeouts = {"timeout": {"connect": 2.0, "read": 0.3, "pool": 2.0}}
+    async with scripted(script) as (base, _), WireTransport() as transport:
+        response = await transport.exchange("GET", base + "/slow", extensions=timeouts)
+        assert len(await response.aread()) == 800
+        await response.aclose()
+        response = await transport.exchange("GET", base + "/stalled", extensions=timeouts)
+        with pytest.raises(httpx.ReadTimeout):
+            await response.aread()
+        await response.aclose()
+
+
+async def test_the_pool_bounds_requests_in_flight_and_a_cancelled_one_frees_its_slot() -> None:
+    release = anyio.Event()
+
+    async def script(stream: anyio.abc.SocketStream, n: int) -> None:
+        while True:
+            head = await read_head(stream)
+            if b"/held" in head:
+                await stream.send(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf")
+                await release.wait()
+                return
+            await stream.send(ok(b"free"))
+
+    timeouts = {"timeout": {"connect": 2.0, "read": 5.0, "pool": 0.2}}
+    async with scripted(script) as (base, _), WireTransport(max_connections=1) as transport:
+        async with anyio.create_task_group() as tg:
+            body_started = anyio.Event()
+
+            async def held() -> None:
+                response = await transport.exchange("GET", base + "/held", extensions=timeouts)
+                try:
+                    body_started.set()
+                    await response.aread()
+                finally:
+                    await response.aclose()
+
+            tg.start_soon(held)
+            await body_started.wait()
+            with pytest.raises(httpx.PoolTimeout):
+                await transport.exchange("GET", base + "/other", extensions=timeouts)
+            tg.cancel_scope.cancel()  # the held response, cancelled halfway through its body
+        release.set()
+        assert await fetch(transport, "GET", base + "/other") == (200, b"free")
+
+
+async def test_a_body_beyond_the_buffer_pauses_the_socket_and_still_arrives_whole() -> None:
+    body = bytes(range(256)) * (3 * h1.HIGH_WATER // 256)
+
+    async def script(stream: anyio.abc.SocketStream, n: int) -> None:
+        await read_head(stream)
+        await stream.send(ok(body))
+
+    async with scripted(script) as (base, _), WireTransport() as transport:
+        response = await transport.exchange("GET", base + "/big", extensions=TIMEOUTS)
+        received = b""
+        async for chunk in response.aiter_raw():
+            received += chunk
+            await anyio.sleep(0.01)  # a slow reader: the server is made to wait
+        await response.aclose()
+    assert received == body
+
+
+async def test_a_header_that_would_split_the_request_is_refused_before_sending() -> None:
+    heads: list[bytes] = []
+
+    async def script(stream: anyio.abc.SocketStream, n: int) -> None:
+        heads.append(await read_head(stream))
+        await stream.send(ok(b""))
+
+    async with scripted(script) as (base, _), WireTransport() as transport:
+        with pytest.raises(httpx.LocalProtocolError):
+            await fetch(transport, "GET", base + "/a", headers={"X-Token": "t\r\nX-Injected: 1"})
+        assert await fetch(transport, "GET", base + "/a", params={"q": "a b&c=d", "n": 3}) == (200, b"")
+    [head] = heads
+    assert head.startswith(b"GET /a?q=a%20b%26c%3Dd&n=3 HTTP/1.1\r\n")
+    assert b"X-Injected" not in head
