@@ -127,12 +127,15 @@ class WireTransport(httpx.AsyncBaseTransport):
     """A keep-alive pool: at most ``max_connections`` requests in flight, each host's idle
     connections kept for ``keepalive_s`` (most recently used first)."""
 
-    def __init__(self, max_connections: int = 64, keepalive_s: float = 15.0) -> None:
+    def __init__(
+        self, max_connections: int = 64, keepalive_s: float = 15.0, tls: ssl.SSLContext | None = None
+    ) -> None:
         self._max_connections = max_connections
         self._keepalive_s = keepalive_s
         self._slots = asyncio.Semaphore(max_connections)
         self._idle: dict[Origin, list[Connection]] = {}
-        self._tls: ssl.SSLContext | None = None
+        # Default: certifi's roots, hostname checked. Another context trusts another CA.
+        self._tls = tls
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url

@@ -5,13 +5,22 @@ bounded pool, bodies larger than what is buffered."""
 
 from __future__ import annotations
 
+import ipaddress
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import anyio
 import anyio.abc
+import anyio.streams.tls
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from syncd.http import h1
 from syncd.http.transport import WireTransport
@@ -22,7 +31,7 @@ Script = Callable[[anyio.abc.SocketStream, int], Awaitable[None]]
 TIMEOUTS = {"timeout": {"connect": 2.0, "read": 2.0, "pool": 2.0}}
 
 
-async def read_head(stream: anyio.abc.SocketStream) -> bytes:
+async def read_head(stream: anyio.abc.ByteStream) -> bytes:
     head = b""
     while b"\r\n\r\n" not in head:
         head += await stream.receive()
@@ -203,3 +212,53 @@ async def test_a_header_that_would_split_the_request_is_refused_before_sending()
     [head] = heads
     assert head.startswith(b"GET /a?q=a%20b%26c%3Dd&n=3 HTTP/1.1\r\n")
     assert b"X-Injected" not in head
+
+
+def self_signed(tmp: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by its own key (cert path, key path)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "syncd test")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+async def test_tls_is_verified_against_the_public_roots_unless_told_another_ca(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+
+    async def script(stream: anyio.abc.SocketStream, n: int) -> None:
+        tls = await anyio.streams.tls.TLSStream.wrap(stream, server_side=True, ssl_context=server_tls)
+        await read_head(tls)
+        await tls.send(ok(b"over tls"))
+        await tls.aclose()
+
+    async with scripted(script) as (base, _):
+        url = base.replace("http://", "https://") + "/a"
+        async with WireTransport() as transport:
+            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                await fetch(transport, "GET", url)
+        trusting = ssl.create_default_context(cafile=str(cert))
+        async with WireTransport(tls=trusting) as transport:
+            assert await fetch(transport, "GET", url) == (200, b"over tls")
