@@ -47,6 +47,7 @@ class Connection(asyncio.Protocol):
         self.error: httpx.TransportError | None = None
         self.received = False  # any byte of this exchange's response
         self._keep_alive = False
+        self._expect_body = True
         self.closed = False
         self.exchanges = 0
         self.idle_since = 0.0
@@ -96,6 +97,12 @@ class Connection(asyncio.Protocol):
 
     # --- httptools callbacks ------------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        if self.complete:
+            # A second response to one request: raising stops the parser here (feed_data
+            # raises), so the response already complete is kept and this socket dropped.
+            raise httpx.RemoteProtocolError("the server sent more than one response")
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
         lowered = name.lower()
@@ -110,6 +117,11 @@ class Connection(asyncio.Protocol):
         self.status = status
         self.headers_done = True
         self._until_eof = not self._length_known and status not in (204, 304)
+        if not self._expect_body:
+            # A HEAD's answer: its Content-Length is the GET's, with no body to follow.
+            # llhttp cannot be told, so the response ends here and the socket is not reused.
+            self.complete = True
+            self._keep_alive = self._until_eof = False
         self._wake()
 
     def on_body(self, body: bytes) -> None:
@@ -134,9 +146,10 @@ class Connection(asyncio.Protocol):
 
     # --- the exchange -------------------------------------------------------------------
 
-    def start(self, request: bytes) -> None:
+    def start(self, request: bytes, expect_body: bool = True) -> None:
         """Write a request; the previous exchange must have completed (or none ran)."""
         self._parser = httptools.HttpResponseParser(self)
+        self._expect_body = expect_body
         self.status = 0
         self.headers = []
         self.chunks = []

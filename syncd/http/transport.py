@@ -239,7 +239,7 @@ class WireTransport(httpx.AsyncBaseTransport):
             if conn is None:
                 conn = await self._connect(origin, connect)
             try:
-                conn.start(data)
+                conn.start(data, expect_body=method != "HEAD")
                 while not conn.headers_done:
                     await conn.wait(read)
                 return conn

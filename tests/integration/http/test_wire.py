@@ -104,6 +104,27 @@ async def test_a_body_delimited_by_the_close_or_in_chunks_arrives_whole() -> Non
     assert accepted[0] == 2  # the close-delimited connection was not pooled
 
 
+async def test_a_head_answer_ends_at_its_headers_and_a_second_answer_drops_the_socket() -> None:
+    """A HEAD's Content-Length announces a body that never comes; a server that answers one
+    request twice has desynchronised the connection. Neither leaves a request waiting, and
+    neither connection is used again."""
+
+    async def script(stream: anyio.abc.SocketStream, n: int) -> None:
+        head = await read_head(stream)
+        if head.startswith(b"HEAD"):
+            await stream.send(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+        else:
+            await stream.send(ok(b"first") + ok(b"second"))
+        await anyio.sleep(5)  # holds the connection open: only the client can end it
+
+    async with scripted(script) as (base, accepted), WireTransport() as transport:
+        with anyio.fail_after(2):
+            assert await fetch(transport, "HEAD", base + "/a") == (200, b"")
+            assert await fetch(transport, "GET", base + "/a") == (200, b"first")
+            assert await fetch(transport, "GET", base + "/a") == (200, b"first")
+    assert accepted[0] == 3
+
+
 async def test_a_connection_closed_under_a_request_is_retried_only_for_an_idempotent_one() -> None:
     """The server answers one request per connection and then, without saying so, closes
     on the next one before answering: a GET goes again on a new connection, a POST (a
