@@ -33,7 +33,7 @@ class Connection(asyncio.Protocol):
         self._parser: httptools.HttpResponseParser | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._reads = 0
+        self._reads = 0  # of this exchange's response
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self.chunks: list[bytes] = []
@@ -45,11 +45,9 @@ class Connection(asyncio.Protocol):
         self._until_eof = False
         self._length_known = False
         self.error: httpx.TransportError | None = None
-        self.received = False  # any byte of this exchange's response
         self._keep_alive = False
         self._expect_body = True
         self.closed = False
-        self.exchanges = 0
         self.idle_since = 0.0
 
     # --- asyncio.Protocol ---------------------------------------------------------------
@@ -65,7 +63,6 @@ class Connection(asyncio.Protocol):
             self._fail(httpx.RemoteProtocolError("the server sent bytes outside a response"))
             self.close()
             return
-        self.received = True
         self._reads += 1
         try:
             parser.feed_data(data)
@@ -156,8 +153,8 @@ class Connection(asyncio.Protocol):
         self._buffered = 0
         self.headers_done = self.complete = self._until_eof = self._length_known = False
         self.error = None
-        self.received = self._keep_alive = False
-        self.exchanges += 1
+        self._keep_alive = False
+        self._reads = 0
         if self._transport is None or self._transport.is_closing():
             self.closed = True
             self.error = httpx.RemoteProtocolError("the connection closed before the request was sent")
@@ -218,6 +215,11 @@ class Connection(asyncio.Protocol):
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    @property
+    def received(self) -> bool:
+        """Whether any byte of this exchange's response has arrived."""
+        return self._reads > 0
 
     @property
     def reusable(self) -> bool:

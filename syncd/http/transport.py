@@ -24,7 +24,7 @@ import functools
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -78,13 +78,19 @@ def _query(params: Mapping[str, str | int]) -> str:
     return "&".join(f"{_quoted(k)}={_quoted(str(v))}" for k, v in params.items())
 
 
+_DEFAULT_HEADERS = (("User-Agent", USER_AGENT), ("Accept-Encoding", ACCEPT_ENCODING), ("Accept", "*/*"))
+
+
 def _checked(name: str, value: str) -> str:
     if "\r" in value or "\n" in value or "\0" in value or not name or ":" in name or " " in name:
         raise httpx.LocalProtocolError(f"header {name!r} cannot be sent: a line break or invalid name")
     return value
 
 
-def _head(method: str, target: str, host: str, headers: Iterable[tuple[str, str]]) -> bytes:
+def _head(method: str, target: str, host: str, headers: list[tuple[str, str]]) -> bytes:
+    """The request's head, our defaults added where the caller set no such header."""
+    names = {name.lower() for name, _ in headers}
+    headers = headers + [(name, value) for name, value in _DEFAULT_HEADERS if name.lower() not in names]
     lines = [f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n"]
     lines.extend(f"{name}: {_checked(name, value)}\r\n" for name, value in headers)
     lines.append("\r\n")
@@ -144,19 +150,10 @@ class WireTransport(httpx.AsyncBaseTransport):
             raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}")
         origin = (scheme, url.host, url.port or _DEFAULT_PORTS[scheme])
         body = await request.aread()
-        raw = request.headers.raw
-        names = {name.lower() for name, _ in raw}
-        head = [f"{request.method} ".encode(), url.raw_path, b" HTTP/1.1\r\n"]
-        for name, value in raw:
-            if b"\r" in value or b"\n" in value:
-                raise httpx.LocalProtocolError(f"header {name!r} cannot be sent: a line break")
-            head += [name, b": ", value, b"\r\n"]
-        if b"user-agent" not in names:
-            head.append(f"User-Agent: {USER_AGENT}\r\n".encode())
-        if b"accept-encoding" not in names:
-            head.append(f"Accept-Encoding: {ACCEPT_ENCODING}\r\n".encode())
-        head.append(b"\r\n")
-        data = b"".join(head) + body
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        host = next((v for k, v in headers if k.lower() == "host"), url.netloc.decode("ascii"))
+        headers = [(k, v) for k, v in headers if k.lower() != "host"]  # _head writes it first
+        data = _head(request.method, url.raw_path.decode("ascii"), host, headers) + body
         return await self._send(request.method, origin, data, request.extensions, request)
 
     async def exchange(
@@ -177,20 +174,15 @@ class WireTransport(httpx.AsyncBaseTransport):
         origin, host, target = _parsed(url)
         if params:
             target += ("&" if "?" in target else "?") + _query(params)
-        sent: dict[str, str] = {"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING, "Accept": "*/*"}
-        if headers:
-            lowered = {name.lower(): name for name in sent}
-            for name, value in headers.items():
-                sent.pop(lowered.get(name.lower(), ""), None)
-                sent[name] = value
+        sent = list((headers or {}).items())
         body = b""
         if form is not None:
             body = urlencode(form).encode("ascii")
-            if not any(name.lower() == "content-type" for name in sent):
-                sent["Content-Type"] = "application/x-www-form-urlencoded"
+            if not any(name.lower() == "content-type" for name, _ in sent):
+                sent.append(("Content-Type", "application/x-www-form-urlencoded"))
         if body or method in ("POST", "PUT", "PATCH"):
-            sent["Content-Length"] = str(len(body))
-        data = _head(method, target, host, sent.items()) + body
+            sent.append(("Content-Length", str(len(body))))
+        data = _head(method, target, host, sent) + body
         return await self._send(method, origin, data, extensions, None)
 
     async def _send(

@@ -22,6 +22,7 @@ from syncd.observability.logging import get_logger
 from syncd.observability.metrics import Metrics
 from syncd.simulator.fault_spec import CutParams, HangParams, Rule
 from syncd.simulator.server import Simulator, SimulatorServer
+from tests.integration.http.test_wire import read_head, scripted
 from tests.integration.simulator.test_faults_http import CLIENT_ID, LISTINGS, SECRET, _auth, _settled, _sim
 
 pytestmark = pytest.mark.anyio
@@ -56,20 +57,12 @@ async def canned(answer: bytes) -> AsyncIterator[tuple[str, list[bytes]]]:
     """A loopback server answering every request with ``answer``; it keeps request heads."""
     heads: list[bytes] = []
 
-    async def serve(stream: anyio.abc.SocketStream) -> None:
-        async with stream:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                head += await stream.receive()
-            heads.append(head)
-            await stream.send(answer)
+    async def script(stream: anyio.abc.SocketStream, n: int) -> None:
+        heads.append(await read_head(stream))
+        await stream.send(answer)
 
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    port = listener.extra(anyio.abc.SocketAttribute.local_port)
-    async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, serve)
-        yield f"http://127.0.0.1:{port}", heads
-        tg.cancel_scope.cancel()
+    async with scripted(script) as (base, _):
+        yield base, heads
 
 
 async def test_redirects_are_not_followed_cookies_not_kept_and_we_say_who_we_are() -> None:
