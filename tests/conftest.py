@@ -21,6 +21,8 @@ from syncd.store.embedded import EmbeddedPostgres
 from syncd.store.postgres import Store
 
 TEMPLATE = "syncd_template"
+# The test run's own settings, not the daemon's: they survive the environment clean-up.
+_TEST_SETTINGS = frozenset({"SYNCD_TEST_DATABASE_URL", "SYNCD_REQUIRE_TOOLS"})
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +35,7 @@ def anyio_backend() -> tuple[str, dict[str, Any]]:
 def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     """Deep code never reads the environment; tests must not depend on the caller's."""
     for key in list(os.environ):
-        if key.startswith("SYNCD_") and key != "SYNCD_TEST_DATABASE_URL":
+        if key.startswith("SYNCD_") and key not in _TEST_SETTINGS:
             monkeypatch.delenv(key)
 
 

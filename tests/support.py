@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterable
@@ -12,6 +14,7 @@ import anyio
 import anyio.abc
 import asyncpg
 import orjson
+import pytest
 
 from syncd.config import Settings, parse_settings
 from syncd.connectors import registry
@@ -163,3 +166,15 @@ async def poll_until(predicate: Callable[[], Awaitable[bool]], interval_s: float
     """Wait for a condition observed from outside the daemon (callers bound it with fail_after)."""
     while not await predicate():  # noqa: ASYNC110 - polling another process's effects is the point
         await anyio.sleep(interval_s)
+
+
+def require_tool(name: str) -> str:
+    """The path of an external program a test drives (promtool, chromium). Missing, the
+    test is skipped on a developer's machine and fails in CI (``SYNCD_REQUIRE_TOOLS=1``,
+    set by ``.ci/run``, which installs them)."""
+    path = shutil.which(name)
+    if path is not None:
+        return path
+    if os.environ.get("SYNCD_REQUIRE_TOOLS"):
+        pytest.fail(f"{name} is not installed (.ci/run installs it with apt)")
+    pytest.skip(f"{name} is not installed (apt install as in .ci/run)")
