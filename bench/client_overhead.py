@@ -11,8 +11,8 @@ sides GET the same listing with the same bearer token and parse the body with or
 - stack: ``PartnerClient.get``: OAuth2 client-credentials auth (token cached, as in steady
   state), the throttle with generous limits (three tiers, concurrency cap), both circuit
   breakers, the tenacity retry loop, metrics, and the ``api_call`` log event rendered as
-  JSON (written to /dev/null), over the production transport (our HTTP/1.1 wire under
-  httpx's types, ``syncd.http.transport``).
+  JSON (written to /dev/null), and the bounded body reader, over the default transport
+  (httpx's own, routed per origin: ``syncd.http.transport``).
 - transport: that transport alone (one ``httpx.Request`` in, the body read out), so the
   stack's own cost is visible too: ``stack - transport``.
 
@@ -46,9 +46,10 @@ sys.path.insert(0, str(ROOT))
 
 # After the path tweak: the benchmark runs from a checkout without installing it.
 from syncd.http.auth import ClientCredentials, TokenTransaction  # noqa: E402
-from syncd.http.client import ClientOptions, PartnerClient, build_transport  # noqa: E402
+from syncd.http.client import ClientOptions, PartnerClient  # noqa: E402
 from syncd.http.guards import Guards, LimitSpec  # noqa: E402
 from syncd.http.tiers import parse_tier  # noqa: E402
+from syncd.http.transport import PartnerTransport  # noqa: E402
 from syncd.observability import logging as syncd_logging  # noqa: E402
 from syncd.observability.metrics import Metrics  # noqa: E402
 from syncd.store.types import StoredToken  # noqa: E402
@@ -123,7 +124,7 @@ async def cpu_per_request(call: Call, n: int) -> float:
 
 @contextlib.asynccontextmanager
 async def clients(base: str) -> AsyncIterator[tuple[Call, Call, Call]]:
-    async with httpx.AsyncClient(trust_env=False) as http, build_transport(64) as transport:
+    async with httpx.AsyncClient(trust_env=False) as http, PartnerTransport() as transport:
         form = {
             "grant_type": "client_credentials",
             "client_id": "guesty-acct-1",

@@ -42,9 +42,10 @@ sys.path.insert(0, str(ROOT))
 # After the path tweak: the benchmark runs from a checkout without installing it.
 from syncd.connectors import guesty  # noqa: E402
 from syncd.http.auth import HeaderAuth  # noqa: E402
-from syncd.http.client import ClientOptions, PartnerClient, build_transport  # noqa: E402
+from syncd.http.client import ClientOptions, PartnerClient  # noqa: E402
 from syncd.http.guards import Guards, LimitSpec  # noqa: E402
 from syncd.http.tiers import Tier, parse_tier  # noqa: E402
+from syncd.http.transport import PartnerTransport  # noqa: E402
 from syncd.observability import logging as syncd_logging  # noqa: E402
 from syncd.observability.metrics import Metrics  # noqa: E402
 from syncd.simulator.server import Simulator, SimulatorServer  # noqa: E402
@@ -134,7 +135,7 @@ async def scenario(
         client_id,
         LimitSpec(tiers=TIERS, safety_factor=SAFETY, max_concurrency=guesty.INFO.max_concurrency),
     )
-    recording = RecordingTransport(build_transport(max_connections=64))
+    recording = RecordingTransport(PartnerTransport())
     options = ClientOptions(partner="guesty", integration_id=client_id, base_url=server.guesty_api_url)
     client = PartnerClient(
         recording,

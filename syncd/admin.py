@@ -19,8 +19,8 @@ from syncd.app import build_connectors, cipher_for, database, open_store
 from syncd.config import Settings
 from syncd.connectors.base import Connector
 from syncd.engine.replay import ReplayResult, replay
-from syncd.http.client import build_transport
 from syncd.http.guards import Guards
+from syncd.http.transport import Transports
 from syncd.observability.logging import get_logger
 from syncd.observability.metrics import Metrics
 from syncd.store.credentials import CredentialStore
@@ -110,14 +110,14 @@ async def _drivers(
     async with (
         database(settings, log) as dsn,
         open_store(settings, dsn) as store,
-        build_transport(max_connections=8) as transport,
+        Transports(max_connections=8) as transports,
     ):
         credentials = CredentialStore(store, cipher_for(settings))
         guards = Guards(metrics, log)
         yield (
             store,
             credentials,
-            build_connectors(settings, integration_ids, transport, credentials, metrics, log, guards),
+            build_connectors(settings, integration_ids, transports, credentials, metrics, log, guards),
         )
 
 

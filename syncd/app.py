@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import anyio
-import httpx
 from anyio.abc import TaskGroup, TaskStatus
 
 from syncd import crypto, errors
@@ -31,8 +30,8 @@ from syncd.connectors import registry
 from syncd.connectors.base import Connector
 from syncd.engine import scheduling
 from syncd.engine.runner import SyncRunner
-from syncd.http.client import build_transport
 from syncd.http.guards import Guards
+from syncd.http.transport import Transports
 from syncd.observability.logging import get_logger
 from syncd.observability.metrics import Metrics
 from syncd.observability.systemd import SystemdNotifier
@@ -119,19 +118,22 @@ def cipher_for(settings: Settings) -> crypto.Cipher:
 def build_connectors(
     settings: Settings,
     integration_ids: Sequence[str],
-    transport: httpx.AsyncBaseTransport,
+    transports: Transports,
     credentials: CredentialStore,
     metrics: Metrics,
     log: Any,
     guards: Guards,
 ) -> dict[str, Connector]:
-    """One driver per listed integration, sharing the process's guards and HTTP pool."""
+    """One driver per listed integration, sharing the process's guards and its partner's
+    HTTP pool."""
     wanted = set(integration_ids)
     return {
         integ.id: registry.build_connector(
             integ,
             settings.partner(integ.partner),
-            transport=transport,
+            transport=transports.get(
+                integ.partner, registry.egress(settings.partner(integ.partner), settings.egress_environ)
+            ),
             tokens=credentials,
             metrics=metrics,
             log=log,
@@ -183,12 +185,12 @@ class Daemon:
         async with (
             database(self.settings, log) as dsn,
             open_store(self.settings, dsn) as store,
-            build_transport(max_connections=64) as transport,
+            Transports() as transports,
         ):
             await warn_if_connections_short(store, self.settings, log)
             credentials = CredentialStore(store, cipher_for(self.settings))
             connectors = build_connectors(
-                self.settings, self.owned, transport, credentials, self.metrics, log, self.guards
+                self.settings, self.owned, transports, credentials, self.metrics, log, self.guards
             )
             self.store = store
             self.runner = SyncRunner(store, connectors, self.settings, self.metrics, log, self.stop)

@@ -8,6 +8,7 @@ as ``${ENV_VAR}`` and resolved here; deep code never reads ``os.environ``.
 from __future__ import annotations
 
 import re
+import ssl
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     ValidationInfo,
@@ -26,6 +28,7 @@ from pydantic import (
 )
 
 from syncd import errors
+from syncd.http import egress
 from syncd.http.tiers import parse_tier
 
 DEFAULT_STATE_DIR = Path(".syncd")
@@ -164,6 +167,13 @@ class PartnerSettings(_Frozen):
     request_deadline_s: float = Field(default=120.0, gt=0)
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     token_refresh_buffer_s: float = Field(default=300.0, ge=0)
+    # The way out (syncd.http.egress): a proxy for this partner's requests (else the
+    # environment's https_proxy / http_proxy / all_proxy; no_proxy applies to both), a PEM
+    # bundle of the CAs to trust instead of the default store, and whether the
+    # environment's proxy and trust-store variables count at all.
+    proxy: SecretStr | None = None
+    ca_bundle: Path | None = None
+    trust_env: bool = True
     breaker: BreakerSettings = BreakerSettings()
     adaptive: AdaptiveSettings = AdaptiveSettings()
 
@@ -173,6 +183,45 @@ class PartnerSettings(_Frozen):
         for tier in value or ():
             parse_tier(tier)
         return value
+
+    @field_validator("proxy", mode="before")
+    @classmethod
+    def _no_proxy_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            # The reason only: the URL may carry the proxy's password.
+            reason = proxy_problem(value.get_secret_value())
+            if reason:
+                raise ValueError(reason)
+        return value
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _loadable_bundle(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            try:
+                ssl.create_default_context(cafile=str(value))
+            except FileNotFoundError:
+                raise ValueError(f"{value}: no such file") from None
+            except (OSError, ssl.SSLError) as exc:
+                raise ValueError(f"{value}: not a PEM bundle of CA certificates ({exc})") from None
+        return value
+
+
+def proxy_problem(url: str) -> str | None:
+    """Why a proxy URL cannot be used, or None."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "http", url  # "host:port" means an HTTP proxy, as for curl
+    if scheme.lower() not in egress.PROXY_SCHEMES:
+        return f"a proxy must be an http:// or https:// URL, not {scheme}://"
+    if not rest.rpartition("@")[2].split("/")[0]:
+        return "a proxy URL needs a host"
+    return None
 
 
 class ResourceSettings(_Frozen):
@@ -201,6 +250,13 @@ class Settings(_Frozen):
     secrets: SecretsSettings = SecretsSettings()
     partners: dict[str, PartnerSettings] = Field(default_factory=dict)
     integrations: tuple[IntegrationSettings, ...] = ()
+    # The proxy and trust-store variables of the environment the file was loaded in
+    # (``egress.ENVIRON_KEYS``); never from the file itself.
+    _egress_environ: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @property
+    def egress_environ(self) -> Mapping[str, str]:
+        return self._egress_environ
 
     def partner(self, name: str) -> PartnerSettings:
         return self.partners.get(name) or PartnerSettings()
@@ -248,9 +304,26 @@ def parse_settings(
             (path, err["msg"]) for err in exc.errors() if (path := _loc_path(err["loc"])) not in reported
         )
     problems.extend(_cross_checks(resolved, partners))
+    network = {k: environ[k] for k in egress.ENVIRON_KEYS if environ.get(k)}
+    problems.extend(_environ_checks(network))
     if problems or settings is None:
         raise errors.ConfigError(problems)
+    settings._egress_environ = network
     return settings
+
+
+def _environ_checks(network: Mapping[str, str]) -> list[tuple[str, str]]:
+    """A proxy or CA variable the daemon would fail on later is a configuration problem now."""
+    problems: list[tuple[str, str]] = []
+    for key, value in network.items():
+        if key.lower().endswith("_proxy") and key.lower() != "no_proxy":
+            reason = proxy_problem(value)
+            if reason:
+                problems.append((f"environment {key}", reason))
+    for key, check in (("SSL_CERT_FILE", Path.is_file), ("SSL_CERT_DIR", Path.is_dir)):
+        if key in network and not check(Path(network[key])):
+            problems.append((f"environment {key}", f"{network[key]}: not found"))
+    return problems
 
 
 def _cross_checks(raw: Any, partners: Mapping[str, PartnerSchema]) -> list[tuple[str, str]]:

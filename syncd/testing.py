@@ -19,7 +19,7 @@ from syncd.config import ResourceSettings
 from syncd.connectors.base import Normalizer, Page, PartnerInfo
 from syncd.connectors.guesty import INFO as GUESTY_INFO
 from syncd.connectors.guesty import adapter
-from syncd.http.transport import WireTransport
+from syncd.http.transport import PartnerTransport
 
 
 @dataclass
@@ -88,7 +88,7 @@ class RecordingTransport(httpx.AsyncBaseTransport):
     """Send time (monotonic) and status of every request, as the client saw them."""
 
     def __init__(self, inner: httpx.AsyncBaseTransport | None = None) -> None:
-        self.inner = inner or WireTransport()
+        self.inner = inner or PartnerTransport()
         self.sent: list[tuple[float, int]] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ from syncd.http.auth import ClientCredentials, TokenStore
 from syncd.http.breaker import BreakerPolicy
 from syncd.http.budget import AimdPolicy
 from syncd.http.client import ClientOptions, PartnerClient
+from syncd.http.egress import Egress
 from syncd.http.guards import Guards, LimitSpec
 from syncd.http.tiers import parse_tier
 from syncd.observability.metrics import Metrics
@@ -36,6 +38,17 @@ def limit_spec(info: PartnerInfo, partner: PartnerSettings) -> LimitSpec:
         breaker=breaker_policy(partner.breaker, partner.breaker.failure_threshold),
         partner_breaker=breaker_policy(partner.breaker, partner.breaker.partner_failure_threshold),
         aimd=AimdPolicy(**partner.adaptive.model_dump()),
+    )
+
+
+def egress(partner: PartnerSettings, environ: Mapping[str, str]) -> Egress:
+    """How the partner's requests leave: its configured proxy and CA bundle, and the
+    environment's proxy and trust-store variables unless ``trust_env`` is off."""
+    return Egress(
+        proxy=partner.proxy.get_secret_value() if partner.proxy is not None else None,
+        ca_bundle=partner.ca_bundle,
+        trust_env=partner.trust_env,
+        environ=environ,
     )
 
 

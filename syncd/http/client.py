@@ -2,8 +2,10 @@
 
     request -> retry by class (tenacity), per attempt:
         breaker (fail fast) -> throttle (budgets + concurrency) -> auth headers
-        -> breaker permit (a half-open probe gets a timeout) -> the transport (syncd.http.transport)
-        -> size-capped body -> classify -> decode -> breaker outcome, budget refinement
+        -> breaker permit -> the transport (syncd.http.transport), under the request's
+           deadline (a half-open probe's timeout if shorter): connect, head, whole body
+        -> size-capped body, inflated within the cap (syncd.http.body) -> classify
+        -> decode -> breaker outcome, budget refinement
 
 Everything a call does is measured and logged here: one ``api_call`` event (with the
 attempt number and error class) and one counter increment per request on the wire, so
@@ -13,7 +15,6 @@ partner-side request logs and our metrics agree. Nothing above this module sees
 
 from __future__ import annotations
 
-import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -26,12 +27,12 @@ import msgspec
 import orjson
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_before_delay
 
-from syncd import errors
+from syncd import __version__, errors
+from syncd.http import body as bodies
 from syncd.http.auth import Auth, NoAuth
 from syncd.http.breaker import Breakers, Permit
 from syncd.http.classify import PartnerRules, classify, is_retryable
 from syncd.http.throttle import Clock, Pass, Throttle
-from syncd.http.transport import WireTransport
 from syncd.observability.logging import redact_text
 from syncd.observability.metrics import Metrics
 
@@ -41,6 +42,9 @@ _REMAINING_PREFIX = _RATE_HEADER_PREFIX + "remaining"
 _NO_BREAKERS = Breakers(())
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
 DEFAULT_READ_TIMEOUT_S = 30.0
+USER_AGENT = f"syncd/{__version__}"
+# httpx's transport adds none of the defaults its client would; these are ours.
+_DEFAULT_HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": bodies.ACCEPT_ENCODING, "Accept": "*/*"}
 T = TypeVar("T")
 Decode = Callable[[bytes], T]
 
@@ -68,11 +72,6 @@ def backoff_delay(attempt: int, exc: BaseException | None, initial: float, cap: 
     return rand * min(cap, initial * 2.0 ** max(0, attempt - 1))
 
 
-def build_transport(max_connections: int) -> httpx.AsyncBaseTransport:
-    """The shared wire of every partner client in a process: a bounded keep-alive pool."""
-    return WireTransport(max_connections=max_connections)
-
-
 class PartnerClient:
     def __init__(
         self,
@@ -88,10 +87,6 @@ class PartnerClient:
         clock: Clock = time.monotonic,
     ) -> None:
         self._transport = transport
-        # The production wire takes a request's parts (``WireTransport.exchange``: no
-        # httpx URL parsing); any other httpx transport, such as tests' MockTransport, is
-        # handed an ``httpx.Request``.
-        self._direct = transport if isinstance(transport, WireTransport) else None
         self.options = options
         self.base = httpx.URL(options.base_url.rstrip("/"))
         self._base_text = str(self.base).rstrip("/")
@@ -129,7 +124,9 @@ class PartnerClient:
         garbled body is a transient failure, retried like a 502."""
         url = self._url(path or endpoint)
         return await self._retried(
-            lambda attempt: self._exchange("GET", url, endpoint, attempt, decode, params=params)
+            lambda attempt, deadline: self._exchange(
+                "GET", url, endpoint, attempt, deadline, decode, params=params
+            )
         )
 
     async def get_or_none(
@@ -148,8 +145,8 @@ class PartnerClient:
         Not rate-limited by the API's tiers, but guarded by the breakers."""
         target = httpx.URL(url)
         return await self._retried(
-            lambda attempt: self._exchange(
-                "POST", target, endpoint, attempt, orjson.loads, form=form, authorized=False
+            lambda attempt, deadline: self._exchange(
+                "POST", target, endpoint, attempt, deadline, orjson.loads, form=form, authorized=False
             ),
             retry_rate_limited=False,
         )
@@ -166,16 +163,21 @@ class PartnerClient:
             raise errors.OffHostRequest(f"refusing to request {url.host!r}: not the partner's host")
         return url
 
-    async def _retried(self, exchange: Callable[[int], Awaitable[T]], retry_rate_limited: bool = True) -> T:
-        """Attempt 1 directly; after a retryable failure, tenacity runs attempts 2..n.
+    async def _retried(
+        self, exchange: Callable[[int, float], Awaitable[T]], retry_rate_limited: bool = True
+    ) -> T:
+        """Attempt 1 directly; after a retryable failure, tenacity runs attempts 2..n. Every
+        attempt's exchange ends by the request's deadline (monotonic ``started`` +
+        ``request_deadline_s``), whatever the partner's pace.
 
         Not tenacity from the start: ``AsyncRetrying`` costs ~45 µs of CPU per call even
         when the first attempt succeeds (it re-wraps its callbacks, with ``inspect``
         checks, on every iteration): a tenth of an httpx request, paid by every call.
         """
         started = time.monotonic()
+        deadline = started + self.options.request_deadline_s
         try:
-            return await exchange(1)
+            return await exchange(1, deadline)
         except errors.PartnerError as exc:
             if not self._should_retry(exc, retry_rate_limited) or self.options.max_attempts < 2:
                 raise
@@ -188,7 +190,7 @@ class PartnerClient:
         await anyio.sleep(delay)
         async for attempt in self._retrying(retry_rate_limited, started):
             with attempt:
-                return await exchange(attempt.retry_state.attempt_number + 1)
+                return await exchange(attempt.retry_state.attempt_number + 1, deadline)
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     def _retrying(self, retry_rate_limited: bool, started: float) -> AsyncRetrying:
@@ -234,6 +236,7 @@ class PartnerClient:
         url: httpx.URL | str,
         endpoint: str,
         attempt: int,
+        deadline: float,
         decode: Decode[T],
         *,
         params: Mapping[str, str | int] | None = None,
@@ -264,6 +267,7 @@ class PartnerClient:
                         url,
                         endpoint,
                         attempt,
+                        deadline,
                         decode,
                         throttle,
                         admitted,
@@ -293,6 +297,7 @@ class PartnerClient:
         url: httpx.URL | str,
         endpoint: str,
         attempt: int,
+        deadline: float,
         decode: Decode[T],
         throttle: Throttle,
         admitted: Pass,
@@ -311,44 +316,47 @@ class PartnerClient:
         extra: dict[str, Any] = {}
         cancelled = False
         probe_timeout = Breakers.probe_timeout(permits)
+        left = deadline - time.monotonic()
+        # The shorter bound wins: a half-open probe's timeout, or what is left of the request's
+        # deadline. Both cover connecting, the head and the whole body, however it trickles.
+        by_probe = probe_timeout is not None and probe_timeout < left
         try:
             try:
-                deadline = anyio.fail_after(probe_timeout) if probe_timeout else contextlib.nullcontext()
-                with deadline:
-                    if self._direct is not None:
-                        resp = await self._direct.exchange(
-                            method,
-                            str(url),
-                            params=params,
-                            form=form,
-                            headers=headers,
-                            extensions=self._timeout,
-                        )
-                    else:
-                        request = httpx.Request(
-                            method, url, params=params, data=form, headers=headers, extensions=self._timeout
-                        )
-                        resp = await self._transport.handle_async_request(request)
+                with anyio.fail_after(probe_timeout if by_probe else max(left, 0.0)):
+                    if headers:
+                        headers = {**_DEFAULT_HEADERS, **headers}
+                    request = httpx.Request(
+                        method,
+                        url,
+                        params=params,
+                        data=form,
+                        headers=headers or _DEFAULT_HEADERS,
+                        extensions=self._timeout,
+                    )
+                    resp = await self._transport.handle_async_request(request)
                     try:
                         status, resp_headers = resp.status_code, resp.headers
                         status_label = str(status)
                         rate_headers = _rate_headers(resp_headers)
-                        body = await self._read_capped(resp)
+                        body = await bodies.read_capped(resp, self.options.max_body_bytes)
                     finally:
                         await resp.aclose()
-            except TimeoutError as exc:  # the probe's deadline (httpx raises its own types)
-                status_label = "probe_timeout" if probe_timeout else "timeout"
-                what = "probe of " if probe_timeout else ""
-                raise errors.PartnerUnavailable(f"{what}{endpoint} timed out") from exc
+            except TimeoutError as exc:  # our deadline (httpx raises its own types)
+                status_label = "probe_timeout" if by_probe else "timeout"
+                if by_probe:
+                    raise errors.PartnerUnavailable(f"probe of {endpoint} timed out") from exc
+                raise errors.PartnerUnavailable(
+                    f"{endpoint} not answered in full within request_deadline_s "
+                    f"({self.options.request_deadline_s:g} s)"
+                ) from exc
             except httpx.TimeoutException as exc:
                 status_label = "timeout"
                 raise errors.PartnerUnavailable(f"{type(exc).__name__} calling {endpoint}") from exc
             except httpx.TransportError as exc:
                 status_label = "transport_error"
-                raise errors.PartnerUnavailable(f"{type(exc).__name__} calling {endpoint}") from exc
-            except httpx.DecodingError as exc:
-                status_label = "decoding_error"
-                raise errors.PartnerUnavailable(f"undecodable body from {endpoint}") from exc
+                raise errors.PartnerUnavailable(
+                    f"{type(exc).__name__} calling {endpoint}: {redact_text(str(exc))[:160]}"
+                ) from exc
             if 200 <= status < 300 and self._rules.body_error is None:
                 return self._decode(body, decode, endpoint)
             found = classify(status, resp_headers, _loads_quiet(body), self._rules)
@@ -424,20 +432,6 @@ class PartnerClient:
             duration_ms=round(elapsed * 1000, 2),
             **extra,
         )
-
-    async def _read_capped(self, resp: httpx.Response) -> bytes:
-        cap = self.options.max_body_bytes
-        declared = resp.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > cap:
-            raise errors.PartnerRejected(f"response body of {declared} bytes exceeds the {cap}-byte cap")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in resp.aiter_bytes():  # decompressed: the cap bounds memory, not wire bytes
-            size += len(chunk)
-            if size > cap:
-                raise errors.PartnerRejected(f"response body exceeds the {cap}-byte cap")
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     @staticmethod
     def _decode(body: bytes, decode: Decode[T], endpoint: str) -> T:

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import TextIO
 
@@ -176,12 +177,16 @@ class SimulatorServer:
         port: int = 0,
         *,
         allow_non_loopback: bool = False,
+        certificate: tuple[Path, Path] | None = None,
     ) -> None:
+        """``certificate``: (certificate chain, key) PEM files to serve HTTPS with, as a
+        partner's sandbox with a private CA, or a TLS-inspecting proxy, presents."""
         if not allow_non_loopback and not is_loopback(host):
             raise ValueError(f"refusing to bind {host!r}: the simulator serves loopback only")
         self.sim = sim
         self.host = host
         self.port = port
+        self.certificate = certificate
         self._state = _State.UNOPENED
         self._server: _EmbeddedServer | None = None
         self._tg: TaskGroup | None = None
@@ -190,7 +195,7 @@ class SimulatorServer:
     @property
     def base_url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.certificate else 'http'}://{host}:{self.port}"
 
     @property
     def guesty_api_url(self) -> str:
@@ -229,6 +234,8 @@ class SimulatorServer:
             log_config=None,
             log_level="warning",
             timeout_graceful_shutdown=5,
+            ssl_certfile=self.certificate[0] if self.certificate else None,
+            ssl_keyfile=self.certificate[1] if self.certificate else None,
         )
         server = self._server = _EmbeddedServer(config)
         self._tg = anyio.create_task_group()

@@ -207,3 +207,30 @@ def test_an_unreachable_database_is_one_clear_line_and_exit_1(tmp_path: Path) ->
     )
     assert proc.returncode == 1
     assert proc.stderr.startswith("syncd: StoreUnavailable:") and "Traceback" not in proc.stderr
+
+
+def test_proxy_and_ca_bundle_are_checked_with_their_key_paths(tmp_path: Path) -> None:
+    bad_pem = tmp_path / "not-a-ca.pem"
+    bad_pem.write_text("hello")
+    text = GOOD.replace(
+        'rate_limits = ["15/s", "120/min"]',
+        f'proxy = "socks5://user:hunter2@proxy:1080"\nca_bundle = "{bad_pem}"',
+    )
+    env = {"ACME_SECRET": "x", "HTTPS_PROXY": "ftp://p:21", "SSL_CERT_FILE": str(tmp_path / "absent.pem")}
+    with pytest.raises(errors.ConfigError) as info:
+        load_settings(write(tmp_path, text), env, registry.schemas())
+    reasons = dict(info.value.problems)
+    assert "http:// or https://" in reasons["partners.guesty.proxy"]
+    assert "not a PEM bundle" in reasons["partners.guesty.ca_bundle"]
+    assert "http:// or https://" in reasons["environment HTTPS_PROXY"]
+    assert "not found" in reasons["environment SSL_CERT_FILE"]
+    assert "hunter2" not in str(info.value)  # a proxy URL may carry its password
+
+
+def test_the_proxy_environment_is_kept_and_nothing_else(tmp_path: Path) -> None:
+    env = {"ACME_SECRET": "x", "https_proxy": "proxy:3128", "NO_PROXY": "internal", "HOME": "/root"}
+    settings = load_settings(write(tmp_path, GOOD), env, registry.schemas())
+    assert dict(settings.egress_environ) == {"https_proxy": "proxy:3128", "NO_PROXY": "internal"}
+    egress = registry.egress(settings.partner("guesty"), settings.egress_environ)
+    assert egress.proxy_for("https", "open-api.guesty.com") == "http://proxy:3128"
+    assert egress.proxy_for("https", "api.internal") is None

@@ -16,7 +16,7 @@ from syncd.connectors.guesty.connector import GuestyConnector, _id_of
 from syncd.http.auth import HeaderAuth
 from syncd.http.client import ClientOptions, PartnerClient
 from syncd.http.throttle import Throttle
-from syncd.http.transport import WireTransport
+from syncd.http.transport import PartnerTransport
 from syncd.observability.logging import get_logger
 from syncd.observability.metrics import Metrics
 from syncd.simulator import limits
@@ -33,7 +33,7 @@ class MutatingTransport(httpx.AsyncBaseTransport):
     together."""
 
     def __init__(self, at: int | None = None, on: Any = None) -> None:
-        self.inner = WireTransport()
+        self.inner = PartnerTransport()
         self.listings = 0
         self.at, self.on = at, on
         self.changed = anyio.Event()
