@@ -28,7 +28,7 @@ from syncd import crypto, errors
 from syncd.config import Settings
 from syncd.connectors import registry
 from syncd.connectors.base import Connector
-from syncd.engine import scheduling
+from syncd.engine import outcomes, scheduling
 from syncd.engine.runner import SyncRunner
 from syncd.http.guards import Guards
 from syncd.http.transport import Transports
@@ -169,6 +169,8 @@ class Daemon:
         self._wake = anyio.Event()
         self._db_backoff = scheduling.Backoff()
         self._workers_scope: anyio.CancelScope | None = None
+        # Last outcome per integration x resource: what `syncd run --once` exits on.
+        self._outcomes: dict[scheduling.Key, outcomes.Outcome] = {}
         ids = [i.id for i in settings.integrations if i.enabled]
         self.owned = scheduling.owned(ids, settings.daemon.shard_index, settings.daemon.shard_count)
 
@@ -210,7 +212,21 @@ class Daemon:
                 task_status.started(self)
                 await self._schedule(store, self.runner)
                 tg.cancel_scope.cancel()
+        if self.once:
+            self._log_summary()
         log.info("daemon_stopped")
+
+    def summary(self) -> outcomes.RunSummary:
+        """How the runs this process made ended (the last run of each integration x resource)."""
+        return outcomes.RunSummary(dict(self._outcomes))
+
+    def _log_summary(self) -> None:
+        summary = self.summary()
+        unfinished = summary.unfinished()
+        # A warning when runs did not finish: cron jobs often log at warning and above, and
+        # this one line names the runs to look at.
+        emit = self._log.warning if unfinished else self._log.info
+        emit("run_once_summary", **summary.counts(), unfinished=unfinished)
 
     # --- scheduler ------------------------------------------------------------------------
 
@@ -221,7 +237,7 @@ class Daemon:
 
         async def work(key: scheduling.Key) -> None:
             try:
-                await runner.run(*key)
+                self._outcomes[key] = await runner.run(*key)
             finally:
                 running.discard(key)
                 self._wake.set()

@@ -1,7 +1,16 @@
 """Command line: argv -> settings -> logging -> uvloop -> the daemon (or a tool).
 
-Exit codes: 0 success (including a drained SIGTERM), 1 runtime failure, 2 bad
-configuration or usage.
+Exit codes (``EXIT_*`` below; ``syncd run --help`` lists them too):
+
+    0    success; for ``run``: stopped by SIGTERM/SIGINT after draining, or with
+         ``--once``, every due sync succeeded (or none was due, or the only others were
+         "busy": running in another process, which reports them)
+    1    runtime failure: the database unreachable at start, a partner refusing an
+         operator command, ``dlq replay`` leaving records still bad
+    2    bad configuration or usage: every problem on stderr, with its key path
+    3    ``run --once`` only: at least one due sync failed (a circuit breaker refusing
+         it counts as failed) or was interrupted; what the others synced is committed
+    130  interrupted by Ctrl-C
 """
 
 from __future__ import annotations
@@ -17,10 +26,24 @@ import anyio
 from syncd import errors
 from syncd.config import Settings, load_settings
 from syncd.connectors import registry
+from syncd.engine import outcomes
 from syncd.observability import logging as syncd_logging
 
-EXIT_CONFIG = 2
+EXIT_OK = 0
 EXIT_RUNTIME = 1
+EXIT_CONFIG = 2
+EXIT_RUNS_FAILED = 3
+
+RUN_EXIT_CODES = f"""\
+exit codes:
+  {EXIT_OK}  without --once: stopped by SIGTERM/SIGINT after draining.
+     --once: every due sync succeeded, or none was due, or the only others were
+     busy (running in another process right now, which reports them)
+  {EXIT_RUNTIME}  runtime failure, e.g. the database unreachable at start
+  {EXIT_CONFIG}  bad configuration: every problem on stderr, with its key path
+  {EXIT_RUNS_FAILED}  --once: at least one due sync failed (a circuit breaker refusing it
+     counts as failed) or was interrupted; what the others synced is committed
+"""
 
 
 def load(path: Path) -> Settings:
@@ -50,8 +73,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     notifier = SystemdNotifier.from_environ(os.environ)
     log.info("gc_tuning", **tune_gc())  # last: what start-up built is frozen
-    _run_async(Daemon(settings, once=args.once, notifier=notifier).run)
-    return 0
+    daemon = Daemon(settings, once=args.once, notifier=notifier)
+    _run_async(daemon.run)
+    # Without --once the daemon returns only after a drain that a signal asked for.
+    return run_once_exit_code(daemon.summary()) if args.once else EXIT_OK
+
+
+def run_once_exit_code(summary: outcomes.RunSummary) -> int:
+    """What ``syncd run --once`` tells cron: ``EXIT_RUNS_FAILED`` if a due run failed or
+    was interrupted, else ``EXIT_OK`` (nothing due included: nothing was left undone).
+
+    A "busy" run is not a failure of this invocation: another process (the daemon, or the
+    previous cron run still going) holds its lock and is syncing it now, and reports its
+    own outcome. Failing here would alert on every overlap, and retrying would not help; a
+    lock held for too long shows as a stale sync (``syncd_last_successful_sync_timestamp_seconds``).
+    """
+    return EXIT_RUNS_FAILED if summary.unfinished() else EXIT_OK
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -159,9 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="syncd", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("run", help="run the daemon")
+    p = sub.add_parser(
+        "run",
+        help="run the daemon",
+        epilog=RUN_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--config", "-c", type=Path, required=True)
-    p.add_argument("--once", action="store_true", help="run every due sync once, then exit")
+    p.add_argument("--once", action="store_true", help="run every due sync once, then exit (3 if any failed)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("check-config", help="validate a config file; exit 2 listing every problem")

@@ -18,6 +18,7 @@ import anyio
 from syncd import errors, pipeline
 from syncd.config import ResourceSettings, Settings
 from syncd.connectors.base import Connector
+from syncd.engine.outcomes import Outcome
 from syncd.engine.scheduling import failure_backoff, next_interval
 from syncd.http import breaker
 from syncd.observability.metrics import Metrics
@@ -69,14 +70,14 @@ class SyncRunner:
     def resource_settings(self, integration_id: str, resource: str) -> ResourceSettings:
         return self._integrations[integration_id].resources.get(resource) or ResourceSettings()
 
-    async def run(self, integration_id: str, resource: str) -> str:
+    async def run(self, integration_id: str, resource: str) -> Outcome:
         """Returns the outcome: ``ok``, ``failed``, ``interrupted`` (stopping) or ``busy``."""
         connector = self._connectors[integration_id]
         partner = connector.info.name
         res = self.resource_settings(integration_id, resource)
         log = self._log.bind(integration=integration_id, partner=partner, resource=resource)
         started = time.monotonic()
-        outcome = "failed"
+        outcome: Outcome = "failed"
         self._metrics.syncs_in_flight.inc()
         try:
             async with self._store.sync_session(integration_id, resource) as session:
@@ -107,7 +108,7 @@ class SyncRunner:
         resource: str,
         res: ResourceSettings,
         log: Any,
-    ) -> str:
+    ) -> Outcome:
         db = self._settings.database
         options = pipeline.PipelineOptions(
             batch_size=db.batch_size,
