@@ -15,6 +15,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from syncd.cli import EXIT_RUNS_FAILED
 from tests.support import db_rows, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,7 +108,7 @@ def test_a_gzip_bomb_is_refused_within_twice_the_body_cap(
         if peak is None:  # not reaped by wait4
             daemon.kill()
             daemon.wait()
-    print(f"idle {idle / 2**20:.1f} MiB, peak {peak / 2**20:.1f} MiB")  # noqa: T201
+    assert daemon.returncode == EXIT_RUNS_FAILED
     assert peak - idle < 2 * CAP, f"peak RSS {peak / 2**20:.1f} MiB, idle {idle / 2**20:.1f} MiB"
     [state] = anyio.run(
         db_rows,
