@@ -196,6 +196,7 @@ class Daemon:
             )
             self.store = store
             self.runner = SyncRunner(store, connectors, self.settings, self.metrics, log, self.stop)
+            await self.runner.restore_gauges()
             self.guards.on_circuit_closed(self._circuit_closed)
             async with anyio.create_task_group() as tg:
                 if self.settings.web.enabled:
@@ -298,7 +299,10 @@ class Daemon:
         if self._db_backoff.failures:
             self._log.info("database_available", after_failures=self._db_backoff.failures)
             self._db_backoff.reset()
-        return scheduling.due(schedules, running, now)
+        ready = scheduling.due(schedules, running, now)
+        late = scheduling.backlog(ready, now)
+        self.metrics.scheduler_ticked(now.timestamp(), late.waiting, late.oldest_late_s)
+        return ready
 
     async def _drain_once(
         self, store: Store, running: set[scheduling.Key], workers: TaskGroup, work: Any

@@ -7,10 +7,11 @@ from typing import Any
 
 import httpx
 
+from syncd import errors
 from syncd.config import BreakerSettings, IntegrationSettings, PartnerSchema, PartnerSettings
 from syncd.connectors import guesty
 from syncd.connectors.base import Connector, PartnerInfo
-from syncd.http.auth import ClientCredentials, TokenStore
+from syncd.http.auth import ClientCredentials, TokenFetch, TokenStore
 from syncd.http.breaker import BreakerPolicy
 from syncd.http.budget import AimdPolicy
 from syncd.http.client import ClientOptions, PartnerClient
@@ -63,6 +64,21 @@ def breaker_policy(settings: BreakerSettings, failure_threshold: int) -> Breaker
     )
 
 
+def counted(fetch: TokenFetch, partner: str, metrics: Metrics) -> TokenFetch:
+    """``fetch`` feeding ``syncd_token_requests_total``: each token request sent, by outcome."""
+
+    async def counted_fetch(form: dict[str, str]) -> dict[str, Any]:
+        try:
+            body = await fetch(form)
+        except errors.PartnerError as exc:
+            metrics.token_requests.labels(partner, exc.error_class.value).inc()
+            raise
+        metrics.token_requests.labels(partner, "ok").inc()
+        return body
+
+    return counted_fetch
+
+
 def build_connector(
     integration: IntegrationSettings,
     partner: PartnerSettings,
@@ -106,7 +122,7 @@ def build_connector(
             client_id=creds["client_id"],
             client_secret=creds["client_secret"],
             scope="open-api",
-            fetch=fetch_token,
+            fetch=counted(fetch_token, info.name, metrics),
             store=tokens,
             refresh_buffer_s=partner.token_refresh_buffer_s,
             max_requests_per_day=info.max_token_requests_per_day,

@@ -85,6 +85,7 @@ class SyncRunner:
                     log.info("sync_skipped_locked")
                     return "busy"
                 outcome = await self._run_in_session(session, connector, integration_id, resource, res, log)
+                await self._count_dead_letters(session, integration_id, resource)
         except errors.SyncdError as exc:
             log.error("sync_failed", error=str(exc), error_type=type(exc).__name__)
         except Exception as exc:
@@ -131,6 +132,7 @@ class SyncRunner:
         except errors.AuthFailed as exc:
             await session.finish_failed(str(exc))
             await self._store.set_integration_status(integration_id, "auth_failed", str(exc)[:500])
+            self._metrics.integration_auth_failed.labels(integration_id).set(1)
             log.error(
                 "sync_failed", error=str(exc), error_type="AuthFailed", integration_status="auth_failed"
             )
@@ -163,6 +165,27 @@ class SyncRunner:
             deleted=stats.deleted,
         )
         return "ok"
+
+    async def restore_gauges(self) -> None:
+        """The per-integration gauges alerts read, from the database at start: a restart
+        must not blank the last success (staleness) or the open dead letters."""
+        m = self._metrics
+        for row in await self._store.sync_status(list(self._connectors)):
+            integration_id, resource = row["integration_id"], row["resource"]
+            if row["last_success_at"] is not None:
+                m.last_success.labels(integration_id, resource).set(row["last_success_at"].timestamp())
+            m.dead_letters_open.labels(integration_id, resource).set(row["dead_letters"])
+            m.integration_auth_failed.labels(integration_id).set(row["status"] == "auth_failed")
+            if row["resource_enabled"]:
+                interval = self.resource_settings(integration_id, resource).interval_s
+                m.sync_interval.labels(integration_id, resource).set(interval)
+
+    async def _count_dead_letters(self, session: SyncSession, integration_id: str, resource: str) -> None:
+        try:
+            count = await session.open_dead_letter_count()
+        except errors.StoreError:
+            return  # the connection is gone with the run; the next run counts them
+        self._metrics.dead_letters_open.labels(integration_id, resource).set(count)
 
     async def _sweep_due(self, session: SyncSession, res: ResourceSettings) -> bool:
         if not res.deletion_sweep:

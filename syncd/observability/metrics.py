@@ -1,13 +1,14 @@
 """Every syncd metric, created once per registry, with low-cardinality labels.
 
 A ``Metrics`` object is injected (not a module global) so that several daemons can run
-in one test process, each with its own registry. Names follow ``syncd_*_total`` and
-``*_seconds``; labels never carry record ids, URLs with ids, or secrets.
+in one test process, each with its own registry (which also exports the standard
+``process_*`` metrics). Names follow ``syncd_*_total`` and ``*_seconds``; labels never
+carry record ids, URLs with ids, or secrets.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _SYNC_BUCKETS = (0.1, 0.5, 1, 5, 15, 30, 60, 300, 900, 3600, 14400)
@@ -17,6 +18,9 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        # process_* (memory, CPU, open files), as the default registry has them: the memory
+        # alert and panel read process_resident_memory_bytes.
+        ProcessCollector(registry=r)
         self.api_calls = Counter(
             "syncd_api_calls_total",
             "Partner API calls, every attempt.",
@@ -79,8 +83,16 @@ class Metrics:
         )
         self.token_requests = Counter(
             "syncd_token_requests_total",
-            "Access-token requests sent to partners.",
+            "Access-token requests sent to partners, by outcome: ok, or the failure's error "
+            "class (auth, client, transient, rate_limited).",
             ["partner", "outcome"],
+            registry=r,
+        )
+        self.integration_auth_failed = Gauge(
+            "syncd_integration_auth_failed",
+            "1 while the integration is parked after an authentication failure (no runs until "
+            "its credentials are fixed and syncd restarts), else 0.",
+            ["integration"],
             registry=r,
         )
         self.records = Counter(
@@ -93,6 +105,13 @@ class Metrics:
             "syncd_dead_letters_total",
             "Records sent to the dead-letter table.",
             ["partner", "resource", "error_class"],
+            registry=r,
+        )
+        self.dead_letters_open = Gauge(
+            "syncd_dead_letters_open",
+            "Unresolved dead letters per integration x resource, counted at start and after "
+            "each run (a replay shows at the next run).",
+            ["integration", "resource"],
             registry=r,
         )
         self.pages = Counter(
@@ -120,6 +139,30 @@ class Metrics:
             ["integration", "resource"],
             registry=r,
         )
+        self.sync_interval = Gauge(
+            "syncd_sync_interval_seconds",
+            "Configured interval between runs of each enabled integration x resource; "
+            "staleness is judged against it.",
+            ["integration", "resource"],
+            registry=r,
+        )
+        self.scheduler_last_tick = Gauge(
+            "syncd_scheduler_last_tick_timestamp_seconds",
+            "Unix time (database clock) the scheduler last read the schedules; it stops "
+            "advancing while the database is unreachable or the scheduler is stuck.",
+            registry=r,
+        )
+        self.schedules_overdue = Gauge(
+            "syncd_schedules_overdue",
+            "Schedules due and not running at the scheduler's last tick (those it claims at "
+            "that tick included).",
+            registry=r,
+        )
+        self.schedule_overdue_seconds = Gauge(
+            "syncd_schedule_overdue_seconds",
+            "How long the most overdue of those schedules has been due; 0 when none is.",
+            registry=r,
+        )
         self.syncs_in_flight = Gauge(
             "syncd_syncs_in_flight",
             "Sync runs currently executing.",
@@ -136,3 +179,9 @@ class Metrics:
             ["integration"],
             registry=r,
         )
+
+    def scheduler_ticked(self, at: float, waiting: int, oldest_late_s: float) -> None:
+        """[scheduler] Each tick: its time and the backlog it found (``scheduling.backlog``)."""
+        self.scheduler_last_tick.set(at)
+        self.schedules_overdue.set(waiting)
+        self.schedule_overdue_seconds.set(oldest_late_s)

@@ -496,6 +496,13 @@ class SyncSession:
             )
         return {r[0] for r in rows}
 
+    async def open_dead_letter_count(self) -> int:
+        with translate():
+            count: int = await self._conn.fetchval(
+                Q["count_open_dead_letters"], self.integration_id, self.spec.resource
+            )
+        return count
+
     async def soft_delete(self, external_ids: list[str]) -> int:
         if self.spec.soft_delete_query is None or not external_ids:
             return 0

@@ -264,6 +264,10 @@ ON CONFLICT (integration_id, resource, external_id) WHERE resolved_at IS NULL DO
 SELECT external_id FROM dead_letters
 WHERE integration_id = $1 AND resource = $2 AND resolved_at IS NULL LIMIT $3;
 
+-- name: count_open_dead_letters
+-- After each run, for the syncd_dead_letters_open gauge (the partial unique index answers it).
+SELECT count(*) FROM dead_letters WHERE integration_id = $1 AND resource = $2 AND resolved_at IS NULL;
+
 -- name: resolve_dead_letters
 -- A record that later synced cleanly is no longer dead.
 UPDATE dead_letters SET resolved_at = now()
