@@ -4,7 +4,7 @@
 -- own timestamp (source_updated_at): last write wins by that timestamp, never by arrival.
 -- `raw` is `json`, not `jsonb`: it keeps the partner's exact bytes (key order, number
 -- formatting, duplicate keys) as an audit record, and json input only validates where
--- jsonb builds a tree: measured, jsonb parsing doubled PostgreSQL's CPU per synced record.
+-- jsonb builds a tree: jsonb parsing would double PostgreSQL's CPU per synced record.
 -- It is still queryable (raw->>'field'); cast to jsonb for an expression index if needed.
 
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -56,15 +56,15 @@ CREATE TABLE IF NOT EXISTS token_requests (
 CREATE INDEX IF NOT EXISTS token_requests_by_integration ON token_requests (integration_id, requested_at);
 
 -- properties and reservations (the tables a sync fills by the million) have no foreign key
--- to integrations: PostgreSQL checks one per inserted row, and that check was a third of a
--- first sync's insert (measured: 13.5-16.0 -> 8.5-9.5 µs of statement time per listing).
+-- to integrations: PostgreSQL checks one per inserted row, and that check is a third of a
+-- first sync's insert statement.
 -- What it guaranteed is kept at a batch's cost instead: every batch transaction takes the
 -- key-share lock on its integration's row that the check took (BatchWriter), so a batch for
 -- a missing integration fails and a concurrent DELETE waits for it; deleting an integration
 -- deletes these rows (trigger integrations_delete_rows, below).
 -- Their ids compare byte by byte (COLLATE "C"): ids are opaque, a locale's collation makes
--- each key comparison in their indexes a strcoll() call (perf, first sync: ~2.5 % of the
--- backend's CPU), and it ties the indexes' order to the C library's version (an OS upgrade
+-- each key comparison in their indexes a strcoll() call (~2.5 % of the backend's CPU in a
+-- first sync), and it ties the indexes' order to the C library's version (an OS upgrade
 -- that changes collation rules silently corrupts such indexes).
 CREATE TABLE IF NOT EXISTS properties (
     integration_id     text COLLATE "C" NOT NULL,

@@ -150,8 +150,8 @@ def postgres_cpu_s(pgdata: Path) -> float:
 def host_probe_ms() -> float:
     """Best of five runs of a fixed pure-Python loop, in ms: a rough gauge of the box's speed.
 
-    These VMs' speed drifts by ±20 % within an hour and has been seen at about half speed
-    for a whole morning; a probe far from another run's says their records/s don't compare
+    These VMs' speed drifts by ±20 % within an hour and can stay at about half speed for
+    hours; a probe far from another run's says their records/s don't compare
     (close probes don't prove they do: memory and system-call costs drift on their own)."""
     best = float("inf")
     for _ in range(5):
@@ -166,8 +166,8 @@ def host_probe_ms() -> float:
 def hot_path_probe_us() -> float:
     """The daemon's own work per listing, page to staging rows (split, decode, canonical
     values, row), timed in this process over 2,000 simulator listings, best of five, in µs.
-    Memory-bound like a sync, it follows the box's slow spells that the pure-Python loop
-    does not (2026-12-03: the loop read 41-49 ms on fast and slow hours alike, this 5.3-7.9)."""
+    Memory-bound like a sync, it follows the box's slow spells, which the pure-Python loop
+    can miss."""
     renderer = ListingRenderer(7)
     pages = [
         b'{"results":[' + b",".join(renderer.render_base(p * 100 + i) for i in range(100)) + b"]}"

@@ -2,12 +2,11 @@
 
 The collector runs a young-generation pass each time 700 more container objects are
 alive than at the last pass. A sync keeps every record's staging row (a tuple) alive
-until its batch is copied to PostgreSQL, so at the default threshold it ran once per
-~700 records: measured in `syncd run --once` over a 1M-listing full sync (bench/ingest.py's
-scenario, a gc callback timing each pass), 1,745-1,792 young passes, 159-163 middle and
-5 full ones, 1.2-1.4 s in all, ~5 % of the daemon's CPU. With the young threshold at
-50,000 (above the rows a run holds at once: batch_size x (pipeline_depth + write_lanes + 1)
-at the defaults is 7,500) the same sync ran 2 passes, 0.03 s.
+until its batch is copied to PostgreSQL, so at the default threshold it runs once per
+~700 records: thousands of passes in a 1M-listing full sync, ~5 % of the daemon's CPU.
+With the young threshold at 50,000 (above the rows a run holds at once: batch_size x
+(pipeline_depth + write_lanes + 1) at the defaults is 7,500) the same sync runs a couple
+of passes.
 
 Reference counting still frees everything that is not in a cycle at once; what waits
 longer is cyclic garbage (exceptions kept with their tracebacks, finished tasks), at most

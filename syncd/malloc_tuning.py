@@ -5,12 +5,10 @@ and freed within milliseconds. By default glibc serves blocks over its mmap thre
 (128 KB at start) with mmap and trims the heap's top once 128 KB of it are free, so the
 same memory goes back to the kernel and is faulted in again, page by page, many times a
 second; on VMs whose balloon device reports free pages to the host, each such first touch
-also faults in the host. Measured with bench/ingest.py's scenario at 300k listings: the
-daemon's minor page faults per sync fell from 124k to 17k (full) and from 77k to 18k
-(all-changed), its system time by 14 % and 36 %. With the same parameters set through
-the environment (a 64 MB trim threshold), three interleaved pairs showed its CPU per record
-~0.7 µs (~4 %) lower. Freed memory is kept, up to the trim threshold, instead of returned:
-peak RSS in bench/ingest.py rose 1-2 MB, the 10-minute soak's steady RSS 90.6 -> 95.5 MB.
+also faults in the host. Keeping that memory on the heap removes most of the daemon's
+minor page faults in a sync, with a sixth to a third of its system time, and a few percent
+of its CPU per record. Freed memory is kept, up to the trim threshold, instead of
+returned: a few MB more RSS.
 
 Applied with ``mallopt`` at start. glibc's environment variables (``MALLOC_MMAP_THRESHOLD_``
 and friends) set the same parameters before the process starts; an operator who set any
@@ -32,7 +30,7 @@ MIB = 1024 * 1024
 SETTINGS: tuple[tuple[int, int], ...] = (
     (M_MMAP_THRESHOLD, 4 * MIB),  # response bodies come from the heap, reused
     # Free heap kept up to this before it is returned, and the heap's growth step. Larger
-    # values (64 / 16 MB) saved no more page faults at 300k listings and kept more memory.
+    # values save no more page faults and keep more memory.
     (M_TRIM_THRESHOLD, 16 * MIB),
     (M_TOP_PAD, 4 * MIB),
 )

@@ -91,11 +91,11 @@ class Reservation(_Record):
 
 
 # --- the ingest hot path -------------------------------------------------------------------
-# Building a pydantic model costs ~4 µs per 20-field record here (measured: a fifth of the
-# daemon's CPU per synced record), yet an adapter's wire decoder (msgspec) has already
-# checked every value's type. What pydantic would still check is the canonical bounds
-# below, so adapters run these first and call pydantic only for a record that fails them,
-# to get its canonical error (or value). The bounds are read from the models above, so the
+# Building a pydantic model costs several µs per 20-field record, a fifth of the daemon's
+# CPU per synced record, yet an adapter's wire decoder (msgspec) has already checked every
+# value's type. What pydantic would still check is the canonical bounds below, so adapters
+# run these first and call pydantic only for a record that fails them, to get its
+# canonical error (or value). The bounds are read from the models above, so the
 # two cannot drift; tests/unit/test_canonical_check.py holds the two paths equal.
 
 # Canonical values travel as tuples in the model's field order (``field_names``): the order
@@ -156,7 +156,7 @@ def canonical_check(model: type[BaseModel]) -> CanonicalCheck:
 
 def _same_type(exact: type, bound: Any) -> Any:
     """``bound`` as the field's own type when that is exact: a Decimal compares with a Decimal
-    in half the time it takes with an int (35 vs 70 ns), a float with a float a quarter faster."""
+    in half the time it takes with an int, a float with a float a quarter faster."""
     if exact in (float, Decimal) and type(bound) is int:
         converted = exact(bound)
         if converted == bound:

@@ -55,8 +55,8 @@ UNIDENTIFIED_PREFIX = "unidentified:"
 # fault (a truncated listing) than a mass deletion: it is refused and reported instead.
 MAX_SWEEP_DELETE_SHARE = 0.05
 MIN_SWEEP_DELETE_ALLOWANCE = 10
-# Pages requested ahead of normalization: hides the partner's response time (measured:
-# the simulator's ~1 ms per page otherwise sits on the critical path).
+# Pages requested ahead of normalization: hides the partner's response time (~1 ms per
+# page even from the local simulator, otherwise on the critical path).
 PAGE_PREFETCH = 2
 
 

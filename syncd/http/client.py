@@ -170,7 +170,7 @@ class PartnerClient:
         attempt's exchange ends by the request's deadline (monotonic ``started`` +
         ``request_deadline_s``), whatever the partner's pace.
 
-        Not tenacity from the start: ``AsyncRetrying`` costs ~45 µs of CPU per call even
+        Not tenacity from the start: ``AsyncRetrying`` costs tens of µs of CPU per call even
         when the first attempt succeeds (it re-wraps its callbacks, with ``inspect``
         checks, on every iteration): a tenth of an httpx request, paid by every call.
         """

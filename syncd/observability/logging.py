@@ -28,13 +28,13 @@ EXPIRED_TOKEN_GRACE_S = 3600.0
 class _Secrets:
     """The registered secrets, found in a text in time that grows with the text, not with
     how many are registered. A shard of 10,000 integrations registers 20,000 and more
-    (client secrets, and a token a day each); testing each with ``in`` cost 1.9 ms per
-    logged string at 20,000 (measured), so a request's log line would have cost more than
-    the request. Past ``_SCAN_FROM`` secrets, every ``MIN_SECRET_LENGTH``-character window
-    of the text is looked up among the secrets' last characters (their ends, not their
-    starts: tokens often share a prefix, as JWTs do ``eyJhbG``). Tokens are registered
-    with their expiry and forgotten an hour after it, so the set does not grow with
-    uptime; secrets without an expiry stay."""
+    (client secrets, and a token a day each); testing each with ``in`` costs ~2 ms per
+    logged string at 20,000, so a request's log line would cost more than the request.
+    Past ``_SCAN_FROM`` secrets, every ``MIN_SECRET_LENGTH``-character window of the text
+    is looked up among the secrets' last characters (their ends, not their starts: tokens
+    often share a prefix, as JWTs do ``eyJhbG``). Tokens are registered with their expiry
+    and forgotten an hour after it, so the set does not grow with uptime; secrets without
+    an expiry stay."""
 
     _SCAN_FROM = 32  # below this many, one ``in`` per secret is cheaper than the scan
 
@@ -112,8 +112,8 @@ def redact_text(text: str) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _secret_key(key: str) -> bool:
-    # Cached: log keys are a small vocabulary, and this ran a regex per field of every
-    # event (measured: a tenth of the partner client's own CPU per request).
+    # Cached: log keys are a small vocabulary, and uncached this is a regex per field of
+    # every event, a tenth of the partner client's own CPU per request.
     return bool(_SECRET_KEY.search(key)) and not key.endswith(("_at", "_count", "_s"))
 
 

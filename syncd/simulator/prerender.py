@@ -1,17 +1,16 @@
 """Records rendered once, ahead of serving, for throughput benchmarks (``--prerender``).
 
 A partner renders its JSON on its own servers; the simulator renders it on the cores the
-daemon and PostgreSQL share: about 3.5 µs per listing at the box's usual speed, half the
-simulator's CPU in a full sync and a tenth of all three processes' together. Rendering
-every base record before the server listens takes that cost out of the measured window
-without changing one byte served.
+daemon and PostgreSQL share: a few µs per listing, half the simulator's CPU in a full
+sync and a tenth of all three processes' together. Rendering every base record before the
+server listens takes that cost out of the measured window without changing one byte
+served.
 
 The bytes live in an unlinked temporary file, read back with ``pread`` from the page cache,
 so the process heap stays as small as without it: the account holds only offsets (8 bytes
 per record). A page of consecutive indexes is one read. Not a ``memfd``: with the same
-bytes in one, PostgreSQL spent 3-7 µs more CPU per record in a 1M-listing full sync (two
-interleaved pairs, 2026-12-03; also with the memfd built but left unused), for a reason
-not established.
+bytes in one, PostgreSQL spends several µs more CPU per record in a large full sync (even
+with the memfd built but left unused), for a reason not established.
 """
 
 from __future__ import annotations

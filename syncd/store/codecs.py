@@ -15,11 +15,11 @@ import orjson
 # timestamptz in asyncpg's ``tuple`` format: microseconds since 2000-01-01 UTC, the value
 # PostgreSQL's binary form carries. asyncpg's binary encoder gets there through Python
 # objects (two comparisons with its infinity sentinels, ``astimezone``, a subtraction,
-# three attribute reads): 0.55 µs a value, a fifth of the COPY of a listing and more of
-# a reservation's four times; this one is a subtraction and a division, 0.25 µs with the
-# call (measured in a 20,000-row COPY, 2026-12-04). What it accepts and how it reads it
-# are asyncpg's: naive values and dates as local time, ``datetime.max``/``min`` as the
-# infinities; so is what the decoder returns (aware UTC; the infinities as naive max/min).
+# three attribute reads), at a fifth of the COPY of a listing and more of a reservation's
+# four times; this one is a subtraction and a division, about half the cost. What it
+# accepts and how it reads it are asyncpg's: naive values and dates as local time,
+# ``datetime.max``/``min`` as the infinities; so is what the decoder returns (aware UTC;
+# the infinities as naive max/min).
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _PG_INFINITY = 2**63 - 1

@@ -21,39 +21,35 @@ from syncd import errors
 
 # Written into postgresql.conf of a new data directory, before its first start. For a
 # write-heavy sync workload: fewer checkpoints, and a buffer cache that holds the hot part
-# of a million-listing table (the 128 MB default measured 10 % slower at 1M than at 100k).
+# of a million-listing table (at the 128 MB default a 1M sync runs ~10 % slower than a
+# 100k one).
 # wal_writer_delay: the WAL writer flushes every 10 ms instead of 200, on the other core, so
-# a batch's commit finds most of its WAL already on disk (measured: commit waits per
-# 2,500-row batch fell from 17 to 12 ms). Durability stays on: fsync and synchronous_commit
-# are untouched.
+# a batch's commit finds most of its WAL already on disk and waits less for its flush.
+# Durability stays on: fsync and synchronous_commit are untouched.
 # wal_init_zero off: a new 16 MB WAL segment is not first written full of zeros. A first
-# sync creates segments as fast as it fills them, so the zeros doubled the bytes the WAL
-# writer pushed through the page cache (perf: the WAL writer was 10 % of both cores, all in
-# the kernel's copy into the page cache; a million-listing full sync measured 5 % faster
-# without). WAL records are checksummed, so recovery never mistakes stale bytes for WAL;
+# sync creates segments as fast as it fills them, so the zeros would double the bytes the
+# WAL writer pushes through the page cache, a kernel copy that is most of the WAL writer's
+# CPU. WAL records are checksummed, so recovery never mistakes stale bytes for WAL;
 # what is lost is the up-front reservation of disk space, and a full disk then stops the
 # server at a WAL write instead of at segment creation: either way it stops.
 # wal_level minimal (max_wal_senders 0, which it requires): this private server has no
 # standbys, archive or logical decoding to feed (it listens only on a Unix socket), and
 # at this level PostgreSQL drops each WAL segment from the page cache when it closes it
 # (posix_fadvise DONTNEED, xlog.c), so the WAL writer fills recently freed page-cache
-# pages instead of ever more new ones. On these VMs a never-touched page costs a fault in
-# the host first (free page reporting), which made the page-cache copy of WAL the largest
-# kernel cost of a big first sync. Measured, 1M-listing full sync, three interleaved
-# pairs: PostgreSQL's CPU per record 17.6-18.3 -> 13.7-14.0 µs, 40.1 / 43.2 / 41.5k ->
-# 42.4 / 46.8 / 43.0k records/s. Crash recovery is unchanged (the WAL is still written and
-# flushed at commit); what is given up is replication and base backups of this server,
-# which an operator who needs them gets from their own server (``database.url``).
+# pages instead of ever more new ones. On VMs whose balloon device reports free pages to
+# the host (free page reporting), a never-touched page costs a fault in the host first,
+# which makes the page-cache copy of WAL the largest kernel cost of a big first sync;
+# reusing freed pages takes about a fifth off PostgreSQL's CPU per record in a full sync.
+# Crash recovery is unchanged (the WAL is still written and flushed at commit); what is
+# given up is replication and base backups of this server, which an operator who needs
+# them gets from their own server (``database.url``).
 # max_wal_size 8GB: PostgreSQL starts a checkpoint after max_wal_size / (1 +
 # checkpoint_completion_target) of WAL, ~1.05 GB at 2GB, and after each one the first change
 # to every page writes the whole page into the WAL again. A million-listing resync where
-# every record changed writes ~2.3 KB of WAL per record; at 2GB it started 3 checkpoints and
-# its full-page images took it to 4.1 KB per record (0.23 of an 8 KB page each). Measured,
-# two interleaved 1M pairs (bench/ingest.py's WAL figures): 4078 -> 2342 B per record, 0
-# full-page images, PostgreSQL's CPU per record 40.0 / 41.1 -> 37.2 / 36.5 µs, 26.0 / 25.3k
-# -> 27.5 / 28.3k records/s. The cost: pg_wal may hold up to 8 GB during a burst this size
-# (a quiet daemon's checkpoint_timeout recycles it long before), and crash recovery replays
-# up to ~4 GB.
+# every record changed writes ~2.3 KB of WAL per record; at 2GB it starts a few checkpoints
+# and their full-page images nearly double that. The cost: pg_wal may hold up to 8 GB
+# during a burst this size (a quiet daemon's checkpoint_timeout recycles it long before),
+# and crash recovery replays up to ~4 GB.
 TUNING = {
     "shared_buffers": "256MB",
     "max_wal_size": "8GB",

@@ -455,8 +455,8 @@ class SyncSession:
     async def extra_writer(self) -> AsyncIterator[BatchWriter]:
         """A second pooled connection applying this run's batches, for the block.
 
-        A batch's COPY and upsert then overlap the previous batch's upsert and commit
-        (measured: PostgreSQL's work on one connection bounded a full sync)."""
+        A batch's COPY and upsert then overlap the previous batch's upsert and commit (on
+        one connection, PostgreSQL's work would bound a full sync)."""
         if self._pool is None:
             raise RuntimeError("this session has no pool to take a writer from")
         fence = (self._conn.get_server_pid(), lock_key(self.integration_id, self.spec.resource))

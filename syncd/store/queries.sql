@@ -174,10 +174,10 @@ FROM written;
 
 -- name: insert_new_properties
 -- The first sync of an integration (it has no properties yet): every row is new, so a
--- plain INSERT, cheaper than ON CONFLICT's speculative insertion (measured: 10.8 -> 8.4 µs
--- of statement time per listing). A row that exists after all (the partner sent a record
--- again later in the run) fails it with unique_violation: the caller rolls back to its
--- savepoint and upserts the batch instead.
+-- plain INSERT, about a fifth cheaper per listing than ON CONFLICT's speculative
+-- insertion. A row that exists after all (the partner sent a record again later in the
+-- run) fails it with unique_violation: the caller rolls back to its savepoint and upserts
+-- the batch instead.
 WITH written AS (
     INSERT INTO properties AS t (
         integration_id, external_id, title, nickname, property_type, accommodates,

@@ -72,8 +72,8 @@ def reservation_to_canonical(raw: bytes) -> Reservation:
 
 
 # A tuple, not a dict: this runs once per record (a dict and the lookups that turn it into
-# a row cost 1.5 µs of the 4.5 µs a listing took). Field order: models.Property, which the
-# comments name; tests/unit/test_canonical_check.py compares every position by name.
+# a row would be about a third of a listing's normalisation). Field order: models.Property,
+# which the comments name; tests/unit/test_canonical_check.py compares every position by name.
 def _listing(w: wire.Listing) -> tuple[Any, ...]:
     address = w.address or _NO_ADDRESS
     prices = w.prices or _NO_PRICES

@@ -78,7 +78,7 @@ def _page(body: bytes) -> wire.Page:
 
 def _listed(body: bytes) -> _Listed:
     """A list response's records as slices of its body, not copies: copying each record
-    out of its page cost ~0.8 µs, a twentieth of the daemon's CPU per record, and a batch
+    out of its page would cost ~1 µs, a twentieth of the daemon's CPU per record, and a batch
     holds its pages' records anyway, so the slices pin no more memory than copies would.
     Nothing here checks the bytes are UTF-8: PostgreSQL does as it stores ``raw``, and
     the store makes a record it refuses a dead letter (``types.without_undecodable``)."""
@@ -91,10 +91,10 @@ def _typed_listed(
     decoder: msgspec.json.Decoder[Any], values_of: Callable[[Any], tuple[Any, ...]]
 ) -> Callable[[bytes], _Listed]:
     """``_listed``, plus every record's canonical values from one typed decode of the whole
-    body: msgspec then reads the page in one call instead of one per record, 0.3-0.4 µs
-    less per record (2026-12-04, 20,000 simulator listings: 2.37 against 2.80 µs). A page
-    with a record the wire decoder refuses fails that decode as a whole; it is then
-    normalized record by record, as before, so only that record becomes a dead letter."""
+    body: msgspec then reads the page in one call instead of one per record, which takes
+    a few tenths of a µs off each record. A page with a record the wire decoder refuses
+    fails that decode as a whole; it is then passed on without values and normalized
+    record by record, so only that record becomes a dead letter."""
 
     def listed(body: bytes) -> _Listed:
         plain = _listed(body)
@@ -216,7 +216,7 @@ class GuestyConnector:
         ``PAGES_IN_FLIGHT - 1`` pages after it, requested together. Pagination is
         sequential (each request is anchored on the last page's content), so one request
         at a time leaves the partner idle while we process its answer and us idle while it
-        renders the next: measured, the fetch chain then bounds a full sync. Page ``i``
+        renders the next: the fetch chain then bounds a full sync. Page ``i``
         ahead is requested with this request's filter and a skip ``i`` pages further, less
         one record per page: it re-reads the previous page's last record first, which
         ``stream`` checks before using it (else the page is requested again, anchored)."""
