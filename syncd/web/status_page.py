@@ -158,12 +158,13 @@ def _partner(name: str, p: Mapping[str, Any]) -> str:
         else f"{p95 / 1000:,.1f} s"
     )
 
-    def fig(value: str, label: str, css: str = "") -> str:
-        return f'<div class="fig {css}"><b>{_e(value)}</b><span>{_e(label)}</span></div>'
+    def fig(value: str, label: str, css: str = "", hint: str = "") -> str:
+        title = f' title="{_e(hint)}"' if hint else ""
+        return f'<div class="fig {css}"{title}><b>{_e(value)}</b><span>{_e(label)}</span></div>'
 
-    def count(key: str, label: str) -> str:
+    def count(key: str, label: str, hint: str) -> str:
         n = p.get(key)
-        return fig(_number(n), label, "warn" if isinstance(n, int) and n > 0 else "")
+        return fig(_number(n), label, "warn" if isinstance(n, int) and n > 0 else "", hint)
 
     reason = str(verdict.get("reason", ""))
     return (
@@ -173,11 +174,11 @@ def _partner(name: str, p: Mapping[str, Any]) -> str:
         f'<div class="fig wide"><b>{_e(_number(per_min, 1))} <small>calls/min</small></b>'
         f"{bar}<span>{_e(budget_text)} · peak {_e(_number(p.get('peak_calls_per_min')))}/min · "
         f"{_e(_number(p.get('calls')))} calls</span></div>"
-        + fig(success, "success", s_class)
-        + fig(p95_text, "p95 latency")
-        + count("rate_limited", "429s")
-        + count("server_errors", "5xx")
-        + count("no_answer", "no answer")
+        + fig(success, "success", s_class, "calls answered and decoded, retries included")
+        + fig(p95_text, "p95 latency", "", "95 % of calls took at most this long")
+        + count("rate_limited", "429s", "calls the partner refused as over its rate limit")
+        + count("server_errors", "5xx", "calls the partner failed with a server error")
+        + count("no_answer", "no answer", "timeouts, resets and refused connections")
         + "</div></article>"
     )
 
