@@ -82,7 +82,7 @@ def verdict(
         state = Health.DOWN if failures >= DOWN_AFTER_FAILURES else Health.DEGRADED
         what = "1 failure in a row" if failures == 1 else f"{failures} failures in a row"
         error = row.get("last_error")
-        if error and any(_with_detail("", error)[2:] in reason for _, reason in findings):
+        if error and any(_one_line(error) in reason for _, reason in findings):
             error = None  # already said (the auth failure's reason is the run's error)
         findings.append((state, _with_detail(what, error)))
     last_success = row.get("last_success_at")
@@ -154,9 +154,11 @@ def _breakers(row: Mapping[str, Any], breakers: Sequence[BreakerView]) -> list[t
 
 
 def _with_detail(what: str, detail: Any) -> str:
-    if not detail:
-        return what
+    return f"{what}: {_one_line(detail)}" if detail else what
+
+
+def _one_line(detail: Any) -> str:
     text = " ".join(str(detail).split())  # one line, whatever the partner sent
     if len(text) > REASON_ERROR_CHARS:
         text = text[: REASON_ERROR_CHARS - 1] + "…"
-    return f"{what}: {text}"
+    return text

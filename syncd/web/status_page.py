@@ -91,9 +91,14 @@ def _e(value: Any) -> str:
     return escape(str(value), quote=True)
 
 
+def _known(state: Any) -> str:
+    """A verdict's state as one of the page's classes (anything else reads as idle)."""
+    return state if isinstance(state, str) and state in BADGES else "idle"
+
+
 def _badge(state: str, text: str | None = None) -> str:
-    known = state if state in BADGES else "idle"
-    return f'<span class="badge {known}">{_e(text or BADGES.get(state, state))}</span>'
+    known = _known(state)
+    return f'<span class="badge {known}">{_e(text or BADGES[known])}</span>'
 
 
 def _parse(value: Any) -> datetime | None:
@@ -123,19 +128,25 @@ def _number(value: Any, digits: int = 0) -> str:
 # --- partners ------------------------------------------------------------------------
 
 
-def _partner(name: str, p: Mapping[str, Any]) -> str:
-    verdict = p.get("health") or {}
-    state = str(verdict.get("state", "idle"))
-    breaker = p.get("breaker") or {}
-    b_state = str(breaker.get("state", "closed"))
-    b_class = {"closed": "healthy", "half_open": "degraded"}.get(b_state, "down")
-    b_text = "breaker " + b_state.replace("_", "-")
+def _breaker_badge(breaker: Mapping[str, Any]) -> str:
+    state = str(breaker.get("state", "closed"))
     not_closed = len(breaker.get("integrations") or {})
-    if b_state == "closed" and not_closed:
-        b_class = "degraded"
-        b_text = f"{not_closed} integration breaker{'s' if not_closed != 1 else ''} open"
-    elif b_state == "closed":
-        b_text = "breakers closed"
+    if state == "closed" and not_closed:
+        return _badge("degraded", f"{not_closed} integration breaker{'s' if not_closed != 1 else ''} open")
+    if state == "closed":
+        return _badge("healthy", "breakers closed")
+    return _badge("degraded" if state == "half_open" else "down", "breaker " + state.replace("_", "-"))
+
+
+def _latency(ms: Any) -> str:
+    if not isinstance(ms, int | float):
+        return NONE
+    return f"{ms:,.0f} ms" if ms < 10_000 else f"{ms / 1000:,.1f} s"
+
+
+def _partner(name: str, p: Mapping[str, Any]) -> str:
+    state = _known((p.get("health") or {}).get("state"))
+    reason = str((p.get("health") or {}).get("reason", ""))
     per_min, budget = p.get("calls_per_min"), p.get("budget_per_min")
     if isinstance(budget, int | float) and budget > 0 and isinstance(per_min, int | float):
         share = min(100.0, 100.0 * per_min / budget)
@@ -149,14 +160,6 @@ def _partner(name: str, p: Mapping[str, Any]) -> str:
     else:
         success = f"{rate * 100:.1f} %"
         s_class = "" if rate >= SUCCESS_GOOD else "warn" if rate >= health.PARTNER_SUCCESS_RATE else "bad"
-    p95 = p.get("p95_ms")
-    p95_text = (
-        NONE
-        if not isinstance(p95, int | float)
-        else f"{p95:,.0f} ms"
-        if p95 < 10_000
-        else f"{p95 / 1000:,.1f} s"
-    )
 
     def fig(value: str, label: str, css: str = "", hint: str = "") -> str:
         title = f' title="{_e(hint)}"' if hint else ""
@@ -166,16 +169,15 @@ def _partner(name: str, p: Mapping[str, Any]) -> str:
         n = p.get(key)
         return fig(_number(n), label, "warn" if isinstance(n, int) and n > 0 else "", hint)
 
-    reason = str(verdict.get("reason", ""))
     return (
-        f'<article class="card {_e(state)}" id="partner-{_e(name)}"><div class="head">'
-        f"<h3>{_e(name)}</h3>{_badge(state)}{_badge(b_class, b_text)}</div>"
-        f'<p class="reason {_e(state)}">{_e(reason)}</p><div class="figures">'
+        f'<article class="card {state}" id="partner-{_e(name)}"><div class="head">'
+        f"<h3>{_e(name)}</h3>{_badge(state)}{_breaker_badge(p.get('breaker') or {})}</div>"
+        f'<p class="reason {state}">{_e(reason)}</p><div class="figures">'
         f'<div class="fig wide"><b>{_e(_number(per_min, 1))} <small>calls/min</small></b>'
         f"{bar}<span>{_e(budget_text)} · peak {_e(_number(p.get('peak_calls_per_min')))}/min · "
         f"{_e(_number(p.get('calls')))} calls</span></div>"
         + fig(success, "success", s_class, "calls answered and decoded, retries included")
-        + fig(p95_text, "p95 latency", "", "95 % of calls took at most this long")
+        + fig(_latency(p.get("p95_ms")), "p95 latency", "", "95 % of calls took at most this long")
         + count("rate_limited", "429s", "calls the partner refused as over its rate limit")
         + count("server_errors", "5xx", "calls the partner failed with a server error")
         + count("no_answer", "no answer", "timeouts, resets and refused connections")
@@ -188,7 +190,7 @@ def _partner(name: str, p: Mapping[str, Any]) -> str:
 
 def _resource(sync: Mapping[str, Any], run: Mapping[str, Any] | None, now: datetime | None) -> str:
     verdict = sync.get("health") or {}
-    state = str(verdict.get("state", "idle"))
+    state = _known(verdict.get("state"))
     failures = sync.get("consecutive_failures") or 0
     letters = sync.get("dead_letters") or 0
     outcome = sync.get("last_outcome")
@@ -226,8 +228,7 @@ def _resource(sync: Mapping[str, Any], run: Mapping[str, Any] | None, now: datet
 
 
 def _state_of(sync: Mapping[str, Any]) -> str:
-    state = str((sync.get("health") or {}).get("state", "idle"))
-    return state if state in BADGES else "idle"
+    return _known((sync.get("health") or {}).get("state"))
 
 
 def _worst(states: list[str]) -> str:
@@ -303,7 +304,11 @@ def render(status: Mapping[str, Any]) -> str:
         f"refreshes every {REFRESH_S} s</p>"
         f'<div class="summary">{summary}</div></header>{draining}'
         f"<section><h2>Partners <small>{_e(window_text)}</small></h2>"
-        + (f'<div class="cards wide">{partner_cards}</div>' if partner_cards else "<p>No partner calls.</p>")
+        + (
+            f'<div class="cards wide">{partner_cards}</div>'
+            if partner_cards
+            else "<p>No partner on this shard.</p>"
+        )
         + "</section><section><h2>Integrations</h2>"
         + _integrations(status, now)
         + "</section>"

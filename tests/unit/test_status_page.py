@@ -161,5 +161,5 @@ def test_verdicts_read_with_words_colour_and_relative_times() -> None:
 def test_draining_no_partner_and_no_syncs() -> None:
     page = render({"shard": {"index": 1, "count": 4}, "integrations": 0, "draining": True, "syncs": []})
     assert "shard 1/4" in page and "Draining" in page
-    assert "No syncs registered." in page and "No partner calls." in page
+    assert "No syncs registered." in page and "No partner on this shard." in page
     assert "<title>syncd</title>" in page
