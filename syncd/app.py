@@ -19,6 +19,7 @@ import contextlib
 import signal
 import time
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -39,6 +40,7 @@ from syncd.store.credentials import CredentialStore
 from syncd.store.embedded import EmbeddedPostgres
 from syncd.store.postgres import Store
 from syncd.store.types import Schedule
+from syncd.web import board
 from syncd.web import server as web_server
 from syncd.web.app import WebContext, create_app
 
@@ -410,10 +412,26 @@ class Daemon:
         return {"open_breakers": breakers} if breakers else {}
 
     async def _status(self) -> dict[str, Any]:
+        """/status: each sync with its verdict, each partner's recent calls (web/board.py)."""
         progress = self.runner.progress if self.runner else {}
-        syncs = await self.store.sync_status(self.owned) if self.store is not None else []
+        rows = await self.store.sync_status(self.owned) if self.store is not None else []
+        now = await self.store.now() if self.store is not None else datetime.now(UTC)
+        breakers = self.guards.breakers()
+        owned = set(self.owned)
+        partners = sorted({i.partner for i in self.settings.integrations if i.id in owned})
+        recent = self.metrics.recent_calls
         return {
-            "syncs": [_json_safe(row) for row in syncs],
+            "now": now.isoformat(),
+            "syncs": [board.sync_entry(row, breakers, now) for row in rows],
+            "partners": {
+                name: board.partner_entry(
+                    recent.summary(name),
+                    recent.window_s,
+                    self.guards.budget_per_s(name),
+                    [b for b in breakers if b.partner == name],
+                )
+                for name in partners
+            },
             "shard": {"index": self.settings.daemon.shard_index, "count": self.settings.daemon.shard_count},
             "integrations": len(self.owned),
             "draining": self.stop.is_set(),
@@ -427,7 +445,3 @@ class Daemon:
                 for (i, r), s in progress.items()
             },
         }
-
-
-def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}

@@ -106,6 +106,7 @@ class PartnerClient:
         self._limiter_wait = metrics.limiter_wait.labels(options.partner)
         self._rate_limited = metrics.rate_limited.labels(options.partner)
         self._rejections = metrics.breaker_rejections.labels(options.partner)
+        self._recent = metrics.recent_calls
         self._counters: dict[tuple[str, str], Any] = {}
         self._latencies: dict[str, Any] = {}
 
@@ -418,6 +419,7 @@ class PartnerClient:
                 self.options.partner, endpoint
             )
         latency.observe(elapsed)
+        self._recent.record(self.options.partner, status_label, elapsed, failure is None)
         for k, v in rate_headers:
             # What the partner says is left (its limits are constant, and in the gauges).
             if k.startswith(_REMAINING_PREFIX):

@@ -3,11 +3,13 @@ and per partner, wired to their metrics.
 
 Partner-wide objects (a budget for limits on the whole app, a concurrency cap, a
 breaker) are created once per partner and shared by all of its integrations here.
-``readiness`` is what /readyz reports about them.
+``readiness`` is what /readyz reports about them; ``breakers`` and ``budget_per_s`` are
+what the status board shows.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -44,12 +46,23 @@ class LimitSpec:
     aimd: AimdPolicy | None = None
 
 
+@dataclass(frozen=True)
+class BreakerView:
+    """One breaker as it stands: ``scope`` is the integration, or ``PARTNER_SCOPE``."""
+
+    partner: str
+    scope: str
+    state: State
+    retry_in_s: float
+
+
 @dataclass
 class _Partner:
     breaker: CircuitBreaker
     budget: RateBudget | None
     concurrency: anyio.Semaphore | None
     integrations: dict[str, CircuitBreaker] = field(default_factory=dict)
+    budgets: dict[str, RateBudget] = field(default_factory=dict)
 
 
 class Guards:
@@ -85,6 +98,7 @@ class Guards:
         budget = RateBudget(spec.tiers, spec.safety_factor, now, spec.aimd or self._aimd)
         breaker = self._breaker(partner, integration_id, spec.breaker or self._integration_policy)
         shared.integrations[integration_id] = breaker
+        shared.budgets[integration_id] = budget
         throttle = Throttle(
             [budget],
             shared=[shared.budget] if shared.budget is not None else [],
@@ -109,6 +123,32 @@ class Guards:
                         "partner": name,
                     }
         return out
+
+    def breakers(self) -> list[BreakerView]:
+        """Every breaker's state now (the partner-wide one first, per partner)."""
+        now = self._clock()
+        return [
+            BreakerView(name, scope, breaker.current(now), round(breaker.retry_in(now), 1))
+            for name, partner in self._partners.items()
+            for scope, breaker in ((PARTNER_SCOPE, partner.breaker), *partner.integrations.items())
+        ]
+
+    def budget_per_s(self, partner: str) -> float | None:
+        """Requests per second the partner's budgets sustain now, all its integrations
+        together: each integration's slowest tier (a burst tier allows more only briefly),
+        capped by the partner-wide budget. None: unlimited (or an unknown partner)."""
+        found = self._partners.get(partner)
+        if found is None:
+            return None
+        now = self._clock()
+
+        def sustained(budget: RateBudget) -> float:
+            return min(budget.effective_rates(now), default=math.inf)
+
+        total = sum(sustained(b) for b in found.budgets.values())
+        if found.budget is not None:
+            total = min(total, sustained(found.budget))
+        return None if math.isinf(total) or not found.budgets else total
 
     # --- internals ------------------------------------------------------------------
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
+from syncd.observability.callstats import CallStats
+
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _SYNC_BUCKETS = (0.1, 0.5, 1, 5, 15, 30, 60, 300, 900, 3600, 14400)
 
@@ -17,6 +19,8 @@ _SYNC_BUCKETS = (0.1, 0.5, 1, 5, 15, 30, 60, 300, 900, 3600, 14400)
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        # The last minutes of partner calls, for /status (not exported to Prometheus).
+        self.recent_calls = CallStats()
         r = self.registry
         # process_* (memory, CPU, open files), as the default registry has them: the memory
         # alert and panel read process_resident_memory_bytes.

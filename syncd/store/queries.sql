@@ -469,7 +469,7 @@ ORDER BY i.id;
 -- name: sync_status
 -- One row per integration x resource: what `syncd status` and /status show operators.
 SELECT i.id AS integration_id, i.partner, i.enabled, i.status, i.status_reason,
-       s.resource, s.enabled AS resource_enabled, s.next_due_at, s.last_started_at,
+       s.resource, s.enabled AS resource_enabled, s.interval_s, s.next_due_at, s.last_started_at,
        s.last_finished_at, s.last_outcome, s.consecutive_failures,
        st.last_success_at, st.last_sweep_at, st.last_error, st.checkpoint,
        (SELECT count(*) FROM dead_letters d

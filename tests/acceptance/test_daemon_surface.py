@@ -73,8 +73,11 @@ async def test_metrics_health_and_readiness_of_a_running_daemon(database_url: st
     syncs = {row["resource"]: row for row in status.json()["syncs"]}
     assert syncs.keys() == {"properties", "reservations"}
     assert all(row["last_outcome"] == "ok" and row["last_success_at"] for row in syncs.values())
+    # The malformed listing is an open dead letter: properties degraded, reservations healthy.
+    assert syncs["properties"]["health"] == {"state": "degraded", "reason": "1 open dead letter"}
+    assert syncs["reservations"]["health"]["state"] == "healthy"
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert "<td>acme</td>" in page.text and "<td>reservations</td>" in page.text
+    assert 'id="integration-acme"' in page.text and 'id="sync-acme-reservations"' in page.text
     families = {f.name: f for f in text_string_to_metric_families(metrics.text)}
 
     # Every request the partner saw, we counted, by endpoint and status.
@@ -87,6 +90,10 @@ async def test_metrics_health_and_readiness_of_a_running_daemon(database_url: st
         endpoint = path.removeprefix("/v1") if path.startswith("/v1") else path
         seen[(endpoint, str(status_code))] = seen.get((endpoint, str(status_code)), 0) + count
     assert calls == seen
+    # The status board's window saw the same calls (the test is shorter than the window).
+    partner = status.json()["partners"]["guesty"]
+    assert partner["calls"] == sum(seen.values()) and partner["success_rate"] == 1.0
+    assert partner["breaker"] == {"state": "closed", "retry_in_s": 0.0, "integrations": {}}
     assert seen[("/oauth2/token", "200")] == 1
 
     def value(name: str, **labels: str) -> float:

@@ -11,7 +11,7 @@ from syncd.config import PartnerSettings
 from syncd.connectors import guesty, registry
 from syncd.http.breaker import BreakerPolicy, State
 from syncd.http.budget import DEFAULT_AIMD, AimdPolicy
-from syncd.http.guards import Guards, LimitSpec
+from syncd.http.guards import PARTNER_SCOPE, BreakerView, Guards, LimitSpec
 from syncd.http.tiers import parse_tier
 from syncd.observability.logging import get_logger
 from syncd.observability.metrics import Metrics
@@ -62,6 +62,41 @@ def test_effective_rates_are_published_per_scope_and_tier() -> None:
     guards.for_integration("guesty", "acme", spec)
     assert metrics.effective_rate.labels("guesty", "acme", "120/60s")._value.get() == pytest.approx(1.6)
     assert metrics.effective_rate.labels("guesty", "*", "15/10s")._value.get() == pytest.approx(1.2)
+
+
+def test_the_status_board_sees_every_breaker_with_its_state() -> None:
+    clock = Clock()
+    guards = Guards(Metrics(), get_logger(), clock=clock)
+    guards.for_integration("guesty", "healthy", LimitSpec())
+    trip(guards, "broken", clock)
+    clock.now = 12.0
+    assert guards.breakers() == [
+        BreakerView("guesty", PARTNER_SCOPE, State.CLOSED, 0.0),
+        BreakerView("guesty", "healthy", State.CLOSED, 0.0),
+        BreakerView("guesty", "broken", State.OPEN, 18.0),
+    ]
+    clock.now = 30.0  # the cool-down has passed: half-open, a probe may go now
+    assert guards.breakers()[2] == BreakerView("guesty", "broken", State.HALF_OPEN, 0.0)
+
+
+def test_the_budget_per_second_is_each_integrations_slowest_tier_summed_capped_partner_wide() -> None:
+    guards = Guards(Metrics(), get_logger(), clock=Clock())
+    tiers = [parse_tier("15/s"), parse_tier("120/min"), parse_tier("5000/h")]
+    guards.for_integration("guesty", "a", LimitSpec(tiers=tiers, safety_factor=0.8))
+    assert guards.budget_per_s("guesty") == pytest.approx(5000 / 3600 * 0.8)
+    guards.for_integration("guesty", "b", LimitSpec(tiers=tiers, safety_factor=0.8))
+    assert guards.budget_per_s("guesty") == pytest.approx(2 * 5000 / 3600 * 0.8)
+    assert guards.budget_per_s("unknown") is None
+
+    capped = Guards(Metrics(), get_logger(), clock=Clock())
+    spec = LimitSpec(tiers=[parse_tier("10/s")], app_tiers=[parse_tier("15/10s")])
+    capped.for_integration("p", "a", spec)
+    capped.for_integration("p", "b", spec)
+    assert capped.budget_per_s("p") == pytest.approx(1.5)  # 2 x 10/s, but 1.5/s app-wide
+
+    unlimited = Guards(Metrics(), get_logger(), clock=Clock())
+    unlimited.for_integration("p", "a", LimitSpec())
+    assert unlimited.budget_per_s("p") is None
 
 
 async def test_readyz_lists_open_breakers_without_becoming_unready() -> None:
