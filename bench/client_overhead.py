@@ -12,7 +12,7 @@ sides GET the same listing with the same bearer token and parse the body with or
   state), the throttle with generous limits (three tiers, concurrency cap), both circuit
   breakers, the tenacity retry loop, metrics, and the ``api_call`` log event rendered as
   JSON (written to /dev/null), and the bounded body reader, over the default transport
-  (httpx's own, routed per origin: ``syncd.http.transport``).
+  (httpcore and h11 on syncd's socket layer, routed per origin: ``syncd.http.transport``).
 - transport: that transport alone (one ``httpx.Request`` in, the body read out), so the
   stack's own cost is visible too: ``stack - transport``.
 

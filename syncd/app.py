@@ -134,7 +134,9 @@ def build_connectors(
             integ,
             settings.partner(integ.partner),
             transport=transports.get(
-                integ.partner, registry.egress(settings.partner(integ.partner), settings.egress_environ)
+                integ.partner,
+                registry.egress(settings.partner(integ.partner), settings.egress_environ),
+                settings.partner(integ.partner).network_backend,
             ),
             tokens=credentials,
             metrics=metrics,

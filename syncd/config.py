@@ -174,6 +174,9 @@ class PartnerSettings(_Frozen):
     proxy: SecretStr | None = None
     ca_bundle: Path | None = None
     trust_env: bool = True
+    # What moves the bytes under httpcore: syncd's asyncio backend, or httpcore's own
+    # (anyio), should a network ever disagree with ours.
+    network_backend: Literal["asyncio", "anyio"] = "asyncio"
     breaker: BreakerSettings = BreakerSettings()
     adaptive: AdaptiveSettings = AdaptiveSettings()
 

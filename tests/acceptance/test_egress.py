@@ -35,6 +35,12 @@ ACCOUNT = ("acme", "guesty-acct-1", "sim-secret-1")
         ),
         ("configured proxy, SSL_CERT_FILE", {"SSL_CERT_FILE": "{ca}"}, {"proxy": "{proxy}"}, True),
         ("trust_env off", {"HTTPS_PROXY": "{proxy}"}, {"ca_bundle": "{ca}", "trust_env": False}, False),
+        (
+            "httpcore's own sockets",
+            {"HTTPS_PROXY": "{proxy}"},
+            {"ca_bundle": "{ca}", "network_backend": "anyio"},
+            True,
+        ),
     ],
 )
 async def test_a_sync_through_the_proxy_and_the_private_ca(

@@ -148,3 +148,16 @@ async def test_404_is_absence_when_asked() -> None:
     handler = Recorder(httpx.Response(404))
     c, _ = client(handler)
     assert await c.get_or_none("/things/{id}", "/things/x", decode=orjson.loads) is None
+
+
+async def test_an_idn_host_is_sent_idna_encoded() -> None:
+    handler = Recorder(httpx.Response(200, json={}))
+    metrics = Metrics()
+    opts = ClientOptions(partner="p", integration_id="i", base_url="https://bücher.partner.test/v1")
+    idn = PartnerClient(
+        httpx.MockTransport(handler), opts, throttle=Throttle(), metrics=metrics, log=get_logger()
+    )
+    await idn.get("/things", decode=orjson.loads)
+    [sent] = handler.requests
+    assert sent.url.raw_host == b"xn--bcher-kva.partner.test"
+    assert sent.headers["host"] == "xn--bcher-kva.partner.test"

@@ -20,11 +20,23 @@ import pytest
 from syncd import errors
 from syncd.http.client import ClientOptions, PartnerClient
 from syncd.http.throttle import Throttle
-from syncd.http.transport import PartnerTransport
+from syncd.http.transport import NetworkBackend, PartnerTransport
 from syncd.observability.logging import get_logger
 from syncd.observability.metrics import Metrics
 
 pytestmark = pytest.mark.anyio
+# The socket layer under httpcore: ours by default, httpcore's own (anyio) as the fallback
+# an operator can choose; both must behave alike. Set by the ``sockets`` fixture.
+SOCKETS: list[NetworkBackend] = ["asyncio"]
+
+
+@pytest.fixture(autouse=True, params=["asyncio", "anyio"])
+def sockets(request: pytest.FixtureRequest) -> Iterator[None]:
+    SOCKETS[0] = request.param
+    yield
+    SOCKETS[0] = "asyncio"
+
+
 ROOT = Path(__file__).resolve().parents[3]
 CAP = 16 << 20  # max_body_bytes of these tests
 MAX_STALL_S = 0.1
@@ -93,7 +105,7 @@ async def call(url: str, path: str, **options: float) -> tuple[errors.PartnerErr
     metrics = Metrics()
     settings = {"max_attempts": 1, "max_body_bytes": CAP, **options}
     client_options = ClientOptions(partner="p", integration_id="t", base_url=url, **settings)  # type: ignore[arg-type]
-    async with PartnerTransport() as transport, watched() as watch:
+    async with PartnerTransport(network_backend=SOCKETS[0]) as transport, watched() as watch:
         client = PartnerClient(
             transport, client_options, throttle=Throttle(), metrics=metrics, log=get_logger()
         )
