@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AnyHttpUrl,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -43,6 +44,10 @@ SECRET_KEYS_ENV = "SYNCD_SECRET_KEYS"
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SLUG = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+
+
+# "${VAR:-}" resolves to "" when the variable is unset: that means "not set", not a bad value.
+OptionalSecret = Annotated[SecretStr | None, BeforeValidator(lambda value: None if value == "" else value)]
 
 
 class _Frozen(BaseModel):
@@ -71,18 +76,13 @@ class DaemonSettings(_Frozen):
 
 
 class DatabaseSettings(_Frozen):
-    url: SecretStr | None = None
+    url: OptionalSecret = None
     pool_min_size: int = Field(default=2, ge=1)
     pool_max_size: int = Field(default=10, ge=1)
     batch_size: int = Field(default=DEFAULT_BATCH_SIZE, ge=1, le=100_000)
     pipeline_depth: int = Field(default=0, ge=0, le=32)
     write_lanes: int = Field(default=2, ge=1, le=4)
     command_timeout_s: float = Field(default=60.0, gt=0)
-
-    @field_validator("url", mode="before")
-    @classmethod
-    def _empty_is_unset(cls, value: Any) -> Any:
-        return None if value == "" else value
 
     @field_validator("url")
     @classmethod
@@ -171,7 +171,7 @@ class PartnerSettings(_Frozen):
     # environment's https_proxy / http_proxy / all_proxy; no_proxy applies to both), a PEM
     # bundle of the CAs to trust instead of the default store, and whether the
     # environment's proxy and trust-store variables count at all.
-    proxy: SecretStr | None = None
+    proxy: OptionalSecret = None
     ca_bundle: Path | None = None
     trust_env: bool = True
     # What moves the bytes under httpcore: syncd's asyncio backend, or httpcore's own
@@ -186,11 +186,6 @@ class PartnerSettings(_Frozen):
         for tier in value or ():
             parse_tier(tier)
         return value
-
-    @field_validator("proxy", mode="before")
-    @classmethod
-    def _no_proxy_is_unset(cls, value: Any) -> Any:
-        return None if value == "" else value
 
     @field_validator("proxy")
     @classmethod

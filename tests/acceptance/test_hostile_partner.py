@@ -15,27 +15,17 @@ from pathlib import Path
 import anyio
 import pytest
 
+from tests.integration.http.scripted import hostile_partner
 from tests.support import db_rows, write_config
 
-ROOT = Path(__file__).resolve().parents[2]
 CAP = 16 << 20
 TIMEOUT_S = 60.0
 
 
 @pytest.fixture
 def hostile() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.http.hostile_server"], stdout=subprocess.PIPE, cwd=ROOT
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().decode()
-    assert line.startswith("port "), line
-    try:
-        yield f"http://127.0.0.1:{line.split()[1]}", proc
-    finally:
-        proc.kill()
-        proc.wait(10)
-        proc.stdout.close()
+    with hostile_partner() as found:
+        yield found
 
 
 def _status_bytes(pid: int, field: str) -> int:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import ipaddress
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -19,7 +22,38 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from syncd.http.transport import NetworkBackend, PartnerTransport
+
 Script = Callable[[anyio.abc.ByteStream, int], Awaitable[None]]
+ROOT = Path(__file__).resolve().parents[3]
+# The socket layer under httpcore for ``partner_transport``: syncd's by default, httpcore's
+# own as the fallback an operator can choose. Tests marked with the ``both_network_backends``
+# fixture (conftest.py) run once with each: both must behave alike.
+NETWORK_BACKEND: list[NetworkBackend] = ["asyncio"]
+
+
+def partner_transport(*args: Any, **kwargs: Any) -> PartnerTransport:
+    return PartnerTransport(*args, network_backend=NETWORK_BACKEND[0], **kwargs)
+
+
+@contextmanager
+def hostile_partner() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``hostile_server`` in a process of its own: (its base URL, the process, whose stdout
+    announces what it was asked for)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.integration.http.hostile_server"], stdout=subprocess.PIPE, cwd=ROOT
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode()
+    assert line.startswith("port "), line
+    try:
+        yield f"http://127.0.0.1:{line.split()[1]}", proc
+    finally:
+        proc.kill()
+        proc.wait(10)
+        proc.stdout.close()
+
+
 _PEER_GONE = (anyio.BrokenResourceError, anyio.EndOfStream, anyio.ClosedResourceError, OSError)
 
 

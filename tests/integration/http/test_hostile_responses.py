@@ -5,8 +5,6 @@ never held for more than 100 ms. The partner runs in its own process
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -20,42 +18,21 @@ import pytest
 from syncd import errors
 from syncd.http.client import ClientOptions, PartnerClient
 from syncd.http.throttle import Throttle
-from syncd.http.transport import NetworkBackend, PartnerTransport
 from syncd.observability.logging import get_logger
 from syncd.observability.metrics import Metrics
+from tests.integration.http.scripted import hostile_partner, partner_transport
 
-pytestmark = pytest.mark.anyio
-# The socket layer under httpcore: ours by default, httpcore's own (anyio) as the fallback
-# an operator can choose; both must behave alike. Set by the ``sockets`` fixture.
-SOCKETS: list[NetworkBackend] = ["asyncio"]
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("both_network_backends")]
 
 
-@pytest.fixture(autouse=True, params=["asyncio", "anyio"])
-def sockets(request: pytest.FixtureRequest) -> Iterator[None]:
-    SOCKETS[0] = request.param
-    yield
-    SOCKETS[0] = "asyncio"
-
-
-ROOT = Path(__file__).resolve().parents[3]
 CAP = 16 << 20  # max_body_bytes of these tests
 MAX_STALL_S = 0.1
 
 
 @pytest.fixture(scope="module")
 def hostile_url() -> Iterator[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.http.hostile_server"], stdout=subprocess.PIPE, cwd=ROOT
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().decode()
-    assert line.startswith("port "), line
-    try:
-        yield f"http://127.0.0.1:{line.split()[1]}"
-    finally:
-        proc.kill()
-        proc.wait(10)
-        proc.stdout.close()
+    with hostile_partner() as (url, _):
+        yield url
 
 
 def _reset_peak_rss() -> int:
@@ -105,7 +82,7 @@ async def call(url: str, path: str, **options: float) -> tuple[errors.PartnerErr
     metrics = Metrics()
     settings = {"max_attempts": 1, "max_body_bytes": CAP, **options}
     client_options = ClientOptions(partner="p", integration_id="t", base_url=url, **settings)  # type: ignore[arg-type]
-    async with PartnerTransport(network_backend=SOCKETS[0]) as transport, watched() as watch:
+    async with partner_transport() as transport, watched() as watch:
         client = PartnerClient(
             transport, client_options, throttle=Throttle(), metrics=metrics, log=get_logger()
         )

@@ -5,7 +5,7 @@ framing, timeouts, the pool bound, header hygiene, TLS) behaves as production ne
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -21,25 +21,14 @@ from syncd.http.auth import HeaderAuth
 from syncd.http.client import USER_AGENT, ClientOptions, PartnerClient
 from syncd.http.egress import Egress
 from syncd.http.throttle import Throttle
-from syncd.http.transport import NetworkBackend, PartnerTransport
 from syncd.observability.logging import get_logger
 from syncd.observability.metrics import Metrics
 from syncd.simulator.fault_spec import CutParams, HangParams, Rule
 from syncd.simulator.server import Simulator, SimulatorServer
-from tests.integration.http.scripted import ok, private_ca, read_head, scripted
+from tests.integration.http.scripted import ok, partner_transport, private_ca, read_head, scripted
 from tests.integration.simulator.test_faults_http import CLIENT_ID, LISTINGS, SECRET, _auth, _settled, _sim
 
-pytestmark = pytest.mark.anyio
-# The socket layer under httpcore: ours by default, httpcore's own (anyio) as the fallback
-# an operator can choose; both must behave alike. Set by the ``sockets`` fixture.
-SOCKETS: list[NetworkBackend] = ["asyncio"]
-
-
-@pytest.fixture(autouse=True, params=["asyncio", "anyio"])
-def sockets(request: pytest.FixtureRequest) -> Iterator[None]:
-    SOCKETS[0] = request.param
-    yield
-    SOCKETS[0] = "asyncio"
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("both_network_backends")]
 
 
 TIMEOUTS: dict[str, Any] = {"timeout": {"connect": 2.0, "read": 2.0, "write": 2.0, "pool": 2.0}}
@@ -49,9 +38,7 @@ TIMEOUTS: dict[str, Any] = {"timeout": {"connect": 2.0, "read": 2.0, "write": 2.
 async def served(sim: Simulator) -> AsyncIterator[tuple[SimulatorServer, httpx.AsyncClient]]:
     async with (
         SimulatorServer(sim) as server,
-        httpx.AsyncClient(
-            base_url=server.base_url, transport=PartnerTransport(network_backend=SOCKETS[0]), timeout=5.0
-        ) as client,
+        httpx.AsyncClient(base_url=server.base_url, transport=partner_transport(), timeout=5.0) as client,
     ):
         yield server, client
 
@@ -113,7 +100,7 @@ async def test_redirects_are_not_followed_cookies_not_kept_and_we_say_who_we_are
         b"HTTP/1.1 302 Found\r\nLocation: http://elsewhere.invalid/\r\nSet-Cookie: s=1\r\n"
         b"Content-Length: 0\r\nConnection: close\r\n\r\n"
     )
-    async with canned(answer) as (base, heads), PartnerTransport(network_backend=SOCKETS[0]) as transport:
+    async with canned(answer) as (base, heads), partner_transport() as transport:
         client = client_for(transport, base, max_attempts=1)
         for _ in range(2):
             with pytest.raises(errors.PartnerError):
@@ -157,7 +144,7 @@ async def test_a_refused_connection_is_a_connect_error() -> None:
     async with SimulatorServer(_sim()) as server:
         url = server.base_url  # the port is free again once the server stopped
     with pytest.raises(httpx.ConnectError):
-        async with PartnerTransport(network_backend=SOCKETS[0]) as transport:
+        async with partner_transport() as transport:
             await fetch(transport, "GET", url + LISTINGS)
 
 
@@ -169,7 +156,7 @@ async def test_the_partner_client_labels_wire_failures() -> None:
         Rule("timeout", paths=("/v1/reservations",), params=HangParams(30.0)),
     )
     metrics = Metrics()
-    async with SimulatorServer(sim) as server, PartnerTransport(network_backend=SOCKETS[0]) as transport:
+    async with SimulatorServer(sim) as server, partner_transport() as transport:
         async with httpx.AsyncClient(base_url=server.base_url) as plain:
             auth = await _auth(plain)
         options = ClientOptions(
@@ -213,7 +200,7 @@ async def test_the_partner_client_sends_exactly_its_query_and_form() -> None:
         "sort": "lastUpdatedAt",
         "filters": filters.decode(),
     }
-    async with SimulatorServer(sim) as server, PartnerTransport(network_backend=SOCKETS[0]) as transport:
+    async with SimulatorServer(sim) as server, partner_transport() as transport:
         client = client_for(transport, server.guesty_api_url)
         form = {
             "grant_type": "client_credentials",
@@ -238,7 +225,7 @@ async def test_a_kept_alive_connection_carries_the_next_request() -> None:
 
     async with (
         scripted(script) as (base, accepted),
-        PartnerTransport(network_backend=SOCKETS[0]) as transport,
+        partner_transport() as transport,
     ):
         answers = [await fetch(transport, "GET", base + "/a") for _ in range(3)]
     assert answers == [(200, b"answer 0"), (200, b"answer 1"), (200, b"answer 2")]
@@ -260,7 +247,7 @@ async def test_a_body_delimited_by_the_close_or_in_chunks_arrives_whole() -> Non
 
     async with (
         scripted(script) as (base, accepted),
-        PartnerTransport(network_backend=SOCKETS[0]) as transport,
+        partner_transport() as transport,
     ):
         assert await fetch(transport, "GET", base + "/close") == (200, b"first part, second part")
         assert await fetch(transport, "GET", base + "/chunks") == (200, b"hello world")
@@ -280,7 +267,7 @@ async def test_a_trickling_body_is_not_a_read_timeout_but_a_stalled_one_is() -> 
             await stream.send(piece)
 
     timeouts = {"timeout": {"connect": 2.0, "read": 0.3, "write": 2.0, "pool": 2.0}}
-    async with scripted(script) as (base, _), PartnerTransport(network_backend=SOCKETS[0]) as transport:
+    async with scripted(script) as (base, _), partner_transport() as transport:
         assert await fetch(transport, "GET", base + "/slow", timeouts) == (200, b"x" * 800)
         with pytest.raises(httpx.ReadTimeout):
             await fetch(transport, "GET", base + "/stalled", timeouts)
@@ -301,7 +288,7 @@ async def test_the_pool_bounds_requests_in_flight_and_a_cancelled_one_frees_its_
     timeouts = {"timeout": {"connect": 2.0, "read": 5.0, "write": 2.0, "pool": 0.2}}
     async with (
         scripted(script) as (base, _),
-        PartnerTransport(max_connections=1, network_backend=SOCKETS[0]) as transport,
+        partner_transport(max_connections=1) as transport,
     ):
         async with anyio.create_task_group() as tg:
             body_started = anyio.Event()
@@ -331,7 +318,7 @@ async def test_line_breaks_in_a_header_or_the_path_are_refused_before_sending() 
         heads.append(await read_head(stream))
         await stream.send(ok(b"{}"))
 
-    async with scripted(script) as (base, _), PartnerTransport(network_backend=SOCKETS[0]) as transport:
+    async with scripted(script) as (base, _), partner_transport() as transport:
         client = client_for(transport, base, max_attempts=1)
         client.auth = HeaderAuth("X-Token", "t\r\nX-Injected: 1")
         with pytest.raises((errors.PartnerError, httpx.LocalProtocolError)):
@@ -353,18 +340,16 @@ async def test_tls_is_verified_against_the_public_roots_unless_told_another_ca(t
         await stream.send(ok(b"over tls"))
 
     async with scripted(script, tls=ca.server_context()) as (base, _):
-        async with PartnerTransport(network_backend=SOCKETS[0]) as transport:
+        async with partner_transport() as transport:
             with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
                 await fetch(transport, "GET", base + "/a")
-        async with PartnerTransport(Egress(ca_bundle=ca.ca_pem), network_backend=SOCKETS[0]) as transport:
+        async with partner_transport(Egress(ca_bundle=ca.ca_pem)) as transport:
             assert await fetch(transport, "GET", base + "/a") == (200, b"over tls")
         # SSL_CERT_FILE, as httpx and OpenSSL read it, when the partner names no bundle.
-        async with PartnerTransport(
-            Egress(environ={"SSL_CERT_FILE": str(ca.ca_pem)}), network_backend=SOCKETS[0]
-        ) as transport:
+        async with partner_transport(Egress(environ={"SSL_CERT_FILE": str(ca.ca_pem)})) as transport:
             assert await fetch(transport, "GET", base + "/a") == (200, b"over tls")
-        async with PartnerTransport(
-            Egress(trust_env=False, environ={"SSL_CERT_FILE": str(ca.ca_pem)}), network_backend=SOCKETS[0]
+        async with partner_transport(
+            Egress(trust_env=False, environ={"SSL_CERT_FILE": str(ca.ca_pem)})
         ) as transport:
             with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
                 await fetch(transport, "GET", base + "/a")
