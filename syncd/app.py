@@ -129,23 +129,22 @@ def build_connectors(
     """One driver per listed integration, sharing the process's guards and its partner's
     HTTP pool."""
     wanted = set(integration_ids)
-    return {
-        integ.id: registry.build_connector(
+    drivers: dict[str, Connector] = {}
+    for integ in settings.integrations:
+        if integ.id not in wanted:
+            continue
+        partner = settings.partner(integ.partner)
+        egress = registry.egress(partner, settings.egress_environ)
+        drivers[integ.id] = registry.build_connector(
             integ,
-            settings.partner(integ.partner),
-            transport=transports.get(
-                integ.partner,
-                registry.egress(settings.partner(integ.partner), settings.egress_environ),
-                settings.partner(integ.partner).network_backend,
-            ),
+            partner,
+            transport=transports.get(integ.partner, egress, partner.network_backend),
             tokens=credentials,
             metrics=metrics,
             log=log,
             guards=guards,
         )
-        for integ in settings.integrations
-        if integ.id in wanted
-    }
+    return drivers
 
 
 class Daemon:
