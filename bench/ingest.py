@@ -198,8 +198,8 @@ def run_daemon(config: Path, log_path: Path) -> tuple[float, float, float]:
             # Its own session, as under systemd or in a container, and not the simulator's
             # (a partner's servers are not ours): with the kernel's autogroup scheduling
             # (on by default) one session is one share of the CPU, and each PostgreSQL
-            # backend has its own session already. Measured: +1.6 % of the two cores kept
-            # busy in a 1M full sync (bench/RESULTS.md, 2026-12-04).
+            # backend has its own session already; with a session of its own the daemon gets
+            # its share (bench/RESULTS.md).
             start_new_session=True,
         )
         try:
@@ -283,9 +283,9 @@ def scenario(
                 "postgres": round(pg_cpu / listings * 1e6, 1),
                 "simulator": round(sim_cpu / listings * 1e6, 1),
             },
-            # The share of a core the daemon's one thread kept busy (1M full syncs: 0.66-0.72
-            # on 2026-12-03, fast or slow; 0.74-0.86 on 2026-12-04, records prerendered). Its
-            # process CPU, start-up included, over the sync's duration: ~0.15 too high at 100k.
+            # The share of a core the daemon's one thread kept busy (its ranges by day are in
+            # bench/RESULTS.md). Its process CPU, start-up included, over the sync's duration:
+            # too high at 100k, where start-up weighs more.
             "daemon_cores_busy": round(daemon_cpu / seconds, 2),
             # All three processes' CPU over the sync's duration: records/s is this over the
             # CPU per record in all. It stays put while the box's speed moves the latter.
