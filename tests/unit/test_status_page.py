@@ -3,7 +3,7 @@ colour, relative times with the absolute one in a title, worst integrations firs
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from html.parser import HTMLParser
 from typing import Any
 
@@ -12,8 +12,8 @@ from syncd.http.guards import PARTNER_SCOPE, BreakerView
 from syncd.observability.callstats import CallSummary
 from syncd.web import board
 from syncd.web.status_page import REFRESH_S, render
+from tests.unit.test_health import NOW, row
 
-NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 HOSTILE = "\"'><img src=x onerror=alert(1)><script>alert(1)</script>&amp;"
 # What the page itself is made of; anything else came from a value that was not escaped.
 PAGE_TAGS = {
@@ -53,25 +53,15 @@ class Parsed(HTMLParser):
 
 
 def sync_row(integration: str, resource: str, **changes: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "integration_id": integration,
-        "partner": "p",
-        "enabled": True,
-        "status": "active",
-        "status_reason": None,
-        "resource": resource,
-        "resource_enabled": True,
-        "interval_s": 900.0,
-        "next_due_at": NOW + timedelta(minutes=12),
-        "last_started_at": NOW - timedelta(minutes=3, seconds=20),
-        "last_finished_at": NOW - timedelta(minutes=3),
-        "last_outcome": "ok",
-        "consecutive_failures": 0,
-        "last_success_at": NOW - timedelta(minutes=3),
-        "last_error": None,
-        "dead_letters": 0,
-    }
-    return base | changes
+    """test_health's sync row, as ``sync_status`` returns it to the page."""
+    return row(
+        integration_id=integration,
+        resource=resource,
+        interval_s=900.0,
+        next_due_at=NOW + timedelta(minutes=12),
+        last_started_at=NOW - timedelta(minutes=3, seconds=20),
+        **changes,
+    )
 
 
 def document(rows: list[dict[str, Any]], breakers: list[BreakerView] | None = None) -> dict[str, Any]:
