@@ -1,0 +1,39 @@
+"""Cloudbeds PMS API v1.3 (partners.md section 3): documented facts this package relies on.
+
+* RPC-style methods, ``GET {base}/{method}`` (``getHotels``, ``getReservations``, ...); every
+  request is property-scoped (``propertyID``, a comma-list on ``getReservations``).
+* Auth: an API key ``x-api-key: cbat_...`` (preferred, no expiry) or OAuth2 with 8 h
+  access tokens and *sliding* refresh tokens (a used refresh token is gone, so a refresh
+  must be single-flight and its result committed before use). The wiring sets it.
+* Limits: 10 req/s for tech partners, 5 req/s for properties, per client id; a breach
+  risks suspension of the credentials, so we declare the lower figure and stay below it.
+* Errors: HTTP 200 ``{"success": false, "message": ...}`` for business errors
+  (``adapter.body_error`` classifies them); 401 ``{"error": "access_denied"}``.
+* Payloads: ids are strings holding numbers; datetimes ``YYYY-MM-DD HH:MM:SS`` in the
+  *property's* local time (``propertyTimezone`` from ``getHotels``); dates ``YYYY-MM-DD``.
+
+What is a canonical ``Property`` here: a Cloudbeds *property* (a hotel, as listed by
+``getHotels``). Reservations name their ``propertyID`` (not always a room type: one
+reservation can hold rooms of several types), the timezone and currency that give a
+reservation its meaning are per property, and a group or partner key reaches any number
+of properties, so an account of 10,000 listings is 10,000 properties. Room types would
+be finer, but no list payload ties a reservation to exactly one of them.
+"""
+
+from __future__ import annotations
+
+from syncd.connectors.base import PartnerInfo
+
+INFO = PartnerInfo(
+    name="cloudbeds",
+    base_url="https://api.cloudbeds.com/api/v1.3",
+    token_url="https://api.cloudbeds.com/api/v1.3/access_token",
+    # Per client id, i.e. the whole app: the property figure (5/s), not the partner one.
+    rate_limits=("5/s",),
+    max_concurrency=2,
+    page_size=100,
+    resources=frozenset({"properties", "reservations"}),
+    credential_keys=frozenset({"api_key"}),
+    app_rate_limits=("5/s",),
+    app_max_concurrency=4,
+)

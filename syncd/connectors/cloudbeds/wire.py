@@ -1,0 +1,99 @@
+"""Cloudbeds payloads as they arrive (partners.md section 3), decoded with msgspec.
+
+Tolerant where the API is loose: ids are strings holding numbers but older keys and the
+webhooks send integers, so an id is ``str | int``; ``adults``/``children`` are documented
+as strings; ``propertyCurrency`` is an array in the ``getHotels`` spec but an object in
+``getHotelDetails``. Datetimes stay text: they are property-local and need the
+property's timezone (``adapter``) to mean an instant.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+Id = str | int
+Count = str | int | None
+
+
+class Status(msgspec.Struct, gc=False):
+    """The envelope of every method, ``{success, message?, data, ...}``, without its data."""
+
+    success: Any = None
+    message: Any = None
+
+
+class Listed(msgspec.Struct, gc=False):
+    """A list method's response with each record kept as its exact bytes."""
+
+    success: Any = None
+    message: Any = None
+    data: list[msgspec.Raw] = []
+    total: Any = None
+
+
+class Single(msgspec.Struct, gc=False):
+    success: Any = None
+    message: Any = None
+    data: msgspec.Raw | None = None
+
+
+class Head(msgspec.Struct, gc=False):
+    """Just enough of any record to name it and place it (unchecked)."""
+
+    reservationID: Any = None
+    propertyID: Any = None
+    dateModified: Any = None
+
+
+class Currency(msgspec.Struct, gc=False):
+    currencyCode: str | None = None
+
+
+class Hotel(msgspec.Struct, gc=False):
+    """An item of ``getHotels``."""
+
+    propertyID: Id
+    propertyName: str | None = None
+    propertyTimezone: str | None = None
+    propertyCurrency: list[Currency] | Currency | None = None
+
+
+class Room(msgspec.Struct, gc=False):
+    """A room of ``getReservation``'s ``assigned``/``unassigned`` lists."""
+
+    adults: Count = None
+    children: Count = None
+
+
+class Reservation(msgspec.Struct, gc=False):
+    """A ``getReservations`` item or ``getReservation``'s ``data`` (fields of both)."""
+
+    reservationID: Id
+    propertyID: Id
+    dateModified: str
+    dateModifiedUTC: str | None = None  # getReservationsWithRateDetails only
+    dateCreated: str | None = None
+    status: str | None = None
+    guestName: str | None = None
+    startDate: date | None = None
+    endDate: date | None = None
+    adults: Count = None
+    children: Count = None
+    balance: Decimal | None = None
+    sourceName: str | None = None
+    source: str | None = None  # getReservation's name for sourceName
+    thirdPartyIdentifier: str | None = None
+    assigned: list[Room] | None = None
+    unassigned: list[Room] | None = None
+
+
+STATUS = msgspec.json.Decoder(Status)
+LISTED = msgspec.json.Decoder(Listed)
+SINGLE = msgspec.json.Decoder(Single)
+HEAD = msgspec.json.Decoder(Head)
+HOTEL = msgspec.json.Decoder(Hotel)
+RESERVATION = msgspec.json.Decoder(Reservation)
