@@ -38,7 +38,7 @@ class Listed(msgspec.Struct, gc=False):
 class Single(msgspec.Struct, gc=False):
     success: Any = None
     message: Any = None
-    data: msgspec.Raw | None = None
+    data: msgspec.Raw = msgspec.Raw(b"null")
 
 
 class Head(msgspec.Struct, gc=False):

@@ -1,0 +1,284 @@
+"""The Cloudbeds driver (partners.md section 3): properties listed in full, reservations
+walked incrementally, newest first, anchored on ``dateModified``.
+
+``getReservations`` filters by ``modifiedFrom``/``modifiedTo`` (property-local wall
+times), numbers its pages, and documents one order: ``sortByRecent``, newest first. A
+numbered walk over a list that changes under it skips or repeats records, so each
+request is anchored instead:
+
+* a run freezes its window: from the last completed run's end minus the overlap, to the
+  run's start. A record modified during the run leaves the window (the next run has it),
+  so the window only shrinks;
+* it walks newest first, each request asking for page 1 of ``modifiedTo`` = the oldest
+  ``dateModified`` read so far and dropping the ids already read at that second: a
+  record that leaves the window above the walk shifts nothing below it;
+* properties go in batches of one timezone (the filters are wall times, and only within
+  one zone do wall times sort like instants), at most ``BATCH`` ids per request;
+* the checkpoint holds the window, the batch and the position in it, so a crash resumes
+  mid-run; if the account's properties changed meanwhile the run restarts, same window.
+
+``dateModified`` "may not reflect some modifications", so incremental runs can miss a
+change: schedule a periodic full run (no checkpoint). A property that joins the account
+brings its older reservations with that full run too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+
+import msgspec
+
+from syncd import errors
+from syncd.config import ResourceSettings
+from syncd.connectors.base import Normalizer, Page, PartnerInfo
+from syncd.connectors.cloudbeds import INFO, adapter, wire
+from syncd.connectors.pagination import MAX_CONSECUTIVE_RESCANS, format_ts, parse_ts
+from syncd.http.client import PartnerClient
+from syncd.models import MAX_ID_LENGTH
+from syncd.store.types import RawRecord
+
+BATCH = 100  # property ids per getReservations request: its URL stays a few hundred bytes
+HOTELS_TTL_S = 900.0  # the property list (timezones, currencies) is re-read this often
+_ERRORS = {
+    errors.ErrorClass.AUTH: errors.AuthFailed,
+    errors.ErrorClass.RATE_LIMITED: errors.RateLimited,
+    errors.ErrorClass.CLIENT: errors.PartnerRejected,
+}
+_KEY = {"properties": "propertyID", "reservations": "reservationID"}
+_RAW_ID = {k: re.compile(rb'"%s"\s*:\s*"?([0-9A-Za-z_-]{1,64})' % k.encode()) for k in _KEY.values()}
+
+
+def _check(status: wire.Status) -> None:
+    """A body without ``success: true`` is never data: the partner's error, or undecodable."""
+    if status.success is True:
+        return
+    found = adapter.body_error({"success": status.success, "message": status.message})
+    if found is None:
+        raise ValueError("a response without success: true")
+    kind, message = found
+    raise _ERRORS[kind](message, status=200)
+
+
+def _listed(body: bytes) -> wire.Listed:
+    _check(wire.STATUS.decode(body))
+    return wire.LISTED.decode(body)
+
+
+def _single(body: bytes) -> bytes | None:
+    got = wire.SINGLE.decode(body)
+    if got.success is False and isinstance(got.message, str) and "not found" in got.message.lower():
+        return None  # how an RPC method says 404
+    _check(wire.Status(got.success, got.message))
+    data = bytes(got.data)
+    if not data.startswith(b"{"):
+        raise ValueError("a response without a record")
+    return data
+
+
+def _head(raw: RawRecord) -> wire.Head:
+    try:
+        return wire.HEAD.decode(raw)
+    except (msgspec.MsgspecError, RecursionError):
+        return wire.Head()
+
+
+def _text(value: Any) -> str | None:
+    ok = isinstance(value, str | int) and not isinstance(value, bool) and value != ""
+    return str(value) if ok else None
+
+
+def _wall(ts: datetime, zone: tzinfo) -> str:
+    return ts.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _modified(raw: RawRecord, zone: tzinfo) -> datetime | None:
+    text = _head(raw).dateModified
+    try:
+        return adapter.to_utc(text, zone) if isinstance(text, str) else None
+    except ValueError:
+        return None
+
+
+@dataclass
+class _Hotels:
+    """The account's properties: what each lends its reservations, and the walk's batches."""
+
+    local: dict[str, adapter.Local] = field(default_factory=dict)
+    batches: list[tuple[str, list[str]]] = field(default_factory=list)
+    digest: str = ""
+    loaded: float = float("-inf")
+
+    def build(self, hotels: list[wire.Hotel]) -> None:
+        self.local.clear()  # in place: normalizers hold this dict
+        zones: dict[str, list[str]] = {}
+        for h in hotels:
+            local = self.local[str(h.propertyID)] = adapter.local_of(h)
+            zones.setdefault(h.propertyTimezone if local.zone and h.propertyTimezone else "UTC", []).append(
+                str(h.propertyID)
+            )
+        self.batches = [
+            (z, ids[n : n + BATCH]) for z, ids in sorted(zones.items()) for n in range(0, len(ids), BATCH)
+        ]
+        self.digest = hashlib.blake2b(repr(self.batches).encode(), digest_size=8).hexdigest()
+        self.loaded = time.monotonic()
+
+
+class CloudbedsConnector:
+    info: PartnerInfo = INFO
+
+    def __init__(self, client: PartnerClient, page_size: int = INFO.page_size) -> None:
+        self._client = client
+        self._size = min(page_size, INFO.page_size)
+        self._hotels = _Hotels()
+
+    def normalizer(self, resource: str) -> Normalizer:
+        if resource == "properties":
+            return lambda raw: adapter.hotel_values(raw, datetime.now(UTC))
+        local = self._hotels.local
+        return lambda raw: adapter.reservation_values(raw, local)
+
+    def external_id(self, resource: str, raw: RawRecord) -> str | None:
+        key = _KEY[resource]
+        found = _text(getattr(_head(raw), key))
+        if found is None:  # undecodable: its first id field still names the record
+            match = _RAW_ID[key].search(memoryview(raw)[:4096])
+            found = match.group(1).decode() if match else None
+        return found
+
+    async def stream(
+        self, resource: str, checkpoint: dict[str, Any] | None, settings: ResourceSettings
+    ) -> AsyncGenerator[Page, None]:
+        if resource == "properties":
+            async for records in self._hotel_pages():
+                yield Page(records, {})
+            return
+        hotels = await self._hotel_map()
+        n, cp = len(hotels.batches), checkpoint or {}
+        since: list[datetime | None] = [parse_ts(t) for t in cp.get("since") or ()]
+        batch, before = cp.get("batch"), parse_ts(cp.get("before"))
+        high, seen = parse_ts(cp.get("high")), [str(i) for i in cp.get("seen") or ()]
+        if cp.get("hotels") != hotels.digest or len(since) != n or not isinstance(batch, int):
+            # Properties changed: every batch from the oldest mark (re-reads, never gaps).
+            oldest = None if None in since or not since else min(t for t in since if t is not None)
+            since, batch, before, high, seen = [oldest] * n, n, None, None, []
+        if batch >= n:  # the last run completed: a new one
+            batch, before, high, seen = 0, None, None, []
+        overlap = timedelta(seconds=settings.overlap_s)
+        for k in range(batch, n):
+            zone_name, ids = hotels.batches[k]
+            zone = adapter.zone_of(zone_name) or UTC
+            mark = since[k]
+            lower = None if mark is None else mark - overlap
+            async for records, at, tied, top in self._walk(ids, zone, lower, before, seen):
+                before, seen, high = at, tied, high or top or mark
+                if before is None:  # batch done: its mark is the newest record it had
+                    since[k], high, seen = high, None, []
+                position = {"batch": k if before else k + 1, "before": before and format_ts(before)}
+                marks = [t and format_ts(t) for t in since]
+                yield Page(records, position | {"hotels": hotels.digest, "since": marks, "seen": seen,
+                                                "high": high and format_ts(high)})  # fmt: skip
+        if n == 0:
+            yield Page([], {"hotels": hotels.digest, "since": [], "batch": 0})
+
+    async def _walk(
+        self, ids: list[str], zone: tzinfo, lower: datetime | None, before: datetime | None, seen: list[str]
+    ) -> AsyncGenerator[tuple[list[RawRecord], datetime | None, list[str], datetime | None], None]:
+        """Reservations of ``ids`` newest first, from ``before`` (inclusive; the ids in
+        ``seen`` at that second are consumed; None: the top) down to ``lower``. Yields each
+        page's new records, the position after them (None: the walk is done) and the
+        newest ``dateModified`` of the page."""
+        size = self._size
+        while True:
+            params: dict[str, str | int] = {"propertyID": ",".join(ids), "sortByRecent": "true"}
+            params |= {"pageSize": size, "pageNumber": 1 + len(seen) // size}
+            if lower is not None:
+                params["modifiedFrom"] = _wall(lower, zone)
+            if before is not None:
+                params["modifiedTo"] = _wall(before, zone)
+            page = (await self._client.get("/getReservations", params=params, decode=_listed)).data
+            consumed = set(seen)
+            fresh: list[RawRecord] = [r for r in page if self.external_id("reservations", r) not in consumed]
+            top = next((ts for ts in (_modified(r, zone) for r in page) if ts), None)
+            if len(page) < size:
+                yield fresh, None, [], top
+                return
+            oldest = next((ts for ts in (_modified(r, zone) for r in reversed(page)) if ts), None)
+            if oldest is None or (oldest == before and not fresh):
+                raise errors.PaginationError(f"getReservations: a full page without progress at {before}")
+            at_oldest = [
+                i for r in page if _modified(r, zone) == oldest and (i := self.external_id("reservations", r))
+            ]
+            seen = list(dict.fromkeys([*seen, *at_oldest])) if oldest == before else at_oldest
+            before = oldest
+            yield fresh, before, seen, top
+
+    async def _hotel_pages(self) -> AsyncGenerator[list[RawRecord], None]:
+        """Every ``getHotels`` page, by number. If the total moves during the walk (a page
+        may have shifted), the walk starts again; the property map is rebuilt at its end."""
+        for _ in range(MAX_CONSECUTIVE_RESCANS):
+            found: list[wire.Hotel] = []
+            number, total = 1, None
+            while True:
+                params: dict[str, str | int] = {"pageNumber": number, "pageSize": self._size}
+                page = await self._client.get("/getHotels", params=params, decode=_listed)
+                if total is not None and page.total != total:
+                    break
+                total = page.total
+                for raw in page.data:
+                    try:
+                        found.append(wire.HOTEL.decode(raw))
+                    except msgspec.MsgspecError:
+                        pass  # its normalization dead-letters it; it lends nothing
+                yield list(page.data)
+                if len(page.data) < self._size:
+                    self._hotels.build(found)
+                    return
+                number += 1
+        raise errors.PaginationError("getHotels: the property list keeps changing")
+
+    async def _hotel_map(self) -> _Hotels:
+        if time.monotonic() - self._hotels.loaded > HOTELS_TTL_S:
+            async for _ in self._hotel_pages():
+                pass
+        return self._hotels
+
+    def live_ids(self, resource: str) -> AsyncGenerator[list[str], None] | None:
+        return self._live_ids(resource)
+
+    async def _live_ids(self, resource: str) -> AsyncGenerator[list[str], None]:
+        def ids(records: list[RawRecord]) -> list[str]:
+            found = (self.external_id(resource, r) for r in records)
+            return [i for i in found if i is not None and len(i) <= MAX_ID_LENGTH]
+
+        if resource == "properties":
+            async for records in self._hotel_pages():
+                yield ids(records)
+            return
+        hotels = await self._hotel_map()
+        for zone_name, batch in list(hotels.batches):
+            async for records, *_ in self._walk(batch, adapter.zone_of(zone_name) or UTC, None, None, []):
+                yield ids(records)
+
+    async def fetch_one(self, resource: str, external_id: str) -> bytes | None:
+        if resource == "properties":
+            params: dict[str, str | int] = {"propertyIDs": external_id}
+            page = await self._client.get("/getHotels", params=params, decode=_listed)
+            return next((bytes(r) for r in page.data if self.external_id(resource, r) == external_id), None)
+        await self._hotel_map()  # its normalizer needs the property's timezone
+        params = {"reservationID": external_id}
+        return await self._client.get_or_none("/getReservation", "/getReservation", params, decode=_single)
+
+    async def check_access(self) -> None:
+        params: dict[str, str | int] = {"pageNumber": 1, "pageSize": 1}
+        await self._client.get("/getHotels", params=params, decode=_listed)
+
+    async def rotate_secret(self, new_secret: str) -> None:
+        raise errors.PartnerRejected(
+            "Cloudbeds API keys are replaced in the partner's UI, not rotated by syncd"
+        )

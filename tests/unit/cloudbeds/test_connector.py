@@ -1,0 +1,170 @@
+"""The Cloudbeds connector against the dataset over loopback HTTP: full and incremental
+runs hold exactly the ground truth, records changing during a walk are never skipped, a
+run resumes from any page's checkpoint, and ``success: false`` is never an empty page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from syncd import errors
+from syncd.connectors.base import Page
+from syncd.connectors.cloudbeds.connector import CloudbedsConnector
+from syncd.simulator.profiles.cloudbeds.data import CloudbedsAccount
+from tests.unit.cloudbeds.loopback import Served, pages, serving
+
+pytestmark = pytest.mark.anyio
+Rows = dict[str, tuple[Any, ...]]
+
+
+def apply(connector: CloudbedsConnector, resource: str, got: list[Page], rows: Rows) -> Rows:
+    """What the store does with pages: last write wins by ``source_updated_at``."""
+    normalize = connector.normalizer(resource)
+    for page in got:
+        for raw in page.records:
+            values = normalize(raw)
+            old = rows.get(values[0])
+            if old is None or old[1] <= values[1]:
+                rows[values[0]] = values
+    return rows
+
+
+async def sweep(connector: CloudbedsConnector, resource: str, rows: Rows) -> None:
+    """The deletion sweep: ids no longer listed are confirmed gone by ``fetch_one``."""
+    live_ids = connector.live_ids(resource)
+    assert live_ids is not None
+    live = {i async for ids in live_ids for i in ids}
+    for gone in set(rows) - live:
+        assert await connector.fetch_one(resource, gone) is None
+        del rows[gone]
+
+
+def without_fetch_time(rows: Rows) -> Rows:
+    return {k: (v[0], None, *v[2:]) for k, v in rows.items()}
+
+
+def ids(got: list[Page]) -> list[str]:
+    return [
+        i for p in got for r in p.records if (i := CloudbedsConnector.external_id(None, "reservations", r))
+    ]  # type: ignore[arg-type]
+
+
+async def test_a_full_run_then_incremental_runs_hold_the_ground_truth() -> None:
+    account = CloudbedsAccount(seed=11, listings=350, reservations_per_listing=2)
+    async with serving(Served(account)) as connector:
+        properties = apply(connector, "properties", await pages(connector, "properties", None), {})
+        first = await pages(connector, "reservations", None)
+        assert len(ids(first)) == len(set(ids(first))) == 700  # each once
+        rows = apply(connector, "reservations", first, {})
+        assert without_fetch_time(properties) == account.truth_properties()
+        assert rows == account.truth_reservations()
+        checkpoint = first[-1].checkpoint
+        assert checkpoint["before"] is None and None not in checkpoint["since"]  # the run completed
+        for round_ in range(3):
+            account.mutate(60, seed=round_)
+            apply(connector, "properties", await pages(connector, "properties", None), properties)
+            await sweep(connector, "properties", properties)
+            got = await pages(connector, "reservations", checkpoint, overlap_s=5)
+            assert len(ids(got)) < 300  # incremental: the window, not the account
+            apply(connector, "reservations", got, rows)
+            await sweep(connector, "reservations", rows)
+            checkpoint = got[-1].checkpoint
+            assert without_fetch_time(properties) == account.truth_properties()
+            assert rows == account.truth_reservations()
+
+
+async def test_records_changing_during_a_walk_skip_nothing() -> None:
+    """Newest first, numbered pages would shift under edits; anchored requests do not."""
+    account = CloudbedsAccount(seed=5, listings=60, reservations_per_listing=20)  # one zone batch or so
+    changed: list[str] = []
+
+    def between_pages(method: str, n: int) -> None:
+        if method == "getReservations" and n in (2, 4, 6):
+            m = account.mutate(40, seed=n)
+            changed.extend(m.updated + m.deleted + m.inserted)
+
+    async with serving(Served(account, before=between_pages)) as connector:
+        await connector.check_access()
+        first = await pages(connector, "reservations", None)
+        seen = set(ids(first))
+        untouched = set(account.truth_reservations()) - set(changed)
+        assert untouched <= seen
+        rows = apply(connector, "reservations", first, {})
+        rows = apply(
+            connector, "reservations", await pages(connector, "reservations", first[-1].checkpoint, 5), rows
+        )
+        await sweep(connector, "reservations", rows)
+        assert rows == account.truth_reservations()
+
+
+async def test_a_run_resumes_from_any_page_s_checkpoint() -> None:
+    account = CloudbedsAccount(seed=3, listings=240, reservations_per_listing=3)
+    async with serving(Served(account)) as connector:
+        whole = await pages(connector, "reservations", None)
+        assert len(whole) > 6
+        for cut in (1, 3, len(whole) // 2):
+            resumed = await pages(connector, "reservations", whole[cut - 1].checkpoint)
+            assert set(ids(whole[:cut])) | set(ids(resumed)) == set(account.truth_reservations())
+            assert not set(ids(whole[:cut])) & set(ids(resumed))  # no page read twice
+
+
+async def test_silent_edits_need_a_full_run() -> None:
+    """``dateModified`` "may not reflect some modifications": only a full run sees them."""
+    account = CloudbedsAccount(seed=9, listings=600, reservations_per_listing=2)
+    async with serving(Served(account)) as connector:
+        first = await pages(connector, "reservations", None)
+        rows = apply(connector, "reservations", first, {})
+        silent = account.mutate(200, seed=1, silent=True).silent
+        assert silent
+        apply(
+            connector, "reservations", await pages(connector, "reservations", first[-1].checkpoint, 1), rows
+        )
+        truth = account.truth_reservations()
+        stale = [i for i in silent if i in truth and rows[i] != truth[i]]
+        assert stale  # missed by the incremental run (their timestamp did not move) ...
+        full = apply(connector, "reservations", await pages(connector, "reservations", None), {})
+        assert all(full[i] == truth[i] for i in stale)  # ... and found by a full one
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        ("User who approved this connection is not active anymore", errors.AuthFailed),
+        ("Invalid value for status", errors.PartnerRejected),
+    ],
+)
+async def test_success_false_is_the_partner_s_error_not_an_empty_page(
+    message: str, error: type[errors.PartnerError]
+) -> None:
+    body = ('{"success":false,"message":"%s"}' % message).encode()
+    account = CloudbedsAccount(seed=1, listings=3)
+    served = Served(account, body=lambda method: body if method == "getReservations" else None)
+    async with serving(served) as connector:
+        with pytest.raises(error):
+            await pages(connector, "reservations", None)
+
+
+async def test_every_request_names_its_properties_and_stays_within_page_limits() -> None:
+    account = CloudbedsAccount(seed=2, listings=450, reservations_per_listing=1)
+    served = Served(account)
+    async with serving(served) as connector:
+        await pages(connector, "reservations", None)
+    listed = [p for m, p in served.calls if m == "getReservations"]
+    assert listed and all(p["propertyID"] and len(p["propertyID"].split(",")) <= 100 for p in listed)
+    assert all(int(p["pageSize"]) <= 100 for _, p in served.calls)
+
+
+async def test_fetch_one_returns_the_record_or_none_once_deleted() -> None:
+    account = CloudbedsAccount(seed=4, listings=20, reservations_per_listing=2)
+    truth = account.truth_reservations()
+    async with serving(Served(account)) as connector:
+        some = sorted(truth)[5]
+        raw = await connector.fetch_one("reservations", some)
+        assert raw is not None
+        assert connector.normalizer("reservations")(raw) == truth[some]
+        prop = sorted(account.truth_properties())[2]
+        raw = await connector.fetch_one("properties", prop)
+        assert raw is not None and connector.external_id("properties", raw) == prop
+        deleted = account.mutate(40, seed=3).deleted
+        assert deleted and await connector.fetch_one("reservations", deleted[0]) is None
