@@ -72,7 +72,16 @@ def app(served: Served) -> Starlette:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn that leaves signal handling to its host (its handlers would outlive the loop)."""
+    """uvicorn that leaves signal handling to its host (its handlers would outlive the loop)
+    and says when it is listening."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = anyio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.ready.set()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -91,8 +100,8 @@ async def serving(served: Served) -> AsyncIterator[CloudbedsConnector]:
     server = _Server(config)
     async with anyio.create_task_group() as tg:
         tg.start_soon(lambda: server.serve(sockets=[sock]))
-        while not server.started:
-            await anyio.sleep(0.01)
+        with anyio.fail_after(10):
+            await server.ready.wait()
         options = ClientOptions(
             partner="cloudbeds",
             integration_id="t",

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 from syncd import errors
 from syncd.connectors.base import Page
-from syncd.connectors.cloudbeds.connector import CloudbedsConnector
+from syncd.connectors.cloudbeds.connector import CloudbedsConnector, _head
 from syncd.simulator.profiles.cloudbeds.data import CloudbedsAccount
 from tests.unit.cloudbeds.loopback import Served, pages, serving
 
@@ -45,9 +46,7 @@ def without_fetch_time(rows: Rows) -> Rows:
 
 
 def ids(got: list[Page]) -> list[str]:
-    return [
-        i for p in got for r in p.records if (i := CloudbedsConnector.external_id(None, "reservations", r))
-    ]  # type: ignore[arg-type]
+    return [str(_head(r).reservationID) for p in got for r in p.records]
 
 
 async def test_a_full_run_then_incremental_runs_hold_the_ground_truth() -> None:
@@ -137,7 +136,7 @@ async def test_silent_edits_need_a_full_run() -> None:
 async def test_success_false_is_the_partner_s_error_not_an_empty_page(
     message: str, error: type[errors.PartnerError]
 ) -> None:
-    body = ('{"success":false,"message":"%s"}' % message).encode()
+    body = orjson.dumps({"success": False, "message": message})
     account = CloudbedsAccount(seed=1, listings=3)
     served = Served(account, body=lambda method: body if method == "getReservations" else None)
     async with serving(served) as connector:

@@ -79,7 +79,7 @@ class CloudbedsAccount:
         self.seed, self.k = seed, reservations_per_listing
         self.hotels, self.base_reservations = listings, listings * reservations_per_listing
         self.reservations = self.base_reservations
-        self.clock = rec.T0 + max(0, self.base_reservations - 1) // rec.TIE
+        self.clock = rec.T0 + max(0, self.base_reservations - 1) // rec.TIE + 1  # after every base time
         self.renames: dict[int, int] = {}
         self.hotels_gone: set[int] = set()
         self.modified: dict[int, int] = {}  # reservation -> dateModified, once mutated
