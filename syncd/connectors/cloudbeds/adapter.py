@@ -1,18 +1,16 @@
-"""Cloudbeds records (raw bytes) -> canonical values. Pure; every rule a documented quirk
+"""Cloudbeds records (raw bytes) -> canonical values. Pure; each rule a documented quirk
 (partners.md section 3).
 
-* Datetimes are ``YYYY-MM-DD HH:MM:SS`` in the property's local time: they become UTC
-  with the property's IANA timezone (``Local``, from ``getHotels``); the rate-details
-  variant's ``dateModifiedUTC`` is used as is when present. A wall time that occurs twice
-  (the hour clocks go back) is read as its first occurrence: the payload cannot say.
+* Datetimes are ``YYYY-MM-DD HH:MM:SS`` in the property's local time: made UTC with its
+  IANA zone (``Local``, from ``getHotels``); ``dateModifiedUTC`` (rate-details variant)
+  wins when present. A wall time that occurs twice (clocks going back) reads as the first.
 * Ids are strings holding numbers (integers from older keys and webhooks): kept as text.
-* A hotel has no update timestamp, so its ``source_updated_at`` is when it was fetched.
+* A hotel has no update time: its ``source_updated_at`` is when it was fetched.
 * ``not_confirmed`` is pending; ``no_show`` and the webhooks' ``in_progress`` have no
-  canonical twin and are kept as ``other`` (their spelling in ``partner_status``).
-* ``getReservation`` names the channel ``source`` and counts guests per room; the list
-  names it ``sourceName`` and counts them on the reservation. Only fields both carry are
-  mapped (no e-mail, no total), so a targeted fetch never flips a list-synced row.
-* HTTP 200 ``{"success": false, "message": ...}`` is an error: ``body_error``.
+  canonical twin: ``other``, their spelling kept in ``partner_status``.
+* ``getReservation`` names the channel ``source`` and counts guests per room, the list
+  ``sourceName`` and per reservation. Only fields both carry are mapped (no e-mail, no
+  total), so a targeted fetch never flips a row the list wrote.
 """
 
 from __future__ import annotations
@@ -89,20 +87,13 @@ def to_utc(text: str, zone: tzinfo | None) -> datetime:
 
 def hotel_values(raw: bytes, fetched_at: datetime) -> tuple[Any, ...]:
     h = wire.HOTEL.decode(raw)
-    return _PROPERTY(
-        (
-            str(h.propertyID),  # external_id
-            fetched_at,  # source_updated_at: the API has no update time for a hotel
-            h.propertyName or "Untitled property",  # title
-            *(None,) * 5,  # nickname, property_type, accommodates, bedrooms, bathrooms
-            h.propertyTimezone,  # timezone
-            *(None,) * 7,  # street, city, state, postal_code, country, latitude, longitude
-            True,  # active: getHotels lists only properties connected to the app
-            True,  # listed
-            None,  # base_price: rates live per room type and date
-            _currency(h),
-        )
-    )
+    # Field order: models.Property. getHotels has no address (getHotelDetails, one request
+    # per property, has) and no price (rates live per room type and date); it lists only
+    # the properties connected to the app: active and listed.
+    title = h.propertyName or "Untitled property"
+    none5, none7 = (None,) * 5, (None,) * 7  # nickname..bathrooms, street..longitude
+    values = (str(h.propertyID), fetched_at, title, *none5, h.propertyTimezone, *none7, True, True, None)
+    return _PROPERTY((*values, _currency(h)))
 
 
 def reservation_values(raw: bytes, hotels: Mapping[str, Local]) -> tuple[Any, ...]:
@@ -115,29 +106,15 @@ def reservation_values(raw: bytes, hotels: Mapping[str, Local]) -> tuple[Any, ..
     updated = to_utc(r.dateModifiedUTC, UTC) if r.dateModifiedUTC else to_utc(r.dateModified, zone)
     status = r.status or ""
     nights = None if r.startDate is None or r.endDate is None else (r.endDate - r.startDate).days
-    return _RESERVATION(
-        (
-            str(r.reservationID),  # external_id
-            updated,  # source_updated_at
-            property_id,  # property_external_id
-            _STATUS.get(status, ReservationStatus.OTHER),  # status
-            status,  # partner_status
-            r.thirdPartyIdentifier,  # confirmation_code: the channel's own number
-            r.sourceName or r.source,  # channel
-            None,  # check_in: only dates are given (times are the property's policy)
-            None,  # check_out
-            r.startDate,  # check_in_date
-            r.endDate,  # check_out_date
-            nights,
-            _guests(r),
-            r.guestName,  # guest_name
-            None,  # guest_email: getReservation only
-            None,  # total_paid: not in the list
-            r.balance,  # balance_due
-            local.currency,  # currency: the property's
-            None if not r.dateCreated else to_utc(r.dateCreated, zone),  # source_created_at
-        )
-    )
+    created = None if not r.dateCreated else to_utc(r.dateCreated, zone)
+    # Field order: models.Reservation. No check-in/out times (only dates: times are the
+    # property's policy); the confirmation code is the channel's own number; the currency
+    # is the property's.
+    return _RESERVATION((
+        str(r.reservationID), updated, property_id, _STATUS.get(status, ReservationStatus.OTHER), status,
+        r.thirdPartyIdentifier, r.sourceName or r.source, None, None, r.startDate, r.endDate, nights,
+        _guests(r), r.guestName, None, None, r.balance, local.currency, created,
+    ))  # fmt: skip
 
 
 def _currency(h: wire.Hotel) -> str | None:

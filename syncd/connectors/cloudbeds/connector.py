@@ -1,25 +1,19 @@
 """The Cloudbeds driver (partners.md section 3): properties listed in full, reservations
-walked incrementally, newest first, anchored on ``dateModified``.
+walked newest first, each request anchored on ``dateModified``.
 
 ``getReservations`` filters by ``modifiedFrom``/``modifiedTo`` (property-local wall
-times), numbers its pages, and documents one order: ``sortByRecent``, newest first. A
-numbered walk over a list that changes under it skips or repeats records, so each
-request is anchored instead:
-
-* a run freezes its window: from the last completed run's end minus the overlap, to the
-  run's start. A record modified during the run leaves the window (the next run has it),
-  so the window only shrinks;
-* it walks newest first, each request asking for page 1 of ``modifiedTo`` = the oldest
-  ``dateModified`` read so far and dropping the ids already read at that second: a
-  record that leaves the window above the walk shifts nothing below it;
-* properties go in batches of one timezone (the filters are wall times, and only within
-  one zone do wall times sort like instants), at most ``BATCH`` ids per request;
-* the checkpoint holds the window, the batch and the position in it, so a crash resumes
-  mid-run; if the account's properties changed meanwhile the run restarts, same window.
-
-``dateModified`` "may not reflect some modifications", so incremental runs can miss a
-change: schedule a periodic full run (no checkpoint). A property that joins the account
-brings its older reservations with that full run too.
+times), numbers its pages and documents one order, ``sortByRecent`` (newest first). A
+numbered walk over a list changing under it skips or repeats records, so each request
+asks for page 1 below the oldest ``dateModified`` read so far (``modifiedTo``), dropping
+the ids already read at that second: a record edited meanwhile moves above the walk and
+shifts nothing below it. Properties go in batches of one timezone (wall times sort like
+instants only within a zone), ``BATCH`` ids a request. Each batch keeps its own mark, the
+newest ``dateModified`` it had when its walk began (the partner's clock, not ours): the
+next run starts there minus the overlap. The checkpoint holds the marks and the position,
+so a run resumes mid-walk; if the properties changed, every batch restarts from the
+oldest mark (re-reads, never gaps). ``dateModified`` "may not reflect some
+modifications": schedule periodic full runs (no checkpoint); they also bring the history
+of a property that joins the account.
 """
 
 from __future__ import annotations
@@ -45,11 +39,7 @@ from syncd.store.types import RawRecord
 
 BATCH = 100  # property ids per getReservations request: its URL stays a few hundred bytes
 HOTELS_TTL_S = 900.0  # the property list (timezones, currencies) is re-read this often
-_ERRORS = {
-    errors.ErrorClass.AUTH: errors.AuthFailed,
-    errors.ErrorClass.RATE_LIMITED: errors.RateLimited,
-    errors.ErrorClass.CLIENT: errors.PartnerRejected,
-}
+_ERRORS = {"auth": errors.AuthFailed, "rate_limited": errors.RateLimited, "client": errors.PartnerRejected}
 _KEY = {"properties": "propertyID", "reservations": "reservationID"}
 _RAW_ID = {k: re.compile(rb'"%s"\s*:\s*"?([0-9A-Za-z_-]{1,64})' % k.encode()) for k in _KEY.values()}
 
@@ -88,11 +78,6 @@ def _head(raw: RawRecord) -> wire.Head:
         return wire.Head()
 
 
-def _text(value: Any) -> str | None:
-    ok = isinstance(value, str | int) and not isinstance(value, bool) and value != ""
-    return str(value) if ok else None
-
-
 def _wall(ts: datetime, zone: tzinfo) -> str:
     return ts.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -119,9 +104,7 @@ class _Hotels:
         zones: dict[str, list[str]] = {}
         for h in hotels:
             local = self.local[str(h.propertyID)] = adapter.local_of(h)
-            zones.setdefault(h.propertyTimezone if local.zone and h.propertyTimezone else "UTC", []).append(
-                str(h.propertyID)
-            )
+            zones.setdefault(h.propertyTimezone if local.zone else "UTC", []).append(str(h.propertyID))  # type: ignore[arg-type]
         self.batches = [
             (z, ids[n : n + BATCH]) for z, ids in sorted(zones.items()) for n in range(0, len(ids), BATCH)
         ]
@@ -145,11 +128,11 @@ class CloudbedsConnector:
 
     def external_id(self, resource: str, raw: RawRecord) -> str | None:
         key = _KEY[resource]
-        found = _text(getattr(_head(raw), key))
-        if found is None:  # undecodable: its first id field still names the record
-            match = _RAW_ID[key].search(memoryview(raw)[:4096])
-            found = match.group(1).decode() if match else None
-        return found
+        value = getattr(_head(raw), key)
+        if isinstance(value, str | int) and not isinstance(value, bool) and value != "":
+            return str(value)
+        match = _RAW_ID[key].search(memoryview(raw)[:4096])  # undecodable: its first id names it
+        return match.group(1).decode() if match else None
 
     async def stream(
         self, resource: str, checkpoint: dict[str, Any] | None, settings: ResourceSettings
@@ -248,10 +231,7 @@ class CloudbedsConnector:
                 pass
         return self._hotels
 
-    def live_ids(self, resource: str) -> AsyncGenerator[list[str], None] | None:
-        return self._live_ids(resource)
-
-    async def _live_ids(self, resource: str) -> AsyncGenerator[list[str], None]:
+    async def live_ids(self, resource: str) -> AsyncGenerator[list[str], None]:
         def ids(records: list[RawRecord]) -> list[str]:
             found = (self.external_id(resource, r) for r in records)
             return [i for i in found if i is not None and len(i) <= MAX_ID_LENGTH]

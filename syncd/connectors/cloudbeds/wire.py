@@ -1,10 +1,9 @@
 """Cloudbeds payloads as they arrive (partners.md section 3), decoded with msgspec.
 
-Tolerant where the API is loose: ids are strings holding numbers but older keys and the
-webhooks send integers, so an id is ``str | int``; ``adults``/``children`` are documented
-as strings; ``propertyCurrency`` is an array in the ``getHotels`` spec but an object in
-``getHotelDetails``. Datetimes stay text: they are property-local and need the
-property's timezone (``adapter``) to mean an instant.
+Tolerant where the API is loose: ids are strings holding numbers, but older keys and the
+webhooks send integers; ``adults``/``children`` are strings; ``propertyCurrency`` is an
+array in ``getHotels`` and an object in ``getHotelDetails``. Datetimes stay text: they are
+property-local and mean an instant only with the property's timezone (``adapter``).
 """
 
 from __future__ import annotations
@@ -15,29 +14,24 @@ from typing import Any
 
 import msgspec
 
-Id = str | int
 Count = str | int | None
 
 
 class Status(msgspec.Struct, gc=False):
-    """The envelope of every method, ``{success, message?, data, ...}``, without its data."""
+    """The envelope of every method, ``{success, message?, data, count, total}``, sans data."""
 
     success: Any = None
     message: Any = None
 
 
-class Listed(msgspec.Struct, gc=False):
-    """A list method's response with each record kept as its exact bytes."""
+class Listed(Status, gc=False):
+    """A list method's response, each record kept as its exact bytes."""
 
-    success: Any = None
-    message: Any = None
     data: list[msgspec.Raw] = []
     total: Any = None
 
 
-class Single(msgspec.Struct, gc=False):
-    success: Any = None
-    message: Any = None
+class Single(Status, gc=False):
     data: msgspec.Raw = msgspec.Raw(b"null")
 
 
@@ -56,7 +50,7 @@ class Currency(msgspec.Struct, gc=False):
 class Hotel(msgspec.Struct, gc=False):
     """An item of ``getHotels``."""
 
-    propertyID: Id
+    propertyID: str | int
     propertyName: str | None = None
     propertyTimezone: str | None = None
     propertyCurrency: list[Currency] | Currency | None = None
@@ -70,10 +64,10 @@ class Room(msgspec.Struct, gc=False):
 
 
 class Reservation(msgspec.Struct, gc=False):
-    """A ``getReservations`` item or ``getReservation``'s ``data`` (fields of both)."""
+    """A ``getReservations`` item or ``getReservation``'s ``data`` (the fields of both)."""
 
-    reservationID: Id
-    propertyID: Id
+    reservationID: str | int
+    propertyID: str | int
     dateModified: str
     dateModifiedUTC: str | None = None  # getReservationsWithRateDetails only
     dateCreated: str | None = None
