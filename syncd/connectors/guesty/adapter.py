@@ -2,7 +2,8 @@
 
 * ``title`` may be missing: fall back to ``nickname`` (partners.md), then a placeholder.
 * ``address`` and most other fields may be absent.
-* status spelling is US (``canceled``); unknown statuses are kept as ``other``, the record stored, the value counted as schema drift.
+* status spelling is US (``canceled``); an unknown status is stored as ``other`` and counted
+  as schema drift.
 
 Type errors surface as ``msgspec.ValidationError`` (wire) or pydantic ``ValidationError``
 (canonical constraints); the pipeline turns either into a dead letter.
