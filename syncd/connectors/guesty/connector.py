@@ -57,7 +57,7 @@ def _ts_of(raw: RawRecord) -> Any:
 class _Listed:
     """One list response: its records, the partner's ``count`` (None: not an int) and,
     when the page was decoded typed as a whole, each record's canonical values
-    (``Page.values``)."""
+    (``Page.prenormalized``)."""
 
     records: list[RawRecord]
     count: int | None
@@ -80,8 +80,8 @@ def _listed(body: bytes) -> _Listed:
     """A list response's records as slices of its body, not copies: copying each record
     out of its page would cost ~1 µs, a twentieth of the daemon's CPU per record, and a batch
     holds its pages' records anyway, so the slices pin no more memory than copies would.
-    Nothing here checks the bytes are UTF-8: PostgreSQL does as it stores ``raw``, and
-    the store makes a record it refuses a dead letter (``types.without_undecodable``)."""
+    Nothing here checks the bytes are UTF-8: the store keeps ``raw`` as bytes, whatever
+    they are, and the wire decoder refuses a record only for the fields it reads."""
     page = _page(body)
     count = page.count if isinstance(page.count, int) and not isinstance(page.count, bool) else None
     return _Listed(list(page.results), count)
