@@ -2,22 +2,24 @@
 
 A resource's statements (staging table, upsert, first-sync insert, sweep) are rendered
 from these columns once, at import (``syncd.store.resource_sql``). A new resource costs
-its model, its CREATE TABLE in schema.sql and one entry in ``RESOURCES``;
-tests/integration/store/test_resource_schema.py holds schema.sql to the models.
+its model, its CREATE TABLE in schema.sql (named in ``syncd_resource_tables()`` there) and
+one entry in ``RESOURCES``; tests/integration/store/test_resource_schema.py holds
+schema.sql to the models.
 """
 
 from __future__ import annotations
 
 import enum
 import re
+import types
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, get_args
+from typing import Any, Union, get_args, get_origin
 
 from pydantic import AwareDatetime, BaseModel
 
-from syncd.models import Property, Reservation, SqlType, base_type
+from syncd.models import Property, Reservation, SqlType
 
 # Python type of a canonical field -> its column type. A field may say otherwise with
 # ``models.SqlType`` (``bedrooms real``).
@@ -53,8 +55,18 @@ class Column:
         return self.name if self.staged_type == self.sql_type else f"{self.name}::{self.sql_type}"
 
 
+def _optional(annotation: Any) -> tuple[Any, bool]:
+    """(the type, whether None is allowed): ``int | None`` -> (int, True); any other
+    union stays as it is, and has no column type."""
+    if get_origin(annotation) not in (Union, types.UnionType):
+        return annotation, False
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    nullable = len(args) < len(get_args(annotation))
+    return (args[0] if len(args) == 1 else annotation), nullable
+
+
 def column_of(name: str, annotation: Any, metadata: list[Any]) -> Column:
-    base = base_type(annotation)
+    base, nullable = _optional(annotation)
     declared = next((m for m in metadata if isinstance(m, SqlType)), None)
     if declared is not None:
         sql_type, collation = declared.name, declared.collation
@@ -65,7 +77,6 @@ def column_of(name: str, annotation: Any, metadata: list[Any]) -> Column:
     else:
         raise TypeError(f"{name}: no column type for {annotation!r}; declare one with models.SqlType")
     staged = "text" if base in _STAGED_AS_TEXT else sql_type
-    nullable = type(None) in get_args(annotation)
     return Column(name, sql_type, nullable, collation, staged)
 
 

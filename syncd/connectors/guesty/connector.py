@@ -185,7 +185,7 @@ class GuestyConnector:
                 continue
             rescans = 0
             cursor = cursor.advance(records, _ts_of, _id_of)
-            yield Page(records, cursor.to_checkpoint(), _kept_values(listed, records))
+            yield Page(records, cursor.to_checkpoint(), prenormalized=_kept_values(listed, records))
             if len(listed.records) < self._page_size:
                 return
             # A page requested ahead counts only if it starts exactly where the previous one
@@ -205,7 +205,7 @@ class GuestyConnector:
                     break
                 cursor = cursor.advance(page.records[1:], _ts_of, _id_of)
                 values = None if page.values is None else page.values[1:]
-                yield Page(page.records[1:], cursor.to_checkpoint(), values)
+                yield Page(page.records[1:], cursor.to_checkpoint(), prenormalized=values)
                 if len(page.records) < self._page_size:
                     return
 
