@@ -326,6 +326,7 @@ async def _sweep(
             gone.append(external_id)
             continue
         try:
+            # ``fetch_one`` answers bytes alone: stored under the contract's default media type.
             back.rows.append(row_for(session.spec, normalize(raw), raw))
         except RECORD_ERRORS as exc:
             back.dead_letters.append(dead_letter(connector, resource, raw, exc))

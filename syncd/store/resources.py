@@ -46,8 +46,8 @@ class Column:
     name: str
     sql_type: str
     nullable: bool
+    staged_type: str  # the staging table's type: ``sql_type`` unless it crosses as text
     collation: str | None = None
-    staged_type: str = ""  # the staging table's type: ``sql_type`` unless it crosses as text
 
     @property
     def written(self) -> str:
@@ -77,7 +77,7 @@ def column_of(name: str, annotation: Any, metadata: list[Any]) -> Column:
     else:
         raise TypeError(f"{name}: no column type for {annotation!r}; declare one with models.SqlType")
     staged = "text" if base in _STAGED_AS_TEXT else sql_type
-    return Column(name, sql_type, nullable, collation, staged)
+    return Column(name, sql_type, nullable, staged, collation)
 
 
 def columns_of(model: type[BaseModel]) -> tuple[Column, ...]:

@@ -19,12 +19,12 @@ T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 def test_field_types_choose_column_types_and_a_field_may_name_its_own() -> None:
     columns = {c.name: c for c in columns_of(Property)}
-    assert columns["external_id"] == Column("external_id", "text", False, "C", "text")
-    assert columns["title"] == Column("title", "text", False, None, "text")
-    assert columns["nickname"] == Column("nickname", "text", True, None, "text")
-    assert columns["bedrooms"] == Column("bedrooms", "real", True, None, "real")  # models.SqlType
+    assert columns["external_id"] == Column("external_id", "text", False, "text", "C")
+    assert columns["title"] == Column("title", "text", False, "text")
+    assert columns["nickname"] == Column("nickname", "text", True, "text")
+    assert columns["bedrooms"] == Column("bedrooms", "real", True, "real")  # models.SqlType
     assert columns["latitude"].sql_type == "double precision"
-    assert columns["active"] == Column("active", "boolean", False, None, "boolean")
+    assert columns["active"] == Column("active", "boolean", False, "boolean")
     assert columns["source_updated_at"].sql_type == "timestamptz"
     # Money crosses COPY as text and is cast where it is written.
     assert (columns["base_price"].staged_type, columns["base_price"].written) == (
