@@ -188,10 +188,11 @@ async def run(
 
     def add_page(batcher: _Batcher, page: Page) -> None:
         dead_before = len(batcher.dead)
-        values = page.values if page.values is not None else [None] * len(page.records)
-        for raw, known in zip(page.records, values, strict=True):
+        media_type = page.media_type
+        known_values = page.prenormalized if page.prenormalized is not None else [None] * len(page.records)
+        for raw, known in zip(page.records, known_values, strict=True):
             try:
-                row = row_for(spec, normalize(raw) if known is None else known, raw)
+                row = row_for(spec, normalize(raw) if known is None else known, raw, media_type)
             except RECORD_ERRORS as exc:
                 batcher.add_dead(dead_letter(connector, resource, raw, exc))
                 continue
@@ -325,6 +326,7 @@ async def _sweep(
             gone.append(external_id)
             continue
         try:
+            # ``fetch_one`` answers bytes alone: stored under the contract's default media type.
             back.rows.append(row_for(session.spec, normalize(raw), raw))
         except RECORD_ERRORS as exc:
             back.dead_letters.append(dead_letter(connector, resource, raw, exc))

@@ -7,19 +7,25 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from syncd.config import PartnerSchema, ResourceSettings
-from syncd.store.types import RawRecord
+from syncd.store.types import JSON, RawRecord
 
 
 @dataclass(frozen=True)
 class Page:
-    """Raw partner records of one response (each the partner's exact JSON bytes), and the
-    checkpoint reached after them. ``values``, when the connector normalized the page
-    itself (cheaper in one call than record by record): each record's canonical values,
-    or None for one the pipeline must normalize from ``raw`` (and so dead-letter)."""
+    """Raw partner records of one response, each exactly the bytes the partner sent for it
+    (stored verbatim), and the checkpoint reached after them.
+
+    ``prenormalized`` is optional, for any connector: when its wire decoder reads a whole
+    page more cheaply than record by record, each record's canonical values, aligned with
+    ``records``, exactly what ``normalizer(resource)(record)`` would return; None for a
+    record the pipeline must normalize itself (and so dead-letter if that fails).
+    ``media_type`` names the records' format (``application/json``, ``application/xml``,
+    ...); it is stored beside each record's bytes."""
 
     records: list[RawRecord]
     checkpoint: dict[str, Any]
-    values: list[tuple[Any, ...] | None] | None = None
+    prenormalized: list[tuple[Any, ...] | None] | None = None
+    media_type: str = JSON
 
 
 @dataclass(frozen=True)

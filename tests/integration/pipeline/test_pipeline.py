@@ -1,5 +1,6 @@
 """Pipeline behaviour on a real database with a fake partner: deletion sweeps that never
-mass-delete, drains that commit what was fetched, dead letters that resolve themselves."""
+mass-delete, drains that commit what was fetched, dead letters that resolve themselves,
+raw records stored as they came."""
 
 from __future__ import annotations
 
@@ -166,7 +167,8 @@ async def test_nul_characters_never_poison_a_batch(database_url: str) -> None:
     conn = await asyncpg.connect(database_url)
     try:
         row = await conn.fetchrow(
-            "SELECT title, nickname, raw::text FROM properties WHERE external_id = $1", records[3]["_id"]
+            "SELECT title, nickname, convert_from(raw, 'UTF8') AS raw FROM properties WHERE external_id = $1",
+            records[3]["_id"],
         )
         assert row is not None and row["title"] == "Loft by the sea"
         assert "\\u0000" in row["raw"]  # the partner's bytes, escape included, kept in raw
@@ -227,10 +229,12 @@ async def test_values_beyond_their_columns_are_dead_letters_not_a_failed_batch(d
         await conn.close()
 
 
-async def test_invalid_utf8_in_a_field_we_do_not_map_is_a_dead_letter(database_url: str) -> None:
-    """Neither decoder reads the bytes of an unmapped field, but PostgreSQL checks the whole
-    record when it stores ``raw``: one such byte used to fail its batch on every retry."""
+async def test_bytes_that_are_not_utf8_in_a_field_we_do_not_map_are_stored_as_sent(database_url: str) -> None:
+    """Neither decoder reads the bytes of an unmapped field, and ``raw`` is bytea: such a
+    record is a row like any other, its bytes kept exactly (a json column refused them,
+    and the record became a dead letter)."""
     records = [listing(i) for i in range(6)]
+    sent: dict[str, bytes] = {}
 
     class WithBadBytes(FakeConnector):
         async def stream(
@@ -238,47 +242,59 @@ async def test_invalid_utf8_in_a_field_we_do_not_map_is_a_dead_letter(database_u
         ) -> AsyncGenerator[Page, None]:
             async for page in super().stream(resource, checkpoint, settings):
                 page.records[2] = page.records[2][:-1] + b',"pictures":[{"caption":"caf\xe9"}]}'
+                sent[records[2]["_id"]] = page.records[2]
                 yield page
 
     stats = await run(database_url, WithBadBytes(records))
-    assert stats.inserted == 5 and stats.dead_lettered == 1
-    assert records[2]["_id"] not in await live_ids(database_url)
+    assert stats.inserted == 6 and stats.dead_lettered == 0
+    conn = await asyncpg.connect(database_url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT title, raw, raw_type FROM properties WHERE external_id = $1", records[2]["_id"]
+        )
+    finally:
+        await conn.close()
+    assert row is not None and row["title"] == records[2]["title"]
+    assert (row["raw"], row["raw_type"]) == (sent[records[2]["_id"]], "application/json")
 
 
-async def test_a_record_refused_for_its_bytes_then_seen_clean_in_the_same_run_is_resolved(
-    database_url: str,
-) -> None:
-    """The writer dead-letters a record PostgreSQL refused (not UTF-8) only after its
-    batch was built: a later batch of the same run, already built or on the other write
-    lane, that holds the record clean still resolves the letter, and the bad batch's
-    other rows are saved."""
-    records = [listing(i) for i in range(450)]
-    again = listing(3, title="Fixed", updated="2025-01-03T00:00:00.000Z")
+async def test_records_of_any_format_are_stored_verbatim_with_their_media_type(database_url: str) -> None:
+    """A connector whose partner answers in XML says so on its pages; the pipeline stores
+    each record's bytes as they came, beside that media type, and reads nothing of them."""
+    records = [listing(i, title=f"Loft {i}") for i in range(3)]
 
-    class BadThenClean(FakeConnector):
+    def as_xml(record: dict[str, Any]) -> bytes:
+        return (
+            f'<?xml version="1.0"?><listing id="{record["_id"]}"><title>{record["title"]}</title>'
+            f"<updated>{record['lastUpdatedAt']}</updated></listing>"
+        ).encode()
+
+    by_xml = {as_xml(r): orjson.dumps(r) for r in records}
+
+    class XmlPartner(FakeConnector):
+        def normalizer(self, resource: str) -> Any:
+            json_normalizer = super().normalizer(resource)
+            return lambda raw: json_normalizer(by_xml[bytes(raw)])
+
         async def stream(
             self, resource: str, checkpoint: dict[str, Any] | None, settings: ResourceSettings
         ) -> AsyncGenerator[Page, None]:
-            async for page in super().stream(resource, checkpoint, settings):
-                if page.checkpoint["offset"] == 100:  # the first batch
-                    page.records[3] = page.records[3][:-1] + b',"pictures":[{"caption":"caf\xe9"}]}'
-                if page.checkpoint["offset"] == 400:  # four batches later
-                    page.records.append(orjson.dumps(again))
-                yield page
+            yield Page([as_xml(r) for r in records], {"offset": 3}, media_type="application/xml")
 
-    stats = await run(database_url, BadThenClean(records))
-    assert stats.dead_lettered == 1
-    assert await live_ids(database_url) == {r["_id"] for r in records}
+    stats = await run(database_url, XmlPartner(records))
+    assert stats.inserted == 3
     conn = await asyncpg.connect(database_url)
     try:
-        query = "SELECT external_id, resolved_at IS NOT NULL, reason FROM dead_letters"
-        letters = [tuple(r) for r in await conn.fetch(query)]
-        title = await conn.fetchval("SELECT title FROM properties WHERE external_id = $1", again["_id"])
+        rows = await conn.fetch(
+            "SELECT external_id, title, raw, raw_type FROM properties ORDER BY external_id"
+        )
     finally:
         await conn.close()
-    assert [(i, resolved) for i, resolved, _ in letters] == [(again["_id"], True)]
-    assert letters[0][2].startswith("UnicodeDecodeError")
-    assert title == "Fixed"
+    expected = sorted(records, key=lambda r: r["_id"])
+    assert [(r["external_id"], r["raw"], r["raw_type"]) for r in rows] == [
+        (r["_id"], as_xml(r), "application/xml") for r in expected
+    ]
+    assert [r["title"] for r in rows] == [r["title"] for r in expected]
 
 
 async def test_an_id_too_long_to_index_is_an_unidentified_dead_letter(database_url: str) -> None:
