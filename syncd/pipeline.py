@@ -37,6 +37,7 @@ from syncd.config import ResourceSettings
 from syncd.connectors.base import Connector, Page
 from syncd.errors import BatchAbandoned, StoreError
 from syncd.models import MAX_ID_LENGTH
+from syncd.observability import drift
 from syncd.observability.metrics import Metrics
 from syncd.store.postgres import BatchWriter, SyncSession, Turn
 from syncd.store.types import (
@@ -178,6 +179,7 @@ async def run(
     partner = connector.info.name
     stats = stats if stats is not None else RunStats()
     normalize = connector.normalizer(resource)
+    drifted = drift.signal_for(metrics, log)
     spec = session.spec
     checkpoint = await session.checkpoint()
     open_dead = await session.open_dead_letters()
@@ -194,6 +196,7 @@ async def run(
             try:
                 row = row_for(spec, normalize(raw) if known is None else known, raw, media_type)
             except RECORD_ERRORS as exc:
+                drifted.wire_error(partner, resource, exc)
                 batcher.add_dead(dead_letter(connector, resource, raw, exc))
                 continue
             batcher.add_row(row)
@@ -286,13 +289,15 @@ async def run(
             checkpoint=batch.checkpoint,
         )
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(fetch)
-        tg.start_soon(produce)
-        tg.start_soon(consume)
+    # Adapters report unknown enum values to the run's partner and resource (drift.bind).
+    with drift.bind(drifted, partner, resource):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(fetch)
+            tg.start_soon(produce)
+            tg.start_soon(consume)
 
-    if options.sweep and not stats.interrupted:
-        await _sweep(session, connector, resource, normalize, stats, metrics, log)
+        if options.sweep and not stats.interrupted:
+            await _sweep(session, connector, resource, normalize, stats, metrics, log)
     return stats
 
 
@@ -329,6 +334,7 @@ async def _sweep(
             # ``fetch_one`` answers bytes alone: stored under the contract's default media type.
             back.rows.append(row_for(session.spec, normalize(raw), raw))
         except RECORD_ERRORS as exc:
+            drift.signal_for(metrics, log).wire_error(connector.info.name, resource, exc)
             back.dead_letters.append(dead_letter(connector, resource, raw, exc))
     if back.rows or back.dead_letters:
         stats.add(await session.apply(back))

@@ -22,6 +22,7 @@ Adapters are pure functions of a record's bytes; they report an unknown value wi
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -98,6 +99,17 @@ class DriftSignal:
         drift = wire_drift(exc)
         if drift is not None:
             self.report(partner, resource, drift)
+
+
+_SIGNALS: weakref.WeakKeyDictionary[Metrics, DriftSignal] = weakref.WeakKeyDictionary()
+
+
+def signal_for(metrics: Metrics, log: Any) -> DriftSignal:
+    """The process's signal for ``metrics`` (one per daemon, so each field logs once)."""
+    signal = _SIGNALS.get(metrics)
+    if signal is None:
+        signal = _SIGNALS[metrics] = DriftSignal(metrics, log)
+    return signal
 
 
 @dataclass(frozen=True)
