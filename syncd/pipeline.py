@@ -34,7 +34,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from pydantic import ValidationError
 
 from syncd.config import ResourceSettings
-from syncd.connectors.base import Connector, Page
+from syncd.connectors.base import Connector, Page, committed_hook
 from syncd.errors import BatchAbandoned, StoreError
 from syncd.models import MAX_ID_LENGTH
 from syncd.observability.metrics import Metrics
@@ -178,6 +178,7 @@ async def run(
     partner = connector.info.name
     stats = stats if stats is not None else RunStats()
     normalize = connector.normalizer(resource)
+    committed = committed_hook(connector)
     spec = session.spec
     checkpoint = await session.checkpoint()
     open_dead = await session.open_dead_letters()
@@ -268,6 +269,8 @@ async def run(
             result = await writer.apply(batch, turn, after)
         except BatchAbandoned:
             return  # the earlier batch's own error ends the run
+        if committed is not None:
+            await committed(resource, batch.checkpoint)
         stats.add(result)
         stats.pages += batch.pages
         stats.fetched += batch.fetched

@@ -167,7 +167,7 @@ def test_example_config_documents_the_real_defaults() -> None:
 
     example = tomllib.loads((Path(__file__).resolve().parents[2] / "config/syncd.example.toml").read_text())
     defaults = Settings.model_validate({}).model_dump(mode="json")
-    info = guesty.INFO
+    info = guesty.PARTNER
     documented: dict[str, object] = {
         "base_url": info.base_url,
         "token_url": info.token_url,
