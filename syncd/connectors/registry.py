@@ -42,7 +42,7 @@ from syncd.http.guards import Guards, LimitSpec
 from syncd.http.tiers import parse_tier
 from syncd.observability.metrics import Metrics
 
-__all__ = ["build_connector", "counted", "discover", "egress", "limit_spec", "partners", "schemas"]
+__all__ = ["build_connector", "counted", "discover", "egress", "limit_spec", "partners", "schemas", "wire"]
 
 ENTRY_POINT_GROUP = "syncd.partners"
 EXPORT = "PARTNER"
@@ -131,12 +131,40 @@ def build_connector(
     log: Any,
     guards: Guards | None = None,
 ) -> Connector:
-    """Wire one integration's driver: its client, throttle (the account's budget and the
-    partner app's), breakers and auth. ``guards`` holds what integrations of one partner
-    share; pass the same one for every integration of a process."""
+    """One integration's driver, built by its partner package from what ``wire`` prepared.
+    ``guards`` holds what integrations of one partner share; pass the same one for every
+    integration of a process."""
     info = partners()[integration.partner]
     if info.connect is None:
         raise KeyError(f"partner {info.name!r} has no driver")
+    return info.connect(
+        wire(
+            info,
+            integration,
+            partner,
+            transport=transport,
+            tokens=tokens,
+            metrics=metrics,
+            log=log,
+            guards=guards,
+        )
+    )
+
+
+def wire(
+    info: PartnerInfo,
+    integration: IntegrationSettings,
+    partner: PartnerSettings,
+    *,
+    transport: httpx.AsyncBaseTransport,
+    tokens: TokenStore,
+    metrics: Metrics,
+    log: Any,
+    guards: Guards | None = None,
+) -> Wiring:
+    """What every partner shares: the integration's client with its throttle (the
+    account's budget and the partner app's), breakers and error rules, and its decrypted
+    credentials. No auth yet: that is the package's choice."""
     guards = guards or Guards(metrics, log)
     throttle, breakers = guards.for_integration(info.name, integration.id, limit_spec(info, partner))
     options = ClientOptions(
@@ -153,7 +181,7 @@ def build_connector(
     client = PartnerClient(
         transport, options, throttle=throttle, breakers=breakers, metrics=metrics, log=log, rules=rules
     )
-    wiring = Wiring(
+    return Wiring(
         info=info,
         integration_id=integration.id,
         client=client,
@@ -164,4 +192,3 @@ def build_connector(
         metrics=metrics,
         log=log,
     )
-    return info.connect(wiring)
