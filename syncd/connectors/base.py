@@ -82,7 +82,10 @@ Normalizer = Callable[[RawRecord], tuple[Any, ...]]
 
 
 class Connector(Protocol):
-    """A partner driver bound to one integration (one partner account)."""
+    """A partner driver bound to one integration (one partner account).
+
+    Optionally also ``async committed(resource, checkpoint)``: see ``committed_hook``.
+    """
 
     info: PartnerInfo
 

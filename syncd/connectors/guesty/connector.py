@@ -339,6 +339,6 @@ class GuestyConnector:
 
     async def rotate_secret(self, new_secret: str) -> None:
         auth = self._client.auth
-        if not isinstance(auth, ClientCredentials):  # pragma: no cover - wired in the registry
+        if not isinstance(auth, ClientCredentials):  # pragma: no cover - as connect() wires it
             raise TypeError("Guesty integrations authenticate with client credentials")
         await auth.rotate_secret(new_secret, self.check_access)
