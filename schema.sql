@@ -53,6 +53,9 @@ CREATE TABLE IF NOT EXISTS credentials (
 -- A secret rotated with `syncd rotate-secret` overrides the configured one, until the
 -- configuration changes: rotated_over_sha256 fingerprints the configured secret it replaced.
 ALTER TABLE credentials ADD COLUMN IF NOT EXISTS rotated_over_sha256 text;
+-- When the token was issued: some partners refuse a token for a moment after issue, and
+-- every process holding it waits until then.
+ALTER TABLE credentials ADD COLUMN IF NOT EXISTS token_issued_at timestamptz;
 
 -- Audit of every token request we made (partners cap them; operators ask "why").
 CREATE TABLE IF NOT EXISTS token_requests (

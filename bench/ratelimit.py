@@ -52,7 +52,7 @@ from syncd.simulator.server import Simulator, SimulatorServer  # noqa: E402
 from syncd.testing import RecordingTransport  # noqa: E402
 
 SAFETY = 0.8
-TIERS = [parse_tier(t) for t in guesty.INFO.rate_limits]
+TIERS = [parse_tier(t) for t in guesty.PARTNER.rate_limits]
 TARGET_USED = 0.95
 TARGET_STOP_S = 10.0
 
@@ -133,7 +133,7 @@ async def scenario(
     throttle, breakers = guards.for_integration(
         "guesty",
         client_id,
-        LimitSpec(tiers=TIERS, safety_factor=SAFETY, max_concurrency=guesty.INFO.max_concurrency),
+        LimitSpec(tiers=TIERS, safety_factor=SAFETY, max_concurrency=guesty.PARTNER.max_concurrency),
     )
     recording = RecordingTransport(PartnerTransport())
     options = ClientOptions(partner="guesty", integration_id=client_id, base_url=server.guesty_api_url)

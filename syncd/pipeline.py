@@ -34,7 +34,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from pydantic import ValidationError
 
 from syncd.config import ResourceSettings
-from syncd.connectors.base import Connector, Page
+from syncd.connectors.base import Connector, Page, committed_hook
 from syncd.errors import BatchAbandoned, StoreError
 from syncd.models import MAX_ID_LENGTH
 from syncd.observability import drift
@@ -180,6 +180,7 @@ async def run(
     stats = stats if stats is not None else RunStats()
     normalize = connector.normalizer(resource)
     drifted = drift.signal_for(metrics, log)
+    committed = committed_hook(connector)
     spec = session.spec
     checkpoint = await session.checkpoint()
     open_dead = await session.open_dead_letters()
@@ -272,6 +273,8 @@ async def run(
             result = await writer.apply(batch, turn, after)
         except BatchAbandoned:
             return  # the earlier batch's own error ends the run
+        if committed is not None:
+            await committed(resource, batch.checkpoint)
         stats.add(result)
         stats.pages += batch.pages
         stats.fetched += batch.fetched

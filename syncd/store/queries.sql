@@ -153,7 +153,7 @@ SELECT EXISTS (
 -- name: lock_credentials
 -- Single-flight token requests across processes: whoever holds this row lock asks.
 SELECT access_token, token_type, token_expires_at, refresh_token, rotation_version,
-       client_secret, previous_client_secret, secret_version, rotated_over_sha256
+       client_secret, previous_client_secret, secret_version, rotated_over_sha256, token_issued_at
 FROM credentials WHERE integration_id = $1 FOR UPDATE;
 
 -- name: ensure_credentials_row
@@ -161,14 +161,14 @@ INSERT INTO credentials (integration_id) VALUES ($1) ON CONFLICT DO NOTHING;
 
 -- name: load_token
 SELECT access_token, token_type, token_expires_at, refresh_token, rotation_version,
-       client_secret, previous_client_secret, secret_version, rotated_over_sha256
+       client_secret, previous_client_secret, secret_version, rotated_over_sha256, token_issued_at
 FROM credentials WHERE integration_id = $1;
 
 -- name: save_token
 -- A rotated refresh token ($5) is saved in the same statement as the access token it came
 -- with, and committed before that access token is used.
 UPDATE credentials SET access_token = $2, access_token_sha256 = $6, token_type = $3,
-    token_expires_at = $4, refresh_token = COALESCE($5, refresh_token),
+    token_expires_at = $4, refresh_token = COALESCE($5, refresh_token), token_issued_at = $7,
     rotation_version = rotation_version + 1, updated_at = now()
 WHERE integration_id = $1;
 

@@ -135,6 +135,7 @@ class StoredToken:
     secret_version: int = 0
     # Fingerprint of the configured secret the rotation replaced (see ClientCredentials).
     rotated_over_sha256: str | None = None
+    issued_at: datetime | None = None  # when the access token came back from the partner
 
 
 @dataclass(frozen=True)

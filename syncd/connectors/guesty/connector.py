@@ -16,7 +16,7 @@ import orjson
 from syncd import errors
 from syncd.config import ResourceSettings
 from syncd.connectors.base import Normalizer, Page, PartnerInfo
-from syncd.connectors.guesty import INFO, adapter, wire
+from syncd.connectors.guesty import PARTNER, adapter, wire
 from syncd.connectors.json_repair import repair_lone_surrogates
 from syncd.connectors.pagination import MAX_CONSECUTIVE_RESCANS, UpdatedSinceCursor, format_ts, parse_ts
 from syncd.http.auth import ClientCredentials
@@ -145,11 +145,11 @@ def _single(body: bytes) -> bytes:
 
 
 class GuestyConnector:
-    info: PartnerInfo = INFO
+    info: PartnerInfo = PARTNER
 
-    def __init__(self, client: PartnerClient, page_size: int = INFO.page_size, log: Any = None) -> None:
+    def __init__(self, client: PartnerClient, page_size: int = PARTNER.page_size, log: Any = None) -> None:
         self._client = client
-        self._page_size = min(page_size, INFO.page_size)
+        self._page_size = min(page_size, PARTNER.page_size)
         self._log = log
 
     def normalizer(self, resource: str) -> Normalizer:
@@ -339,6 +339,6 @@ class GuestyConnector:
 
     async def rotate_secret(self, new_secret: str) -> None:
         auth = self._client.auth
-        if not isinstance(auth, ClientCredentials):  # pragma: no cover - wired in the registry
+        if not isinstance(auth, ClientCredentials):  # pragma: no cover - as connect() wires it
             raise TypeError("Guesty integrations authenticate with client credentials")
         await auth.rotate_secret(new_secret, self.check_access)

@@ -19,16 +19,16 @@ from syncd import pipeline
 from syncd.config import ResourceSettings, Settings, parse_settings
 from syncd.connectors import registry
 from syncd.connectors.base import Page
+from syncd.connectors.guesty.fakes import FakeGuesty, listing
 from syncd.observability.metrics import Metrics
 from syncd.store.postgres import Store
-from syncd.testing import FakeConnector, listing
 
 pytestmark = pytest.mark.anyio
 SETTINGS = ResourceSettings(overlap_s=0)
 
 
 async def run(
-    database_url: str, connector: FakeConnector, sweep: bool = False, stop: anyio.Event | None = None
+    database_url: str, connector: FakeGuesty, sweep: bool = False, stop: anyio.Event | None = None
 ) -> pipeline.RunStats:
     async with Store.open(database_url) as store:
         await store.register_integration("acme", "guesty", True, {"properties": (60.0, True)})
@@ -63,11 +63,11 @@ async def live_ids(database_url: str) -> set[str]:
 
 async def test_sweep_soft_deletes_only_what_a_direct_get_confirms_gone(database_url: str) -> None:
     records = [listing(i) for i in range(300)]
-    await run(database_url, FakeConnector(records))
+    await run(database_url, FakeGuesty(records))
     gone = {records[5]["_id"], records[150]["_id"]}
     shifted = records[7]["_id"]  # missing from the id listing, but a GET still finds it
     remaining = [r for r in records if r["_id"] not in gone]
-    connector = FakeConnector(
+    connector = FakeGuesty(
         remaining,
         listed_ids=[r["_id"] for r in remaining if r["_id"] != shifted],
         existing={r["_id"]: r for r in remaining},
@@ -80,8 +80,8 @@ async def test_sweep_soft_deletes_only_what_a_direct_get_confirms_gone(database_
 
 async def test_a_sweep_that_would_delete_too_much_is_refused(database_url: str) -> None:
     records = [listing(i) for i in range(400)]
-    await run(database_url, FakeConnector(records))
-    truncated = FakeConnector(records, listed_ids=[r["_id"] for r in records[:200]], existing={})
+    await run(database_url, FakeGuesty(records))
+    truncated = FakeGuesty(records, listed_ids=[r["_id"] for r in records[:200]], existing={})
     stats = await run(database_url, truncated, sweep=True)
     assert stats.deleted == 0 and not stats.swept
     assert truncated.fetch_one_calls == []
@@ -91,17 +91,17 @@ async def test_a_sweep_that_would_delete_too_much_is_refused(database_url: str) 
 async def test_a_drain_commits_the_pages_already_fetched_and_stops(database_url: str) -> None:
     stop = anyio.Event()
     stop.set()  # stop requested before the run: it still commits the first page it fetched
-    stats = await run(database_url, FakeConnector([listing(i) for i in range(1000)]), stop=stop)
+    stats = await run(database_url, FakeGuesty([listing(i) for i in range(1000)]), stop=stop)
     assert stats.interrupted and 0 < stats.fetched < 1000
     assert len(await live_ids(database_url)) == stats.fetched
 
 
 async def test_a_dead_letter_resolves_when_the_record_comes_back_clean(database_url: str) -> None:
     bad = listing(1, updated="not-a-date")
-    await run(database_url, FakeConnector([listing(0), bad]))
+    await run(database_url, FakeGuesty([listing(0), bad]))
     fixed = listing(1, updated="2025-01-02T00:00:00.000Z")
     # The partner fixed it (a newer copy appears after the checkpoint).
-    await run(database_url, FakeConnector([listing(0), bad, fixed]))
+    await run(database_url, FakeGuesty([listing(0), bad, fixed]))
     conn = await asyncpg.connect(database_url)
     try:
         rows = await conn.fetch("SELECT external_id, resolved_at FROM dead_letters")
@@ -127,7 +127,7 @@ async def test_a_run_past_its_deadline_stops_keeping_what_it_committed(database_
         {},
         registry.schemas(),
     )  # fmt: skip
-    slow = FakeConnector([listing(i) for i in range(5000)], page_delay_s=0.05)
+    slow = FakeGuesty([listing(i) for i in range(5000)], page_delay_s=0.05)
     async with Store.open(database_url) as store:
         await store.register_integration("acme", "guesty", True, {"properties": (60.0, True)})
         runner = SyncRunner(store, {"acme": slow}, settings, Metrics(), structlog.get_logger(), anyio.Event())
@@ -153,7 +153,7 @@ async def test_nul_characters_never_poison_a_batch(database_url: str) -> None:
     records[3]["title"] = "Loft\u0000 by the sea"
     records[4]["nickname"] = "\u0000"
 
-    class WithGarbage(FakeConnector):
+    class WithGarbage(FakeGuesty):
         async def stream(
             self, resource: str, checkpoint: dict[str, Any] | None, settings: ResourceSettings
         ) -> AsyncGenerator[Page, None]:
@@ -189,7 +189,7 @@ async def test_an_unexpected_error_fails_its_run_not_the_daemon(database_url: st
 
     settings = _acme_settings()
 
-    class Buggy(FakeConnector):
+    class Buggy(FakeGuesty):
         async def stream(
             self, resource: str, checkpoint: dict[str, Any] | None, settings: ResourceSettings
         ) -> AsyncGenerator[Page, None]:
@@ -214,7 +214,7 @@ async def test_values_beyond_their_columns_are_dead_letters_not_a_failed_batch(d
     records[7]["prices"] = {"basePrice": 999_999_999_999.99, "currency": "EUR"}  # the largest that fits
     # A time whose UTC value is before year 1: the driver could not encode it (OverflowError).
     records[8]["lastUpdatedAt"] = "0001-01-01T00:00:00+01:00"
-    stats = await run(database_url, FakeConnector(records))
+    stats = await run(database_url, FakeGuesty(records))
     assert stats.inserted == 7 and stats.dead_lettered == 3
     assert await live_ids(database_url) == {r["_id"] for n, r in enumerate(records) if n not in (2, 5, 8)}
     conn = await asyncpg.connect(database_url)
@@ -236,7 +236,7 @@ async def test_bytes_that_are_not_utf8_in_a_field_we_do_not_map_are_stored_as_se
     records = [listing(i) for i in range(6)]
     sent: dict[str, bytes] = {}
 
-    class WithBadBytes(FakeConnector):
+    class WithBadBytes(FakeGuesty):
         async def stream(
             self, resource: str, checkpoint: dict[str, Any] | None, settings: ResourceSettings
         ) -> AsyncGenerator[Page, None]:
@@ -271,7 +271,7 @@ async def test_records_of_any_format_are_stored_verbatim_with_their_media_type(d
 
     by_xml = {as_xml(r): orjson.dumps(r) for r in records}
 
-    class XmlPartner(FakeConnector):
+    class XmlPartner(FakeGuesty):
         def normalizer(self, resource: str) -> Any:
             json_normalizer = super().normalizer(resource)
             return lambda raw: json_normalizer(by_xml[bytes(raw)])
@@ -303,7 +303,7 @@ async def test_an_id_too_long_to_index_is_an_unidentified_dead_letter(database_u
     records = [listing(i) for i in range(4)]
     # Hex digests: a long id that does not compress (a repeated letter would, and fit).
     records[1]["_id"] = "".join(hashlib.sha256(b"%d" % i).hexdigest() for i in range(80))
-    stats = await run(database_url, FakeConnector(records))
+    stats = await run(database_url, FakeGuesty(records))
     assert stats.inserted == 3 and stats.dead_lettered == 1
     conn = await asyncpg.connect(database_url)
     try:
@@ -324,7 +324,7 @@ async def test_a_run_refused_by_an_open_circuit_goes_again_once_it_closes(databa
 
     settings = _acme_settings()
 
-    class Refused(FakeConnector):
+    class Refused(FakeGuesty):
         async def stream(
             self, resource: str, checkpoint: dict[str, Any] | None, settings: ResourceSettings
         ) -> AsyncGenerator[Page, None]:
