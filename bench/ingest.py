@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from syncd.connectors.guesty import adapter, wire  # noqa: E402
-from syncd.simulator.guesty_render import ListingRenderer  # noqa: E402
+from syncd.simulator.profiles.guesty.render import ListingRenderer  # noqa: E402
 from syncd.store.embedded import EmbeddedPostgres  # noqa: E402 - after the path tweak
 from syncd.store.types import TABLES, row_for  # noqa: E402
 

@@ -18,7 +18,7 @@ import pytest
 
 from syncd.config import Settings, parse_settings
 from syncd.connectors import registry
-from syncd.simulator.guesty_data import GuestyAccount
+from syncd.simulator.profiles.guesty.data import GuestyAccount
 from syncd.simulator.server import SimulatorServer
 
 

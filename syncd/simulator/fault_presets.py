@@ -4,7 +4,7 @@
   requests, split across kinds in row 6's proportions 20:10:5:5:2 (5xx, read timeouts,
   RST mid-body, truncated bodies, bad JSON); ``dirty_network(42)`` is row 6 exactly.
 - ``storm_429(seconds, then_percent)``: RELIABILITY row 7. Every data API request
-  (``/v1/*``: the token endpoint has its own cap) answers 429 for ``seconds``, then
+  (``@api``: token endpoints have their own caps) answers 429 for ``seconds``, then
   ``then_percent``% do; ``Retry-After`` alternates delta-seconds and HTTP-date.
 - ``outage(seconds)``: RELIABILITY row 17. Every request fails for ``seconds``, then
   the partner recovers.

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from syncd.simulator import limits
-from syncd.simulator.guesty_data import GuestyAccount
+from syncd.simulator.profiles.guesty.data import GuestyAccount
 from syncd.simulator.server import Simulator, SimulatorServer
 from syncd.store.embedded import EmbeddedPostgres
 from tests.support import assert_matches_truth, db_rows, guesty_config, open_daemon, poll_until, write_config
