@@ -81,7 +81,8 @@ def running_simulator(
     proc = subprocess.Popen(
         [
             sys.executable, "-m", "syncd", "simulate", "--port", str(port), "--listings", str(listings),
-            "--reservations-per-listing", "0", "--no-limits", "--generation", str(generation),
+            "--accounts", "guesty=1", "--reservations-per-listing", "0", "--no-limits",
+            "--generation", str(generation),
             *(["--prerender"] if prerender else []),
         ],
         stdout=subprocess.PIPE,
@@ -112,8 +113,8 @@ batch_size = {batch_size}
 [web]
 enabled = false
 [partners.guesty]
-base_url = "{base}/v1"
-token_url = "{base}/oauth2/token"
+base_url = "{base}/guesty/v1"
+token_url = "{base}/guesty/oauth2/token"
 rate_limits = []
 [[integrations]]
 id = "bench"

@@ -50,8 +50,8 @@ def guesty_config(
         "web": {"enabled": web, "port": 0},
         "partners": {
             "guesty": {
-                "base_url": server.guesty_api_url,
-                "token_url": server.guesty_token_url,
+                "base_url": server.url("guesty", "/v1"),
+                "token_url": server.url("guesty", "/oauth2/token"),
                 "rate_limits": rate_limits or [],
             }
         },

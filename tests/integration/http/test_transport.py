@@ -38,7 +38,9 @@ TIMEOUTS: dict[str, Any] = {"timeout": {"connect": 2.0, "read": 2.0, "write": 2.
 async def served(sim: Simulator) -> AsyncIterator[tuple[SimulatorServer, httpx.AsyncClient]]:
     async with (
         SimulatorServer(sim) as server,
-        httpx.AsyncClient(base_url=server.base_url, transport=partner_transport(), timeout=5.0) as client,
+        httpx.AsyncClient(
+            base_url=server.url("guesty"), transport=partner_transport(), timeout=5.0
+        ) as client,
     ):
         yield server, client
 
@@ -78,7 +80,7 @@ async def test_a_page_arrives_whole_and_the_connection_is_reused() -> None:
     assert len(orjson.loads(response.content)["results"]) == 100
     assert "x-ratelimit-limit-second" in response.headers
     assert again.status_code == 200
-    [first, _] = sim.request_log.entries(path=LISTINGS)
+    [first, _] = sim.request_log.entries(path="/guesty" + LISTINGS)
     assert "skip=20" in first.raw_query
 
 
@@ -157,12 +159,12 @@ async def test_the_partner_client_labels_wire_failures() -> None:
     )
     metrics = Metrics()
     async with SimulatorServer(sim) as server, partner_transport() as transport:
-        async with httpx.AsyncClient(base_url=server.base_url) as plain:
+        async with httpx.AsyncClient(base_url=server.url("guesty")) as plain:
             auth = await _auth(plain)
         options = ClientOptions(
             partner="guesty",
             integration_id="t",
-            base_url=server.guesty_api_url,
+            base_url=server.url("guesty", "/v1"),
             max_attempts=1,
             read_timeout_s=0.3,
         )
@@ -201,19 +203,19 @@ async def test_the_partner_client_sends_exactly_its_query_and_form() -> None:
         "filters": filters.decode(),
     }
     async with SimulatorServer(sim) as server, partner_transport() as transport:
-        client = client_for(transport, server.guesty_api_url)
+        client = client_for(transport, server.url("guesty", "/v1"))
         form = {
             "grant_type": "client_credentials",
             "client_id": CLIENT_ID,
             "client_secret": SECRET,
             "scope": "open-api",
         }
-        token = await client.post_form_json(server.base_url + "/oauth2/token", "/oauth2/token", form)
+        token = await client.post_form_json(server.url("guesty", "/oauth2/token"), "/oauth2/token", form)
         client.auth = HeaderAuth("Authorization", f"Bearer {token['access_token']}")
         page = await client.get("/listings", params=params, decode=orjson.loads)
     truth = sorted(sim.account(CLIENT_ID).truth_listings(), key=lambda t: (t.payload["lastUpdatedAt"], t.id))
     assert [r["_id"] for r in page["results"]] == [t.id for t in truth[2:5]]
-    [sent] = sim.request_log.entries(path=LISTINGS)
+    [sent] = sim.request_log.entries(path="/guesty" + LISTINGS)
     assert dict(sent.query) == {k: str(v) for k, v in params.items()}
 
 

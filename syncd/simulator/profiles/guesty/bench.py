@@ -86,7 +86,9 @@ async def bench_http(listings: int = 100_000, pages: int = 200) -> dict[str, flo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m syncd.simulator.profiles.guesty.bench", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m syncd.simulator.profiles.guesty.bench", description=__doc__
+    )
     parser.add_argument("--pages", type=int, default=300)
     parser.add_argument("--listings", type=int, default=1_000_000)
     parser.add_argument("--http", action="store_true", help="also measure loopback round trips")
