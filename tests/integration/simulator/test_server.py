@@ -12,6 +12,7 @@ import anyio
 import httpx
 import pytest
 
+from syncd import cli as syncd_cli
 from syncd.simulator import __main__ as cli
 from syncd.simulator import server
 from syncd.simulator.profile import discover
@@ -111,6 +112,11 @@ def test_cli_refuses_non_loopback_and_parses_options() -> None:
         cli.options_from_args(parser.parse_args(["--accounts", "nosuchpartner=1"]))
     with pytest.raises(SystemExit):
         parser.parse_args(["--accounts", "guesty=many"])
+
+
+def test_syncd_simulate_refuses_an_unknown_partner(capsys: pytest.CaptureFixture[str]) -> None:
+    assert syncd_cli.main(["simulate", "--port", "0", "--accounts", "nosuchpartner=1"]) == 2
+    assert "no simulator profile nosuchpartner" in capsys.readouterr().err
 
 
 def test_build_simulator_uses_deterministic_credentials() -> None:
