@@ -23,14 +23,18 @@ Writing one (routes + dataset + quirks):
 - ``error(status, message, headers)``: the partner's error envelope, used for the
   gateway's 429s and for injected 5xx/429 faults; ``rate_headers``: what every answer
   advertises about the limits (``X-RateLimit-*`` by default; return ``{}`` for none).
-- ``revoke(account)``: invalidate its issued credentials (the ``revoke_tokens`` fault);
+- ``credentials(n)``: the n-th CLI account's (id, secret), ``{name}-acct-{n}`` by default;
+  ``revoke(account)``: invalidate its issued credentials (the ``revoke_tokens`` fault);
   ``issued_credentials()``: every live token, so tests can check none leaks into logs.
 - ``dataset(seed, size, options)``: a fresh, deterministic dataset for a new account;
   ``describe``, ``mutate`` and ``truth``: the control plane's view of it (sizes, the
   insert/edit/delete hook tests and demos drive, and the NDJSON ground truth).
 
 A profile instance belongs to one ``Simulator``; ``self.runtime`` gives it the clocks
-(wall-clock seconds for token expiry) and ``self.settings`` the token knobs.
+(wall-clock seconds for token expiry) and ``self.settings`` the token knobs. Fault rules
+match routes by their template below the prefix (``/v1/listings``) and ``partners``; the
+request log records the full path (``/guesty/v1/listings``). ``profiles/guesty/api.py``
+is a complete profile; the test ``test_profile_contract`` holds a minimal API-key one.
 """
 
 from __future__ import annotations
