@@ -19,7 +19,7 @@ import pytest
 
 from syncd.config import Settings, parse_settings
 from syncd.connectors import registry
-from syncd.simulator.guesty_data import GuestyAccount
+from syncd.simulator.profiles.guesty.data import GuestyAccount
 from syncd.simulator.server import SimulatorServer
 
 
@@ -99,8 +99,8 @@ def guesty_config(
         document["resources"]["reservations"] = {"interval_s": interval_s, "overlap_s": overlap_s}
         integrations.append(document)
     partner = {
-        "base_url": server.guesty_api_url,
-        "token_url": server.guesty_token_url,
+        "base_url": server.url("guesty", "/v1"),
+        "token_url": server.url("guesty", "/oauth2/token"),
         "rate_limits": rate_limits or [],
     }
     return daemon_config(

@@ -16,25 +16,6 @@ from syncd.connectors import registry
 
 SYNCD = Path(registry.__file__).resolve().parents[1]
 
-# Generic modules that still name a partner. They are owned by the simgw/resources
-# branches; empty once merged (the simulator gateway moves partner code into
-# syncd/simulator/profiles/<partner>/, the demo's config moves out of the module).
-NAMES_PENDING_ELSEWHERE = {
-    "syncd/cli.py",  # `syncd simulate` help (simgw)
-    "syncd/demo.py",
-    "syncd/simulator/__main__.py",
-    "syncd/simulator/control.py",
-    "syncd/simulator/fault_spec.py",
-    "syncd/simulator/guesty_api.py",
-    "syncd/simulator/guesty_auth.py",
-    "syncd/simulator/guesty_data.py",
-    "syncd/simulator/guesty_pools.py",
-    "syncd/simulator/guesty_query.py",
-    "syncd/simulator/guesty_render.py",
-    "syncd/simulator/limits.py",
-    "syncd/simulator/server.py",
-}
-
 
 @pytest.fixture
 def fresh_catalogue() -> Iterator[None]:
@@ -78,9 +59,7 @@ def test_generic_modules_name_no_partner(fresh_catalogue: None) -> None:
     names = set(registry.partners())
     assert names, "no partner package discovered"
     offending = generic_files_naming(names)
-    assert {f: n for f, n in offending.items() if f not in NAMES_PENDING_ELSEWHERE} == {}
-    # The allow-list only shrinks: a file that no longer names a partner leaves it.
-    assert sorted(NAMES_PENDING_ELSEWHERE - offending.keys()) == []
+    assert offending == {}
 
 
 def test_every_package_under_syncd_connectors_exporting_a_partner_is_found(fresh_catalogue: None) -> None:
