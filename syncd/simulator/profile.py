@@ -182,8 +182,17 @@ class Profile(Generic[D]):
         raise NotImplementedError
 
     def truth(self, data: D, kind: str | None) -> Iterable[bytes]:
-        """NDJSON lines of the ground truth; ValueError for an unknown ``kind``."""
+        """NDJSON lines ``{"id", "payload", ...}`` of the live records the partner serves
+        now, ``payload`` being the record exactly as the API renders it. ``kind`` is a
+        canonical resource name (``properties``, ``reservations``: what partner-neutral
+        tests ask for; a profile may accept its own names too) or None for all;
+        ValueError for an unknown one."""
         raise NotImplementedError
+
+    def config_credentials(self, account_id: str, secret: str) -> dict[str, str]:
+        """An account's credentials as an integration configures them for this partner's
+        connector (the daemon's ``credentials`` table); client credentials by default."""
+        return {"client_id": account_id, "client_secret": secret}
 
 
 def discover() -> dict[str, type[Profile[object]]]:

@@ -49,6 +49,9 @@ _KINDS: Final[Mapping[str | None, tuple[Kind, ...]]] = {
     None: ("listing", "reservation"),
     "listing": ("listing",),
     "reservation": ("reservation",),
+    # The canonical resources' names, as partner-neutral tests and tools ask for them.
+    "properties": ("listing",),
+    "reservations": ("reservation",),
 }
 
 
@@ -176,7 +179,7 @@ class GuestyProfile(Profile[GuestyAccount]):
     def truth(self, data: GuestyAccount, kind: str | None) -> Iterable[bytes]:
         kinds = _KINDS.get(kind)
         if kinds is None:
-            raise ValueError("kind must be listing or reservation")
+            raise ValueError("kind must be listing (properties) or reservation (reservations)")
         return data.truth_ndjson(kinds)
 
 
