@@ -4,11 +4,11 @@
   request is property-scoped (``propertyID``, a comma-list on ``getReservations``).
 * Auth: an API key ``x-api-key: cbat_...`` (preferred, no expiry) or OAuth2 with 8 h
   access tokens and *sliding* refresh tokens (a used refresh token is gone, so a refresh
-  must be single-flight and its result committed before use). The wiring sets it.
+  must be single-flight and its result committed before use: ``wiring.refresh_token_grant``).
 * Limits: 10 req/s for tech partners, 5 req/s for properties, per client id; a breach
   risks suspension of the credentials, so we declare the lower figure and stay below it.
 * Errors: HTTP 200 ``{"success": false, "message": ...}`` for business errors
-  (``adapter.body_error`` classifies them); 401 ``{"error": "access_denied"}``.
+  (``classify_body``, from ``adapter.body_error``); 401 ``{"error": "access_denied"}``.
 * Payloads: ids are strings holding numbers; datetimes ``YYYY-MM-DD HH:MM:SS`` in the
   *property's* local time (``propertyTimezone`` from ``getHotels``); dates ``YYYY-MM-DD``.
 
@@ -22,9 +22,49 @@ be finer, but no list payload ties a reservation to exactly one of them.
 
 from __future__ import annotations
 
-from syncd.connectors.base import PartnerInfo
+from typing import TYPE_CHECKING, Any
 
-INFO = PartnerInfo(
+from syncd import errors
+from syncd.connectors.base import Connector, PartnerInfo
+from syncd.errors import ErrorClass
+
+if TYPE_CHECKING:
+    from syncd.connectors.wiring import Wiring
+
+TOKEN_ENDPOINT = "/access_token"
+OAUTH = frozenset({"client_id", "client_secret", "refresh_token"})
+
+
+def classify_body(status: int, body: Any) -> errors.PartnerError | None:
+    """A success status carrying ``{"success": false}`` is the error its message names; a
+    record that is "not found" is the RPC's 404."""
+    from syncd.connectors.cloudbeds.adapter import body_error
+
+    found = body_error(body) if 200 <= status < 300 else None
+    if found is None:
+        return None
+    kind, message = found
+    if "not found" in message.lower():
+        return errors.PartnerRejected(message, status=404)
+    if kind is ErrorClass.AUTH:
+        return errors.AuthFailed(message, status=status)
+    if kind is ErrorClass.RATE_LIMITED:
+        return errors.RateLimited(message, status=status)
+    return errors.PartnerRejected(message, status=status)
+
+
+def connect(wiring: Wiring) -> Connector:
+    """An API key (``x-api-key``), or OAuth2 with sliding refresh tokens."""
+    from syncd.connectors.cloudbeds.connector import CloudbedsConnector
+
+    if "api_key" in wiring.credentials:
+        wiring.client.auth = wiring.api_key("x-api-key")
+    else:
+        wiring.client.auth = wiring.refresh_token_grant(endpoint=TOKEN_ENDPOINT)
+    return CloudbedsConnector(wiring.client, wiring.page_size)
+
+
+PARTNER = PartnerInfo(
     name="cloudbeds",
     base_url="https://api.cloudbeds.com/api/v1.3",
     token_url="https://api.cloudbeds.com/api/v1.3/access_token",
@@ -36,4 +76,7 @@ INFO = PartnerInfo(
     credential_keys=frozenset({"api_key"}),
     app_rate_limits=("5/s",),
     app_max_concurrency=4,
+    connect=connect,
+    other_credential_sets=(OAUTH,),
+    classify_body=classify_body,
 )

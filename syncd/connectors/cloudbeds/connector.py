@@ -31,7 +31,7 @@ import msgspec
 from syncd import errors
 from syncd.config import ResourceSettings
 from syncd.connectors.base import Normalizer, Page, PartnerInfo
-from syncd.connectors.cloudbeds import INFO, adapter, wire
+from syncd.connectors.cloudbeds import PARTNER, adapter, wire
 from syncd.connectors.pagination import MAX_CONSECUTIVE_RESCANS, format_ts, parse_ts
 from syncd.http.client import PartnerClient
 from syncd.models import MAX_ID_LENGTH
@@ -39,33 +39,20 @@ from syncd.store.types import RawRecord
 
 BATCH = 100  # property ids per getReservations request: its URL stays a few hundred bytes
 HOTELS_TTL_S = 900.0  # the property list (timezones, currencies) is re-read this often
-_ERRORS = {"auth": errors.AuthFailed, "rate_limited": errors.RateLimited, "client": errors.PartnerRejected}
 _KEY = {"properties": "propertyID", "reservations": "reservationID"}
 _RAW_ID = {k: re.compile(rb'"%s"\s*:\s*"?([0-9A-Za-z_-]{1,64})' % k.encode()) for k in _KEY.values()}
 
 
-def _check(status: wire.Status) -> None:
-    """A body without ``success: true`` is never data: the partner's error, or undecodable."""
-    if status.success is True:
-        return
-    found = adapter.body_error({"success": status.success, "message": status.message})
-    if found is None:
-        raise ValueError("a response without success: true")
-    kind, message = found
-    raise _ERRORS[kind](message, status=200)
-
-
 def _listed(body: bytes) -> wire.Listed:
-    _check(wire.STATUS.decode(body))
-    return wire.LISTED.decode(body)
+    """A list; ``{"success": false}`` bodies never get here (``classify_body`` raised)."""
+    got = wire.LISTED.decode(body)
+    if got.success is not True:
+        raise ValueError("a response without success: true")
+    return got
 
 
-def _single(body: bytes) -> bytes | None:
-    got = wire.SINGLE.decode(body)
-    if got.success is False and isinstance(got.message, str) and "not found" in got.message.lower():
-        return None  # how an RPC method says 404
-    _check(wire.Status(got.success, got.message))
-    data = bytes(got.data)
+def _single(body: bytes) -> bytes:
+    data = bytes(wire.SINGLE.decode(body).data)
     if not data.startswith(b"{"):
         raise ValueError("a response without a record")
     return data
@@ -113,11 +100,11 @@ class _Hotels:
 
 
 class CloudbedsConnector:
-    info: PartnerInfo = INFO
+    info: PartnerInfo = PARTNER
 
-    def __init__(self, client: PartnerClient, page_size: int = INFO.page_size) -> None:
+    def __init__(self, client: PartnerClient, page_size: int = PARTNER.page_size) -> None:
         self._client = client
-        self._size = min(page_size, INFO.page_size)
+        self._size = min(page_size, PARTNER.page_size)
         self._hotels = _Hotels()
 
     def normalizer(self, resource: str) -> Normalizer:

@@ -1,5 +1,5 @@
 """The Cloudbeds dataset served over loopback HTTP for the connector's tests: the methods
-the connector calls, nothing more (the simulator gateway's profile routes come later)."""
+the connector calls, nothing more (no gateway: no faults, limits or auth beyond the key)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ from starlette.routing import Route
 from syncd.config import ResourceSettings
 from syncd.connectors.base import Page
 from syncd.connectors.cloudbeds.connector import CloudbedsConnector
+from syncd.connectors.cloudbeds import PARTNER
 from syncd.http.auth import HeaderAuth
+from syncd.http.classify import PartnerRules
 from syncd.http.client import ClientOptions, PartnerClient
 from syncd.http.throttle import Throttle
 from syncd.http.transport import PartnerTransport
@@ -116,6 +118,7 @@ async def serving(served: Served) -> AsyncIterator[CloudbedsConnector]:
             metrics=Metrics(),
             log=get_logger(),
             auth=HeaderAuth("x-api-key", API_KEY),
+            rules=PartnerRules(body_error=PARTNER.classify_body),
         )
         # A failing test must not cancel uvicorn mid-serve (its sockets would outlive the
         # loop): the failure waits for a graceful shutdown, then propagates.
