@@ -4,6 +4,7 @@
 * Datetimes are ``YYYY-MM-DD HH:MM:SS`` in the property's local time: made UTC with its
   IANA zone (``Local``, from ``getHotels``); ``dateModifiedUTC`` (rate-details variant)
   wins when present. A wall time that occurs twice (clocks going back) reads as the first.
+* A reservation of a property the account does not list is a dead letter.
 * Ids are strings holding numbers (integers from older keys and webhooks): kept as text.
 * A hotel has no update time: its ``source_updated_at`` is when it was fetched.
 * ``not_confirmed`` is pending; ``no_show`` and the webhooks' ``in_progress`` have no
@@ -44,6 +45,11 @@ class Local:
 
     zone: tzinfo | None
     currency: str | None
+
+
+# What a connector that has listed no property yet lends (offline normalizing: tools and
+# tests; a sync always lists the properties first): wall times read as UTC.
+_NOWHERE = Local(UTC, None)
 
 
 def local_of(hotel: wire.Hotel) -> Local:
@@ -99,7 +105,7 @@ def hotel_values(raw: bytes, fetched_at: datetime) -> tuple[Any, ...]:
 def reservation_values(raw: bytes, hotels: Mapping[str, Local]) -> tuple[Any, ...]:
     r = wire.RESERVATION.decode(raw)
     property_id = str(r.propertyID)
-    local = hotels.get(property_id)
+    local = hotels.get(property_id, None if hotels else _NOWHERE)
     if local is None:
         raise ValueError(f"property {property_id!r} is not one of this account's")
     zone = local.zone

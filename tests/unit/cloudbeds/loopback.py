@@ -18,8 +18,8 @@ from starlette.routing import Route
 
 from syncd.config import ResourceSettings
 from syncd.connectors.base import Page
-from syncd.connectors.cloudbeds.connector import CloudbedsConnector
 from syncd.connectors.cloudbeds import PARTNER
+from syncd.connectors.cloudbeds.connector import CloudbedsConnector
 from syncd.http.auth import HeaderAuth
 from syncd.http.classify import PartnerRules
 from syncd.http.client import ClientOptions, PartnerClient

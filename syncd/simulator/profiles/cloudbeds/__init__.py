@@ -1,2 +1,8 @@
-"""The Cloudbeds profile of the simulator: its dataset (``data``), answering the documented
-methods (partners.md section 3); the gateway's routes call into it."""
+"""The Cloudbeds PMS API fake: routes, API keys and sliding OAuth tokens (``api``), the
+dataset answering the documented methods (``data``, ``records``)."""
+
+from __future__ import annotations
+
+from syncd.simulator.profiles.cloudbeds.api import CloudbedsProfile as PROFILE
+
+__all__ = ["PROFILE"]
