@@ -175,7 +175,7 @@ class CloudbedsProfile(Profile[CloudbedsAccount]):
         return {"seed": data.seed, "listings": properties, "reservations": reservations}
 
     def mutate(self, data: CloudbedsAccount, count: int, seed: int) -> dict[str, object]:
-        done = dataclasses.asdict(data.mutate(count, seed))
+        done = dataclasses.asdict(data.mutate(count, seed, cancel=True))
         return {key: len(ids) for key, ids in done.items()}
 
     def truth(self, data: CloudbedsAccount, kind: str | None) -> Iterable[bytes]:
@@ -183,7 +183,8 @@ class CloudbedsProfile(Profile[CloudbedsAccount]):
         if kinds is None:
             raise ValueError("kind must be properties or reservations")
         for name in kinds:
-            for i in data.live_hotels():
+            # Reservations are never swept: a deleted property's stay as last served.
+            for i in data.live_hotels() if name == "properties" else range(data.hotels):
                 items = [data.hotel(i).item()] if name == "properties" else []
                 items += [data.booking(j).item() for j in data.of_hotel(i)] if name == "reservations" else []
                 yield b"".join(

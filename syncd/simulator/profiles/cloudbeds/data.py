@@ -26,6 +26,7 @@ not through the adapter; a property's ``source_updated_at`` is None: the API has
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -59,6 +60,7 @@ class Mutations:
     inserted: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     silent: list[str] = field(default_factory=list)
+    canceled: list[str] = field(default_factory=list)
     hotels_renamed: list[str] = field(default_factory=list)
     hotels_inserted: list[str] = field(default_factory=list)
     hotels_deleted: list[str] = field(default_factory=list)
@@ -85,6 +87,7 @@ class CloudbedsAccount:
         self.modified: dict[int, int] = {}  # reservation -> dateModified, once mutated
         self.edits: dict[int, int] = {}
         self.gone: set[int] = set()
+        self.canceled: set[int] = set()
         self.placed: dict[int, int] = {}  # inserted reservation -> its hotel
         self.created: dict[int, int] = {}
         self.added: dict[int, list[int]] = {}  # hotel -> its inserted reservations
@@ -107,7 +110,8 @@ class CloudbedsAccount:
         at = self.placed.get(j, j // self.k if self.k else 0)
         modified = self.modified.get(j, rec.T0 + j // rec.TIE)
         created = self.created.get(j) or rec.base_created(self.seed, j)
-        return rec.booking(self.seed, j, self.hotel(at), modified, created, self.edits.get(j, 0))
+        b = rec.booking(self.seed, j, self.hotel(at), modified, created, self.edits.get(j, 0))
+        return dataclasses.replace(b, status="canceled") if j in self.canceled else b
 
     def reservation_index(self, reservation_id: str) -> int | None:
         j = _index(reservation_id, rec.RESERVATION_ID0)
@@ -170,11 +174,14 @@ class CloudbedsAccount:
 
     # -- mutations --------------------------------------------------------------------
 
-    def mutate(self, count: int, seed: int, silent: bool = False) -> Mutations:
+    def mutate(self, count: int, seed: int, silent: bool = False, cancel: bool = False) -> Mutations:
         """``count`` deterministic mutations: 45 % reservation edits, 20 % inserts, 10 %
         deletions, 15 % property renames, 5 % property inserts, 5 % property deletions.
-        With ``silent``, a tenth of the edits leave ``dateModified`` alone."""
-        out = Mutations()
+        With ``silent``, a tenth of the edits leave ``dateModified`` alone. With ``cancel``
+        (what a sync can reflect: reservations are never swept), reservations are canceled
+        instead of deleted, and a property deleted had no reservation change in this call
+        (its reservations stay as a sync last saw them)."""
+        out, touched = Mutations(), set()
         self._mutations += 1
         for n in range(count):
             h = rec.mix64(rec.mix64(self.seed ^ seed << 20 ^ self._mutations << 40) ^ n)
@@ -187,14 +194,17 @@ class CloudbedsAccount:
                     out.silent.append(rec.str_id(rec.RESERVATION_ID0, j))
                     continue
                 self.modified[j] = self.clock
-                (out.updated if roll < 45 else out.deleted).append(rec.str_id(rec.RESERVATION_ID0, j))
+                touched.add(self.placed.get(j, j // max(1, self.k)))
+                kind = out.updated if roll < 45 else out.canceled if cancel else out.deleted
+                kind.append(rec.str_id(rec.RESERVATION_ID0, j))
                 if roll >= 45:
-                    self.gone.add(j)
+                    (self.canceled if cancel else self.gone).add(j)
             elif roll < 75 and live:
                 i = live[(h >> 8) % len(live)]
                 j = self.reservations
                 self.reservations += 1
                 self.placed[j], self.created[j], self.modified[j] = i, self.clock, self.clock
+                touched.add(i)
                 self.added.setdefault(i, []).append(j)
                 out.inserted.append(rec.str_id(rec.RESERVATION_ID0, j))
             elif roll < 90 and live:
@@ -205,8 +215,10 @@ class CloudbedsAccount:
             elif roll < 95 or not live:
                 self.hotels += 1
                 out.hotels_inserted.append(self.hotel(self.hotels - 1).id)
+            elif cancel and not (idle := [i for i in live if i not in touched]):
+                continue
             else:
-                i = live[(h >> 8) % len(live)]
+                i = (idle if cancel else live)[(h >> 8) % len(idle if cancel else live)]
                 self.hotels_gone.add(i)
                 out.hotels_deleted.append(self.hotel(i).id)
         return out
