@@ -229,6 +229,9 @@ class ResourceSettings(_Frozen):
     overlap_s: float = Field(default=DEFAULT_OVERLAP_S, ge=0)
     deletion_sweep: bool = True
     deletion_sweep_interval_s: float = Field(default=86_400.0, ge=0)
+    # For partners whose update-time filter can miss changes: a connector that honours it
+    # walks everything again this often (None: never; the first run always does).
+    full_resync_interval_s: float | None = Field(default=None, gt=0)
     # A run that takes longer stops (keeping what it committed) and is retried later.
     run_deadline_s: float = Field(default=6 * 3600.0, gt=0)
 

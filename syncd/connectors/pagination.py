@@ -18,7 +18,7 @@ out of view. Two dangers remain and are handled here:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -127,3 +127,70 @@ class OffsetCursor:
         if count < 0:
             raise ValueError("count must be >= 0")
         return OffsetCursor(self.offset + count)
+
+
+@dataclass(frozen=True)
+class NewestFirstCursor:
+    """A walk down a list sorted newest first by update time whose pages are numbered:
+    each request asks for the records updated at or before ``before`` (the oldest time read
+    so far; None: the top), from page 1, dropping the ids consumed at ``before`` (``seen``).
+
+    A numbered walk over a changing list skips or repeats records; this one is anchored:
+    a record updated meanwhile moves above ``before`` and shifts nothing below it (the next
+    run's overlap reads it). Only more records sharing ``before`` than a page holds need
+    page numbers past 1; if the list under the same filter then changes size (``total``),
+    some may have shifted, so the group is read again from page 1. ``newest`` is the newest
+    update time the walk read (the partner's clock, not ours): where the next run starts,
+    minus its overlap.
+    """
+
+    before: datetime | None = None
+    seen: tuple[str, ...] = ()
+    page: int = 1
+    total: int | None = None  # what the last answer for ``before`` reported
+    newest: datetime | None = None
+    done: bool = False
+    rereads: int = 0
+
+    @classmethod
+    def of(cls, checkpoint: dict[str, Any]) -> NewestFirstCursor:
+        seen, page = checkpoint.get("seen") or (), checkpoint.get("page")
+        return cls(
+            parse_ts(checkpoint.get("before")),
+            tuple(map(str, seen)),
+            page if isinstance(page, int) and page > 0 else 1,
+            newest=parse_ts(checkpoint.get("newest")),
+        )
+
+    def to_checkpoint(self) -> dict[str, Any]:
+        stamps = {"before": self.before, "newest": self.newest}
+        return {k: v and format_ts(v) for k, v in stamps.items()} | {
+            "seen": list(self.seen),
+            "page": self.page,
+        }
+
+    def advance(
+        self, records: Sequence[Any], total: Any, size: int, ts_of: TimestampOf, id_of: IdOf
+    ) -> tuple[list[Any], NewestFirstCursor]:
+        """The page's records not consumed yet, and the cursor after them (``done`` after a
+        short page). ValueError for a full page that moves nothing, again and again: the
+        list is not sorted as documented, and walking on would loop."""
+        consumed = set(self.seen)
+        fresh = [r for r in records if id_of(r) not in consumed]
+        newest = self.newest or next((t for t in map(ts_of, records) if t is not None), None)
+        total = total if isinstance(total, int) else None
+        if self.page > 1 and self.total is not None and total != self.total:
+            # The group at ``before`` moved under its page numbers: this page may be shifted,
+            # so it is dropped and the group read again from page 1.
+            return [], replace(self, page=1, total=None, newest=newest, rereads=self.rereads + 1)
+        if len(records) < size:
+            return fresh, NewestFirstCursor(self.before, self.seen, newest=newest, done=True)
+        oldest = next((t for t in map(ts_of, reversed(records)) if t is not None), None)
+        rereads = 0 if fresh else self.rereads + 1
+        if oldest is None or (oldest == self.before and rereads > MAX_CONSECUTIVE_RESCANS):
+            raise ValueError(f"a full page without progress at {self.before}")
+        at_oldest = [i for r in records if ts_of(r) == oldest and (i := id_of(r)) is not None]
+        if oldest != self.before:  # page 1 under the new filter first: it sets ``total``
+            return fresh, NewestFirstCursor(oldest, tuple(at_oldest), newest=newest)
+        seen = tuple(dict.fromkeys([*self.seen, *at_oldest]))
+        return fresh, NewestFirstCursor(oldest, seen, self.page + 1, total, newest, rereads=rereads)

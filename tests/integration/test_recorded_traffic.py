@@ -97,7 +97,8 @@ async def test_a_recorded_sync_replays_offline_to_the_same_rows(
     ).run()
     outcomes = await db_rows(
         database_url,
-        "SELECT s.last_outcome, t.last_error FROM schedules s JOIN sync_state t USING (integration_id, resource)"
+        "SELECT s.last_outcome, t.last_error FROM schedules s"
+        " JOIN sync_state t USING (integration_id, resource)"
         " WHERE integration_id = 'replayed' AND resource = ANY($1::text[])",
         resumable,
     )

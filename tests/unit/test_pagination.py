@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syncd.connectors.pagination import EPOCH, UpdatedSinceCursor, format_ts, parse_ts
+from syncd.connectors.pagination import EPOCH, NewestFirstCursor, UpdatedSinceCursor, format_ts, parse_ts
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -137,3 +138,56 @@ def test_a_time_without_a_utc_value_is_unparseable_not_a_crash() -> None:
     assert parse_ts("0001-01-01T00:00:00+01:00") is None
     assert parse_ts("9999-12-31T23:00:00-02:00") is None
     assert parse_ts("2025-01-01T01:00:00+01:00") == parse_ts("2025-01-01T00:00:00Z")
+
+
+class NewestFirstPartner:
+    """A list sorted newest first by (ts, id), a ``ts <= x`` filter and numbered pages."""
+
+    def __init__(self, timestamps: list[int]) -> None:
+        self.ts = {f"r{i:04d}": ts for i, ts in enumerate(timestamps)}
+
+    def query(self, before: datetime | None, number: int, size: int) -> tuple[list[dict[str, Any]], int]:
+        upto = None if before is None else int((before - T0).total_seconds())
+        rows = sorted(((t, r) for r, t in self.ts.items() if upto is None or t <= upto), reverse=True)
+        start = (number - 1) * size
+        return [{"id": r, "ts": T0 + timedelta(seconds=t)} for t, r in rows[start : start + size]], len(rows)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    timestamps=st.lists(st.integers(0, 30), min_size=0, max_size=120),
+    size=st.integers(1, 7),
+    edits=st.lists(st.tuples(st.integers(0, 119), st.booleans()), max_size=5),
+)
+def test_newest_first_walk_reads_every_record_not_edited_meanwhile_once(
+    timestamps: list[int], size: int, edits: list[tuple[int, bool]]
+) -> None:
+    partner = NewestFirstPartner(timestamps)
+    cursor, read, edited = NewestFirstCursor(), [], set()
+    for step in range(10_000):
+        if cursor.done:
+            break
+        page, total = partner.query(cursor.before, cursor.page, size)
+        fresh, cursor = cursor.advance(page, total, size, lambda r: r["ts"], lambda r: r["id"])
+        read += [r["id"] for r in fresh]
+        if step < len(edits) and partner.ts:  # an edit moves a record to the top (or ties it)
+            index, tie = edits[step]
+            rid = sorted(partner.ts)[index % len(partner.ts)]
+            partner.ts[rid] = max(partner.ts.values()) + (0 if tie else 1)
+            edited.add(rid)
+    assert cursor.done
+    assert len(read) == len(set(read))  # nothing read twice
+    assert set(partner.ts) - edited <= set(read)  # nothing untouched skipped
+    first = max(timestamps, default=None)
+    assert cursor.newest == (None if first is None else T0 + timedelta(seconds=first))
+    assert NewestFirstCursor.of(cursor.to_checkpoint()) == NewestFirstCursor(
+        cursor.before, cursor.seen, newest=cursor.newest
+    )
+
+
+def test_a_full_page_that_moves_nothing_is_refused() -> None:
+    page = [{"id": "a", "ts": T0}, {"id": "b", "ts": T0}]
+    cursor = NewestFirstCursor(T0, ("a", "b"))
+    with pytest.raises(ValueError, match="without progress"):  # the partner ignores pageNumber
+        for _ in range(10):
+            _, cursor = cursor.advance(page, 2, 2, lambda r: r["ts"], lambda r: r["id"])

@@ -5,19 +5,22 @@ walked newest first, each request anchored on ``dateModified``.
 times), numbers its pages and documents one order, ``sortByRecent`` (newest first). A
 numbered walk over a list changing under it skips or repeats records, so each request
 asks for page 1 below the oldest ``dateModified`` read so far (``modifiedTo``), dropping
-the ids already read at that second: a record edited meanwhile moves above the walk and
-shifts nothing below it. Properties go in batches of one timezone (wall times sort like
-instants only within a zone), ``BATCH`` ids a request. Each batch keeps its own mark, the
-newest ``dateModified`` it had when its walk began (the partner's clock, not ours): the
-next run starts there minus the overlap. The checkpoint holds the marks and the position,
-so a run resumes mid-walk; if the properties changed, every batch restarts from the
-oldest mark (re-reads, never gaps). ``dateModified`` "may not reflect some
-modifications": schedule periodic full runs (no checkpoint); they also bring the history
-of a property that joins the account.
+the ids already read at that second (``pagination.NewestFirstCursor``): a record edited
+meanwhile moves above the walk and shifts nothing below it. Properties go in batches of
+one timezone (wall times sort like instants only within a zone), ``BATCH`` ids a
+request. Each batch keeps its own mark, the newest ``dateModified`` it had when its walk
+began (the partner's clock, not ours): the next run starts there minus the overlap. The
+checkpoint holds the marks and the position, so a run resumes mid-walk; if the
+properties changed, every batch restarts from the oldest mark (re-reads, never gaps).
+``dateModified`` "may not reflect some modifications": the resource setting
+``full_resync_interval_s`` walks everything again that often (the checkpoint's
+``full_at`` says when the last full walk began); a full walk also brings the history of
+a property that joins the account.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import time
@@ -32,7 +35,7 @@ from syncd import errors
 from syncd.config import ResourceSettings
 from syncd.connectors.base import Normalizer, Page, PartnerInfo
 from syncd.connectors.cloudbeds import PARTNER, adapter, wire
-from syncd.connectors.pagination import MAX_CONSECUTIVE_RESCANS, format_ts, parse_ts
+from syncd.connectors.pagination import MAX_CONSECUTIVE_RESCANS, NewestFirstCursor, format_ts, parse_ts
 from syncd.http.client import PartnerClient
 from syncd.models import MAX_ID_LENGTH
 from syncd.store.types import RawRecord
@@ -129,64 +132,53 @@ class CloudbedsConnector:
                 yield Page(records, {})
             return
         hotels = await self._hotel_map()
-        n, cp = len(hotels.batches), checkpoint or {}
+        n, cp, now = len(hotels.batches), checkpoint or {}, time.time()
         since: list[datetime | None] = [parse_ts(t) for t in cp.get("since") or ()]
-        batch, before = cp.get("batch"), parse_ts(cp.get("before"))
-        high, seen = parse_ts(cp.get("high")), [str(i) for i in cp.get("seen") or ()]
+        batch, cursor, full_at = cp.get("batch"), NewestFirstCursor.of(cp), cp.get("full_at") or 0.0
         if cp.get("hotels") != hotels.digest or len(since) != n or not isinstance(batch, int):
             # Properties changed: every batch from the oldest mark (re-reads, never gaps).
             oldest = None if None in since or not since else min(t for t in since if t is not None)
-            since, batch, before, high, seen = [oldest] * n, n, None, None, []
-        if batch >= n:  # the last run completed: a new one
-            batch, before, high, seen = 0, None, None, []
+            since, batch = [oldest] * n, n
+        if batch >= n:  # the last run completed: a new one, from the start when a full one is due
+            batch, cursor, every = 0, NewestFirstCursor(), settings.full_resync_interval_s
+            if not checkpoint or (every is not None and now - full_at >= every):
+                since, full_at = [None] * n, now
         overlap = timedelta(seconds=settings.overlap_s)
         for k in range(batch, n):
             zone_name, ids = hotels.batches[k]
-            zone = adapter.zone_of(zone_name) or UTC
-            mark = since[k]
-            lower = None if mark is None else mark - overlap
-            async for records, at, tied, top in self._walk(ids, zone, lower, before, seen):
-                before, seen, high = at, tied, high or top or mark
-                if before is None:  # batch done: its mark is the newest record it had
-                    since[k], high, seen = high, None, []
-                position = {"batch": k if before else k + 1, "before": before and format_ts(before)}
+            zone, mark = adapter.zone_of(zone_name) or UTC, since[k]
+            async for records, after in self._walk(ids, zone, mark and mark - overlap, cursor):
+                cursor, done = after, after.done
+                if done:  # the batch's mark: the newest record it had
+                    since[k], cursor = after.newest or mark, NewestFirstCursor()
                 marks = [t and format_ts(t) for t in since]
-                yield Page(records, position | {"hotels": hotels.digest, "since": marks, "seen": seen,
-                                                "high": high and format_ts(high)})  # fmt: skip
+                position = {"batch": k + done, "full_at": full_at}
+                yield Page(
+                    records, position | cursor.to_checkpoint() | {"hotels": hotels.digest, "since": marks}
+                )
         if n == 0:
-            yield Page([], {"hotels": hotels.digest, "since": [], "batch": 0})
+            yield Page([], {"hotels": hotels.digest, "since": [], "batch": 0, "full_at": full_at})
 
     async def _walk(
-        self, ids: list[str], zone: tzinfo, lower: datetime | None, before: datetime | None, seen: list[str]
-    ) -> AsyncGenerator[tuple[list[RawRecord], datetime | None, list[str], datetime | None], None]:
-        """Reservations of ``ids`` newest first, from ``before`` (inclusive; the ids in
-        ``seen`` at that second are consumed; None: the top) down to ``lower``. Yields each
-        page's new records, the position after them (None: the walk is done) and the
-        newest ``dateModified`` of the page."""
-        size = self._size
-        while True:
+        self, ids: list[str], zone: tzinfo, lower: datetime | None, cursor: NewestFirstCursor
+    ) -> AsyncGenerator[tuple[list[RawRecord], NewestFirstCursor], None]:
+        """Reservations of ``ids`` newest first from ``cursor`` down to ``lower``: each
+        page's records not read yet, and the cursor after them."""
+        size, key = self._size, functools.partial(self.external_id, "reservations")
+        while not cursor.done:
             params: dict[str, str | int] = {"propertyID": ",".join(ids), "sortByRecent": "true"}
-            params |= {"pageSize": size, "pageNumber": 1 + len(seen) // size}
+            params |= {"pageSize": size, "pageNumber": cursor.page}
             if lower is not None:
                 params["modifiedFrom"] = _wall(lower, zone)
-            if before is not None:
-                params["modifiedTo"] = _wall(before, zone)
-            page = (await self._client.get("/getReservations", params=params, decode=_listed)).data
-            consumed = set(seen)
-            fresh: list[RawRecord] = [r for r in page if self.external_id("reservations", r) not in consumed]
-            top = next((ts for ts in (_modified(r, zone) for r in page) if ts), None)
-            if len(page) < size:
-                yield fresh, None, [], top
-                return
-            oldest = next((ts for ts in (_modified(r, zone) for r in reversed(page)) if ts), None)
-            if oldest is None or (oldest == before and not fresh):
-                raise errors.PaginationError(f"getReservations: a full page without progress at {before}")
-            at_oldest = [
-                i for r in page if _modified(r, zone) == oldest and (i := self.external_id("reservations", r))
-            ]
-            seen = list(dict.fromkeys([*seen, *at_oldest])) if oldest == before else at_oldest
-            before = oldest
-            yield fresh, before, seen, top
+            if cursor.before is not None:
+                params["modifiedTo"] = _wall(cursor.before, zone)
+            page = await self._client.get("/getReservations", params=params, decode=_listed)
+            try:
+                ts_of = functools.partial(_modified, zone=zone)
+                fresh, cursor = cursor.advance(page.data, page.total, size, ts_of, key)
+            except ValueError as exc:
+                raise errors.PaginationError(f"getReservations: {exc}") from exc
+            yield fresh, cursor
 
     async def _hotel_pages(self) -> AsyncGenerator[list[RawRecord], None]:
         """Every ``getHotels`` page, by number. If the total moves during the walk (a page
@@ -229,7 +221,9 @@ class CloudbedsConnector:
             return
         hotels = await self._hotel_map()
         for zone_name, batch in list(hotels.batches):
-            async for records, *_ in self._walk(batch, adapter.zone_of(zone_name) or UTC, None, None, []):
+            async for records, _ in self._walk(
+                batch, adapter.zone_of(zone_name) or UTC, None, NewestFirstCursor()
+            ):
                 yield ids(records)
 
     async def fetch_one(self, resource: str, external_id: str) -> bytes | None:

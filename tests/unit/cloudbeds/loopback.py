@@ -135,6 +135,11 @@ async def serving(served: Served) -> AsyncIterator[CloudbedsConnector]:
 
 
 async def pages(
-    connector: CloudbedsConnector, resource: str, checkpoint: dict[str, object] | None, overlap_s: float = 0
+    connector: CloudbedsConnector,
+    resource: str,
+    checkpoint: dict[str, object] | None,
+    overlap_s: float = 0,
+    settings: ResourceSettings | None = None,
 ) -> list[Page]:
-    return [p async for p in connector.stream(resource, checkpoint, ResourceSettings(overlap_s=overlap_s))]
+    chosen = settings or ResourceSettings(overlap_s=overlap_s)
+    return [p async for p in connector.stream(resource, checkpoint, chosen)]

@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from syncd import errors
+from syncd.config import ResourceSettings
 from syncd.connectors.base import Page
 from syncd.connectors.cloudbeds.connector import CloudbedsConnector, _head
 from syncd.simulator.profiles.cloudbeds.data import CloudbedsAccount
@@ -108,22 +109,26 @@ async def test_a_run_resumes_from_any_page_s_checkpoint() -> None:
             assert not set(ids(whole[:cut])) & set(ids(resumed))  # no page read twice
 
 
-async def test_silent_edits_need_a_full_run() -> None:
-    """``dateModified`` "may not reflect some modifications": only a full run sees them."""
+async def test_silent_edits_are_found_by_the_periodic_full_walk() -> None:
+    """``dateModified`` "may not reflect some modifications": incremental runs miss them,
+    the run after ``full_resync_interval_s`` walks everything and finds them."""
     account = CloudbedsAccount(seed=9, listings=600, reservations_per_listing=2)
     async with serving(Served(account)) as connector:
         first = await pages(connector, "reservations", None)
         rows = apply(connector, "reservations", first, {})
         silent = account.mutate(200, seed=1, silent=True).silent
         assert silent
-        apply(
-            connector, "reservations", await pages(connector, "reservations", first[-1].checkpoint, 1), rows
-        )
+        hourly = ResourceSettings(overlap_s=1, full_resync_interval_s=3600)
+        incremental = await pages(connector, "reservations", first[-1].checkpoint, settings=hourly)
+        apply(connector, "reservations", incremental, rows)
         truth = account.truth_reservations()
         stale = [i for i in silent if i in truth and rows[i] != truth[i]]
         assert stale  # missed by the incremental run (their timestamp did not move) ...
-        full = apply(connector, "reservations", await pages(connector, "reservations", None), {})
-        assert all(full[i] == truth[i] for i in stale)  # ... and found by a full one
+        due = ResourceSettings(overlap_s=1, full_resync_interval_s=1e-6)
+        full = await pages(connector, "reservations", incremental[-1].checkpoint, settings=due)
+        apply(connector, "reservations", full, rows)
+        assert all(rows[i] == truth[i] for i in stale)  # ... and found by the full one
+        assert full[-1].checkpoint["full_at"] > first[-1].checkpoint["full_at"]
 
 
 @pytest.mark.parametrize(
