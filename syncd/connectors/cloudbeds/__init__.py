@@ -8,7 +8,7 @@
 * Limits: 10 req/s for tech partners, 5 req/s for properties, per client id; a breach
   risks suspension of the credentials, so we declare the lower figure and stay below it.
 * Errors: HTTP 200 ``{"success": false, "message": ...}`` for business errors
-  (``classify_body``, from ``adapter.body_error``); 401 ``{"error": "access_denied"}``.
+  (``classify_body``); 401 ``{"error": "access_denied"}``.
 * Payloads: ids are strings holding numbers; datetimes ``YYYY-MM-DD HH:MM:SS`` in the
   *property's* local time (``propertyTimezone`` from ``getHotels``); dates ``YYYY-MM-DD``.
 
@@ -26,31 +26,32 @@ from typing import TYPE_CHECKING, Any
 
 from syncd import errors
 from syncd.connectors.base import Connector, PartnerInfo
-from syncd.errors import ErrorClass
 
 if TYPE_CHECKING:
     from syncd.connectors.wiring import Wiring
 
 TOKEN_ENDPOINT = "/access_token"
 OAUTH = frozenset({"client_id", "client_secret", "refresh_token"})
+# Messages of success:false bodies that mean the credentials (or their grant) are dead.
+_AUTH_WORDS = ("access", "token", "not active", "authoriz", "api key", "credential")
 
 
 def classify_body(status: int, body: Any) -> errors.PartnerError | None:
-    """A success status carrying ``{"success": false}`` is the error its message names; a
-    record that is "not found" is the RPC's 404."""
-    from syncd.connectors.cloudbeds.adapter import body_error
-
-    found = body_error(body) if 200 <= status < 300 else None
-    if found is None:
+    """The error a success status carrying ``{"success": false, "message"}`` is: Cloudbeds
+    answers business errors, some dead grants among them, with HTTP 200. Read from the
+    message: a record "not found" is the RPC's 404."""
+    if not 200 <= status < 300 or not isinstance(body, dict) or body.get("success") is not False:
         return None
-    kind, message = found
-    if "not found" in message.lower():
-        return errors.PartnerRejected(message, status=404)
-    if kind is ErrorClass.AUTH:
-        return errors.AuthFailed(message, status=status)
-    if kind is ErrorClass.RATE_LIMITED:
-        return errors.RateLimited(message, status=status)
-    return errors.PartnerRejected(message, status=status)
+    message = body.get("message")
+    text = message[:200] if isinstance(message, str) else "success: false"
+    lowered = text.lower()
+    if "not found" in lowered:
+        return errors.PartnerRejected(text, status=404)
+    if "rate limit" in lowered or "too many" in lowered:
+        return errors.RateLimited(text, status=status)
+    if any(word in lowered for word in _AUTH_WORDS):
+        return errors.AuthFailed(text, status=status)
+    return errors.PartnerRejected(text, status=status)
 
 
 def connect(wiring: Wiring) -> Connector:

@@ -23,7 +23,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from syncd.connectors.cloudbeds import wire
-from syncd.errors import ErrorClass
 from syncd.models import Property, Reservation, ReservationStatus, canonical_values
 
 _STATUS = {
@@ -33,8 +32,6 @@ _STATUS = {
     "checked_in": ReservationStatus.CHECKED_IN,
     "checked_out": ReservationStatus.CHECKED_OUT,
 }
-# Messages of success:false bodies that mean the credentials (or their grant) are dead.
-_AUTH_WORDS = ("access", "token", "not active", "authoriz", "api key", "credential")
 _PROPERTY = canonical_values(Property)
 _RESERVATION = canonical_values(Reservation)
 
@@ -61,21 +58,6 @@ def zone_of(name: str | None) -> tzinfo | None:
         return ZoneInfo(name) if name else None
     except (KeyError, ValueError):  # ZoneInfoNotFoundError is a KeyError
         return None
-
-
-def body_error(body: Any) -> tuple[ErrorClass, str] | None:
-    """The error class of a response body (parsed JSON), or None when it is no error.
-    Cloudbeds answers business errors, including some dead grants, with HTTP 200."""
-    if not isinstance(body, dict) or body.get("success") is not False:
-        return None
-    message = body.get("message")
-    text = message[:200] if isinstance(message, str) else "success: false"
-    lowered = text.lower()
-    if "rate limit" in lowered or "too many" in lowered:
-        return ErrorClass.RATE_LIMITED, text
-    if any(word in lowered for word in _AUTH_WORDS):
-        return ErrorClass.AUTH, text
-    return ErrorClass.CLIENT, text
 
 
 def to_utc(text: str, zone: tzinfo | None) -> datetime:

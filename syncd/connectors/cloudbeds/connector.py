@@ -210,21 +210,14 @@ class CloudbedsConnector:
                 pass
         return self._hotels
 
-    async def live_ids(self, resource: str) -> AsyncGenerator[list[str], None]:
-        def ids(records: list[RawRecord]) -> list[str]:
-            found = (self.external_id(resource, r) for r in records)
-            return [i for i in found if i is not None and len(i) <= MAX_ID_LENGTH]
+    def live_ids(self, resource: str) -> AsyncGenerator[list[str], None] | None:
+        """Property ids (reservations are never swept: they end canceled)."""
+        return self._ids() if resource == "properties" else None
 
-        if resource == "properties":
-            async for records in self._hotel_pages():
-                yield ids(records)
-            return
-        hotels = await self._hotel_map()
-        for zone_name, batch in list(hotels.batches):
-            async for records, _ in self._walk(
-                batch, adapter.zone_of(zone_name) or UTC, None, NewestFirstCursor()
-            ):
-                yield ids(records)
+    async def _ids(self) -> AsyncGenerator[list[str], None]:
+        async for records in self._hotel_pages():
+            found = (self.external_id("properties", r) for r in records)
+            yield [i for i in found if i is not None and len(i) <= MAX_ID_LENGTH]
 
     async def fetch_one(self, resource: str, external_id: str) -> bytes | None:
         if resource == "properties":

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syncd.connectors.cloudbeds import adapter, wire
-from syncd.errors import ErrorClass
+from syncd.connectors.cloudbeds import PARTNER, adapter, wire
+from syncd.errors import AuthFailed, PartnerRejected, RateLimited
 from syncd.models import Reservation, ReservationStatus, field_names
 from syncd.pipeline import RECORD_ERRORS
 
@@ -113,22 +113,31 @@ def test_hotels_take_currency_from_an_array_or_an_object() -> None:
 
 
 @pytest.mark.parametrize(
-    ("body", "expected"),
+    ("status", "body", "expected"),
     [
-        ({"success": True, "data": []}, None),
+        (200, {"success": True, "data": []}, None),
         (
+            200,
             {"success": False, "message": "User who approved this connection is not active anymore"},
-            ErrorClass.AUTH,
+            AuthFailed,
         ),
-        ({"success": False, "message": "Please specify propertyID"}, ErrorClass.CLIENT),
-        ({"success": False, "message": "Too many requests"}, ErrorClass.RATE_LIMITED),
-        ({"success": False}, ErrorClass.CLIENT),
-        ([1], None),
+        (200, {"success": False, "message": "Please specify propertyID"}, PartnerRejected),
+        (200, {"success": False, "message": "Too many requests"}, RateLimited),
+        (200, {"success": False}, PartnerRejected),
+        (200, [1], None),
+        (429, {"success": False, "message": "Rate limit exceeded"}, None),  # the status says it
     ],
 )
-def test_body_error_classifies_success_false(body: Any, expected: ErrorClass | None) -> None:
-    found = adapter.body_error(body)
-    assert (found and found[0]) == expected
+def test_success_false_under_200_is_classified(status: int, body: Any, expected: type | None) -> None:
+    found = PARTNER.classify_body and PARTNER.classify_body(status, body)
+    assert type(found) is expected if expected else found is None
+
+
+def test_not_found_under_200_is_the_rpc_s_404() -> None:
+    found = PARTNER.classify_body and PARTNER.classify_body(
+        200, {"success": False, "message": "Reservation not found"}
+    )
+    assert isinstance(found, PartnerRejected) and found.status == 404
 
 
 JSONISH = st.recursive(

@@ -15,6 +15,7 @@ from syncd.connectors.base import Page
 from syncd.connectors.cloudbeds.connector import CloudbedsConnector, _head
 from syncd.simulator.profiles.cloudbeds.data import CloudbedsAccount
 from tests.unit.cloudbeds.loopback import Served, pages, serving
+from tests.unit.cloudbeds.truth import truth_properties, truth_reservations
 
 pytestmark = pytest.mark.anyio
 Rows = dict[str, tuple[Any, ...]]
@@ -57,8 +58,8 @@ async def test_a_full_run_then_incremental_runs_hold_the_ground_truth() -> None:
         first = await pages(connector, "reservations", None)
         assert len(ids(first)) == len(set(ids(first))) == 700  # each once
         rows = apply(connector, "reservations", first, {})
-        assert without_fetch_time(properties) == account.truth_properties()
-        assert rows == account.truth_reservations()
+        assert without_fetch_time(properties) == truth_properties(account)
+        assert rows == truth_reservations(account)
         checkpoint = first[-1].checkpoint
         assert checkpoint["before"] is None and None not in checkpoint["since"]  # the run completed
         for round_ in range(3):
@@ -68,34 +69,37 @@ async def test_a_full_run_then_incremental_runs_hold_the_ground_truth() -> None:
             got = await pages(connector, "reservations", checkpoint, overlap_s=5)
             assert len(ids(got)) < 300  # incremental: the window, not the account
             apply(connector, "reservations", got, rows)
-            await sweep(connector, "reservations", rows)
             checkpoint = got[-1].checkpoint
-            assert without_fetch_time(properties) == account.truth_properties()
-            assert rows == account.truth_reservations()
+            assert without_fetch_time(properties) == truth_properties(account)
+            assert rows == truth_reservations(account)
 
 
 async def test_records_changing_during_a_walk_skip_nothing() -> None:
     """Newest first, numbered pages would shift under edits; anchored requests do not."""
     account = CloudbedsAccount(seed=5, listings=60, reservations_per_listing=20)  # one zone batch or so
     changed: list[str] = []
+    gone: list[str] = []  # properties disconnected mid-walk: their reservations are not served
 
     def between_pages(method: str, n: int) -> None:
         if method == "getReservations" and n in (2, 4, 6):
             m = account.mutate(40, seed=n)
-            changed.extend(m.updated + m.deleted + m.inserted)
+            changed.extend(m.updated + m.canceled + m.inserted)
+            gone.extend(m.hotels_deleted)
+
+    def served(rows: Rows) -> Rows:
+        return {k: v for k, v in rows.items() if v[2] not in gone}
 
     async with serving(Served(account, before=between_pages)) as connector:
         await connector.check_access()
         first = await pages(connector, "reservations", None)
         seen = set(ids(first))
-        untouched = set(account.truth_reservations()) - set(changed)
+        untouched = set(served(truth_reservations(account))) - set(changed)
         assert untouched <= seen
         rows = apply(connector, "reservations", first, {})
         rows = apply(
             connector, "reservations", await pages(connector, "reservations", first[-1].checkpoint, 5), rows
         )
-        await sweep(connector, "reservations", rows)
-        assert rows == account.truth_reservations()
+        assert served(rows) == served(truth_reservations(account))
 
 
 async def test_a_run_resumes_from_any_page_s_checkpoint() -> None:
@@ -105,7 +109,7 @@ async def test_a_run_resumes_from_any_page_s_checkpoint() -> None:
         assert len(whole) > 6
         for cut in (1, 3, len(whole) // 2):
             resumed = await pages(connector, "reservations", whole[cut - 1].checkpoint)
-            assert set(ids(whole[:cut])) | set(ids(resumed)) == set(account.truth_reservations())
+            assert set(ids(whole[:cut])) | set(ids(resumed)) == set(truth_reservations(account))
             assert not set(ids(whole[:cut])) & set(ids(resumed))  # no page read twice
 
 
@@ -121,7 +125,7 @@ async def test_silent_edits_are_found_by_the_periodic_full_walk() -> None:
         hourly = ResourceSettings(overlap_s=1, full_resync_interval_s=3600)
         incremental = await pages(connector, "reservations", first[-1].checkpoint, settings=hourly)
         apply(connector, "reservations", incremental, rows)
-        truth = account.truth_reservations()
+        truth = truth_reservations(account)
         stale = [i for i in silent if i in truth and rows[i] != truth[i]]
         assert stale  # missed by the incremental run (their timestamp did not move) ...
         due = ResourceSettings(overlap_s=1, full_resync_interval_s=1e-6)
@@ -159,16 +163,18 @@ async def test_every_request_names_its_properties_and_stays_within_page_limits()
     assert all(int(p["pageSize"]) <= 100 for _, p in served.calls)
 
 
-async def test_fetch_one_returns_the_record_or_none_once_deleted() -> None:
+async def test_fetch_one_returns_the_record_or_none_once_not_served() -> None:
     account = CloudbedsAccount(seed=4, listings=20, reservations_per_listing=2)
-    truth = account.truth_reservations()
+    truth = truth_reservations(account)
     async with serving(Served(account)) as connector:
         some = sorted(truth)[5]
         raw = await connector.fetch_one("reservations", some)
         assert raw is not None
         assert connector.normalizer("reservations")(raw) == truth[some]
-        prop = sorted(account.truth_properties())[2]
+        prop = sorted(truth_properties(account))[2]
         raw = await connector.fetch_one("properties", prop)
         assert raw is not None and connector.external_id("properties", raw) == prop
-        deleted = account.mutate(40, seed=3).deleted
-        assert deleted and await connector.fetch_one("reservations", deleted[0]) is None
+        gone = account.mutate(40, seed=3).hotels_deleted
+        assert gone and await connector.fetch_one("properties", gone[0]) is None
+        theirs = next(r for r, values in truth.items() if values[2] == gone[0])
+        assert await connector.fetch_one("reservations", theirs) is None  # disconnected

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from syncd.connectors.cloudbeds import adapter, wire
 from syncd.simulator.profiles.cloudbeds.data import CloudbedsAccount
+from tests.unit.cloudbeds.truth import truth_properties, truth_reservations
 
 
 def body(raw: bytes) -> dict[str, Any]:
@@ -86,28 +87,32 @@ def test_modified_bounds_are_inclusive_wall_times_and_sort_by_recent_is_newest_f
     assert upto["total"] + since["total"] - len(
         [r for r in same_zone if r["dateModified"] == pivot["dateModified"]]
     ) == len(same_zone)
-    truth = account.truth_reservations()
+    truth = truth_reservations(account)
     instants = [truth[r["reservationID"]][1] for r in everything]
     assert instants == sorted(instants, reverse=True) and len(stamps) == 100
 
 
-def test_mutations_move_timestamps_and_deletions_disappear() -> None:
+def test_mutations_move_timestamps_cancel_and_disconnect() -> None:
     account = CloudbedsAccount(3, 40, reservations_per_listing=3)
-    before = account.truth_reservations()
+    before = truth_reservations(account)
     m = account.mutate(120, seed=2)
-    after = account.truth_reservations()
-    assert m.updated and m.inserted and m.deleted and m.hotels_inserted and m.hotels_renamed
-    for gone in m.deleted:
-        assert gone not in after and account.get_reservation(gone) is None
+    after = truth_reservations(account)
+    assert m.updated and m.inserted and m.canceled and m.hotels_inserted and m.hotels_renamed
+    assert m.hotels_deleted
+    for canceled in m.canceled:
+        assert after[canceled][4] == "canceled" and after[canceled][1] > before[canceled][1]
+    for hotel in m.hotels_deleted:  # its reservations are no longer served
+        theirs = [r for r, values in after.items() if values[2] == hotel]
+        assert all(account.get_reservation(r) is None for r in theirs)
     for changed in set(m.updated) & set(after) & set(before):
         assert after[changed][1] > before[changed][1]  # dateModified moved
     for new in m.inserted:
         assert new not in before and (new in after or account.get_reservation(new) is None)
     listed = {
         r["reservationID"]
-        for r in reservations(
-            account, propertyID=",".join(after_p for after_p in account.truth_properties())
-        )["data"]
+        for r in reservations(account, propertyID=",".join(after_p for after_p in truth_properties(account)))[
+            "data"
+        ]
     }
     assert listed <= set(after)
 
@@ -117,7 +122,7 @@ def test_an_account_of_10000_listings_is_cheap_to_ask() -> None:
     page = reservations(account, propertyID=ids_of(account, range(9_900, 10_000)), sortByRecent="true")
     assert page["total"] == 200 and page["count"] == 100
     assert body(account.get_hotels({"pageNumber": "100", "pageSize": "100"}))["count"] == 100
-    assert len(account.truth_reservations()) == 20_000 and len(account.truth_properties()) == 10_000
+    assert len(truth_reservations(account)) == 20_000 and len(truth_properties(account)) == 10_000
 
 
 @settings(max_examples=25, deadline=None)
@@ -129,7 +134,7 @@ def test_every_rendered_record_normalizes_to_its_ground_truth(
     for n, rounds in enumerate(mutations):
         account.mutate(rounds, seed=n, silent=n % 2 == 1)
     hotels = hotels_of(account)
-    truth = account.truth_reservations()
+    truth = {k: v for k, v in truth_reservations(account).items() if v[2] in hotels}  # served
     listed = reservations(account, propertyID=",".join(hotels), pageSize="100")
     seen: dict[str, tuple[Any, ...]] = {}
     number = 1
@@ -145,7 +150,7 @@ def test_every_rendered_record_normalizes_to_its_ground_truth(
         assert single is not None
         raw = orjson.dumps(body(single)["data"])
         assert adapter.reservation_values(raw, hotels) == truth[reservation_id]
-    properties = account.truth_properties()
+    properties = truth_properties(account)
     assert set(hotels) == set(properties)
     for item in body(account.get_hotels({"pageSize": "100"}))["data"]:
         # The API has no update time for a property: the truth leaves it out (None).

@@ -175,7 +175,7 @@ class CloudbedsProfile(Profile[CloudbedsAccount]):
         return {"seed": data.seed, "listings": properties, "reservations": reservations}
 
     def mutate(self, data: CloudbedsAccount, count: int, seed: int) -> dict[str, object]:
-        done = dataclasses.asdict(data.mutate(count, seed, cancel=True))
+        done = dataclasses.asdict(data.mutate(count, seed))
         return {key: len(ids) for key, ids in done.items()}
 
     def truth(self, data: CloudbedsAccount, kind: str | None) -> Iterable[bytes]:

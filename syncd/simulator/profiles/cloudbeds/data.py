@@ -13,15 +13,14 @@ as documented, returning bodies the routes send as they are:
   (``dateModified`` newest first; ties by ``reservationID``, descending), else by
   ``reservationID``; ``pageNumber`` + ``pageSize`` (at most 100).
 * ``getReservation``: by ``reservationID``; ``getHotelDetails`` is not modelled.
-* Errors are HTTP 200 ``{"success": false, "message": ...}``; a deleted record is None
-  (the route's 404).
+* Errors are HTTP 200 ``{"success": false, "message": ...}``; a record not served is None
+  (the route's "not found").
 
 Mutations move ``dateModified`` to a logical clock advancing 0-2 s per mutation (so ties
 happen), except a *silent* edit, which changes a reservation and not its timestamp: the
-documented "some modifications may not be reflected in this timestamp". Deleting a
-property removes its reservations too (a disconnected property is no longer served).
-``truth_*`` give the canonical values a correct sync must hold, computed from the state,
-not through the adapter; a property's ``source_updated_at`` is None: the API has none.
+documented "some modifications may not be reflected in this timestamp". Reservations are
+canceled, never deleted; a deleted (disconnected) property's reservations are no longer
+served.
 """
 
 from __future__ import annotations
@@ -29,23 +28,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
 
-from syncd.models import ReservationStatus
 from syncd.simulator.profiles.cloudbeds import records as rec
 from syncd.simulator.profiles.cloudbeds.records import Booking, Hotel
 
 MAX_PAGE_SIZE = 100
-_STATUS = {
-    "not_confirmed": ReservationStatus.PENDING,
-    "confirmed": ReservationStatus.CONFIRMED,
-    "canceled": ReservationStatus.CANCELED,
-    "checked_in": ReservationStatus.CHECKED_IN,
-    "checked_out": ReservationStatus.CHECKED_OUT,
-}
 
 
 class QueryError(ValueError):
@@ -58,7 +49,6 @@ class Mutations:
 
     updated: list[str] = field(default_factory=list)
     inserted: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
     silent: list[str] = field(default_factory=list)
     canceled: list[str] = field(default_factory=list)
     hotels_renamed: list[str] = field(default_factory=list)
@@ -86,7 +76,6 @@ class CloudbedsAccount:
         self.hotels_gone: set[int] = set()
         self.modified: dict[int, int] = {}  # reservation -> dateModified, once mutated
         self.edits: dict[int, int] = {}
-        self.gone: set[int] = set()
         self.canceled: set[int] = set()
         self.placed: dict[int, int] = {}  # inserted reservation -> its hotel
         self.created: dict[int, int] = {}
@@ -115,7 +104,7 @@ class CloudbedsAccount:
 
     def reservation_index(self, reservation_id: str) -> int | None:
         j = _index(reservation_id, rec.RESERVATION_ID0)
-        if j is None or j >= self.reservations or j in self.gone:
+        if j is None or j >= self.reservations:
             return None
         return None if self.placed.get(j, j // max(1, self.k)) in self.hotels_gone else j
 
@@ -124,7 +113,7 @@ class CloudbedsAccount:
 
     def of_hotel(self, i: int) -> list[int]:
         base = range(i * self.k, (i + 1) * self.k) if i * self.k < self.base_reservations else range(0)
-        return [j for j in (*base, *self.added.get(i, ())) if j not in self.gone]
+        return [*base, *self.added.get(i, ())]
 
     # -- methods ----------------------------------------------------------------------
 
@@ -174,13 +163,12 @@ class CloudbedsAccount:
 
     # -- mutations --------------------------------------------------------------------
 
-    def mutate(self, count: int, seed: int, silent: bool = False, cancel: bool = False) -> Mutations:
+    def mutate(self, count: int, seed: int, silent: bool = False) -> Mutations:
         """``count`` deterministic mutations: 45 % reservation edits, 20 % inserts, 10 %
-        deletions, 15 % property renames, 5 % property inserts, 5 % property deletions.
-        With ``silent``, a tenth of the edits leave ``dateModified`` alone. With ``cancel``
-        (what a sync can reflect: reservations are never swept), reservations are canceled
-        instead of deleted, and a property deleted had no reservation change in this call
-        (its reservations stay as a sync last saw them)."""
+        cancellations, 15 % property renames, 5 % property inserts, 5 % property deletions.
+        With ``silent``, a tenth of the edits leave ``dateModified`` alone. Reservations end
+        canceled, never deleted (syncd never sweeps them); a property deleted had no
+        reservation change in this call, so its reservations stay as a sync last saw them."""
         out, touched = Mutations(), set()
         self._mutations += 1
         for n in range(count):
@@ -195,10 +183,9 @@ class CloudbedsAccount:
                     continue
                 self.modified[j] = self.clock
                 touched.add(self.placed.get(j, j // max(1, self.k)))
-                kind = out.updated if roll < 45 else out.canceled if cancel else out.deleted
-                kind.append(rec.str_id(rec.RESERVATION_ID0, j))
+                (out.updated if roll < 45 else out.canceled).append(rec.str_id(rec.RESERVATION_ID0, j))
                 if roll >= 45:
-                    (self.canceled if cancel else self.gone).add(j)
+                    self.canceled.add(j)
             elif roll < 75 and live:
                 i = live[(h >> 8) % len(live)]
                 j = self.reservations
@@ -215,10 +202,8 @@ class CloudbedsAccount:
             elif roll < 95 or not live:
                 self.hotels += 1
                 out.hotels_inserted.append(self.hotel(self.hotels - 1).id)
-            elif cancel and not (idle := [i for i in live if i not in touched]):
-                continue
-            else:
-                i = (idle if cancel else live)[(h >> 8) % len(idle if cancel else live)]
+            elif idle := [i for i in live if i not in touched]:
+                i = idle[(h >> 8) % len(idle)]
                 self.hotels_gone.add(i)
                 out.hotels_deleted.append(self.hotel(i).id)
         return out
@@ -230,31 +215,6 @@ class CloudbedsAccount:
             if self.reservation_index(rec.str_id(rec.RESERVATION_ID0, j)) is not None:
                 return j
         return None
-
-    # -- ground truth -----------------------------------------------------------------
-
-    def truth_properties(self) -> dict[str, tuple[Any, ...]]:
-        """Canonical values of every live property (``source_updated_at`` None: unknown)."""
-        out: dict[str, tuple[Any, ...]] = {}
-        for i in self.live_hotels():
-            h = self.hotel(i)
-            tz = rec.ZONES[h.zone][0]
-            out[h.id] = (h.id, None, h.name, *(None,) * 5, tz, *(None,) * 7, True, True, None, h.currency)
-        return out
-
-    def truth_reservations(self) -> dict[str, tuple[Any, ...]]:
-        out: dict[str, tuple[Any, ...]] = {}
-        for i in self.live_hotels():
-            for j in self.of_hotel(i):
-                b = self.booking(j)
-                end = b.start + timedelta(days=b.nights)
-                status = _STATUS.get(b.status, ReservationStatus.OTHER)
-                out[b.id] = (
-                    b.id, rec.utc(b.modified), b.hotel.id, status, b.status, b.third_party, b.source,
-                    None, None, b.start, end, b.nights, b.adults + b.children, b.guest, None, None,
-                    b.balance, b.hotel.currency, rec.utc(b.created),
-                )  # fmt: skip
-        return out
 
 
 def _index(text: str, base: int) -> int | None:
