@@ -8,7 +8,8 @@
 * Ids are strings holding numbers (integers from older keys and webhooks): kept as text.
 * A hotel has no update time: its ``source_updated_at`` is when it was fetched.
 * ``not_confirmed`` is pending; ``no_show`` and the webhooks' ``in_progress`` have no
-  canonical twin: ``other``, their spelling kept in ``partner_status``.
+  canonical twin: ``other``, their spelling kept in ``partner_status``; any other status is
+  ``other`` too, reported as schema drift.
 * ``getReservation`` names the channel ``source`` and counts guests per room, the list
   ``sourceName`` and per reservation. Only fields both carry are mapped (no e-mail, no
   total), so a targeted fetch never flips a row the list wrote.
@@ -24,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from syncd.connectors.cloudbeds import wire
 from syncd.models import Property, Reservation, ReservationStatus, canonical_values
+from syncd.observability import drift
 
 _STATUS = {
     "not_confirmed": ReservationStatus.PENDING,
@@ -32,6 +34,7 @@ _STATUS = {
     "checked_in": ReservationStatus.CHECKED_IN,
     "checked_out": ReservationStatus.CHECKED_OUT,
 }
+_DOCUMENTED_OTHER = frozenset({"no_show", "in_progress"})
 _PROPERTY = canonical_values(Property)
 _RESERVATION = canonical_values(Reservation)
 
@@ -93,13 +96,16 @@ def reservation_values(raw: bytes, hotels: Mapping[str, Local]) -> tuple[Any, ..
     zone = local.zone
     updated = to_utc(r.dateModifiedUTC, UTC) if r.dateModifiedUTC else to_utc(r.dateModified, zone)
     status = r.status or ""
+    canonical = _STATUS.get(status, ReservationStatus.OTHER)
+    if canonical is ReservationStatus.OTHER and status not in _DOCUMENTED_OTHER:
+        drift.unknown_value("status", status)  # kept verbatim in partner_status
     nights = None if r.startDate is None or r.endDate is None else (r.endDate - r.startDate).days
     created = None if not r.dateCreated else to_utc(r.dateCreated, zone)
     # Field order: models.Reservation. No check-in/out times (only dates: times are the
     # property's policy); the confirmation code is the channel's own number; the currency
     # is the property's.
     return _RESERVATION((
-        str(r.reservationID), updated, property_id, _STATUS.get(status, ReservationStatus.OTHER), status,
+        str(r.reservationID), updated, property_id, canonical, status,
         r.thirdPartyIdentifier, r.sourceName or r.source, None, None, r.startDate, r.endDate, nights,
         _guests(r), r.guestName, None, None, r.balance, local.currency, created,
     ))  # fmt: skip

@@ -8,14 +8,15 @@ asks for page 1 below the oldest ``dateModified`` read so far (``modifiedTo``), 
 the ids already read at that second (``pagination.NewestFirstCursor``): a record edited
 meanwhile moves above the walk and shifts nothing below it. Properties go in batches of
 one timezone (wall times sort like instants only within a zone), ``BATCH`` ids a
-request. Each batch keeps its own mark, the newest ``dateModified`` it had when its walk
-began (the partner's clock, not ours): the next run starts there minus the overlap. The
-checkpoint holds the marks and the position, so a run resumes mid-walk; if the
-properties changed, every batch restarts from the oldest mark (re-reads, never gaps).
+request. Each batch keeps its own mark, by the digest of its ids: the newest
+``dateModified`` it had when its walk began (the partner's clock, not ours), where its
+next walk starts, minus the overlap. A batch whose properties changed (one joined or
+left) has no mark and is walked in full, which brings a joining property's history. The
+checkpoint holds the marks and the position, so a run resumes mid-walk.
+
 ``dateModified`` "may not reflect some modifications": the resource setting
 ``full_resync_interval_s`` walks everything again that often (the checkpoint's
-``full_at`` says when the last full walk began); a full walk also brings the history of
-a property that joins the account.
+``full_at`` says when the last full walk began).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from syncd.http.client import PartnerClient
 from syncd.models import MAX_ID_LENGTH
 from syncd.store.types import RawRecord
 
-BATCH = 100  # property ids per getReservations request: its URL stays a few hundred bytes
+BATCH = 100  # property ids per getReservations request, about: its URL stays a few hundred bytes
 HOTELS_TTL_S = 900.0  # the property list (timezones, currencies) is re-read this often
 _KEY = {"properties": "propertyID", "reservations": "reservationID"}
 _RAW_ID = {k: re.compile(rb'"%s"\s*:\s*"?([0-9A-Za-z_-]{1,64})' % k.encode()) for k in _KEY.values()}
@@ -85,29 +86,38 @@ class _Hotels:
     """The account's properties: what each lends its reservations, and the walk's batches."""
 
     local: dict[str, adapter.Local] = field(default_factory=dict)
-    batches: list[tuple[str, list[str]]] = field(default_factory=list)
+    batches: list[tuple[str, str, list[str]]] = field(default_factory=list)  # (digest, zone, ids)
     digest: str = ""
     loaded: float = float("-inf")
 
-    def build(self, hotels: list[wire.Hotel]) -> None:
+    def build(self, hotels: list[wire.Hotel], batch: int) -> None:
+        """Batches of one zone, each property in a bucket of its id's hash: a property
+        joining or leaving changes one batch, not every later one."""
         self.local.clear()  # in place: normalizers hold this dict
         zones: dict[str, list[str]] = {}
         for h in hotels:
             local = self.local[str(h.propertyID)] = adapter.local_of(h)
             zones.setdefault(h.propertyTimezone if local.zone else "UTC", []).append(str(h.propertyID))  # type: ignore[arg-type]
-        self.batches = [
-            (z, ids[n : n + BATCH]) for z, ids in sorted(zones.items()) for n in range(0, len(ids), BATCH)
-        ]
-        self.digest = hashlib.blake2b(repr(self.batches).encode(), digest_size=8).hexdigest()
+        buckets: dict[tuple[str, int], list[str]] = {}
+        for zone, ids in sorted(zones.items()):
+            width = 1 << max(0, (len(ids) - 1) // batch).bit_length()  # changes only as the zone doubles
+            for i in ids:
+                buckets.setdefault((zone, int(_digest(i), 16) % width), []).append(i)
+        self.batches = [(_digest((z, ids)), z, ids) for (z, _), ids in sorted(buckets.items())]
+        self.digest = _digest([d for d, *_ in self.batches])
         self.loaded = time.monotonic()
+
+
+def _digest(value: object) -> str:
+    return hashlib.blake2b(repr(value).encode(), digest_size=8).hexdigest()
 
 
 class CloudbedsConnector:
     info: PartnerInfo = PARTNER
 
-    def __init__(self, client: PartnerClient, page_size: int = PARTNER.page_size) -> None:
+    def __init__(self, client: PartnerClient, page_size: int = PARTNER.page_size, batch: int = BATCH) -> None:
         self._client = client
-        self._size = min(page_size, PARTNER.page_size)
+        self._size, self._batch = min(page_size, PARTNER.page_size), batch
         self._hotels = _Hotels()
 
     def normalizer(self, resource: str) -> Normalizer:
@@ -133,31 +143,25 @@ class CloudbedsConnector:
             return
         hotels = await self._hotel_map()
         n, cp, now = len(hotels.batches), checkpoint or {}, time.time()
-        since: list[datetime | None] = [parse_ts(t) for t in cp.get("since") or ()]
+        marks = {str(d): parse_ts(t) for d, t in dict(cp.get("marks") or {}).items()}
         batch, cursor, full_at = cp.get("batch"), NewestFirstCursor.of(cp), cp.get("full_at") or 0.0
-        if cp.get("hotels") != hotels.digest or len(since) != n or not isinstance(batch, int):
-            # Properties changed: every batch from the oldest mark (re-reads, never gaps).
-            oldest = None if None in since or not since else min(t for t in since if t is not None)
-            since, batch = [oldest] * n, n
-        if batch >= n:  # the last run completed: a new one, from the start when a full one is due
-            batch, cursor, every = 0, NewestFirstCursor(), settings.full_resync_interval_s
+        if cp.get("hotels") != hotels.digest or not isinstance(batch, int) or batch >= n:
+            batch, cursor, every = 0, NewestFirstCursor(), settings.full_resync_interval_s  # a new run
             if not checkpoint or (every is not None and now - full_at >= every):
-                since, full_at = [None] * n, now
+                marks, full_at = {}, now
         overlap = timedelta(seconds=settings.overlap_s)
         for k in range(batch, n):
-            zone_name, ids = hotels.batches[k]
-            zone, mark = adapter.zone_of(zone_name) or UTC, since[k]
+            digest, zone_name, ids = hotels.batches[k]
+            zone, mark = adapter.zone_of(zone_name) or UTC, marks.get(digest)
             async for records, after in self._walk(ids, zone, mark and mark - overlap, cursor):
                 cursor, done = after, after.done
                 if done:  # the batch's mark: the newest record it had
-                    since[k], cursor = after.newest or mark, NewestFirstCursor()
-                marks = [t and format_ts(t) for t in since]
-                position = {"batch": k + done, "full_at": full_at}
-                yield Page(
-                    records, position | cursor.to_checkpoint() | {"hotels": hotels.digest, "since": marks}
-                )
+                    marks[digest], cursor = after.newest or mark, NewestFirstCursor()
+                kept = {d: (t := marks.get(d)) and format_ts(t) for d, *_ in hotels.batches}
+                position = {"batch": k + done, "full_at": full_at, "hotels": hotels.digest, "marks": kept}
+                yield Page(records, position | cursor.to_checkpoint())
         if n == 0:
-            yield Page([], {"hotels": hotels.digest, "since": [], "batch": 0, "full_at": full_at})
+            yield Page([], {"hotels": hotels.digest, "marks": {}, "batch": 0, "full_at": full_at})
 
     async def _walk(
         self, ids: list[str], zone: tzinfo, lower: datetime | None, cursor: NewestFirstCursor
@@ -199,7 +203,7 @@ class CloudbedsConnector:
                         pass  # its normalization dead-letters it; it lends nothing
                 yield list(page.data)
                 if len(page.data) < self._size:
-                    self._hotels.build(found)
+                    self._hotels.build(found, self._batch)
                     return
                 number += 1
         raise errors.PaginationError("getHotels: the property list keeps changing")

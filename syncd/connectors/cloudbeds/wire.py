@@ -17,21 +17,15 @@ import msgspec
 Count = str | int | None
 
 
-class Status(msgspec.Struct, gc=False):
-    """The envelope of every method, ``{success, message?, data, count, total}``, sans data."""
+class Listed(msgspec.Struct, gc=False):
+    """A list method's ``{success, data, count, total}``, each record its exact bytes."""
 
     success: Any = None
-    message: Any = None
-
-
-class Listed(Status, gc=False):
-    """A list method's response, each record kept as its exact bytes."""
-
     data: list[msgspec.Raw] = []
     total: Any = None
 
 
-class Single(Status, gc=False):
+class Single(msgspec.Struct, gc=False):
     data: msgspec.Raw = msgspec.Raw(b"null")
 
 
@@ -85,7 +79,6 @@ class Reservation(msgspec.Struct, gc=False):
     unassigned: list[Room] | None = None
 
 
-STATUS = msgspec.json.Decoder(Status)
 LISTED = msgspec.json.Decoder(Listed)
 SINGLE = msgspec.json.Decoder(Single)
 HEAD = msgspec.json.Decoder(Head)

@@ -41,6 +41,7 @@ class Served:
     calls: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     before: Callable[[str, int], None] | None = None
     body: Callable[[str], bytes | None] | None = None  # a canned answer, instead of the dataset's
+    batch: int = 10  # property ids per request: several batches in a small account
 
 
 def app(served: Served) -> Starlette:
@@ -124,7 +125,7 @@ async def serving(served: Served) -> AsyncIterator[CloudbedsConnector]:
         # loop): the failure waits for a graceful shutdown, then propagates.
         failure: BaseException | None = None
         try:
-            yield CloudbedsConnector(client, 100)
+            yield CloudbedsConnector(client, 100, batch=served.batch)
         except BaseException as exc:
             failure = exc
         await transport.aclose()

@@ -61,7 +61,7 @@ async def test_a_full_run_then_incremental_runs_hold_the_ground_truth() -> None:
         assert without_fetch_time(properties) == truth_properties(account)
         assert rows == truth_reservations(account)
         checkpoint = first[-1].checkpoint
-        assert checkpoint["before"] is None and None not in checkpoint["since"]  # the run completed
+        assert checkpoint["before"] is None and None not in checkpoint["marks"].values()  # complete
         for round_ in range(3):
             account.mutate(60, seed=round_)
             apply(connector, "properties", await pages(connector, "properties", None), properties)
