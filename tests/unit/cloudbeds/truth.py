@@ -4,7 +4,7 @@ none). Reservations are never swept: a deleted property's stay as last served.""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from syncd.models import ReservationStatus
@@ -38,8 +38,12 @@ def truth_reservations(account: CloudbedsAccount) -> dict[str, tuple[Any, ...]]:
             end = b.start + timedelta(days=b.nights)
             status = _STATUS.get(b.status, ReservationStatus.OTHER)
             out[b.id] = (
-                b.id, rec.utc(b.modified), b.hotel.id, status, b.status, b.third_party, b.source,
+                b.id, _utc(b.modified), b.hotel.id, status, b.status, b.third_party, b.source,
                 None, None, b.start, end, b.nights, b.adults + b.children, b.guest, None, None,
-                b.balance, b.hotel.currency, rec.utc(b.created),
+                b.balance, b.hotel.currency, _utc(b.created),
             )  # fmt: skip
     return out
+
+
+def _utc(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)

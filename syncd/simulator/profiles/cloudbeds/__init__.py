@@ -1,5 +1,4 @@
-"""The Cloudbeds PMS API fake: routes, API keys and sliding OAuth tokens (``api``), the
-dataset answering the documented methods (``data``, ``records``)."""
+"""The Cloudbeds PMS API fake: routes and tokens (``api``), the dataset (``data``, ``records``)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,10 @@
 """The Cloudbeds profile: ``/api/v1.3/{method}`` below ``/cloudbeds`` (partners.md section 3).
 
-Auth is an API key (``x-api-key: cbat_...`` or ``Authorization: Bearer cbat_...``) or an
+Auth: an API key (``x-api-key: cbat_...`` or ``Authorization: Bearer cbat_...``) or an
 OAuth2 access token from ``POST /access_token`` (``grant_type=refresh_token``). Refresh
-tokens slide: each use issues a new one and kills the old, and a dead one presented again
-is refused and counted (``reused``), so tests can show no refresh token is used twice. A
-bad credential is a 401 ``{"error": "access_denied"}``; other errors are the
-``{"success": false, "message"}`` envelope; no rate-limit headers are documented.
+tokens slide: each use kills the old one, and a dead one presented again is refused and
+counted (``reused``). A bad credential is a 401 ``{"error": "access_denied"}``; errors use
+the ``{"success": false, "message"}`` envelope; no rate-limit headers are documented.
 """
 
 from __future__ import annotations
@@ -41,11 +40,6 @@ if TYPE_CHECKING:
 PREFIX: Final = "/api/v1.3"
 ACCESS_TTL_S: Final = 28_800  # 8 h
 TIERS: Final = (limits.Tier("Second", 10, 1.0),)  # "10 requests per second", per client id
-_KINDS: Final[Mapping[str | None, tuple[str, ...]]] = {
-    None: ("properties", "reservations"),
-    "properties": ("properties",),
-    "reservations": ("reservations",),
-}
 
 
 def _json(body: bytes, status: int = 200) -> Response:
@@ -67,12 +61,11 @@ class CloudbedsProfile(Profile[CloudbedsAccount]):
         self._serial = itertools.count(1)
 
     def endpoints(self) -> Sequence[Endpoint[CloudbedsAccount]]:
-        methods = {"getHotels": self.hotels, "getReservations": self.reservations}
-        routes: list[Endpoint[CloudbedsAccount]] = [
-            Api(f"{PREFIX}/{name}", handler) for name, handler in methods.items()
+        methods = {"getHotels": self.hotels, "getReservations": self.list, "getReservation": self.one}
+        return [
+            *(Api(f"{PREFIX}/{name}", handler) for name, handler in methods.items()),
+            TokenEndpoint(f"{PREFIX}/access_token", self.token, self.token_client),
         ]
-        routes.append(Api(f"{PREFIX}/getReservation", self.reservation))
-        return [*routes, TokenEndpoint(f"{PREFIX}/access_token", self.token, self.token_client)]
 
     # -- auth -------------------------------------------------------------------------
 
@@ -144,10 +137,9 @@ class CloudbedsProfile(Profile[CloudbedsAccount]):
         return {}
 
     def revoke(self, account: Account[CloudbedsAccount]) -> int:
-        doomed = [t for t, (a, _) in self.access.items() if a == account.id]
-        for token in doomed:
-            del self.access[token]
-        return len(doomed)
+        kept = {t: (a, expiry) for t, (a, expiry) in self.access.items() if a != account.id}
+        revoked, self.access = len(self.access) - len(kept), kept
+        return revoked
 
     def issued_credentials(self) -> list[str]:
         return [*self.access, *self.refresh]
@@ -157,10 +149,10 @@ class CloudbedsProfile(Profile[CloudbedsAccount]):
     async def hotels(self, request: Request, account: Account[CloudbedsAccount]) -> Response:
         return _json(account.data.get_hotels(dict(request.query_params)))
 
-    async def reservations(self, request: Request, account: Account[CloudbedsAccount]) -> Response:
+    async def list(self, request: Request, account: Account[CloudbedsAccount]) -> Response:
         return _json(account.data.get_reservations(dict(request.query_params)))
 
-    async def reservation(self, request: Request, account: Account[CloudbedsAccount]) -> Response:
+    async def one(self, request: Request, account: Account[CloudbedsAccount]) -> Response:
         found = account.data.get_reservation(request.query_params.get("reservationID", ""))
         return _json(failure("Reservation not found") if found is None else found)
 
@@ -179,20 +171,19 @@ class CloudbedsProfile(Profile[CloudbedsAccount]):
         return {key: len(ids) for key, ids in done.items()}
 
     def truth(self, data: CloudbedsAccount, kind: str | None) -> Iterable[bytes]:
-        kinds = _KINDS.get(kind)
-        if kinds is None:
+        if kind not in (None, "properties", "reservations"):
             raise ValueError("kind must be properties or reservations")
-        for name in kinds:
-            # Reservations are never swept: a deleted property's stay as last served.
-            for i in data.live_hotels() if name == "properties" else range(data.hotels):
-                items = [data.hotel(i).item()] if name == "properties" else []
-                items += [data.booking(j).item() for j in data.of_hotel(i)] if name == "reservations" else []
-                yield b"".join(
-                    orjson.dumps({"id": item[_ID[name]], "payload": item}) + b"\n" for item in items
-                )
+        hotels = (_line(data.hotel(i).item(), "propertyID") for i in data.live_hotels())
+        # Reservations are never swept: a deleted property's stay as last served.
+        held = (data.booking(j).item() for i in range(data.hotels) for j in data.of_hotel(i))
+        bookings = (_line(item, "reservationID") for item in held)
+        return itertools.chain(
+            hotels if kind != "reservations" else (), bookings if kind != "properties" else ()
+        )
 
 
-_ID: Final = {"properties": "propertyID", "reservations": "reservationID"}
+def _line(item: dict[str, object], key: str) -> bytes:
+    return orjson.dumps({"id": item[key], "payload": item}) + b"\n"
 
 
 def _form(body: bytes) -> dict[str, str]:

@@ -1,26 +1,19 @@
-"""One Cloudbeds account's dataset: deterministic, mutable over logical time, never
-materialised (partners.md section 3).
+"""One Cloudbeds account's dataset (partners.md section 3): ``N`` properties, ``k``
+reservations each, as formulas (``records``) plus sparse overrides, so 10,000 x 2 costs
+nothing until asked. It answers the documented methods with the bodies routes send:
 
-``N`` properties (hotels), ``k`` reservations each; state is the formulas of ``records``
-plus sparse overrides, so 10,000 x 2 costs nothing until asked. It answers the methods
-as documented, returning bodies the routes send as they are:
+* ``getHotels``: ``propertyIDs`` (comma-list), ``pageNumber`` (1-based), ``pageSize``.
+* ``getReservations``: ``propertyID`` (comma-list, required), ``status``,
+  ``modifiedFrom``/``modifiedTo`` (inclusive, in each property's local time, as its
+  ``dateModified`` is written), ``sortByRecent`` (newest first; ties by id, descending;
+  else by id), ``pageNumber`` + ``pageSize`` (at most 100).
+* ``getReservation`` by ``reservationID``; None when not served (the route's "not found").
+  Errors are HTTP 200 ``{"success": false, "message"}``.
 
-* ``getHotels``: ``propertyIDs`` (comma-list), ``pageNumber`` (1-based), ``pageSize``;
-  by ``propertyID``.
-* ``getReservations``: ``propertyID`` (comma-list, required: multi-property keys must
-  name them), ``status``, ``modifiedFrom``/``modifiedTo`` (both inclusive, compared in
-  each property's local time, as its ``dateModified`` is written), ``sortByRecent``
-  (``dateModified`` newest first; ties by ``reservationID``, descending), else by
-  ``reservationID``; ``pageNumber`` + ``pageSize`` (at most 100).
-* ``getReservation``: by ``reservationID``; ``getHotelDetails`` is not modelled.
-* Errors are HTTP 200 ``{"success": false, "message": ...}``; a record not served is None
-  (the route's "not found").
-
-Mutations move ``dateModified`` to a logical clock advancing 0-2 s per mutation (so ties
-happen), except a *silent* edit, which changes a reservation and not its timestamp: the
-documented "some modifications may not be reflected in this timestamp". Reservations are
-canceled, never deleted; a deleted (disconnected) property's reservations are no longer
-served.
+Mutations move ``dateModified`` to a logical clock advancing 0-2 s each (so ties happen),
+except a *silent* edit: the documented "some modifications may not be reflected in this
+timestamp". Reservations are canceled, never deleted; a deleted (disconnected) property's
+reservations are no longer served.
 """
 
 from __future__ import annotations
@@ -104,9 +97,10 @@ class CloudbedsAccount:
 
     def reservation_index(self, reservation_id: str) -> int | None:
         j = _index(reservation_id, rec.RESERVATION_ID0)
-        if j is None or j >= self.reservations:
-            return None
-        return None if self.placed.get(j, j // max(1, self.k)) in self.hotels_gone else j
+        gone = (
+            j is None or j >= self.reservations or self.placed.get(j, j // max(1, self.k)) in self.hotels_gone
+        )
+        return None if gone else j
 
     def live_hotels(self) -> Iterator[int]:
         return (i for i in range(self.hotels) if i not in self.hotels_gone)
@@ -123,13 +117,9 @@ class CloudbedsAccount:
             start, size = _paging(params, default_size=20)
         except QueryError as exc:
             return failure(str(exc))
-        chosen: range | list[int]
-        if ids is None and not self.hotels_gone:  # the usual full listing: no scan
-            chosen = range(self.hotels)
-        elif ids is None:
-            chosen = list(self.live_hotels())
-        else:
-            chosen = sorted({i for i in map(self.hotel_index, ids) if i is not None})
+        chosen: range | list[int] = sorted({i for i in map(self.hotel_index, ids or ()) if i is not None})
+        if ids is None:  # the usual full listing needs no scan
+            chosen = list(self.live_hotels()) if self.hotels_gone else range(self.hotels)
         return page([self.hotel(i).item() for i in chosen[start : start + size]], len(chosen))
 
     def get_reservations(self, params: dict[str, str]) -> bytes:
@@ -151,10 +141,8 @@ class CloudbedsAccount:
                 ts = self.modified.get(j, rec.T0 + j // rec.TIE)
                 if low <= ts <= high and (status is None or self.booking(j).status == status):
                     hits.append((ts, j))
-        if params.get("sortByRecent", "").lower() in ("true", "1"):
-            hits.sort(reverse=True)
-        else:
-            hits.sort(key=lambda hit: hit[1])
+        recent = params.get("sortByRecent", "").lower() in ("true", "1")
+        hits.sort(key=None if recent else lambda hit: hit[1], reverse=recent)
         return page([self.booking(j).item() for _, j in hits[start : start + size]], len(hits))
 
     def get_reservation(self, reservation_id: str) -> bytes | None:
@@ -238,13 +226,10 @@ def _paging(params: dict[str, str], default_size: int) -> tuple[int, int]:
 
 def _wall(value: str | None) -> datetime | None:
     """A date-time parameter as the naive wall time it names (a date alone: midnight)."""
-    if value is None:
-        return None
     try:
-        parsed = datetime.fromisoformat(value)
+        return None if value is None else datetime.fromisoformat(value)
     except ValueError:
         raise QueryError(f"invalid date-time {value!r}") from None
-    return parsed
 
 
 def _epoch(wall: datetime, zone: Any) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -44,10 +44,6 @@ def local_text(ts: int, zone: int) -> str:
     (memoised: base records share their timestamps in threes)."""
     v = datetime.fromtimestamp(ts, TZ[zone])
     return "%04d-%02d-%02d %02d:%02d:%02d" % (v.year, v.month, v.day, v.hour, v.minute, v.second)  # noqa: UP031
-
-
-def utc(ts: int) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
 
 
 @dataclass(frozen=True, slots=True)
