@@ -3,16 +3,15 @@
 
 * Datetimes are ``YYYY-MM-DD HH:MM:SS`` in the property's local time: made UTC with its
   IANA zone (``Local``, from ``getHotels``); ``dateModifiedUTC`` (rate-details variant)
-  wins when present. A wall time that occurs twice (clocks going back) reads as the first.
-* A reservation of a property the account does not list is a dead letter.
+  wins. A wall time that occurs twice (clocks going back) reads as the first. A
+  reservation of a property the account does not list is a dead letter.
 * Ids are strings holding numbers (integers from older keys and webhooks): kept as text.
-* A hotel has no update time: its ``source_updated_at`` is when it was fetched.
-* ``not_confirmed`` is pending; ``no_show`` and the webhooks' ``in_progress`` have no
-  canonical twin: ``other``, their spelling kept in ``partner_status``; any other status is
-  ``other`` too, reported as schema drift.
-* ``getReservation`` names the channel ``source`` and counts guests per room, the list
-  ``sourceName`` and per reservation. Only fields both carry are mapped (no e-mail, no
-  total), so a targeted fetch never flips a row the list wrote.
+* A hotel has no update time: its ``source_updated_at`` is when it was fetched (each
+  newer listing wins: the raw payload kept is the one last listed).
+* ``not_confirmed`` is pending; ``no_show`` and ``in_progress`` (webhooks) are ``other``,
+  spelled in ``partner_status``; any other status too, reported as schema drift.
+* ``getReservation`` names the channel ``source`` and counts guests per room; only fields
+  both it and the list carry are mapped, so a targeted fetch never flips a row.
 """
 
 from __future__ import annotations
@@ -27,12 +26,9 @@ from syncd.connectors.cloudbeds import wire
 from syncd.models import Property, Reservation, ReservationStatus, canonical_values
 from syncd.observability import drift
 
-_STATUS = {
-    "not_confirmed": ReservationStatus.PENDING,
-    "confirmed": ReservationStatus.CONFIRMED,
-    "canceled": ReservationStatus.CANCELED,
-    "checked_in": ReservationStatus.CHECKED_IN,
-    "checked_out": ReservationStatus.CHECKED_OUT,
+# The documented statuses; all but not_confirmed (pending) are spelled as the canonical ones.
+_STATUS = {"not_confirmed": ReservationStatus.PENDING} | {
+    s: ReservationStatus(s) for s in ("confirmed", "canceled", "checked_in", "checked_out")
 }
 _DOCUMENTED_OTHER = frozenset({"no_show", "in_progress"})
 _PROPERTY = canonical_values(Property)
@@ -47,8 +43,8 @@ class Local:
     currency: str | None
 
 
-# What a connector that has listed no property yet lends (offline normalizing: tools and
-# tests; a sync always lists the properties first): wall times read as UTC.
+# Lent by a connector that has listed no property (offline normalizing, in tools and
+# tests; a sync lists the properties first): wall times read as UTC.
 _NOWHERE = Local(UTC, None)
 
 

@@ -22,11 +22,9 @@ checkpoint holds the marks and the position, so a run resumes mid-walk.
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
 import time
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -35,20 +33,18 @@ import msgspec
 from syncd import errors
 from syncd.config import ResourceSettings
 from syncd.connectors.base import Normalizer, Page, PartnerInfo
-from syncd.connectors.cloudbeds import PARTNER, adapter, wire
+from syncd.connectors.cloudbeds import PARTNER, adapter, plan, wire
 from syncd.connectors.pagination import MAX_CONSECUTIVE_RESCANS, NewestFirstCursor, format_ts, parse_ts
 from syncd.http.client import PartnerClient
 from syncd.models import MAX_ID_LENGTH
 from syncd.store.types import RawRecord
 
-BATCH = 100  # property ids per getReservations request, about: its URL stays a few hundred bytes
 HOTELS_TTL_S = 900.0  # the property list (timezones, currencies) is re-read this often
 _KEY = {"properties": "propertyID", "reservations": "reservationID"}
 _RAW_ID = {k: re.compile(rb'"%s"\s*:\s*"?([0-9A-Za-z_-]{1,64})' % k.encode()) for k in _KEY.values()}
 
 
-def _listed(body: bytes) -> wire.Listed:
-    """A list; ``{"success": false}`` bodies never get here (``classify_body`` raised)."""
+def _listed(body: bytes) -> wire.Listed:  # ``classify_body`` raised on success: false
     got = wire.LISTED.decode(body)
     if got.success is not True:
         raise ValueError("a response without success: true")
@@ -81,44 +77,15 @@ def _modified(raw: RawRecord, zone: tzinfo) -> datetime | None:
         return None
 
 
-@dataclass
-class _Hotels:
-    """The account's properties: what each lends its reservations, and the walk's batches."""
-
-    local: dict[str, adapter.Local] = field(default_factory=dict)
-    batches: list[tuple[str, str, list[str]]] = field(default_factory=list)  # (digest, zone, ids)
-    digest: str = ""
-    loaded: float = float("-inf")
-
-    def build(self, hotels: list[wire.Hotel], batch: int) -> None:
-        """Batches of one zone, each property in a bucket of its id's hash: a property
-        joining or leaving changes one batch, not every later one."""
-        self.local.clear()  # in place: normalizers hold this dict
-        zones: dict[str, list[str]] = {}
-        for h in hotels:
-            local = self.local[str(h.propertyID)] = adapter.local_of(h)
-            zones.setdefault(h.propertyTimezone if local.zone else "UTC", []).append(str(h.propertyID))  # type: ignore[arg-type]
-        buckets: dict[tuple[str, int], list[str]] = {}
-        for zone, ids in sorted(zones.items()):
-            width = 1 << max(0, (len(ids) - 1) // batch).bit_length()  # changes only as the zone doubles
-            for i in ids:
-                buckets.setdefault((zone, int(_digest(i), 16) % width), []).append(i)
-        self.batches = [(_digest((z, ids)), z, ids) for (z, _), ids in sorted(buckets.items())]
-        self.digest = _digest([d for d, *_ in self.batches])
-        self.loaded = time.monotonic()
-
-
-def _digest(value: object) -> str:
-    return hashlib.blake2b(repr(value).encode(), digest_size=8).hexdigest()
-
-
 class CloudbedsConnector:
     info: PartnerInfo = PARTNER
 
-    def __init__(self, client: PartnerClient, page_size: int = PARTNER.page_size, batch: int = BATCH) -> None:
+    def __init__(
+        self, client: PartnerClient, page_size: int = PARTNER.page_size, batch: int = plan.BATCH
+    ) -> None:
         self._client = client
         self._size, self._batch = min(page_size, PARTNER.page_size), batch
-        self._hotels = _Hotels()
+        self._hotels = plan.Hotels()
 
     def normalizer(self, resource: str) -> Normalizer:
         if resource == "properties":
@@ -208,7 +175,7 @@ class CloudbedsConnector:
                 number += 1
         raise errors.PaginationError("getHotels: the property list keeps changing")
 
-    async def _hotel_map(self) -> _Hotels:
+    async def _hotel_map(self) -> plan.Hotels:
         if time.monotonic() - self._hotels.loaded > HOTELS_TTL_S:
             async for _ in self._hotel_pages():
                 pass
@@ -233,10 +200,7 @@ class CloudbedsConnector:
         return await self._client.get_or_none("/getReservation", "/getReservation", params, decode=_single)
 
     async def check_access(self) -> None:
-        params: dict[str, str | int] = {"pageNumber": 1, "pageSize": 1}
-        await self._client.get("/getHotels", params=params, decode=_listed)
+        await self._client.get("/getHotels", params={"pageNumber": 1, "pageSize": 1}, decode=_listed)
 
     async def rotate_secret(self, new_secret: str) -> None:
-        raise errors.PartnerRejected(
-            "Cloudbeds API keys are replaced in the partner's UI, not rotated by syncd"
-        )
+        raise errors.PartnerRejected("Cloudbeds API keys are replaced in its UI, not rotated by syncd")
