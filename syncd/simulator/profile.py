@@ -196,7 +196,6 @@ class Profile(Generic[D]):
         records alike keeps this; one whose versions differ overrides it (ValueError for
         a version it does not serve)."""
         return self.truth(data, kind)
-        raise NotImplementedError
 
     def config_credentials(self, account_id: str, secret: str) -> dict[str, str]:
         """An account's credentials as an integration configures them for this partner's
