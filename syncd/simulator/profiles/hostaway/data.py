@@ -1,0 +1,289 @@
+"""One Hostaway account's dataset: deterministic, mutable over logical time, never materialised.
+
+Record state is the base formulas plus sparse overrides (``sparse.OverrideTable``): a query
+costs O(page + overrides), whatever the account's size. Times are whole seconds, as
+Hostaway's are; base records share them in small tie groups and mutations come in groups
+of one to four per second, so clients meet ties across page boundaries. ``touch`` stamps
+any number of records with one second (a bulk edit). Each ``mutate`` call starts a new
+second, so a record's ``updatedOn`` grows with every version.
+
+List queries follow partners.md section 2 as this simulator reads it:
+
+* ``limit`` (default 100) and ``offset`` on both lists (deprecated on reservations, still served).
+* ``latestActivityStart``/``latestActivityEnd``: inclusive bounds on ``latestActivityOn``
+  (listings) or ``updatedOn`` (reservations, whose only activity here is modification);
+  ``YYYY-MM-DD`` (a whole day) or ``YYYY-MM-DD HH:MM:SS``, UTC.
+* ``sortOrder``: listings by id unless ``latestActivity``/``latestActivityDesc``;
+  reservations newest-first by ``updatedOn`` unless ``updatedOn``/``latestActivity``
+  (oldest first). Ties are broken by id.
+* ``afterId`` (reservations): the records after that record's *current* position in the
+  requested order. A record modified since moves, and an unknown or deleted one gives an
+  empty page, as a keyset on the live table would.
+
+Deletions remove listings (lists skip them, gets 404); reservations are cancelled, not deleted.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from syncd.simulator.encoding import mix64, parse_iso_ms, stream_key
+from syncd.simulator.profiles.hostaway import records
+from syncd.simulator.profiles.hostaway.records import LISTING_ID0, RESERVATION_ID0, ListingFields
+from syncd.simulator.sparse import ALL_AFTER, ALL_BEFORE, OverrideTable
+
+LISTING_TIE = 7
+RESERVATION_TIE = 5
+DEFAULT_LIMIT = 100
+_CREATED_LAG_S = 30 * 86_400
+_SORTS = {
+    "listings": {None: "id", "latestActivity": "asc", "latestActivityDesc": "desc"},
+    "reservations": {None: "desc", "updatedOn": "asc", "latestActivity": "asc", "latestActivityDesc": "desc"},
+}
+
+
+class QueryError(ValueError):
+    """A list query the API refuses (400); the message is the ``fail`` result."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """A validated list request over the half-open window ``[lo_ms, hi_ms)`` of update times."""
+
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+    order: str = "id"  # "id", or by update time: "asc" / "desc"
+    lo_ms: int = ALL_BEFORE
+    hi_ms: int = ALL_AFTER
+    after_id: int | None = None
+
+
+def _int(params: Mapping[str, str], name: str, default: int | None, lo: int) -> int | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or int(raw) < lo:
+        raise QueryError(f"'{name}' must be an integer >= {lo}")
+    return int(raw)
+
+
+def _moment_ms(value: str, name: str, end: bool) -> int:
+    try:
+        ms = parse_iso_ms(value)
+    except ValueError:
+        raise QueryError(f"'{name}' must be YYYY-MM-DD or YYYY-MM-DD HH:MM:SS") from None
+    # Inclusive ends: a date covers its whole day, a time its whole second.
+    return ms + (86_400_000 if len(value) == 10 else 1000) if end else ms
+
+
+def parse_query(resource: str, params: Mapping[str, str]) -> ListQuery:
+    """The query string of ``GET /listings`` or ``GET /reservations`` as a ``ListQuery``."""
+    order = _SORTS[resource].get(params.get("sortOrder") or None)
+    if order is None:
+        raise QueryError(f"sortOrder {params['sortOrder']!r} is not supported here")
+    after_id = _int(params, "afterId", None, 0)
+    if after_id is not None and resource != "reservations":
+        raise QueryError("'afterId' is a reservations cursor")
+    start, end = params.get("latestActivityStart"), params.get("latestActivityEnd")
+    return ListQuery(
+        limit=_int(params, "limit", DEFAULT_LIMIT, 1) or DEFAULT_LIMIT,
+        offset=_int(params, "offset", 0, 0) or 0,
+        order=order,
+        lo_ms=ALL_BEFORE if not start else _moment_ms(start, "latestActivityStart", False),
+        hi_ms=ALL_AFTER if not end else _moment_ms(end, "latestActivityEnd", True),
+        after_id=after_id,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Mutations:
+    """Ids touched by one ``mutate`` call, per kind."""
+
+    listings_updated: tuple[int, ...] = ()
+    listings_inserted: tuple[int, ...] = ()
+    listings_deleted: tuple[int, ...] = ()
+    reservations_updated: tuple[int, ...] = ()
+    reservations_inserted: tuple[int, ...] = ()
+
+
+class HostawayAccount:
+    """The dataset behind one Hostaway account id."""
+
+    def __init__(self, seed: int, listings: int, reservations_per_listing: int = 2) -> None:
+        if listings < 0 or reservations_per_listing < 0:
+            raise ValueError("listings and reservations_per_listing must be >= 0")
+        self.seed = seed
+        self.per_listing = reservations_per_listing
+        self._lkey, self._rkey = stream_key(seed, 31), stream_key(seed, 32)
+        t0 = records.T0_S * 1000
+        self.listings = OverrideTable(listings, LISTING_TIE, t0)
+        self.reservations = OverrideTable(listings * reservations_per_listing, RESERVATION_TIE, t0)
+        self._clock_s = max(self.listings.max_base_ts(), self.reservations.max_base_ts()) // 1000
+        self._listing_of: dict[int, int] = {}  # inserted reservation -> its listing index
+        self._mutations = 0
+
+    # -- records ----------------------------------------------------------------------------
+
+    def listing_fields(self, i: int, table: OverrideTable | None = None) -> ListingFields:
+        t = table or self.listings
+        return ListingFields(LISTING_ID0 + i, mix64(self._lkey ^ i), t.version(i), t.timestamp(i) // 1000)
+
+    def reservation_fields(self, j: int, table: OverrideTable | None = None) -> records.ReservationFields:
+        t = table or self.reservations
+        created_ms = t.created.get(j)
+        created_s = (
+            t.base_ts(j) // 1000 - _CREATED_LAG_S - j % 1000 * 60
+            if created_ms is None
+            else created_ms // 1000
+        )
+        i = self._listing_of.get(j, j // max(1, self.per_listing))
+        # The listing as first created: a later listing edit must not change the booking.
+        listing = ListingFields(LISTING_ID0 + i, mix64(self._lkey ^ i), 1, 0)
+        h = mix64(self._rkey ^ j)
+        return records.ReservationFields(
+            RESERVATION_ID0 + j, h, t.version(j), t.timestamp(j) // 1000, created_s, listing
+        )
+
+    def get_listing(self, listing_id: int) -> bytes | None:
+        i = listing_id - LISTING_ID0
+        return records.render_listing(self.listing_fields(i)) if self.listings.is_live(i) else None
+
+    def get_reservation(self, reservation_id: int) -> bytes | None:
+        j = reservation_id - RESERVATION_ID0
+        return (
+            records.render_reservation(self.reservation_fields(j)) if self.reservations.is_live(j) else None
+        )
+
+    # -- list queries -----------------------------------------------------------------------
+
+    def query_listings(self, q: ListQuery) -> tuple[list[bytes], int]:
+        """One page of listings and the number of matches (the envelope's ``count``)."""
+        picked, count = _select(self.listings, q, None)
+        return [records.render_listing(self.listing_fields(i)) for i in picked], count
+
+    def query_reservations(self, q: ListQuery) -> tuple[list[bytes], int]:
+        after = None if q.after_id is None else q.after_id - RESERVATION_ID0
+        picked, count = _select(self.reservations, q, after)
+        return [records.render_reservation(self.reservation_fields(j)) for j in picked], count
+
+    # -- mutations --------------------------------------------------------------------------
+
+    def mutate(self, count: int, seed: int) -> Mutations:
+        """``count`` deterministic changes: 35 % listing edits, 10 % new listings, 10 % listing
+        deletions, 35 % reservation edits (to ``modified`` or ``cancelled``), 10 % new bookings."""
+        touched: dict[str, list[int]] = {k: [] for k in ("lu", "li", "ld", "ru", "ri")}
+        key = stream_key(self.seed ^ (seed * 0x9E3779B1), 1000 + self._mutations)
+        self._mutations += 1
+        left = 0
+        for n in range(count):
+            h = mix64(key ^ n)
+            if left == 0:  # a new group: one to four changes share the next second
+                left = 1 + (h >> 40) % 4
+                self._clock_s += 1 + (h >> 44) % 3
+            left -= 1
+            kind, ident = self._mutate_one(h, self._clock_s * 1000)
+            touched[kind].append(ident)
+        unique = {k: tuple(dict.fromkeys(v)) for k, v in touched.items()}
+        return Mutations(unique["lu"], unique["li"], unique["ld"], unique["ru"], unique["ri"])
+
+    def _mutate_one(self, h: int, ts: int) -> tuple[str, int]:
+        roll = h % 100
+        if roll < 55:
+            i = _pick_live(self.listings, h >> 8)
+            if i is not None and roll < 35:
+                self.listings.update(i, ts)
+                return "lu", LISTING_ID0 + i
+            if i is not None and roll >= 45:
+                self.listings.delete(i, ts)
+                return "ld", LISTING_ID0 + i
+            return "li", LISTING_ID0 + self.listings.insert(ts)
+        j = _pick_live(self.reservations, h >> 8) if roll < 90 else None
+        if j is not None:
+            self.reservations.update(j, ts)
+            return "ru", RESERVATION_ID0 + j
+        i = _pick_live(self.listings, h >> 16)
+        j = self.reservations.insert(ts)
+        self._listing_of[j] = 0 if i is None else i
+        return "ri", RESERVATION_ID0 + j
+
+    def touch(self, listing_ids: tuple[int, ...] = (), reservation_ids: tuple[int, ...] = ()) -> None:
+        """A bulk edit: every record named gets a new version stamped with one new second."""
+        self._clock_s += 1
+        for ident in listing_ids:
+            self.listings.update(ident - LISTING_ID0, self._clock_s * 1000)
+        for ident in reservation_ids:
+            self.reservations.update(ident - RESERVATION_ID0, self._clock_s * 1000)
+
+    # -- ground truth -----------------------------------------------------------------------
+
+    def truth_properties(self) -> Iterator[tuple[Any, ...]]:
+        """The canonical values of every live listing, by id (from a snapshot of the state)."""
+        table = self.listings.copy()
+        for i in range(table.total):
+            if i not in table.deleted:
+                yield records.listing_truth(self.listing_fields(i, table))
+
+    def truth_reservations(self) -> Iterator[tuple[Any, ...]]:
+        table = self.reservations.copy()
+        for j in range(table.total):
+            if j not in table.deleted:
+                yield records.reservation_truth(self.reservation_fields(j, table))
+
+    def live_listing_ids(self) -> list[int]:
+        return [LISTING_ID0 + i for i in range(self.listings.total) if i not in self.listings.deleted]
+
+
+def _pick_live(table: OverrideTable, h: int) -> int | None:
+    """A live index derived from ``h``, probing forward past deleted ones."""
+    for step in range(min(table.total, 4096)):
+        i = (h + step) % table.total
+        if table.is_live(i):
+            return i
+    return None
+
+
+def _select(table: OverrideTable, q: ListQuery, after: int | None) -> tuple[list[int], int]:
+    lo, hi = q.lo_ms, q.hi_ms
+    count = table.count(lo, hi)
+    if q.order == "id":
+        return table.select(lo, hi, False, q.offset, q.offset + q.limit), count
+    start, stop = 0, count  # positions, in ascending (time, id) order, the cursor leaves
+    if after is not None:
+        if not table.is_live(after):
+            return [], count
+        t = table.timestamp(after)
+        before = table.count(lo, min(max(t, lo), hi))  # in the window, earlier than the cursor
+        at = 0
+        if lo <= t < hi:
+            tied = table.select(t, t + 1, True, 0, table.count(t, t + 1))
+            before += bisect.bisect_left(tied, after)
+            at = 1
+        start, stop = (before + at, count) if q.order == "asc" else (0, before)
+    if q.order == "asc":
+        a = start + q.offset
+        return table.select(lo, hi, True, a, min(stop, a + q.limit)), count
+    b = stop - q.offset
+    picked = table.select(lo, hi, True, max(start, b - q.limit), b) if b > start else []
+    picked.reverse()
+    return picked, count
+
+
+def list_body(page: list[bytes], count: int, q: ListQuery) -> bytes:
+    """The documented envelope around a list page."""
+    pages = -(-count // q.limit)
+    meta = orjson.dumps({"limit": q.limit, "offset": q.offset, "count": count})[1:-1]
+    return b'{"status":"success","result":[%s],%s,"page":%d,"totalPages":%d}' % (
+        b",".join(page), meta, q.offset // q.limit + 1, pages)  # fmt: skip
+
+
+def record_body(record: bytes) -> bytes:
+    return b'{"status":"success","result":%s}' % record
+
+
+def fail_body(message: str) -> bytes:
+    return orjson.dumps({"status": "fail", "result": None, "message": message})
