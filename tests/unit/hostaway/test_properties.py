@@ -15,15 +15,18 @@ from syncd.pipeline import RECORD_ERRORS
 from syncd.simulator.profiles.hostaway import records
 from tests.unit.hostaway.test_adapter import LISTING, RESERVATION
 
+# Times Hostaway sends, MySQL's zero date, an impossible day, an offset past year 9999.
+TIMES = ["2025-01-01 00:00:00", "0000-00-00 00:00:00", "2025-02-30", "9999-12-31 23:59:59-05:00"]
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**63), max_value=2**63), st.floats(allow_nan=False),
     st.text(max_size=30),
-    st.sampled_from(["2025-01-01 00:00:00", "0000-00-00 00:00:00", "2025-02-30", "9999-12-31 23:59:59-05:00"]),
+    st.sampled_from(TIMES),
 )  # fmt: skip
 json_ish = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
     max_leaves=8,
-)  # fmt: skip
+)
 
 
 def changed(base: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
