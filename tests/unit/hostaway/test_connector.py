@@ -102,7 +102,7 @@ async def test_live_ids_list_every_live_listing_and_only_listings() -> None:
     pages = hostaway.live_ids("properties")
     assert pages is not None
     ids = [i async for page in pages for i in page]
-    assert ids == [str(i) for i in account.live_listing_ids()]
+    assert ids == [v[0] for v in account.truth_properties()]
     assert hostaway.live_ids("reservations") is None
 
 

@@ -234,9 +234,6 @@ class HostawayAccount:
             if j not in table.deleted:
                 yield records.reservation_truth(self.reservation_fields(j, table))
 
-    def live_listing_ids(self) -> list[int]:
-        return [LISTING_ID0 + i for i in range(self.listings.total) if i not in self.listings.deleted]
-
 
 def _pick_live(table: OverrideTable, h: int) -> int | None:
     """A live index derived from ``h``, probing forward past deleted ones."""

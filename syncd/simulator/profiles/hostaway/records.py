@@ -10,7 +10,7 @@ placeholder dates under ``isDatesUnspecified=1``, names that may be empty.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -81,30 +81,15 @@ CANONICAL_STATUS = {
 }  # fmt: skip
 
 
-class _Memo(dict[int, bytes]):
-    """A bounded memo ``memo[key]``: records share times and dates in groups, so most
-    lookups on a page hit (a miss formats the text once)."""
-
-    def __init__(self, render: Callable[[int], bytes]) -> None:
-        super().__init__()
-        self._render = render
-
-    def __missing__(self, key: int) -> bytes:
-        if len(self) >= 65_536:
-            self.clear()
-        text = self[key] = self._render(key)
-        return text
+# Records share times and dates in groups: most lookups on a page are cache hits.
+_date = functools.lru_cache(maxsize=65_536)(lambda day: format_date(day).encode())
 
 
-_DATES = _Memo(lambda day: format_date(day).encode())
-
-
-def _time(seconds: int) -> bytes:
+@functools.lru_cache(maxsize=65_536)
+def hostaway_time(seconds: int) -> bytes:
+    """Epoch seconds -> ``b"YYYY-MM-DD HH:MM:SS"``."""
     day, rest = divmod(seconds, _DAY)
-    return b"%s %02d:%02d:%02d" % (_DATES[day], rest // 3600, rest // 60 % 60, rest % 60)
-
-
-hostaway_time = _Memo(_time)  # epoch seconds -> b"YYYY-MM-DD HH:MM:SS"
+    return b"%s %02d:%02d:%02d" % (_date(day), rest // 3600, rest // 60 % 60, rest % 60)
 
 
 def _utc(seconds: int) -> datetime:
@@ -164,7 +149,7 @@ def render_listing(f: ListingFields) -> bytes:
         % (f.id, caption, _j(internal), _j(f"{place[14]}, {place[10]}"), place[9], place[0], place[1],
            place[4], place[2], place[3], place[7], place[8], 2 + h % 7, 1 + (h >> 4) % 4,
            b"1.5" if h & 0x100 else b"1", cents // 100, cents % 100, place[6], place[5], (h >> 5) & 1,
-           hostaway_time[f.activity_s], images)
+           hostaway_time(f.activity_s), images)
     )  # fmt: skip
 
 
@@ -200,7 +185,7 @@ def render_reservation(f: ReservationFields) -> bytes:
     channel_id, channel = _CHANNELS[(h >> 28) % len(_CHANNELS)]
     first, last, full, email = _GUESTS[(h >> 4) % len(_GUESTS)][:4]
     currency = _PLACES[(f.listing.h >> 9) % len(_PLACES)][6]
-    updated = hostaway_time[f.updated_s]
+    updated = hostaway_time(f.updated_s)
     return (
         b'{"id":%d,"listingMapId":%d,"channelId":%d,"channelName":"%s","reservationId":"%d-%d-%x",'
         b'"hostawayReservationId":%d,"reservationDate":"%s","guestName":%s,"guestFirstName":%s,'
@@ -208,8 +193,8 @@ def render_reservation(f: ReservationFields) -> bytes:
         b'"arrivalDate":"%s","departureDate":"%s","isDatesUnspecified":%d,"nights":%d,"totalPrice":%d.%02d,'
         b'"currency":"%s","isPaid":%d,"status":"%s","updatedOn":"%s","latestActivityOn":"%s"}'
         % (f.id, f.listing.id, channel_id, channel, f.listing.id, f.id, h & 0xFFFFFF, f.id,
-           hostaway_time[f.created_s], b"null" if h % 23 == 0 else full, first, last, email, guests, guests,
-           _DATES[arrival], _DATES[arrival + nights], placeholder, nights,
+           hostaway_time(f.created_s), b"null" if h % 23 == 0 else full, first, last, email, guests, guests,
+           _date(arrival), _date(arrival + nights), placeholder, nights,
            cents // 100, cents % 100, currency, paid, status.encode(), updated, updated)
     )  # fmt: skip
 
