@@ -117,7 +117,7 @@ def test_after_id_follows_a_record_that_moved_and_ends_on_one_that_is_gone() -> 
     [
         ("listings", {"sortOrder": "name"}), ("listings", {"afterId": "5"}), ("reservations", {"limit": "0"}),
         ("reservations", {"offset": "-1"}), ("reservations", {"latestActivityStart": "yesterday"}),
-        ("reservations", {"afterId": "x"}),
+        ("reservations", {"afterId": "x"}), ("reservations", {"listingId": "40001"}),
     ],
 )  # fmt: skip
 def test_queries_outside_the_documented_ones_are_refused(resource: str, params: dict[str, str]) -> None:

@@ -16,6 +16,7 @@ List queries follow partners.md section 2 as this simulator reads it:
 * ``sortOrder``: listings by id unless ``latestActivity``/``latestActivityDesc``;
   reservations newest-first by ``updatedOn`` unless ``updatedOn``/``latestActivity``
   (oldest first). Ties are broken by id.
+* Other documented filters (``listingId``, ``arrivalStartDate``...) are refused, not ignored.
 * ``afterId`` (reservations): the records after that record's *current* position in the
   requested order. A record modified since moves, and an unknown or deleted one gives an
   empty page, as a keyset on the live table would.
@@ -45,6 +46,11 @@ _SORTS = {
     "listings": {None: "id", "latestActivity": "asc", "latestActivityDesc": "desc"},
     "reservations": {None: "desc", "updatedOn": "asc", "latestActivity": "asc", "latestActivityDesc": "desc"},
 }
+
+_NOT_SIMULATED = frozenset(
+    ("listingId", "channelId", "guestEmail", "match", "arrivalStartDate", "arrivalEndDate",
+     "departureStartDate", "departureEndDate")
+)  # fmt: skip
 
 
 class QueryError(ValueError):
@@ -83,6 +89,9 @@ def _moment_ms(value: str, name: str, end: bool) -> int:
 
 def parse_query(resource: str, params: Mapping[str, str]) -> ListQuery:
     """The query string of ``GET /listings`` or ``GET /reservations`` as a ``ListQuery``."""
+    refused = _NOT_SIMULATED.intersection(params)
+    if refused:  # documented filters a client must not believe were applied
+        raise QueryError(f"filter {sorted(refused)[0]!r} is not simulated")
     order = _SORTS[resource].get(params.get("sortOrder") or None)
     if order is None:
         raise QueryError(f"sortOrder {params['sortOrder']!r} is not supported here")
