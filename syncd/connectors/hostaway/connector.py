@@ -2,8 +2,8 @@
 documented means (partners.md section 2).
 
 * **Listings** have ``limit``/``offset`` paging, ``sortOrder=latestActivity`` (oldest
-  activity first) and the filter ``latestActivityStart``: the Guesty-style
-  ``UpdatedSinceCursor`` fits as is. Each request is anchored on the newest
+  activity first) and the filter ``latestActivityStart``: ``pagination.UpdatedSinceCursor``
+  fits as is. Each request is anchored on the newest
   ``latestActivityOn`` consumed with an offset counted only within that second's tie group,
   and re-reads the last record consumed to prove the group did not shrink under us.
 * **Reservations** page by the cursor ``afterId`` (``offset`` is deprecated) in
