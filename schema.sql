@@ -1,11 +1,19 @@
 -- syncd schema. Applied idempotently at start and by `syncd migrate`, under an advisory
 -- lock so that several shards starting together do not race on DDL.
--- Every synced table is keyed by (integration_id, external_id) and carries the partner's
--- own timestamp (source_updated_at): last write wins by that timestamp, never by arrival.
--- `raw` is `json`, not `jsonb`: it keeps the partner's exact bytes (key order, number
--- formatting, duplicate keys) as an audit record, and json input only validates where
--- jsonb builds a tree: jsonb parsing would double PostgreSQL's CPU per synced record.
--- It is still queryable (raw->>'field'); cast to jsonb for an expression index if needed.
+-- Every synced table (one per canonical resource: syncd.store.resources) is keyed by
+-- (integration_id, external_id) and carries the partner's own timestamp
+-- (source_updated_at): last write wins by that timestamp, never by arrival. Its columns
+-- are its canonical model's fields plus the bookkeeping below; a test holds each table to
+-- its model (tests/integration/store/test_resource_schema.py).
+-- `raw` is `bytea`: the partner's exact bytes (key order, number formatting, duplicate
+-- keys; XML as well as JSON), stored without parsing or validation as an audit record;
+-- `raw_type` is their media type ('application/json', 'application/xml', ...). Query it
+-- by decoding it:
+--     SELECT convert_from(raw, 'UTF8')::jsonb ->> 'title' FROM properties
+--     WHERE raw_type = 'application/json';
+-- (XML: convert_from(raw, 'UTF8')::xml, on a server built with libxml, for xpath()).
+-- (convert_from refuses bytes that are not UTF-8, which a partner may have sent: the
+-- canonical columns never hold such bytes.) Cast in an expression index if one is needed.
 
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version     integer PRIMARY KEY,
@@ -45,6 +53,9 @@ CREATE TABLE IF NOT EXISTS credentials (
 -- A secret rotated with `syncd rotate-secret` overrides the configured one, until the
 -- configuration changes: rotated_over_sha256 fingerprints the configured secret it replaced.
 ALTER TABLE credentials ADD COLUMN IF NOT EXISTS rotated_over_sha256 text;
+-- When the token was issued: some partners refuse a token for a moment after issue, and
+-- every process holding it waits until then.
+ALTER TABLE credentials ADD COLUMN IF NOT EXISTS token_issued_at timestamptz;
 
 -- Audit of every token request we made (partners cap them; operators ask "why").
 CREATE TABLE IF NOT EXISTS token_requests (
@@ -55,7 +66,7 @@ CREATE TABLE IF NOT EXISTS token_requests (
 );
 CREATE INDEX IF NOT EXISTS token_requests_by_integration ON token_requests (integration_id, requested_at);
 
--- properties and reservations (the tables a sync fills by the million) have no foreign key
+-- The resources' tables (those a sync fills by the million) have no foreign key
 -- to integrations: PostgreSQL checks one per inserted row, and that check is a third of a
 -- first sync's insert statement.
 -- What it guaranteed is kept at a batch's cost instead: every batch transaction takes the
@@ -92,7 +103,8 @@ CREATE TABLE IF NOT EXISTS properties (
     version            integer NOT NULL DEFAULT 1,
     last_changed_fields text[],
     deleted_at         timestamptz,
-    raw                json NOT NULL,
+    raw                bytea NOT NULL,
+    raw_type           text NOT NULL,
     PRIMARY KEY (integration_id, external_id)
 );
 
@@ -121,10 +133,18 @@ CREATE TABLE IF NOT EXISTS reservations (
     version               integer NOT NULL DEFAULT 1,
     last_changed_fields   text[],
     deleted_at            timestamptz,
-    raw                   json NOT NULL,
+    raw                   bytea NOT NULL,
+    raw_type              text NOT NULL,
     PRIMARY KEY (integration_id, external_id)
 );
 CREATE INDEX IF NOT EXISTS reservations_by_property ON reservations (integration_id, property_external_id);
+
+-- Every canonical resource's table, for the statements below that treat them alike (the
+-- trigger that deletes an integration's rows, the migrations). A new resource's table is
+-- added here; tests/integration/store/test_resource_schema.py fails until it is.
+CREATE OR REPLACE FUNCTION syncd_resource_tables() RETURNS regclass[] LANGUAGE sql STABLE AS $$
+    SELECT ARRAY['properties'::regclass, 'reservations'::regclass]
+$$;
 
 -- Databases created before the keys were dropped (looked up first: ALTER TABLE would take
 -- an exclusive lock on every start, waiting for running syncs).
@@ -135,7 +155,7 @@ BEGIN
     FOR fk IN
         SELECT conrelid::regclass AS tbl, conname FROM pg_constraint
         WHERE contype = 'f' AND confrelid = 'integrations'::regclass
-          AND conrelid IN ('properties'::regclass, 'reservations'::regclass)
+          AND conrelid = ANY (syncd_resource_tables())
     LOOP
         EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', fk.tbl, fk.conname);
     END LOOP;
@@ -148,7 +168,7 @@ DECLARE
 BEGIN
     FOR col IN
         SELECT a.attrelid::regclass AS tbl, a.attname FROM pg_attribute a
-        WHERE a.attrelid IN ('properties'::regclass, 'reservations'::regclass)
+        WHERE a.attrelid = ANY (syncd_resource_tables())
           AND a.attname IN ('integration_id', 'external_id', 'property_external_id')
           AND a.attcollation <> 'pg_catalog."C"'::regcollation
     LOOP
@@ -156,10 +176,37 @@ BEGIN
     END LOOP;
 END $$;
 
-CREATE OR REPLACE FUNCTION delete_integration_rows() RETURNS trigger LANGUAGE plpgsql AS $$
+-- ... and before raw became bytea with its media type (a one-off rewrite of each table:
+-- json kept the partner's text as sent, so its UTF-8 bytes are those the partner sent).
+DO $$
+DECLARE
+    tbl regclass;
 BEGIN
-    DELETE FROM properties WHERE integration_id = OLD.id;
-    DELETE FROM reservations WHERE integration_id = OLD.id;
+    FOREACH tbl IN ARRAY syncd_resource_tables() LOOP
+        IF NOT EXISTS (
+            SELECT 1 FROM pg_attribute WHERE attrelid = tbl AND attname = 'raw_type' AND NOT attisdropped
+        ) THEN
+            EXECUTE format(
+                'ALTER TABLE %s ADD COLUMN raw_type text NOT NULL DEFAULT %L', tbl, 'application/json');
+            EXECUTE format('ALTER TABLE %s ALTER COLUMN raw_type DROP DEFAULT', tbl);
+        END IF;
+        IF EXISTS (
+            SELECT 1 FROM pg_attribute
+            WHERE attrelid = tbl AND attname = 'raw' AND atttypid = 'json'::regtype
+        ) THEN
+            EXECUTE format(
+                'ALTER TABLE %s ALTER COLUMN raw TYPE bytea USING convert_to(raw::text, %L)', tbl, 'UTF8');
+        END IF;
+    END LOOP;
+END $$;
+
+CREATE OR REPLACE FUNCTION delete_integration_rows() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    tbl regclass;
+BEGIN
+    FOREACH tbl IN ARRAY syncd_resource_tables() LOOP
+        EXECUTE format('DELETE FROM %s WHERE integration_id = $1', tbl) USING OLD.id;
+    END LOOP;
     RETURN OLD;
 END $$;
 
@@ -242,5 +289,6 @@ CREATE TABLE IF NOT EXISTS events (
 
 -- Schema generations this database has been brought to (each is applied by the statements
 -- above, idempotently): 1 the first; 2 properties/reservations without per-row foreign
--- keys, ids COLLATE "C", the integrations_delete_rows trigger.
-INSERT INTO schema_migrations (version) VALUES (1), (2) ON CONFLICT DO NOTHING;
+-- keys, ids COLLATE "C", the integrations_delete_rows trigger; 3 raw as bytea with its
+-- media type (raw_type).
+INSERT INTO schema_migrations (version) VALUES (1), (2), (3) ON CONFLICT DO NOTHING;

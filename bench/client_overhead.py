@@ -97,7 +97,7 @@ def simulator(port: int) -> Any:
         # scaled far beyond what this loop can send.
         [
             *(sys.executable, "-m", "syncd", "simulate", "--port", str(port), "--listings", "100"),
-            *("--limit-factor", str(LIMIT_FACTOR)),
+            *("--limit-factor", str(LIMIT_FACTOR), "--accounts", "guesty=1"),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -185,7 +185,7 @@ async def clients(base: str) -> AsyncIterator[tuple[Call, Call, Call]]:
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
     with simulator(port):
-        async with clients(f"http://127.0.0.1:{port}") as (bare, stack, wire):
+        async with clients(f"http://127.0.0.1:{port}/guesty") as (bare, stack, wire):
             for call in (bare, stack, wire):  # warm up connections, caches, metric children
                 await cpu_per_request(call, 200)
             bare_s: list[float] = []

@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from syncd.connectors.guesty import adapter, wire  # noqa: E402
-from syncd.simulator.guesty_render import ListingRenderer  # noqa: E402
+from syncd.simulator.profiles.guesty.render import ListingRenderer  # noqa: E402
 from syncd.store.embedded import EmbeddedPostgres  # noqa: E402 - after the path tweak
 from syncd.store.types import TABLES, row_for  # noqa: E402
 
@@ -81,7 +81,8 @@ def running_simulator(
     proc = subprocess.Popen(
         [
             sys.executable, "-m", "syncd", "simulate", "--port", str(port), "--listings", str(listings),
-            "--reservations-per-listing", "0", "--no-limits", "--generation", str(generation),
+            "--accounts", "guesty=1", "--reservations-per-listing", "0", "--no-limits",
+            "--generation", str(generation),
             *(["--prerender"] if prerender else []),
         ],
         stdout=subprocess.PIPE,
@@ -112,8 +113,8 @@ batch_size = {batch_size}
 [web]
 enabled = false
 [partners.guesty]
-base_url = "{base}/v1"
-token_url = "{base}/oauth2/token"
+base_url = "{base}/guesty/v1"
+token_url = "{base}/guesty/oauth2/token"
 rate_limits = []
 [[integrations]]
 id = "bench"

@@ -48,11 +48,12 @@ from syncd.http.tiers import Tier, parse_tier  # noqa: E402
 from syncd.http.transport import PartnerTransport  # noqa: E402
 from syncd.observability import logging as syncd_logging  # noqa: E402
 from syncd.observability.metrics import Metrics  # noqa: E402
+from syncd.simulator.profiles.guesty.data import GuestyAccount  # noqa: E402
 from syncd.simulator.server import Simulator, SimulatorServer  # noqa: E402
 from syncd.testing import RecordingTransport  # noqa: E402
 
 SAFETY = 0.8
-TIERS = [parse_tier(t) for t in guesty.INFO.rate_limits]
+TIERS = [parse_tier(t) for t in guesty.PARTNER.rate_limits]
 TARGET_USED = 0.95
 TARGET_STOP_S = 10.0
 
@@ -127,16 +128,16 @@ async def scenario(
             "client_secret": f"{client_id}-secret",
             "scope": "open-api",
         }
-        response = await http.post(server.guesty_token_url, data=form)
+        response = await http.post(server.url("guesty", "/oauth2/token"), data=form)
         response.raise_for_status()
         access = str(response.json()["access_token"])
     throttle, breakers = guards.for_integration(
         "guesty",
         client_id,
-        LimitSpec(tiers=TIERS, safety_factor=SAFETY, max_concurrency=guesty.INFO.max_concurrency),
+        LimitSpec(tiers=TIERS, safety_factor=SAFETY, max_concurrency=guesty.PARTNER.max_concurrency),
     )
     recording = RecordingTransport(PartnerTransport())
-    options = ClientOptions(partner="guesty", integration_id=client_id, base_url=server.guesty_api_url)
+    options = ClientOptions(partner="guesty", integration_id=client_id, base_url=server.url("guesty", "/v1"))
     client = PartnerClient(
         recording,
         options,
@@ -152,7 +153,7 @@ async def scenario(
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     sim = Simulator(latency_ms=(50, 200))
     for name in ("steady", "burst"):
-        sim.add_guesty_account(name, f"{name}-secret", seed=7, listings=200)
+        sim.add_account("guesty", name, f"{name}-secret", GuestyAccount(seed=7, listings=200))
     metrics = Metrics()
     guards = Guards(metrics, syncd_logging.get_logger())
     async with SimulatorServer(sim) as server:

@@ -81,8 +81,8 @@ url = "{dsn}"
 [web]
 port = {web_port}
 [partners.guesty]
-base_url = "{base}/v1"
-token_url = "{base}/oauth2/token"
+base_url = "{base}/guesty/v1"
+token_url = "{base}/guesty/oauth2/token"
 """
         + integrations
     )
@@ -102,7 +102,7 @@ def main() -> None:
         sim = subprocess.Popen(
             [
                 sys.executable, "-m", "syncd", "simulate", "--port", str(sim_port),
-                "--accounts", str(ACCOUNTS), "--listings", str(args.listings),
+                "--accounts", f"guesty={ACCOUNTS}", "--listings", str(args.listings),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -126,7 +126,7 @@ def main() -> None:
                         raise RuntimeError(f"daemon exited ({daemon.returncode}); see its log")
                     for n in range(1, ACCOUNTS + 1):
                         client.post(
-                            f"http://127.0.0.1:{sim_port}/_sim/guesty-acct-{n}/mutate",
+                            f"http://127.0.0.1:{sim_port}/_sim/guesty/guesty-acct-{n}/mutate",
                             json={"count": 10, "seed": mutations},
                         ).raise_for_status()
                         mutations += 1

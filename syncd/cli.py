@@ -186,7 +186,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from syncd.simulator.__main__ import options_from_args
     from syncd.simulator.server import serve
 
-    options = options_from_args(args)
+    try:
+        options = options_from_args(args)
+    except ValueError as exc:
+        sys.stderr.write(f"syncd simulate: {exc}\n")
+        return 2
     tune_gc()
     serve(options)
     return 0
@@ -270,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from syncd.simulator.__main__ import add_arguments
 
-    p = sub.add_parser("simulate", help="run the partner simulator on 127.0.0.1 (Guesty profile)")
+    p = sub.add_parser("simulate", help="run the partner simulator on 127.0.0.1 (every partner profile)")
     add_arguments(p)
     p.set_defaults(func=cmd_simulate)
     return parser

@@ -265,7 +265,8 @@ class PartnerSchema:
     """What config validation needs to know about a partner (declared by its connector)."""
 
     resources: frozenset[str]
-    credential_keys: frozenset[str]
+    # The accepted credential sets; an integration configures exactly one of them.
+    credential_sets: tuple[frozenset[str], ...]
 
 
 def load_settings(path: Path, environ: Mapping[str, str], partners: Mapping[str, PartnerSchema]) -> Settings:
@@ -352,11 +353,7 @@ def _cross_checks(raw: Any, partners: Mapping[str, PartnerSchema]) -> list[tuple
                 )
             continue
         creds = integ.get("credentials")
-        creds = creds if isinstance(creds, Mapping) else {}
-        for key in sorted(schema.credential_keys - creds.keys()):
-            problems.append((f"{where}.credentials.{key}", "required"))
-        for key in sorted(creds.keys() - schema.credential_keys):
-            problems.append((f"{where}.credentials.{key}", "not a credential of this partner"))
+        problems.extend(_credential_checks(f"{where}.credentials", creds, schema.credential_sets))
         resources = integ.get("resources")
         for res in sorted((resources.keys() if isinstance(resources, Mapping) else set()) - schema.resources):
             problems.append(
@@ -365,6 +362,27 @@ def _cross_checks(raw: Any, partners: Mapping[str, PartnerSchema]) -> list[tuple
                     f"unknown resource (known: {', '.join(sorted(schema.resources))})",
                 )
             )
+    return problems
+
+
+def _credential_checks(where: str, creds: Any, sets: tuple[frozenset[str], ...]) -> list[tuple[str, str]]:
+    """Problems with one integration's credentials: exactly one accepted set, no more, no
+    less. Measured against the set it is closest to (most keys in common, then the first)."""
+    given = frozenset(creds.keys() if isinstance(creds, Mapping) else ())
+    if given in sets or not sets:
+        return []
+    closest = max(sets, key=lambda s: len(s & given))
+    known = frozenset().union(*sets)
+    choices = " | ".join("{" + ", ".join(sorted(s)) + "}" for s in sets)
+    problems = []
+    for key in sorted(closest - given):
+        note = "" if len(sets) == 1 else f" (credential sets: {choices})"
+        problems.append((f"{where}.{key}", f"required{note}"))
+    for key in sorted(given - closest):
+        if key in known:
+            problems.append((f"{where}.{key}", f"belongs to another credential set (one of: {choices})"))
+        else:
+            problems.append((f"{where}.{key}", "not a credential of this partner"))
     return problems
 
 

@@ -1,8 +1,10 @@
 """``syncd demo``: embedded PostgreSQL + partner simulator + the daemon, on one machine.
 
-Everything stays on 127.0.0.1. The simulator serves a few Guesty accounts and keeps
-mutating them (updates, inserts, deletions) so incremental syncs have work to show; a
-progress line per integration is redrawn every second from what landed in PostgreSQL.
+Everything stays on 127.0.0.1. The simulator serves a few accounts of every partner that
+has both a simulator profile and a registered connector, and keeps mutating them
+(updates, inserts, deletions) so incremental syncs have work to show; a progress line per
+integration is redrawn every second from what landed in PostgreSQL. ``config/demo.toml``
+lists each partner's integrations; those of partners not served are left out.
 """
 
 from __future__ import annotations
@@ -11,24 +13,22 @@ import argparse
 import os
 import sys
 import time
+import tomllib
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.abc
 
 from syncd import errors
 from syncd.app import Daemon
-from syncd.config import load_settings
+from syncd.config import Settings, parse_settings
 from syncd.connectors import registry
 from syncd.observability import logging as syncd_logging
-from syncd.simulator.server import (
-    SimulateOptions,
-    Simulator,
-    SimulatorServer,
-    build_simulator,
-    guesty_credentials,
-)
+from syncd.simulator.profile import discover
+from syncd.simulator.server import SimulateOptions, Simulator, SimulatorServer, build_simulator
 
 MUTATE_EVERY_S = 5.0
 MUTATIONS_PER_ACCOUNT = 12
@@ -47,22 +47,48 @@ def _ago(ts: datetime | None) -> str:
     return f"{(datetime.now(UTC) - ts).total_seconds():.0f}s ago"
 
 
+def demo_partners() -> list[str]:
+    """Partners the demo can run: a simulator profile and a registered connector each."""
+    connectors = registry.schemas()
+    return [name for name in discover() if name in connectors]
+
+
+def demo_settings(
+    raw: Mapping[str, Any], environ: Mapping[str, str], partners: list[str], accounts: int
+) -> Settings:
+    """The demo config cut to ``partners`` and their first ``accounts`` integrations each."""
+    taken: dict[str, int] = {}
+    integrations = []
+    for integration in raw.get("integrations", []):
+        partner = integration.get("partner")
+        if partner in partners and taken.get(partner, 0) < accounts:
+            taken[partner] = taken.get(partner, 0) + 1
+            integrations.append(integration)
+    sections = {k: v for k, v in raw.get("partners", {}).items() if k in partners}
+    return parse_settings(
+        {**raw, "partners": sections, "integrations": integrations}, environ, registry.schemas()
+    )
+
+
 async def main(args: argparse.Namespace) -> int:
-    sim = build_simulator(SimulateOptions(port=0, listings=args.listings, accounts=args.accounts))
+    partners = demo_partners()
+    counts = dict.fromkeys(partners, args.accounts)
+    sim = build_simulator(SimulateOptions(port=0, listings=args.listings, accounts=counts))
     async with SimulatorServer(sim) as server:
         environ = {**os.environ, "SYNCD_DEMO_URL": server.base_url}
-        settings = load_settings(demo_config_path(), environ, registry.schemas())
-        ids = [i.id for i in settings.integrations][: args.accounts]
+        raw = tomllib.loads(demo_config_path().read_text(encoding="utf-8"))
+        settings = demo_settings(raw, environ, partners, args.accounts)
+        ids = [i.id for i in settings.integrations]
         settings = settings.model_copy(
             update={
                 "daemon": settings.daemon.model_copy(update={"state_dir": args.state_dir}),
                 "web": settings.web.model_copy(update={"port": args.port}),
-                "integrations": settings.integrations[: args.accounts],
             }
         )
         syncd_logging.configure(settings.daemon.log_level, settings.daemon.log_format)
         daemon = Daemon(settings)
-        print(f"syncd demo: simulator on {server.base_url} ({args.accounts} Guesty account(s))")
+        served = ", ".join(f"{p} x{args.accounts}" for p in partners)
+        print(f"syncd demo: simulator on {server.base_url} ({served})")
         print(f"  PostgreSQL (embedded) data directory: {(args.state_dir / 'pgdata').resolve()}")
         finished = anyio.Event()
 
@@ -80,7 +106,7 @@ async def main(args: argparse.Namespace) -> int:
             print(f"  metrics: {base}/metrics   health: {base}/healthz   ready: {base}/readyz")
             print(f"  status page (open it in a browser): {base}/status")
             print("  Ctrl-C stops (the daemon drains, then the embedded PostgreSQL stops).\n")
-            tg.start_soon(_mutate, sim, args.accounts)
+            tg.start_soon(_mutate, sim)
             tg.start_soon(_progress, daemon, ids)
             if args.seconds is not None:
                 tg.start_soon(_stop_after, daemon, args.seconds)
@@ -103,13 +129,13 @@ async def _stop_after(daemon: Daemon, seconds: float) -> None:
     daemon.request_stop()
 
 
-async def _mutate(sim: Simulator, accounts: int) -> None:
+async def _mutate(sim: Simulator) -> None:
     round_no = 0
     while True:
         await anyio.sleep(MUTATE_EVERY_S)
         round_no += 1
-        for n in range(1, accounts + 1):
-            sim.account(guesty_credentials(n)[0]).mutate(MUTATIONS_PER_ACCOUNT, seed=round_no * 100 + n)
+        for n, account in enumerate(sim.accounts.values(), 1):
+            sim.profile(account.partner).mutate(account.data, MUTATIONS_PER_ACCOUNT, round_no * 100 + n)
 
 
 async def _progress(daemon: Daemon, ids: list[str]) -> None:

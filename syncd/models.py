@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, get_args, get_origin
@@ -15,10 +16,23 @@ from typing import Annotated, Any, get_args, get_origin
 import annotated_types
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+
+@dataclass(frozen=True, slots=True)
+class SqlType:
+    """A field's column type where the one its Python type maps to does not fit
+    (``syncd.store.resources``): ``Annotated[float | None, SqlType("real")]``.
+
+    Metadata for the store only: pydantic and ``canonical_check`` ignore it."""
+
+    name: str
+    collation: str | None = None
+
+
 # Validation runs once per record on the ingest hot path: constraints are declared with
 # pydantic's built-in (Rust-side) types and Field bounds, never Python validators.
 MAX_ID_LENGTH = 200  # also keeps every index entry on an id far below btree's 2.7 KB
-ExternalId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
+# Ids are opaque and compared byte by byte (schema.sql: COLLATE "C").
+ExternalId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH), SqlType("text", collation="C")]
 # Bounds of the columns behind the models (schema.sql): a value the database would refuse
 # must fail here, as one record's dead letter, not as a batch that fails on every retry.
 MAX_MONEY = Decimal("999999999999.99")  # numeric(14, 2)
@@ -54,8 +68,8 @@ class Property(_Record):
     nickname: str | None = None
     property_type: str | None = None
     accommodates: int | None = Field(default=None, ge=0, le=10_000)
-    bedrooms: float | None = Field(default=None, ge=0, le=10_000)
-    bathrooms: float | None = Field(default=None, ge=0, le=10_000)
+    bedrooms: Annotated[float | None, SqlType("real")] = Field(default=None, ge=0, le=10_000)
+    bathrooms: Annotated[float | None, SqlType("real")] = Field(default=None, ge=0, le=10_000)
     timezone: str | None = None
     street: str | None = None
     city: str | None = None
@@ -197,6 +211,8 @@ def _field_tests(
     constants[f"_t{n}"] = exact
     tests = [f"type(x) is _t{n}"]
     for k, m in enumerate(metadata):
+        if isinstance(m, SqlType):  # the store's, not a bound
+            continue
         known = _BOUNDS.get(type(m))
         if known is None:
             raise TypeError(f"{name}: constraint {m!r} has no fast check; add one to _BOUNDS")

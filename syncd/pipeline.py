@@ -34,9 +34,10 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from pydantic import ValidationError
 
 from syncd.config import ResourceSettings
-from syncd.connectors.base import Connector, Page
+from syncd.connectors.base import Connector, Page, committed_hook
 from syncd.errors import BatchAbandoned, StoreError
 from syncd.models import MAX_ID_LENGTH
+from syncd.observability import drift
 from syncd.observability.metrics import Metrics
 from syncd.store.postgres import BatchWriter, SyncSession, Turn
 from syncd.store.types import (
@@ -178,6 +179,8 @@ async def run(
     partner = connector.info.name
     stats = stats if stats is not None else RunStats()
     normalize = connector.normalizer(resource)
+    drifted = drift.signal_for(metrics, log)
+    committed = committed_hook(connector)
     spec = session.spec
     checkpoint = await session.checkpoint()
     open_dead = await session.open_dead_letters()
@@ -188,11 +191,13 @@ async def run(
 
     def add_page(batcher: _Batcher, page: Page) -> None:
         dead_before = len(batcher.dead)
-        values = page.values if page.values is not None else [None] * len(page.records)
-        for raw, known in zip(page.records, values, strict=True):
+        media_type = page.media_type
+        known_values = page.prenormalized if page.prenormalized is not None else [None] * len(page.records)
+        for raw, known in zip(page.records, known_values, strict=True):
             try:
-                row = row_for(spec, normalize(raw) if known is None else known, raw)
+                row = row_for(spec, normalize(raw) if known is None else known, raw, media_type)
             except RECORD_ERRORS as exc:
+                drifted.wire_error(partner, resource, exc)
                 batcher.add_dead(dead_letter(connector, resource, raw, exc))
                 continue
             batcher.add_row(row)
@@ -268,6 +273,8 @@ async def run(
             result = await writer.apply(batch, turn, after)
         except BatchAbandoned:
             return  # the earlier batch's own error ends the run
+        if committed is not None:
+            await committed(resource, batch.checkpoint)
         stats.add(result)
         stats.pages += batch.pages
         stats.fetched += batch.fetched
@@ -285,13 +292,15 @@ async def run(
             checkpoint=batch.checkpoint,
         )
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(fetch)
-        tg.start_soon(produce)
-        tg.start_soon(consume)
+    # Adapters report unknown enum values to the run's partner and resource (drift.bind).
+    with drift.bind(drifted, partner, resource):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(fetch)
+            tg.start_soon(produce)
+            tg.start_soon(consume)
 
-    if options.sweep and not stats.interrupted:
-        await _sweep(session, connector, resource, normalize, stats, metrics, log)
+        if options.sweep and not stats.interrupted:
+            await _sweep(session, connector, resource, normalize, stats, metrics, log)
     return stats
 
 
@@ -325,8 +334,10 @@ async def _sweep(
             gone.append(external_id)
             continue
         try:
+            # ``fetch_one`` answers bytes alone: stored under the contract's default media type.
             back.rows.append(row_for(session.spec, normalize(raw), raw))
         except RECORD_ERRORS as exc:
+            drift.signal_for(metrics, log).wire_error(connector.info.name, resource, exc)
             back.dead_letters.append(dead_letter(connector, resource, raw, exc))
     if back.rows or back.dead_letters:
         stats.add(await session.apply(back))

@@ -7,7 +7,7 @@ pipeline behaviour that needs exact control of what the partner returns, page by
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,36 +17,49 @@ import orjson
 
 from syncd.config import ResourceSettings
 from syncd.connectors.base import Normalizer, Page, PartnerInfo
-from syncd.connectors.guesty import INFO as GUESTY_INFO
-from syncd.connectors.guesty import adapter
 from syncd.http.transport import PartnerTransport
+
+
+@dataclass(frozen=True)
+class FakePartner:
+    """What ``FakeConnector`` needs to play a partner: its facts, its normalizer per
+    resource, and the id of one of its records (a parsed JSON object; None: no usable id)."""
+
+    info: PartnerInfo
+    normalizers: Mapping[str, Normalizer]
+    id_of: Callable[[Mapping[str, Any]], str | None]
 
 
 @dataclass
 class FakeConnector:
-    """Serves Guesty-shaped listings from ``records`` (raw dicts), ``page_size`` at a time.
+    """Serves ``records`` (the partner's JSON objects, as dicts) from memory, ``page_size``
+    at a time, normalized by the real adapter of ``partner``.
 
     ``listed_ids`` (default: every record's id) is what the deletion sweep sees, and
-    ``existing`` what a direct GET finds, so tests can make them disagree.
+    ``existing`` (id -> record) what a direct GET finds, so tests can make them disagree.
     """
 
     records: list[dict[str, Any]]
     page_size: int = 100
     listed_ids: list[str] | None = None
     existing: dict[str, dict[str, Any]] | None = None
-    info: PartnerInfo = GUESTY_INFO
     page_delay_s: float = 0.0  # a slow partner
     fetch_one_calls: list[str] = field(default_factory=list)
+    partner: FakePartner = field(kw_only=True)
+    info: PartnerInfo = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.info = self.partner.info
 
     def normalizer(self, resource: str) -> Normalizer:
-        return adapter.listing_values
+        return self.partner.normalizers[resource]
 
     def external_id(self, resource: str, raw: bytes) -> str | None:
         try:
-            value = orjson.loads(raw).get("_id") if raw.startswith(b"{") else None
+            record = orjson.loads(raw)
         except orjson.JSONDecodeError:
             return None  # like a real driver: a broken record has no id we can trust
-        return value if isinstance(value, str) else None
+        return self.partner.id_of(record) if isinstance(record, dict) else None
 
     async def stream(
         self, resource: str, checkpoint: dict[str, Any] | None, settings: ResourceSettings
@@ -59,11 +72,18 @@ class FakeConnector:
             yield Page([orjson.dumps(r) for r in chunk], {"offset": i + len(chunk)})
 
     def live_ids(self, resource: str) -> AsyncGenerator[list[str], None] | None:
-        return self._ids(self.listed_ids if self.listed_ids is not None else [r["_id"] for r in self.records])
+        ids = self.listed_ids if self.listed_ids is not None else [self._id(r) for r in self.records]
+        return self._ids(ids)
 
     async def _ids(self, ids: Sequence[str]) -> AsyncGenerator[list[str], None]:
         for i in range(0, len(ids), self.page_size):
             yield list(ids[i : i + self.page_size])
+
+    def _id(self, record: Mapping[str, Any]) -> str:
+        found = self.partner.id_of(record)
+        if found is None:
+            raise ValueError(f"a fake record without an id: {record!r}")
+        return found
 
     async def check_access(self) -> None:
         return None
@@ -73,15 +93,8 @@ class FakeConnector:
 
     async def fetch_one(self, resource: str, external_id: str) -> bytes | None:
         self.fetch_one_calls.append(external_id)
-        found = (self.existing or {r["_id"]: r for r in self.records}).get(external_id)
+        found = (self.existing or {self._id(r): r for r in self.records}).get(external_id)
         return None if found is None else orjson.dumps(found)
-
-
-def listing(
-    i: int, title: str = "Home", updated: str = "2025-01-01T00:00:00.000Z", **extra: Any
-) -> dict[str, Any]:
-    """A minimal valid Guesty listing."""
-    return {"_id": f"{i:024x}", "title": title, "lastUpdatedAt": updated, **extra}
 
 
 class RecordingTransport(httpx.AsyncBaseTransport):

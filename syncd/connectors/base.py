@@ -2,29 +2,48 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from syncd.config import PartnerSchema, ResourceSettings
-from syncd.store.types import RawRecord
+from syncd.store.types import JSON, RawRecord
+
+if TYPE_CHECKING:
+    from syncd import errors
+    from syncd.connectors.wiring import Wiring
+
+# (HTTP status, the parsed JSON body or None) -> the error a response carrying a success
+# status really is (HTTP 200 with ``{"success": false}``), or None when it is a success.
+BodyCheck = Callable[[int, Any], "errors.PartnerError | None"]
 
 
 @dataclass(frozen=True)
 class Page:
-    """Raw partner records of one response (each the partner's exact JSON bytes), and the
-    checkpoint reached after them. ``values``, when the connector normalized the page
-    itself (cheaper in one call than record by record): each record's canonical values,
-    or None for one the pipeline must normalize from ``raw`` (and so dead-letter)."""
+    """Raw partner records of one response, each exactly the bytes the partner sent for it
+    (stored verbatim), and the checkpoint reached after them.
+
+    ``prenormalized`` is optional, for any connector: when its wire decoder reads a whole
+    page more cheaply than record by record, each record's canonical values, aligned with
+    ``records``, exactly what ``normalizer(resource)(record)`` would return; None for a
+    record the pipeline must normalize itself (and so dead-letter if that fails).
+    ``media_type`` names the records' format (``application/json``, ``application/xml``,
+    ...); it is stored beside each record's bytes."""
 
     records: list[RawRecord]
     checkpoint: dict[str, Any]
-    values: list[tuple[Any, ...] | None] | None = None
+    prenormalized: list[tuple[Any, ...] | None] | None = None
+    media_type: str = JSON
 
 
 @dataclass(frozen=True)
 class PartnerInfo:
-    """A partner's documented facts: static data, importable without the network stack."""
+    """A partner's documented facts and how to wire its driver.
+
+    Each partner package exports one as ``PARTNER`` (``syncd.connectors.registry`` finds it
+    there). Static data, importable without the network stack: ``connect`` imports the
+    driver only when called.
+    """
 
     name: str
     base_url: str
@@ -34,16 +53,33 @@ class PartnerInfo:
     page_size: int
     resources: frozenset[str]
     credential_keys: frozenset[str]
-    # Token requests the partner allows per 24 h (Guesty: 5); we refuse locally beyond it.
+    # Token requests the partner allows per 24 h; we refuse locally beyond it.
     max_token_requests_per_day: int | None = None
     # Limits on the whole partner app (per IP or client id), shared by every integration
     # of the partner in a process; ``rate_limits``/``max_concurrency`` are per account.
     app_rate_limits: tuple[str, ...] = ()
     app_max_concurrency: int | None = None
+    # Builds the driver of one integration from what the registry prepared; None for a
+    # partner documented here but not wired yet.
+    connect: Callable[[Wiring], Connector] | None = None
+    # Other accepted credential sets, when the partner offers several ways in (an API key,
+    # or OAuth client + refresh token). An integration configures exactly one set.
+    other_credential_sets: tuple[frozenset[str], ...] = ()
+    # Statuses meaning "this token is invalid": get a new one and resend once. Some partners
+    # answer an expired token with 403.
+    auth_statuses: frozenset[int] = frozenset({401})
+    # A new token is refused until this long after issue; it is not used before then.
+    token_warmup_s: float = 0.0
+    # Errors under a success status; None (the common case) keeps success bodies unparsed.
+    classify_body: BodyCheck | None = None
+
+    @property
+    def credential_sets(self) -> tuple[frozenset[str], ...]:
+        return (self.credential_keys, *self.other_credential_sets)
 
     @property
     def schema(self) -> PartnerSchema:
-        return PartnerSchema(resources=self.resources, credential_keys=self.credential_keys)
+        return PartnerSchema(resources=self.resources, credential_sets=self.credential_sets)
 
 
 # raw record -> the canonical model's field values, in its field order (validated against
@@ -52,7 +88,10 @@ Normalizer = Callable[[RawRecord], tuple[Any, ...]]
 
 
 class Connector(Protocol):
-    """A partner driver bound to one integration (one partner account)."""
+    """A partner driver bound to one integration (one partner account).
+
+    Optionally also ``async committed(resource, checkpoint)``: see ``committed_hook``.
+    """
 
     info: PartnerInfo
 
@@ -86,3 +125,20 @@ class Connector(Protocol):
         """Switch this integration to a new client secret: tried, committed with the token
         it earned, verified by ``check_access``, rolled back if that fails."""
         ...
+
+
+# (resource, checkpoint of the last page of a committed batch) -> None.
+CommittedHook = Callable[[str, "dict[str, Any] | None"], Awaitable[None]]
+
+
+def committed_hook(connector: Connector) -> CommittedHook | None:
+    """The connector's optional ``committed(resource, checkpoint)``, or None (no-op).
+
+    The pipeline awaits it after each batch's transaction commits: every page the
+    connector streamed up to and including the one that carried ``checkpoint`` is then
+    durable in PostgreSQL. Queue partners acknowledge their messages there, never
+    earlier; pull partners need nothing. Batches on different write lanes commit in
+    order, but their calls may overlap: acknowledge by what ``checkpoint`` names.
+    """
+    hook: CommittedHook | None = getattr(connector, "committed", None)
+    return hook

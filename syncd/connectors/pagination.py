@@ -30,7 +30,7 @@ IdOf = Callable[[Any], "str | None"]
 
 
 def format_ts(value: datetime) -> str:
-    """ISO UTC with milliseconds and ``Z``, the format partners such as Guesty use."""
+    """ISO UTC with milliseconds and ``Z``, the format several partners use."""
     v = value.astimezone(UTC)
     # %-formatting, not strftime: this runs for every page request, and strftime is ~4x slower.
     return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031

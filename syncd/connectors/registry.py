@@ -1,30 +1,87 @@
-"""Partner name -> documented facts and driver factory. A new partner is one line here."""
+"""The partner catalogue: every partner package found, and each integration's driver wired.
+
+Partners are discovered, never listed here. A partner is a package that exports
+``PARTNER``, a ``syncd.connectors.base.PartnerInfo`` holding its documented facts and a
+``connect(wiring)`` factory:
+
+* every subpackage of ``syncd.connectors`` (``syncd/connectors/<partner>/__init__.py``);
+* every entry point of the group ``syncd.partners``, for connectors shipped outside this
+  tree. The entry point names a ``PartnerInfo``; in the distribution's pyproject.toml::
+
+      [project.entry-points."syncd.partners"]
+      acme = "syncd_acme:PARTNER"
+
+Two partners with one name are a packaging error, reported at start.
+The registry prepares what is common to every partner (client, limits, breakers, error
+rules, decrypted credentials: ``syncd.connectors.wiring.Wiring``); the package's
+``connect`` chooses the auth scheme and builds its driver.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+import importlib
+import pkgutil
+from collections.abc import Iterator, Mapping
+from importlib import metadata
 from typing import Any
 
 import httpx
 
-from syncd import errors
+import syncd.connectors
 from syncd.config import BreakerSettings, IntegrationSettings, PartnerSchema, PartnerSettings
-from syncd.connectors import guesty
 from syncd.connectors.base import Connector, PartnerInfo
-from syncd.http.auth import ClientCredentials, TokenFetch, TokenStore
+from syncd.connectors.wiring import Wiring, counted
+from syncd.http.auth import TokenStore
 from syncd.http.breaker import BreakerPolicy
 from syncd.http.budget import AimdPolicy
+from syncd.http.classify import PartnerRules
 from syncd.http.client import ClientOptions, PartnerClient
 from syncd.http.egress import Egress
 from syncd.http.guards import Guards, LimitSpec
 from syncd.http.tiers import parse_tier
 from syncd.observability.metrics import Metrics
 
-PARTNERS: dict[str, PartnerInfo] = {info.name: info for info in (guesty.INFO,)}
+__all__ = ["build_connector", "counted", "discover", "egress", "limit_spec", "partners", "schemas", "wire"]
+
+ENTRY_POINT_GROUP = "syncd.partners"
+EXPORT = "PARTNER"
+
+
+def _bundled() -> Iterator[PartnerInfo]:
+    for module in pkgutil.iter_modules(syncd.connectors.__path__, "syncd.connectors."):
+        if module.ispkg:
+            info = getattr(importlib.import_module(module.name), EXPORT, None)
+            if isinstance(info, PartnerInfo):
+                yield info
+
+
+def _installed() -> Iterator[PartnerInfo]:
+    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        info = entry.load()
+        if not isinstance(info, PartnerInfo):
+            raise TypeError(f"entry point {entry.name} = {entry.value!r} is not a PartnerInfo")
+        yield info
+
+
+def discover(found: Iterator[PartnerInfo]) -> dict[str, PartnerInfo]:
+    """Partners by name; a name found twice is refused rather than silently shadowed."""
+    catalogue: dict[str, PartnerInfo] = {}
+    for info in found:
+        if info.name in catalogue and catalogue[info.name] is not info:
+            raise RuntimeError(f"two partner packages are named {info.name!r}")
+        catalogue[info.name] = info
+    return catalogue
+
+
+@functools.cache
+def partners() -> Mapping[str, PartnerInfo]:
+    """Every partner of this installation, by name (discovered once per process)."""
+    return discover(iter([*_bundled(), *_installed()]))
 
 
 def schemas() -> dict[str, PartnerSchema]:
-    return {name: info.schema for name, info in PARTNERS.items()}
+    return {name: info.schema for name, info in partners().items()}
 
 
 def limit_spec(info: PartnerInfo, partner: PartnerSettings) -> LimitSpec:
@@ -64,21 +121,6 @@ def breaker_policy(settings: BreakerSettings, failure_threshold: int) -> Breaker
     )
 
 
-def counted(fetch: TokenFetch, partner: str, metrics: Metrics) -> TokenFetch:
-    """``fetch`` feeding ``syncd_token_requests_total``: each token request sent, by outcome."""
-
-    async def counted_fetch(form: dict[str, str]) -> dict[str, Any]:
-        try:
-            body = await fetch(form)
-        except errors.PartnerError as exc:
-            metrics.token_requests.labels(partner, exc.error_class.value).inc()
-            raise
-        metrics.token_requests.labels(partner, "ok").inc()
-        return body
-
-    return counted_fetch
-
-
 def build_connector(
     integration: IntegrationSettings,
     partner: PartnerSettings,
@@ -89,10 +131,40 @@ def build_connector(
     log: Any,
     guards: Guards | None = None,
 ) -> Connector:
-    """Wire one integration's driver: its client, throttle (the account's budget and the
-    partner app's), breakers and auth. ``guards`` holds what integrations of one partner
-    share; pass the same one for every integration of a process."""
-    info = PARTNERS[integration.partner]
+    """One integration's driver, built by its partner package from what ``wire`` prepared.
+    ``guards`` holds what integrations of one partner share; pass the same one for every
+    integration of a process."""
+    info = partners()[integration.partner]
+    if info.connect is None:
+        raise KeyError(f"partner {info.name!r} has no driver")
+    return info.connect(
+        wire(
+            info,
+            integration,
+            partner,
+            transport=transport,
+            tokens=tokens,
+            metrics=metrics,
+            log=log,
+            guards=guards,
+        )
+    )
+
+
+def wire(
+    info: PartnerInfo,
+    integration: IntegrationSettings,
+    partner: PartnerSettings,
+    *,
+    transport: httpx.AsyncBaseTransport,
+    tokens: TokenStore,
+    metrics: Metrics,
+    log: Any,
+    guards: Guards | None = None,
+) -> Wiring:
+    """What every partner shares: the integration's client with its throttle (the
+    account's budget and the partner app's), breakers and error rules, and its decrypted
+    credentials. No auth yet: that is the package's choice."""
     guards = guards or Guards(metrics, log)
     throttle, breakers = guards.for_integration(info.name, integration.id, limit_spec(info, partner))
     options = ClientOptions(
@@ -105,27 +177,18 @@ def build_connector(
         connect_timeout_s=partner.connect_timeout_s,
         read_timeout_s=partner.read_timeout_s,
     )
-    client = PartnerClient(transport, options, throttle=throttle, breakers=breakers, metrics=metrics, log=log)
-    creds = {k: v.get_secret_value() for k, v in integration.credentials.items()}
-    page_size = partner.page_size or info.page_size
-    if info.name == "guesty":
-        from syncd.connectors.guesty.connector import GuestyConnector
-
-        token_url = str(partner.token_url or info.token_url)
-
-        async def fetch_token(form: dict[str, str]) -> dict[str, Any]:
-            body: dict[str, Any] = await client.post_form_json(token_url, "/oauth2/token", form)
-            return body
-
-        client.auth = ClientCredentials(
-            integration_id=integration.id,
-            client_id=creds["client_id"],
-            client_secret=creds["client_secret"],
-            scope="open-api",
-            fetch=counted(fetch_token, info.name, metrics),
-            store=tokens,
-            refresh_buffer_s=partner.token_refresh_buffer_s,
-            max_requests_per_day=info.max_token_requests_per_day,
-        )
-        return GuestyConnector(client, page_size, log=log)
-    raise KeyError(integration.partner)  # pragma: no cover - PARTNERS and this switch agree
+    rules = PartnerRules(auth_statuses=info.auth_statuses, body_error=info.classify_body)
+    client = PartnerClient(
+        transport, options, throttle=throttle, breakers=breakers, metrics=metrics, log=log, rules=rules
+    )
+    return Wiring(
+        info=info,
+        integration_id=integration.id,
+        client=client,
+        credentials={k: v.get_secret_value() for k, v in integration.credentials.items()},
+        tokens=tokens,
+        settings=partner,
+        page_size=partner.page_size or info.page_size,
+        metrics=metrics,
+        log=log,
+    )

@@ -1,17 +1,20 @@
 """Partner authentication: API-key headers, OAuth2 client credentials, refresh-token grants.
 
-Tokens are persisted (encrypted) in PostgreSQL and reused across restarts: Guesty issues
-at most five per key per 24 h, so a daemon that re-authenticates on every start locks
+Tokens are persisted (encrypted) in PostgreSQL and reused across restarts: some partners
+issue only a few per key per day, so a daemon that re-authenticates on every start locks
 itself out. Token requests are single-flight: an anyio lock inside the process and the
 credentials row lock across processes, so any number of coroutines and shards meeting an
 expired token cause exactly one request. A rotated refresh token is committed in the
 same transaction as the access token it came with, before that access token is used.
+A partner that refuses a token for a moment after issue (``warmup_s``) gets no request
+with it before then, from this process or any other: the row records when it was issued.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -40,7 +43,12 @@ class TokenTransaction(Protocol):
     async def record_request(self, outcome: str) -> None: ...
 
     async def save(
-        self, access_token: str, token_type: str, expires_at: datetime | None, refresh_token: str | None
+        self,
+        access_token: str,
+        token_type: str,
+        expires_at: datetime | None,
+        refresh_token: str | None,
+        issued_at: datetime | None = None,
     ) -> None: ...
 
     async def save_client_secret(self, client_secret: str, rotated_over_sha256: str) -> None: ...
@@ -85,7 +93,7 @@ class HeaderAuth:
 
 
 # A token response is partner data like any other. An odd value must not crash the grant
-# after the request was made and counted against the partner's token cap (Guesty: 5 a day).
+# after the request was made and counted against the partner's token cap.
 MAX_TOKEN_LIFETIME_S = 10 * 365 * 86_400.0
 
 
@@ -164,32 +172,41 @@ class _StoredTokenAuth:
 
     async def _obtain(self) -> None:
         stored = await self._store.load_token(self._integration_id)
-        if stored and self._usable(stored.access_token, stored.expires_at):
-            self._adopt(stored.access_token, stored.expires_at)
-            return
-        async with self._store.token_lock(self._integration_id) as txn:
-            current = txn.current
-            if self._usable(current.access_token, current.expires_at):
-                # Another process refreshed while we waited for the row lock.
-                self._adopt(current.access_token, current.expires_at)
-                return
-            await self._check_cap(txn)
-            try:
-                body = await self._fetch(self._form(current))
-            except errors.PartnerError as exc:
-                await self._store.record_token_request(self._integration_id, type(exc).__name__)
-                raise
-            token = body.get("access_token")
-            if not isinstance(token, str) or not token:
-                raise errors.AuthFailed("token response carries no access_token")
-            expires_at = expiry(body)
-            refresh = refresh_token(body)
-            await txn.record_request("ok")
-            await txn.save(token, token_type(body), expires_at, refresh)
+        if not (stored and self._usable(stored.access_token, stored.expires_at)):
+            async with self._store.token_lock(self._integration_id) as txn:
+                stored = txn.current
+                # Usable: another process refreshed while we waited for the row lock.
+                if not self._usable(stored.access_token, stored.expires_at):
+                    stored = await self._request(txn)
         # Committed (rotated refresh token included) before the new access token is used.
-        if self._warmup_s:
-            await anyio.sleep(self._warmup_s)  # Hostaway: valid only 1 s after issue
-        self._adopt(token, expires_at)
+        await self._warm_up(stored.issued_at)
+        self._adopt(stored.access_token, stored.expires_at)
+
+    async def _request(self, txn: TokenTransaction) -> StoredToken:
+        """One token request under the row lock; the token as saved."""
+        await self._check_cap(txn)
+        try:
+            body = await self._fetch(self._form(txn.current))
+        except errors.PartnerError as exc:
+            await self._store.record_token_request(self._integration_id, type(exc).__name__)
+            raise
+        token = body.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise errors.AuthFailed("token response carries no access_token")
+        issued_at = datetime.now(UTC)
+        expires_at = expiry(body)
+        await txn.record_request("ok")
+        await txn.save(token, token_type(body), expires_at, refresh_token(body), issued_at)
+        return replace(txn.current, access_token=token, expires_at=expires_at, issued_at=issued_at)
+
+    async def _warm_up(self, issued_at: datetime | None) -> None:
+        """Wait out what is left of the partner's warm-up since ``issued_at`` (cancellable).
+        A token of unknown issue time (stored before issue times were) counts as warm."""
+        if not self._warmup_s or issued_at is None:
+            return
+        left = (issued_at + timedelta(seconds=self._warmup_s) - datetime.now(UTC)).total_seconds()
+        if left > 0:
+            await anyio.sleep(min(left, self._warmup_s))
 
     async def _check_cap(self, txn: TokenTransaction) -> None:
         """Never spend the partner's token allowance: refuse locally, before asking."""
@@ -213,7 +230,7 @@ class _StoredTokenAuth:
 
 
 class ClientCredentials(_StoredTokenAuth):
-    """OAuth2 client_credentials (Guesty, Hostaway). A secret rotated through
+    """OAuth2 client_credentials. A secret rotated through
     ``rotate_secret`` lives (encrypted) in PostgreSQL and overrides the configured one."""
 
     def __init__(
@@ -276,11 +293,13 @@ class ClientCredentials(_StoredTokenAuth):
                 token = body.get("access_token")
                 if not isinstance(token, str) or not token:
                     raise errors.AuthFailed("token response carries no access_token")
+                issued_at = datetime.now(UTC)
                 expires_at = expiry(body)
                 await txn.save_client_secret(new_secret, fingerprint(self._configured_secret))
                 await txn.record_request("ok")
-                await txn.save(token, token_type(body), expires_at, None)
+                await txn.save(token, token_type(body), expires_at, None, issued_at)
                 version = txn.current.secret_version + 1
+            await self._warm_up(issued_at)
             self._adopt(token, expires_at)
         try:
             await verify()
@@ -291,7 +310,7 @@ class ClientCredentials(_StoredTokenAuth):
 
 
 class RefreshTokenGrant(_StoredTokenAuth):
-    """OAuth2 refresh_token grant (Cloudbeds, Airbnb). Refresh tokens may be single-use and
+    """OAuth2 refresh_token grant. Refresh tokens may be single-use and
     rotate on every refresh: the newest one is always the stored one, committed before use;
     reusing an old one can revoke the whole family, so a refusal means re-authorization."""
 
@@ -305,6 +324,7 @@ class RefreshTokenGrant(_StoredTokenAuth):
         fetch: TokenFetch,
         store: TokenStore,
         refresh_buffer_s: float = 300.0,
+        warmup_s: float = 0.0,
         max_requests_per_day: int | None = None,
     ) -> None:
         super().__init__(
@@ -312,7 +332,7 @@ class RefreshTokenGrant(_StoredTokenAuth):
             fetch=fetch,
             store=store,
             refresh_buffer_s=refresh_buffer_s,
-            warmup_s=0.0,
+            warmup_s=warmup_s,
             max_requests_per_day=max_requests_per_day,
         )
         register_secret(client_secret)

@@ -331,7 +331,7 @@ class RateBudget:
                 self._rescale(t, t.scale * self.policy.decrease)
             return
         # The partner told us where its counter stands when it refused. Under the leaky
-        # bucket Guesty documents (capacity = limit, drained at limit / period), the wait
+        # bucket partners document (capacity = limit, drained at limit / period), the wait
         # it asks for also gives its limit: (level + 1 - L) / (L / period) = retry_after.
         leaky = (reported + 1.0) / (1.0 + retry_after_s / s.period)
         target = min(reported, leaky) / s.advertised

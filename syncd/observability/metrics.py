@@ -118,6 +118,13 @@ class Metrics:
             ["integration", "resource"],
             registry=r,
         )
+        self.schema_drift = Counter(
+            "syncd_schema_drift_total",
+            "Partner records whose payload drifted from what the adapter relies on: a field "
+            "missing, of another type, or an enum value the adapter does not know.",
+            ["partner", "resource", "field", "kind"],
+            registry=r,
+        )
         self.pages = Counter(
             "syncd_pages_total",
             "Pages fetched from partners.",

@@ -1,8 +1,11 @@
 """Faithful fakes of partner APIs, served over loopback HTTP for tests and benchmarks.
 
-Each partner profile pairs a pure, deterministic dataset (``guesty_data``) with a thin
-Starlette shell (``guesty_api``); ``server`` assembles accounts, limits, the request log
-and the ``/_sim/`` control plane, and runs uvicorn inside the caller's event loop.
+One gateway (``gateway``: faults → authentication → limits → latency → handler → wire
+damage) serves every partner; what differs per partner is a profile (``profile``), one
+package per partner under ``profiles/`` pairing a pure, deterministic dataset with its
+routes and quirks. ``server`` assembles the profiles (each under ``/{partner}``),
+accounts, limits, the request log and the ``/_sim/`` control plane, and runs uvicorn
+inside the caller's event loop.
 
 Faults are seeded and reproducible: ``fault_spec`` (declarative rules, JSON),
 ``fault_plan`` (the pure decision per request), ``fault_presets`` (RELIABILITY rows 6, 7,

@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from syncd.simulator import DEFAULT_HOST, DEFAULT_PORT, fault_presets, guesty_auth
+from syncd.simulator import DEFAULT_HOST, DEFAULT_PORT, fault_presets
 from syncd.simulator.fault_spec import FaultSpec, SpecError
 
 if TYPE_CHECKING:
@@ -28,6 +28,28 @@ def _latency(value: str) -> tuple[float, float]:
     return bounds
 
 
+def _accounts(value: str) -> dict[str, int] | int:
+    """``3`` (every partner) or ``acme=3,other=2`` (only those partners)."""
+    try:
+        if "=" not in value:
+            return _count(int(value))
+        counts: dict[str, int] = {}
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            name, sep, n = part.partition("=")
+            counts[name.strip()] = _count(int(n) if sep else 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"accounts must look like 3 or NAME=3,NAME=2, got {value!r}"
+        ) from None
+    return counts
+
+
+def _count(n: int) -> int:
+    if n < 0:
+        raise ValueError(n)
+    return n
+
+
 def _faults(value: str) -> FaultSpec:
     try:
         return fault_presets.from_preset(value)
@@ -41,16 +63,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=1, help="dataset seed of the first account")
     parser.add_argument("--listings", type=int, default=5000, help="listings per account")
     parser.add_argument("--reservations-per-listing", type=int, default=2)
-    parser.add_argument("--accounts", type=int, default=1, help="Guesty accounts guesty-acct-1..N")
+    parser.add_argument(
+        "--accounts",
+        type=_accounts,
+        default=1,
+        metavar="N|PARTNER=N,...",
+        help="accounts {partner}-acct-1..N of every partner (N), or of the named partners only",
+    )
     parser.add_argument("--latency-ms", type=_latency, default=None, metavar="MIN-MAX")
     parser.add_argument("--no-limits", action="store_true", help="do not enforce rate limits")
     parser.add_argument("--limit-factor", type=float, default=1.0, help="scale the documented limits")
-    parser.add_argument("--token-ttl", type=int, default=guesty_auth.DEFAULT_TTL_S, metavar="SECONDS")
+    parser.add_argument(
+        "--token-ttl",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="token lifetime (default: each partner's documented one)",
+    )
     parser.add_argument(
         "--max-tokens-per-day",
         type=int,
-        default=guesty_auth.DEFAULT_MAX_TOKENS,
-        help="token cap per client per trailing 24 h; 0 disables the cap",
+        default=None,
+        help="token cap per client per trailing 24 h (default: each partner's); 0 disables the cap",
     )
     parser.add_argument(
         "--allow-non-loopback", action="store_true", help="allow binding a non-loopback address"
@@ -88,19 +122,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def options_from_args(args: argparse.Namespace) -> server.SimulateOptions:
     from syncd.simulator import server  # only where the simulator runs (see DEFAULT_HOST)
+    from syncd.simulator.profile import DOCUMENTED, discover
 
+    partners = list(discover())
+    if isinstance(args.accounts, int):
+        accounts = dict.fromkeys(partners, args.accounts)
+    else:
+        unknown = set(args.accounts) - set(partners)
+        if unknown:
+            raise ValueError(f"no simulator profile {', '.join(sorted(unknown))}; have {', '.join(partners)}")
+        accounts = args.accounts
+    cap = args.max_tokens_per_day
     return server.SimulateOptions(
         host=args.host,
         port=args.port,
         seed=args.seed,
         listings=args.listings,
         reservations_per_listing=args.reservations_per_listing,
-        accounts=args.accounts,
+        accounts=accounts,
         latency_ms=args.latency_ms,
         limits_enabled=not args.no_limits,
         limit_factor=args.limit_factor,
-        token_ttl_s=args.token_ttl,
-        max_tokens_per_day=args.max_tokens_per_day or None,
+        token_ttl_s=DOCUMENTED if args.token_ttl is None else args.token_ttl,
+        max_tokens_per_day=DOCUMENTED if cap is None else cap or None,
         allow_non_loopback=args.allow_non_loopback,
         generation=args.generation,
         prerender=args.prerender,
@@ -125,7 +169,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if not args.allow_non_loopback and not server.is_loopback(args.host):
         parser.error(f"refusing to bind {args.host!r}: pass --allow-non-loopback to expose the simulator")
-    server.serve(options_from_args(args))
+    try:
+        options = options_from_args(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    server.serve(options)
     return 0
 
 

@@ -2,11 +2,11 @@
 
 Not part of any partner API, and never counted in the request log. Endpoints:
 
-- ``GET  /_sim/health``                     liveness and account list
-- ``GET  /_sim/accounts``                   credentials and sizes of every account
-- ``POST /_sim/{client_id}/mutate``         ``{"count":300,"seed":1}`` → mutation summary
-- ``GET  /_sim/{client_id}/truth``          NDJSON ground truth, streamed (``?kind=listing``)
-- ``GET  /_sim/requests``                   counters, plus ``?last=K&path=/v1/listings&account=…``
+- ``GET  /_sim/health``                     liveness, partners and account list
+- ``GET  /_sim/accounts``                   partner, credentials and sizes of every account
+- ``POST /_sim/{partner}/{account}/mutate`` ``{"count":300,"seed":1}`` → mutation summary
+- ``GET  /_sim/{partner}/{account}/truth``  NDJSON ground truth, streamed (``?kind=…``)
+- ``GET  /_sim/requests``                   counters, plus ``?last=K&path=/{partner}/…&account=…``
 - ``POST /_sim/requests/reset``             forget counters and entries
 - ``POST /_sim/limits``                     ``{"factor":0.5,"enabled":true,"advertise_documented":true}``
 - ``POST /_sim/latency``                    ``{"min_ms":50,"max_ms":200}`` or ``{}`` to switch off
@@ -23,7 +23,7 @@ now, or a ``tighten_limits`` fault rule at a chosen time / request count.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio.lowlevel
 import orjson
@@ -34,7 +34,7 @@ from starlette.routing import Route
 from syncd.simulator import fault_presets, fault_spec
 from syncd.simulator.fault_plan import SeededFaultPlan
 from syncd.simulator.faults import NO_FAULTS
-from syncd.simulator.guesty_data import Kind
+from syncd.simulator.profile import Account
 
 if TYPE_CHECKING:
     from syncd.simulator.server import Simulator
@@ -66,27 +66,25 @@ def _number(data: dict[str, object], key: str) -> float | None:
 
 
 def routes(sim: Simulator) -> list[Route]:
+    def find(request: Request) -> Account[Any] | None:
+        account = sim.accounts.get(request.path_params["account"])
+        return account if account is not None and account.partner == request.path_params["partner"] else None
+
     async def health(request: Request) -> Response:
-        return _json({"status": "ok", "accounts": sorted(sim.guesty)})
+        return _json({"status": "ok", "partners": list(sim.profiles), "accounts": sorted(sim.accounts)})
 
     async def accounts(request: Request) -> Response:
         return _json(
             [
-                {
-                    "partner": "guesty",
-                    "client_id": t.client_id,
-                    "client_secret": t.client_secret,
-                    "seed": t.data.seed,
-                    "listings": t.data.live_listing_count(),
-                    "reservations": t.data.reservation_count(),
-                }
-                for t in sim.guesty.values()
+                {"partner": a.partner, "id": a.id, "secret": a.secret}
+                | sim.profiles[a.partner].describe(a.data)
+                for a in sim.accounts.values()
             ]
         )
 
     async def mutate(request: Request) -> Response:
-        tenant = sim.guesty.get(request.path_params["client_id"])
-        if tenant is None:
+        account = find(request)
+        if account is None:
             return _json({"error": "unknown account"}, 404)
         try:
             body = await _body(request)
@@ -95,21 +93,21 @@ def routes(sim: Simulator) -> list[Route]:
                 raise ValueError("'count' must be >= 0")
         except (ValueError, orjson.JSONDecodeError) as exc:
             return _json({"error": str(exc)}, 400)
-        summary = tenant.data.mutate(1 if count is None else int(count), int(seed or 0))
-        return _json(summary.to_json())
+        profile = sim.profiles[account.partner]
+        return _json(profile.mutate(account.data, 1 if count is None else int(count), int(seed or 0)))
 
     async def truth(request: Request) -> Response:
-        tenant = sim.guesty.get(request.path_params["client_id"])
-        if tenant is None:
+        account = find(request)
+        if account is None:
             return _json({"error": "unknown account"}, 404)
-        wanted = request.query_params.get("kind")
-        if wanted not in (None, "listing", "reservation"):
-            return _json({"error": "kind must be listing or reservation"}, 400)
-        kinds = cast("tuple[Kind, ...]", (wanted,) if wanted else ("listing", "reservation"))
+        try:
+            records = sim.profiles[account.partner].truth(account.data, request.query_params.get("kind"))
+        except ValueError as exc:
+            return _json({"error": str(exc)}, 400)
 
         async def lines() -> AsyncIterator[bytes]:
             chunk: list[bytes] = []
-            for line in tenant.data.truth_ndjson(kinds):
+            for line in records:
                 chunk.append(line)
                 if len(chunk) >= _TRUTH_CHUNK:
                     yield b"".join(chunk)
@@ -199,6 +197,6 @@ def routes(sim: Simulator) -> list[Route]:
         Route(f"{PREFIX}/requests/reset", reset_requests, methods=["POST"]),
         Route(f"{PREFIX}/limits", set_limits, methods=["POST"]),
         Route(f"{PREFIX}/latency", set_latency, methods=["POST"]),
-        Route(f"{PREFIX}/{{client_id}}/mutate", mutate, methods=["POST"]),
-        Route(f"{PREFIX}/{{client_id}}/truth", truth, methods=["GET"]),
+        Route(f"{PREFIX}/{{partner}}/{{account}}/mutate", mutate, methods=["POST"]),
+        Route(f"{PREFIX}/{{partner}}/{{account}}/truth", truth, methods=["GET"]),
     ]

@@ -25,8 +25,6 @@ import hashlib
 from collections.abc import Set
 from dataclasses import dataclass, field
 
-import orjson
-
 from syncd.simulator.fault_spec import (
     CutParams,
     FaultSpec,
@@ -39,25 +37,18 @@ from syncd.simulator.fault_spec import (
     StatusParams,
 )
 from syncd.simulator.faults import (
-    DEFAULT_BODY,
     Fault,
     FaultContext,
     Hang,
     LimitChange,
     Malform,
     Reset,
+    Role,
     Trickle,
     Truncate,
     WireFault,
 )
 
-_ERROR_CODES = {
-    500: "INTERNAL_SERVER_ERROR",
-    502: "BAD_GATEWAY",
-    503: "SERVICE_UNAVAILABLE",
-    504: "GATEWAY_TIMEOUT",
-    429: "TOO_MANY_REQUESTS",
-}
 # Salts keep the draws of one request independent of each other.
 _PICK, _STATUS, _CUT = 0, 1, 2
 
@@ -68,29 +59,37 @@ def unit(seed: int, account: str | None, n: int, salt: int) -> float:
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2**64
 
 
-def error_body(status: int, message: str = "Simulated fault") -> bytes:
-    code = _ERROR_CODES.get(status, "INTERNAL_SERVER_ERROR" if status >= 500 else "ERROR")
-    return orjson.dumps({"error": {"code": code, "message": message}})
-
-
 class CompiledRules:
-    """The rules of a spec with their path filters memoised (route templates are few)."""
+    """The rules of a spec with their route filters memoised (routes are few).
+
+    A route is (partner, path template below its prefix, role); the patterns ``@token``
+    and ``@api`` match a role instead of a path (see ``fault_spec``).
+    """
 
     def __init__(self, rules: tuple[Rule, ...]) -> None:
         self.rules = rules
-        self._paths: list[dict[str, bool]] = [{} for _ in rules]
+        self._routes: list[dict[tuple[str, str], bool]] = [{} for _ in rules]
 
-    def applies(self, i: int, account: str | None, path: str) -> bool:
+    def applies(self, i: int, account: str | None, path: str, partner: str = "", role: Role = "api") -> bool:
         rule = self.rules[i]
         if rule.accounts is not None and account not in rule.accounts:
             return False
-        if rule.paths is None:
+        if rule.paths is None and rule.partners is None:
             return True
-        cache = self._paths[i]
-        hit = cache.get(path)
+        cache = self._routes[i]
+        key = (partner, path)
+        hit = cache.get(key)
         if hit is None:
-            hit = cache[path] = any(fnmatch.fnmatchcase(path, pattern) for pattern in rule.paths)
+            hit = cache[key] = _route_matches(rule, path, partner, role)
         return hit
+
+
+def _route_matches(rule: Rule, path: str, partner: str, role: Role) -> bool:
+    if rule.partners is not None and partner not in rule.partners:
+        return False
+    return rule.paths is None or any(
+        pattern == f"@{role}" or fnmatch.fnmatchcase(path, pattern) for pattern in rule.paths
+    )
 
 
 def in_window(rule: Rule, n: int, elapsed_s: float) -> bool:
@@ -118,6 +117,8 @@ def decide(
     n: int,
     elapsed_s: float,
     fired: Set[int] = frozenset(),
+    partner: str = "",
+    role: Role = "api",
 ) -> Verdict:
     """Pure: the same arguments give the same verdict, whatever happened before."""
     events: list[int] = []
@@ -125,7 +126,7 @@ def decide(
     draw: float | None = None
     cumulative = 0.0
     for i, rule in enumerate(rules.rules):
-        if not in_window(rule, n, elapsed_s) or not rules.applies(i, account, path):
+        if not in_window(rule, n, elapsed_s) or not rules.applies(i, account, path, partner, role):
             continue
         if rule.is_event:
             if i not in fired:
@@ -151,7 +152,7 @@ def _build(chosen: Rule | None, events: list[Rule], seed: int, account: str | No
             limits = LimitChange(rule.params.factor, rule.params.advertise_documented)
     revoke = any(r.kind == "revoke_tokens" for r in events)
     status: int | None = None
-    body = DEFAULT_BODY
+    message = "Simulated fault"
     wire: WireFault | None = None
     retry_after_s: float | None = None
     as_date = False
@@ -160,11 +161,12 @@ def _build(chosen: Rule | None, events: list[Rule], seed: int, account: str | No
     if isinstance(p, StatusParams | OutageParams) and outage_mode == "status":
         statuses = p.statuses
         status = statuses[min(len(statuses) - 1, int(unit(seed, account, n, _STATUS) * len(statuses)))]
-        body = error_body(status, "Simulated outage" if isinstance(p, OutageParams) else "Simulated fault")
+        if isinstance(p, OutageParams):
+            message = "Simulated outage"
     elif isinstance(p, OutageParams):
         wire = Hang(p.seconds) if p.mode == "timeout" else Reset(None)
     elif isinstance(p, RateLimitParams):
-        status, body, retry_after_s = 429, error_body(429, "Rate limit exceeded"), p.retry_after_s
+        status, message, retry_after_s = 429, "Rate limit exceeded", p.retry_after_s
         as_date = p.form == "date" or (p.form == "alternate" and n % 2 == 1)
     elif isinstance(p, HangParams):
         wire = Hang(p.seconds)
@@ -180,7 +182,7 @@ def _build(chosen: Rule | None, events: list[Rule], seed: int, account: str | No
             wire = Malform(fraction)
     return Fault(
         status=status,
-        body=body,
+        message=message,
         kind="+".join(kinds),
         wire=wire,
         retry_after_s=retry_after_s,
@@ -214,7 +216,15 @@ class SeededFaultPlan:
         self._counters[ctx.account] = n + 1
         fired = self._fired.setdefault(ctx.account, set())
         verdict = decide(
-            self._rules, self.spec.seed, ctx.account, ctx.path, n, ctx.now - self.started_at, fired
+            self._rules,
+            self.spec.seed,
+            ctx.account,
+            ctx.path,
+            n,
+            ctx.now - self.started_at,
+            fired,
+            ctx.partner,
+            ctx.role,
         )
         fired.update(verdict.fired)
         return verdict.fault

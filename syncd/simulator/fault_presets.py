@@ -4,7 +4,7 @@
   requests, split across kinds in row 6's proportions 20:10:5:5:2 (5xx, read timeouts,
   RST mid-body, truncated bodies, bad JSON); ``dirty_network(42)`` is row 6 exactly.
 - ``storm_429(seconds, then_percent)``: RELIABILITY row 7. Every data API request
-  (``/v1/*``: the token endpoint has its own cap) answers 429 for ``seconds``, then
+  (``@api``: token endpoints have their own caps) answers 429 for ``seconds``, then
   ``then_percent``% do; ``Retry-After`` alternates delta-seconds and HTTP-date.
 - ``outage(seconds)``: RELIABILITY row 17. Every request fails for ``seconds``, then
   the partner recovers.
@@ -15,6 +15,7 @@ before the daemon starts is not used up while the daemon boots.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Final
 
@@ -175,19 +176,32 @@ _DEFAULT_ARG: Final = {
     "revoke": 0.0,
     "tighten": 0.5,
 }
-PRESET_HELP: Final = "; ".join(f"{name}[:N] {text}" for name, (_, text) in _PRESETS.items())
+PRESET_HELP: Final = (
+    "; ".join(f"{name}[:N] {text}" for name, (_, text) in _PRESETS.items())
+    + "; any of them @PARTNER[+PARTNER] applies to those partners only"
+)
 
 
 def from_preset(text: str, seed: int = 0) -> FaultSpec:
-    """``dirty:20``, ``storm:60``, ``outage:120``… several joined by ``,`` (e.g. ``storm:60,dirty:5``)."""
+    """``dirty:20``, ``storm:60``, ``outage:120``… several joined by ``,`` (e.g. ``storm:60,dirty:5``).
+
+    ``@name`` after one (``storm:60@acme``, ``outage@acme+other``) confines it to those partners.
+    """
     spec = FaultSpec((), seed)
     for part in filter(None, (p.strip() for p in text.split(","))):
-        name, sep, arg = part.partition(":")
+        part, at, named = part.partition("@")
+        partners = tuple(filter(None, (p.strip() for p in named.split("+"))))
+        if at and not partners:
+            raise SpecError(f"{part}@ names no partner")
+        name, sep, arg = part.strip().partition(":")
         if name not in _PRESETS:
             raise SpecError(f"unknown fault preset {name!r}; expected one of {', '.join(_PRESETS)}")
         try:
             value = float(arg) if sep else _DEFAULT_ARG[name]
         except ValueError:
             raise SpecError(f"{name} takes a number, got {arg!r}") from None
-        spec = spec + _PRESETS[name][0](value)
+        preset = _PRESETS[name][0](value)
+        if partners:
+            preset = FaultSpec(tuple(dataclasses.replace(r, partners=partners) for r in preset.rules))
+        spec = spec + preset
     return spec

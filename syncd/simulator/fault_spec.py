@@ -2,15 +2,17 @@
 
 A spec is data, not code, so the same faults can come from a test, from
 ``POST /_sim/faults`` or from ``--faults``, and a failing run can be replayed from its
-printed spec. Each rule names a kind, where it applies (path templates, accounts), when
+printed spec. Each rule names a kind, where it applies (partners, path templates below
+the partner's prefix, accounts), when
 (a time window in seconds since the plan started and/or a range of the account's request
 counter, 0-based) and how often (``probability``); its ``params`` are typed per kind.
 
 Example (JSON)::
 
     {"seed": 7, "rules": [
-      {"kind": "status", "probability": 0.2, "paths": ["/v1/*"], "params": {"statuses": [503]}},
-      {"kind": "revoke_tokens", "accounts": ["guesty-acct-1"], "from_request": 50},
+      {"kind": "status", "probability": 0.2, "partners": ["acme"], "paths": ["/v1/*"],
+       "params": {"statuses": [503]}},
+      {"kind": "revoke_tokens", "accounts": ["acme-acct-1"], "from_request": 50},
       {"kind": "outage", "start_s": 10, "end_s": 130}
     ]}
 """
@@ -39,10 +41,11 @@ Kind = Literal[
 KINDS: Final[tuple[str, ...]] = get_args(Kind)
 # One-shot kinds change the partner's state once per account instead of shaping answers.
 EVENT_KINDS: Final = frozenset({"revoke_tokens", "tighten_limits"})
-# Where ``token_outage`` applies when a rule names no paths (the Guesty profile's token URL).
-TOKEN_PATHS: Final = ("/oauth2/token",)
-# The Guesty profile's data API: what its documented rate limits (and so 429 storms) cover.
-API_PATHS: Final = ("/v1/*",)
+# Path patterns naming a route's role rather than its path: every profile's credential
+# exchange (where ``token_outage`` applies when a rule names no paths), and its data API
+# (what documented rate limits, and so 429 storms, cover).
+TOKEN_PATHS: Final = ("@token",)
+API_PATHS: Final = ("@api",)
 
 
 class SpecError(ValueError):
@@ -138,11 +141,13 @@ _CHOICES: Final = {"form": ("alternate", "delta", "date"), "mode": ("status", "t
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """One line of the spec; ``None`` paths/accounts/ends mean "any" / "open-ended".
+    """One line of the spec; ``None`` partners/paths/accounts/ends mean "any" / "open-ended".
 
-    ``paths`` are route templates (``/v1/listings/{id}``) or shell-style patterns
-    (``/v1/*``). Windows are half-open: ``start_s <= elapsed < end_s`` and
-    ``from_request <= n < to_request`` where ``n`` counts the account's earlier requests.
+    ``partners`` are profile names. ``paths`` are route templates below the partner's
+    prefix (``/v1/listings/{id}``), shell-style patterns (``/v1/*``), or a role:
+    ``@token`` (credential exchanges) or ``@api`` (everything else). Windows are
+    half-open: ``start_s <= elapsed < end_s`` and ``from_request <= n < to_request``
+    where ``n`` counts the account's earlier requests.
     """
 
     kind: str
@@ -154,6 +159,7 @@ class Rule:
     from_request: int = 0
     to_request: int | None = None
     params: Params | None = field(default=None)
+    partners: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -173,7 +179,7 @@ class Rule:
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {"kind": self.kind, "probability": self.probability}
-        for name in ("paths", "accounts"):
+        for name in ("partners", "paths", "accounts"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = list(value)
@@ -322,6 +328,7 @@ def rule_from_json(raw: object) -> Rule:
         from_request=cast("int", _integer(data, "from_request", 0)),
         to_request=_integer(data, "to_request", None),
         params=_params(kind, data.get("params")),
+        partners=_strings(data, "partners"),
     )
 
 

@@ -1,7 +1,7 @@
 """The fault-injection hook: a plan consulted once per partner request.
 
 A plan is pure as far as the API shell is concerned: it sees a ``FaultContext`` and
-returns a ``Fault`` or None, and the shell (``guesty_api`` + ``fault_wire``) carries it
+returns a ``Fault`` or None, and the shell (``gateway`` + ``fault_wire``) carries it
 out. ``fault_plan.SeededFaultPlan`` is the real plan (declarative rules + a seed);
 anything with a ``decide`` method works, which keeps hand-written test plans one class.
 
@@ -21,20 +21,24 @@ import email.utils
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
-DEFAULT_BODY = b'{"error":{"code":"INTERNAL_ERROR","message":"Simulated fault"}}'
+# "token": a credential exchange (fault paths ``@token``); "api": everything else (``@api``).
+Role = Literal["token", "api"]
 
 
 @dataclass(frozen=True, slots=True)
 class FaultContext:
-    """What a plan may base its decision on; ``path`` is the route template."""
+    """What a plan may base its decision on; ``path`` is the route template below the
+    partner's prefix (``/v1/listings/{id}``), ``partner`` the profile's name."""
 
     account: str | None
     method: str
     path: str
     query: Mapping[str, str]
     now: float
+    partner: str = ""
+    role: Role = "api"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,13 +95,15 @@ class LimitChange:
 class Fault:
     """What to do to one request; the default (``Fault()``) serves it normally.
 
-    ``status`` replaces the answer; ``delay_s`` waits first; ``wire`` damages the bytes;
+    ``status`` replaces the answer, with ``body`` or (None) the partner's own error
+    envelope around ``message``; ``delay_s`` waits first; ``wire`` damages the bytes;
     ``kind`` is the marker the request log keeps. ``retry_after_s`` adds a ``Retry-After``
     header to the replacement answer, as an HTTP-date when ``retry_after_date``.
     """
 
     status: int | None = None
-    body: bytes = DEFAULT_BODY
+    body: bytes | None = None
+    message: str = "Simulated fault"
     headers: Mapping[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
     kind: str = "custom"

@@ -1,7 +1,7 @@
 """Per-account leaky buckets: the partner's rate limits, as arithmetic on an injected ``now``.
 
-Guesty documents 15/s, 120/min and 5,000/h per account, restored at a constant rate
-(a leaky bucket), and at most 15 concurrent requests. Each tier is a bucket whose level
+A profile documents its tiers (e.g. 15/s, 120/min and 5,000/h per account, restored at a
+constant rate: a leaky bucket) and a concurrency cap. Each tier is a bucket whose level
 drains at ``capacity / period`` per second; a request adds one unit and is refused when
 any tier would overflow. Nothing here reads the clock, so tests drive time by hand.
 
@@ -26,8 +26,6 @@ class Tier:
     period_s: float
 
 
-GUESTY_TIERS: Final = (Tier("Second", 15, 1.0), Tier("Minute", 120, 60.0), Tier("Hour", 5000, 3600.0))
-GUESTY_MAX_CONCURRENT: Final = 15
 # Float drift must not refuse a request sent exactly on schedule.
 _EPSILON: Final = 1e-9
 
@@ -87,14 +85,14 @@ class LeakyBucket:
 
 
 class RateLimiter:
-    """All tiers of one account plus its concurrency cap."""
+    """All tiers of one account plus its concurrency cap (None: uncapped)."""
 
     def __init__(
         self,
         now: float,
-        tiers: tuple[Tier, ...] = GUESTY_TIERS,
+        tiers: tuple[Tier, ...],
         settings: LimitSettings | None = None,
-        max_concurrent: int = GUESTY_MAX_CONCURRENT,
+        max_concurrent: int | None = None,
     ) -> None:
         self.tiers = tiers
         self.settings = settings or LimitSettings()
@@ -123,7 +121,7 @@ class RateLimiter:
             return Decision(True, 0.0, documented, documented)
         for bucket in self._buckets:
             bucket.drain(now)
-        wait = max(b.wait_s() for b in self._buckets)
+        wait = max((b.wait_s() for b in self._buckets), default=0.0)
         allowed = wait == 0.0
         if allowed and consume:
             for bucket in self._buckets:
@@ -140,7 +138,11 @@ class RateLimiter:
 
     def enter(self) -> bool:
         """Take a concurrency slot; False means "answer 429" (pair every True with ``leave``)."""
-        if self.settings.enabled and self.in_flight >= self.max_concurrent:
+        if (
+            self.settings.enabled
+            and self.max_concurrent is not None
+            and self.in_flight >= self.max_concurrent
+        ):
             return False
         self.in_flight += 1
         return True

@@ -14,11 +14,11 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TextIO
+from typing import Any, Literal, TextIO, TypeVar
 
 import anyio
 import orjson
@@ -33,63 +33,94 @@ from syncd.simulator import (
     control,
     fault_plan,
     fault_wire,
-    guesty_api,
-    guesty_auth,
+    gateway,
     limits,
     requestlog,
 )
 from syncd.simulator.fault_spec import FaultSpec
 from syncd.simulator.faults import NO_FAULTS, FaultPlan
-from syncd.simulator.guesty_data import GuestyAccount
+from syncd.simulator.profile import (
+    DOCUMENTED,
+    Account,
+    DatasetOptions,
+    Profile,
+    ProfileSettings,
+    discover,
+)
 
+D = TypeVar("D")
 _STARTUP_TIMEOUT_S = 10.0
 
 
-def guesty_credentials(n: int) -> tuple[str, str]:
-    """Deterministic credentials of the n-th (1-based) account the CLI creates."""
-    return f"guesty-acct-{n}", f"sim-secret-{n}"
-
-
 class Simulator:
-    """Every simulated partner account plus the knobs tests turn (limits, latency, faults)."""
+    """Every simulated partner account plus the knobs tests turn (limits, latency, faults).
+
+    Serves every profile ``discover`` finds (or those given), each under ``/{name}``.
+    Account ids are unique across partners, so the request log and fault rules can name
+    an account without its partner.
+    """
 
     def __init__(
         self,
         *,
         limit_settings: limits.LimitSettings | None = None,
         latency_ms: tuple[float, float] | None = None,
-        token_ttl_s: int = guesty_auth.DEFAULT_TTL_S,
-        max_tokens_per_day: int | None = guesty_auth.DEFAULT_MAX_TOKENS,
+        token_ttl_s: int | Literal["documented"] = DOCUMENTED,
+        max_tokens_per_day: int | Literal["documented"] | None = DOCUMENTED,
         faults: FaultPlan = NO_FAULTS,
         log_capacity: int = requestlog.DEFAULT_CAPACITY,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        profiles: Iterable[type[Profile[Any]]] | None = None,
     ) -> None:
         self.limit_settings = limit_settings or limits.LimitSettings()
-        self.runtime = guesty_api.Runtime(latency_ms, faults, clock, wall_clock)
-        self.tokens = guesty_auth.TokenIssuer(token_ttl_s, max_tokens_per_day)
+        self.runtime = gateway.Runtime(latency_ms, faults, clock, wall_clock)
         self.request_log = requestlog.RequestLog(log_capacity)
-        self.guesty: dict[str, guesty_api.GuestyTenant] = {}
+        settings = ProfileSettings(token_ttl_s, max_tokens_per_day)
+        classes = discover().values() if profiles is None else profiles
+        self.profiles: dict[str, Profile[Any]] = {cls.name: cls(settings, self.runtime) for cls in classes}
+        self.accounts: dict[str, Account[Any]] = {}
+        self._accounts_of: dict[str, dict[str, Account[Any]]] = {name: {} for name in self.profiles}
 
-    def add_guesty_account(
-        self,
-        client_id: str,
-        client_secret: str,
-        seed: int,
-        listings: int,
-        reservations_per_listing: int = 2,
-        malformed_listings: frozenset[int] = frozenset(),
-        generation: int = 0,
-    ) -> GuestyAccount:
-        if client_id in self.guesty:
-            raise ValueError(f"account {client_id!r} already exists")
-        data = GuestyAccount(seed, listings, reservations_per_listing, malformed_listings, generation)
-        limiter = limits.RateLimiter(self.runtime.clock(), settings=self.limit_settings)
-        self.guesty[client_id] = guesty_api.GuestyTenant(client_id, client_secret, data, limiter)
+    def profile(self, partner: str) -> Profile[Any]:
+        try:
+            return self.profiles[partner]
+        except KeyError:
+            raise ValueError(f"no simulator profile {partner!r}; have {', '.join(self.profiles)}") from None
+
+    def add_account(self, partner: str, account_id: str, secret: str, data: D) -> D:
+        """Serve ``data`` (built by the profile's dataset code) as ``account_id`` of ``partner``."""
+        profile = self.profile(partner)
+        if account_id in self.accounts:
+            raise ValueError(f"account {account_id!r} already exists")
+        limiter = limits.RateLimiter(
+            self.runtime.clock(), profile.tiers, self.limit_settings, profile.max_concurrent
+        )
+        account = Account(partner, account_id, secret, data, limiter)
+        self.accounts[account_id] = self._accounts_of[partner][account_id] = account
         return data
 
-    def account(self, client_id: str) -> GuestyAccount:
-        return self.guesty[client_id].data
+    def add_accounts(
+        self, partner: str, count: int, seed: int, size: int, options: DatasetOptions | None = None
+    ) -> list[Account[Any]]:
+        """Accounts 1..``count`` with the profile's deterministic credentials, seeded ``seed + n - 1``."""
+        profile = self.profile(partner)
+        for n in range(1, count + 1):
+            account_id, secret = profile.credentials(n)
+            data = profile.dataset(seed + n - 1, size, options or DatasetOptions())
+            self.add_account(partner, account_id, secret, data)
+        return self.accounts_of(partner)
+
+    def accounts_of(self, partner: str) -> list[Account[Any]]:
+        return list(self._accounts_of[partner].values())
+
+    def account(self, account_id: str) -> Any:
+        """The dataset behind ``account_id`` (its profile's type: the caller knows which)."""
+        return self.accounts[account_id].data
+
+    def issued_credentials(self) -> list[str]:
+        """Every live token any profile handed out (tests check none leaks into logs)."""
+        return [token for profile in self.profiles.values() for token in profile.issued_credentials()]
 
     def set_limits(
         self,
@@ -106,8 +137,8 @@ class Simulator:
             current.advertise_documented if advertise_documented is None else advertise_documented,
         )
         now = self.runtime.clock()
-        for tenant in self.guesty.values():
-            tenant.limiter.configure(settings, now)
+        for account in self.accounts.values():
+            account.limiter.configure(settings, now)
         self.limit_settings = settings
         return settings
 
@@ -129,9 +160,13 @@ class Simulator:
         return plan
 
     def create_app(self) -> Starlette:
-        api = guesty_api.GuestyApi(self.guesty, self.tokens, self.runtime)
+        routes = [
+            route
+            for name, profile in self.profiles.items()
+            for route in gateway.Gateway(profile, self._accounts_of[name], self.runtime).routes()
+        ]
         return fault_wire.WiredStarlette(
-            routes=[*api.routes(), *control.routes(self)],
+            routes=[*routes, *control.routes(self)],
             middleware=[Middleware(requestlog.RequestLogMiddleware, log=self.request_log)],
         )
 
@@ -197,13 +232,9 @@ class SimulatorServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{'https' if self.certificate else 'http'}://{host}:{self.port}"
 
-    @property
-    def guesty_api_url(self) -> str:
-        return f"{self.base_url}{guesty_api.API_PREFIX}"
-
-    @property
-    def guesty_token_url(self) -> str:
-        return f"{self.base_url}{guesty_api.TOKEN_PATH}"
+    def url(self, partner: str, path: str = "") -> str:
+        """Where ``partner``'s profile is served: ``{base_url}/{partner}{path}``."""
+        return f"{self.base_url}/{partner}{path}"
 
     def _bind(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -280,19 +311,23 @@ class SimulatorServer:
 
 @dataclass(frozen=True, slots=True)
 class SimulateOptions:
-    """Everything ``syncd simulate`` / ``python -m syncd.simulator`` can set."""
+    """Everything ``syncd simulate`` / ``python -m syncd.simulator`` can set.
+
+    ``accounts``: how many accounts each partner gets; None serves one account of every
+    discovered profile.
+    """
 
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     seed: int = 1
     listings: int = 5000
     reservations_per_listing: int = 2
-    accounts: int = 1
+    accounts: Mapping[str, int] | None = None
     latency_ms: tuple[float, float] | None = None
     limits_enabled: bool = True
     limit_factor: float = 1.0
-    token_ttl_s: int = guesty_auth.DEFAULT_TTL_S
-    max_tokens_per_day: int | None = guesty_auth.DEFAULT_MAX_TOKENS
+    token_ttl_s: int | Literal["documented"] = DOCUMENTED
+    max_tokens_per_day: int | Literal["documented"] | None = DOCUMENTED
     allow_non_loopback: bool = False
     generation: int = 0
     faults: FaultSpec | None = None
@@ -300,25 +335,17 @@ class SimulateOptions:
 
 
 def build_simulator(options: SimulateOptions) -> Simulator:
-    """Accounts ``guesty-acct-{n}`` / ``sim-secret-{n}``, seeded ``seed + n - 1``."""
+    """Each partner's accounts ``{partner}-acct-{n}`` (the profile's credentials), seeded ``seed + n - 1``."""
     sim = Simulator(
         limit_settings=limits.LimitSettings(options.limits_enabled, options.limit_factor),
         latency_ms=options.latency_ms,
         token_ttl_s=options.token_ttl_s,
         max_tokens_per_day=options.max_tokens_per_day,
     )
-    for n in range(1, options.accounts + 1):
-        client_id, secret = guesty_credentials(n)
-        data = sim.add_guesty_account(
-            client_id,
-            secret,
-            options.seed + n - 1,
-            options.listings,
-            options.reservations_per_listing,
-            generation=options.generation,
-        )
-        if options.prerender:
-            data.prerender()
+    counts = options.accounts if options.accounts is not None else dict.fromkeys(sim.profiles, 1)
+    dataset = DatasetOptions(options.reservations_per_listing, options.generation, options.prerender)
+    for partner, count in counts.items():
+        sim.add_accounts(partner, count, options.seed, options.listings, dataset)
     if options.faults is not None and options.faults.rules:
         sim.set_faults(options.faults)
     return sim
@@ -331,14 +358,16 @@ async def run(options: SimulateOptions, out: TextIO = sys.stdout) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with server:
             out.write(f"simulator listening on {server.base_url}\n")
-            out.write(f"  guesty api:   {server.guesty_api_url}\n  guesty token: {server.guesty_token_url}\n")
             if options.faults is not None and options.faults.rules:
                 out.write(f"  faults: {orjson.dumps(options.faults.to_json()).decode()}\n")
-            for tenant in sim.guesty.values():
-                out.write(
-                    f"  account client_id={tenant.client_id} client_secret={tenant.client_secret} "
-                    f"listings={tenant.data.live_listing_count()}\n"
-                )
+            for partner, profile in sim.profiles.items():
+                accounts = sim.accounts_of(partner)
+                if not accounts:
+                    continue
+                out.write(f"  {partner}: {server.url(partner)}\n")
+                for account in accounts:
+                    sizes = " ".join(f"{k}={v}" for k, v in profile.describe(account.data).items())
+                    out.write(f"    account id={account.id} secret={account.secret} {sizes}\n")
             out.flush()
             async for _ in signals:
                 break

@@ -51,9 +51,8 @@ def decode_timestamptz(value: tuple[int]) -> datetime:
 
 
 def encode_json(value: Any) -> bytes:
-    # Raw partner records arrive as JSON bytes already (bytes, or msgspec.Raw slices of their
-    # page, which asyncpg reads through the buffer protocol): sent as they are, never parsed
-    # and re-serialised on the hot path.
+    # JSON that is bytes already (bytes, or a msgspec.Raw slice, which asyncpg reads through
+    # the buffer protocol) is sent as it is, never parsed and re-serialised.
     return value if isinstance(value, (bytes, msgspec.Raw)) else orjson.dumps(value)
 
 

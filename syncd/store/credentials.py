@@ -38,6 +38,7 @@ class CredentialStore:
             previous_client_secret=self._decrypt(row["previous_client_secret"]),
             secret_version=row["secret_version"],
             rotated_over_sha256=row["rotated_over_sha256"],
+            issued_at=row["token_issued_at"],
         )
 
     async def load_token(self, integration_id: str) -> StoredToken | None:
@@ -111,7 +112,12 @@ class TokenTransaction:
             await self._conn.execute(Q["record_token_request"], self._integration_id, outcome)
 
     async def save(
-        self, access_token: str, token_type: str, expires_at: datetime | None, refresh_token: str | None
+        self,
+        access_token: str,
+        token_type: str,
+        expires_at: datetime | None,
+        refresh_token: str | None,
+        issued_at: datetime | None = None,
     ) -> None:
         enc = self._cipher.encrypt
         with translate():
@@ -123,6 +129,7 @@ class TokenTransaction:
                 expires_at,
                 None if refresh_token is None else enc(refresh_token),
                 fingerprint(access_token),
+                issued_at,
             )
 
     async def save_client_secret(self, client_secret: str, rotated_over_sha256: str) -> None:

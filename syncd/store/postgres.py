@@ -25,12 +25,14 @@ from syncd.store.types import (
     Batch,
     Schedule,
     TableSpec,
+    create_staging_tables,
     storable_text,
     without_nul,
-    without_undecodable,
 )
 
 Q = QUERIES
+# Rendered once: every resource's staging table (resource_queries.sql) and the sweep's ids.
+_CREATE_STAGING = create_staging_tables()
 if TYPE_CHECKING:  # asyncpg's classes are generic only in its stubs
     Connection: TypeAlias = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
 else:
@@ -113,7 +115,7 @@ class Store:
                     await conn.execute(schema_sql())
                 finally:
                     await conn.execute(Q["unlock"], _MIGRATION_LOCK)
-                await conn.execute(Q["create_incoming_tables"])
+                await conn.execute(_CREATE_STAGING)
 
     async def ping(self) -> None:
         with translate():
@@ -237,7 +239,7 @@ class Store:
                     yield None
                     return
                 try:
-                    await conn.execute(Q["create_incoming_tables"])
+                    await conn.execute(_CREATE_STAGING)
                     await conn.execute(Q["start_schedule"], integration_id, resource)
                     yield SyncSession(conn, integration_id, TABLES[resource], self._pool)
                 finally:
@@ -289,14 +291,10 @@ class BatchWriter:
         integration_id: str,
         spec: TableSpec,
         fence: tuple[int, int] | None = None,
-        late_dead: set[str] | None = None,
     ) -> None:
         self._conn = conn
         self.integration_id = integration_id
         self.spec = spec
-        # Ids this run's writers dead-lettered after PostgreSQL refused their raw bytes
-        # (shared by the run's writers): a later batch holding one clean resolves it.
-        self._late_dead = late_dead if late_dead is not None else set()
         # (server pid, advisory-lock key) of the run's lock holder, for a connection that
         # is not it: its batches commit only while that lock is still held. Checking the
         # lock alone would leave a window (lost between the check and the commit, a new
@@ -304,7 +302,7 @@ class BatchWriter:
         # shared, and a new owner takes it exclusively before it starts.
         self._fence = fence
         # Set by ``SyncSession.start_run`` when the integration has no rows of this
-        # resource yet: batches are then plain inserts (see ``insert_new_properties``).
+        # resource yet: batches are then plain inserts (resource_queries.sql: insert_new).
         self.first_sync = False
 
     async def apply(self, batch: Batch, turn: Turn | None = None, after: Turn | None = None) -> ApplyResult:
@@ -313,10 +311,10 @@ class BatchWriter:
 
         The batch's rows are released as soon as they are copied to the server, so the
         pipeline's next batch can grow while this one is being upserted (peak memory).
-        A NUL character in a text value, or a ``raw`` that is not UTF-8 (PostgreSQL
-        refuses either), would fail the batch on every retry: the transaction is then
-        retried once without NULs and with such records as dead letters. Checking only
-        after the refusal keeps the common path free of a per-record scan.
+        A NUL character in a canonical text value (PostgreSQL text refuses it; ``raw`` is
+        bytea and takes any bytes) would fail the batch on every retry: the transaction is
+        then retried once without NULs. Checking only after the refusal keeps the common
+        path free of a per-record scan.
 
         Raises ``BatchAbandoned`` (after rolling back) when the batch before failed.
         """
@@ -325,11 +323,8 @@ class BatchWriter:
                 try:
                     result = await self._apply(batch, turn, after)
                 except asyncpg.CharacterNotInRepertoireError:
-                    stripped = without_nul(batch.rows)
-                    undecodable = without_undecodable(batch)
-                    if not (stripped or undecodable):
+                    if not without_nul(batch.rows):
                         raise
-                    self._late_dead.update(undecodable)
                     result = await self._apply(batch, turn, after)
             if turn is not None:
                 turn.committed = True
@@ -359,7 +354,7 @@ class BatchWriter:
                 )
             if batch.rows:
                 await self._conn.copy_records_to_table(
-                    spec.staging_table, records=batch.rows, columns=spec.columns
+                    spec.sql.staging_table, records=batch.rows, columns=spec.columns
                 )
                 batch.rows.clear()
             if after is not None:
@@ -374,13 +369,6 @@ class BatchWriter:
                     raise errors.BatchAbandoned("an earlier batch of this run failed")
             if self._fence is not None and not await self._conn.fetchval(Q["lock_held_by"], *self._fence):
                 raise errors.StoreUnavailable("the run's lock was lost: its session ended")
-            if self._late_dead and copied:
-                # Read only now: an earlier batch's writer adds to it before that batch commits.
-                await self._conn.execute(
-                    Q[spec.resolve_staged_query],
-                    self.integration_id,
-                    sorted(self._late_dead.difference(d.external_id for d in batch.dead_letters)),
-                )
             if batch.dead_letters:
                 await self._conn.executemany(
                     Q["record_dead_letter"],
@@ -417,11 +405,11 @@ class BatchWriter:
         if self.first_sync:
             try:
                 async with self._conn.transaction():  # a savepoint: the staged rows stay
-                    inserted: int = await self._conn.fetchval(Q[self.spec.insert_query], self.integration_id)
+                    inserted: int = await self._conn.fetchval(self.spec.sql.insert_new, self.integration_id)
                 return inserted, 0
             except asyncpg.UniqueViolationError:
                 self.first_sync = False  # a record came again: upsert from here on
-        counts = await self._conn.fetchrow(Q[self.spec.upsert_query], self.integration_id)
+        counts = await self._conn.fetchrow(self.spec.sql.upsert, self.integration_id)
         assert counts is not None  # the statement always returns one row
         return counts["inserted"], counts["updated"]
 
@@ -444,8 +432,7 @@ class SyncSession:
         self._pool = pool
         self.integration_id = integration_id
         self.spec = spec
-        self._late_dead: set[str] = set()
-        self.writer = BatchWriter(conn, integration_id, spec, late_dead=self._late_dead)
+        self.writer = BatchWriter(conn, integration_id, spec)
 
     async def apply(self, batch: Batch) -> ApplyResult:
         """One batch on the lock's connection (see ``BatchWriter.apply``)."""
@@ -462,8 +449,8 @@ class SyncSession:
         fence = (self._conn.get_server_pid(), lock_key(self.integration_id, self.spec.resource))
         with translate():
             async with self._pool.acquire() as conn:
-                await conn.execute(Q["create_incoming_tables"])
-                writer = BatchWriter(conn, self.integration_id, self.spec, fence, self._late_dead)
+                await conn.execute(_CREATE_STAGING)
+                writer = BatchWriter(conn, self.integration_id, self.spec, fence)
                 writer.first_sync = self.writer.first_sync
                 yield writer
 
@@ -484,9 +471,7 @@ class SyncSession:
             await self._conn.execute(Q["start_run"], self.integration_id, self.spec.resource)
             # Under the run's lock, so no other sync of ours adds rows meanwhile; any other
             # writer's row only turns a batch's insert into an upsert (unique_violation).
-            self.writer.first_sync = not await self._conn.fetchval(
-                Q[self.spec.any_row_query], self.integration_id
-            )
+            self.writer.first_sync = not await self._conn.fetchval(self.spec.sql.any_row, self.integration_id)
 
     async def open_dead_letters(self, limit: int = 100_000) -> set[str]:
         """Ids with an unresolved dead letter: a clean copy arriving later resolves them."""
@@ -504,12 +489,12 @@ class SyncSession:
         return count
 
     async def soft_delete(self, external_ids: list[str]) -> int:
-        if self.spec.soft_delete_query is None or not external_ids:
+        if not self.spec.definition.sweep or not external_ids:
             return 0
         with translate():
             async with self._conn.transaction():
                 count: int = await self._conn.fetchval(
-                    Q[self.spec.soft_delete_query], self.integration_id, external_ids
+                    self.spec.sql.soft_delete, self.integration_id, external_ids
                 )
         return count
 
@@ -526,15 +511,16 @@ class SyncSession:
             await self._conn.execute(Q["mark_seen"], external_ids)
 
     async def sweep_candidates(self, started: datetime, limit: int) -> list[str]:
-        if self.spec.unseen_query is None:
+        if not self.spec.definition.sweep:
             return []
         with translate():
-            rows = await self._conn.fetch(Q[self.spec.unseen_query], self.integration_id, started, limit)
+            rows = await self._conn.fetch(self.spec.sql.unseen, self.integration_id, started, limit)
         return [r[0] for r in rows]
 
     async def live_count(self) -> int:
+        """Live rows of this session's resource, the sweep's yardstick."""
         with translate():
-            count: int = await self._conn.fetchval(Q["count_live_properties"], self.integration_id)
+            count: int = await self._conn.fetchval(self.spec.sql.count_live, self.integration_id)
         return count
 
     async def finish_ok(self, swept: bool) -> float:

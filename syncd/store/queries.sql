@@ -1,257 +1,17 @@
 -- All SQL of syncd, one named query per block ("-- name: x"), loaded once by
 -- syncd.store.queries. Parameters are positional ($1 …); the Python caller names them.
+-- Each canonical resource's own statements (staging, upsert, sweep) are rendered from its
+-- model by syncd.store.resource_sql, from the templates in resource_queries.sql.
 
--- name: create_incoming_tables
--- Per-connection staging tables for COPY; ON COMMIT DELETE ROWS empties them per batch.
--- Money arrives as text (store.types.staging_row) and is cast where it is written.
-CREATE TEMP TABLE IF NOT EXISTS incoming_properties (
-    external_id text, title text, nickname text, property_type text, accommodates integer,
-    bedrooms real, bathrooms real, timezone text, street text, city text, state text,
-    postal_code text, country text, latitude double precision, longitude double precision,
-    active boolean, listed boolean, base_price text, currency text,
-    source_updated_at timestamptz, raw json
-) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS incoming_reservations (
-    external_id text, property_external_id text, status text, partner_status text,
-    confirmation_code text, channel text, check_in timestamptz, check_out timestamptz,
-    check_in_date date, check_out_date date, nights integer, guests integer, guest_name text,
-    guest_email text, total_paid text, balance_due text, currency text,
-    source_created_at timestamptz, source_updated_at timestamptz, raw json
-) ON COMMIT DELETE ROWS;
+-- name: create_seen_ids
+-- The deletion sweep's ids, per connection like the resources' staging tables.
 CREATE TEMP TABLE IF NOT EXISTS seen_ids (external_id text PRIMARY KEY);
-
--- name: upsert_properties
--- Last write wins by the partner's timestamp: a row is written only when the incoming
--- copy is strictly newer. The UPDATE sees the old row (t) and the new one (EXCLUDED), so it
--- records which canonical fields changed (last_changed_fields) and bumps version only on a
--- real change (or a resurrection); RETURNING feeds one event per real change. xmax = 0
--- marks rows this statement inserted. No read of the old rows beyond the conflict check.
-WITH written AS (
-    INSERT INTO properties AS t (
-        integration_id, external_id, title, nickname, property_type, accommodates,
-        bedrooms, bathrooms, timezone, street, city, state, postal_code, country,
-        latitude, longitude, active, listed, base_price, currency, source_updated_at,
-        raw)
-    SELECT $1,
-           external_id, title, nickname, property_type, accommodates, bedrooms,
-           bathrooms, timezone, street, city, state, postal_code, country, latitude,
-           longitude, active, listed, base_price::numeric, currency, source_updated_at, raw
-    FROM incoming_properties
-    ON CONFLICT (integration_id, external_id) DO UPDATE SET
-        title = EXCLUDED.title, nickname = EXCLUDED.nickname,
-        property_type = EXCLUDED.property_type, accommodates = EXCLUDED.accommodates,
-        bedrooms = EXCLUDED.bedrooms, bathrooms = EXCLUDED.bathrooms,
-        timezone = EXCLUDED.timezone, street = EXCLUDED.street, city = EXCLUDED.city,
-        state = EXCLUDED.state, postal_code = EXCLUDED.postal_code,
-        country = EXCLUDED.country, latitude = EXCLUDED.latitude,
-        longitude = EXCLUDED.longitude, active = EXCLUDED.active,
-        listed = EXCLUDED.listed, base_price = EXCLUDED.base_price,
-        currency = EXCLUDED.currency, source_updated_at = EXCLUDED.source_updated_at,
-        raw = EXCLUDED.raw, fetched_at = now(), deleted_at = NULL,
-        last_changed_fields = array_remove(ARRAY[
-            CASE WHEN t.deleted_at IS NOT NULL THEN 'deleted_at' END,
-            CASE WHEN t.title IS DISTINCT FROM EXCLUDED.title THEN 'title' END,
-            CASE WHEN t.nickname IS DISTINCT FROM EXCLUDED.nickname THEN 'nickname' END,
-            CASE WHEN t.property_type IS DISTINCT FROM EXCLUDED.property_type THEN 'property_type' END,
-            CASE WHEN t.accommodates IS DISTINCT FROM EXCLUDED.accommodates THEN 'accommodates' END,
-            CASE WHEN t.bedrooms IS DISTINCT FROM EXCLUDED.bedrooms THEN 'bedrooms' END,
-            CASE WHEN t.bathrooms IS DISTINCT FROM EXCLUDED.bathrooms THEN 'bathrooms' END,
-            CASE WHEN t.timezone IS DISTINCT FROM EXCLUDED.timezone THEN 'timezone' END,
-            CASE WHEN t.street IS DISTINCT FROM EXCLUDED.street THEN 'street' END,
-            CASE WHEN t.city IS DISTINCT FROM EXCLUDED.city THEN 'city' END,
-            CASE WHEN t.state IS DISTINCT FROM EXCLUDED.state THEN 'state' END,
-            CASE WHEN t.postal_code IS DISTINCT FROM EXCLUDED.postal_code THEN 'postal_code' END,
-            CASE WHEN t.country IS DISTINCT FROM EXCLUDED.country THEN 'country' END,
-            CASE WHEN t.latitude IS DISTINCT FROM EXCLUDED.latitude THEN 'latitude' END,
-            CASE WHEN t.longitude IS DISTINCT FROM EXCLUDED.longitude THEN 'longitude' END,
-            CASE WHEN t.active IS DISTINCT FROM EXCLUDED.active THEN 'active' END,
-            CASE WHEN t.listed IS DISTINCT FROM EXCLUDED.listed THEN 'listed' END,
-            CASE WHEN t.base_price IS DISTINCT FROM EXCLUDED.base_price THEN 'base_price' END,
-            CASE WHEN t.currency IS DISTINCT FROM EXCLUDED.currency THEN 'currency' END
-        ], NULL),
-        version = t.version + CASE
-            WHEN t.deleted_at IS NOT NULL
-              OR (t.title, t.nickname, t.property_type, t.accommodates, t.bedrooms,
-                  t.bathrooms, t.timezone, t.street, t.city, t.state, t.postal_code,
-                  t.country, t.latitude, t.longitude, t.active, t.listed, t.base_price,
-                  t.currency)
-                 IS DISTINCT FROM
-                 (EXCLUDED.title, EXCLUDED.nickname, EXCLUDED.property_type,
-                  EXCLUDED.accommodates, EXCLUDED.bedrooms, EXCLUDED.bathrooms,
-                  EXCLUDED.timezone, EXCLUDED.street, EXCLUDED.city, EXCLUDED.state,
-                  EXCLUDED.postal_code, EXCLUDED.country, EXCLUDED.latitude,
-                  EXCLUDED.longitude, EXCLUDED.active, EXCLUDED.listed,
-                  EXCLUDED.base_price, EXCLUDED.currency)
-            THEN 1 ELSE 0 END
-    WHERE t.source_updated_at < EXCLUDED.source_updated_at
-    RETURNING t.external_id, t.version, t.source_updated_at, t.last_changed_fields,
-              (t.xmax = 0) AS created
-), logged AS (
-    INSERT INTO events (integration_id, resource, external_id, kind, version, changed_fields,
-                        source_updated_at)
-    SELECT $1, 'properties', external_id, CASE WHEN created THEN 'created' ELSE 'updated' END,
-           version, CASE WHEN created THEN NULL ELSE last_changed_fields END, source_updated_at
-    FROM written WHERE created OR cardinality(last_changed_fields) > 0
-)
-SELECT count(*) FILTER (WHERE created) AS inserted,
-       count(*) FILTER (WHERE NOT created AND cardinality(last_changed_fields) > 0) AS updated
-FROM written;
-
--- name: upsert_reservations
--- Same contract as upsert_properties.
-WITH written AS (
-    INSERT INTO reservations AS t (
-        integration_id, external_id, property_external_id, status, partner_status,
-        confirmation_code, channel, check_in, check_out, check_in_date, check_out_date,
-        nights, guests, guest_name, guest_email, total_paid, balance_due, currency,
-        source_created_at, source_updated_at, raw)
-    SELECT $1,
-           external_id, property_external_id, status, partner_status, confirmation_code,
-           channel, check_in, check_out, check_in_date, check_out_date, nights, guests,
-           guest_name, guest_email, total_paid::numeric, balance_due::numeric, currency, source_created_at,
-           source_updated_at, raw
-    FROM incoming_reservations
-    ON CONFLICT (integration_id, external_id) DO UPDATE SET
-        property_external_id = EXCLUDED.property_external_id, status = EXCLUDED.status,
-        partner_status = EXCLUDED.partner_status,
-        confirmation_code = EXCLUDED.confirmation_code, channel = EXCLUDED.channel,
-        check_in = EXCLUDED.check_in, check_out = EXCLUDED.check_out,
-        check_in_date = EXCLUDED.check_in_date, check_out_date = EXCLUDED.check_out_date,
-        nights = EXCLUDED.nights, guests = EXCLUDED.guests,
-        guest_name = EXCLUDED.guest_name, guest_email = EXCLUDED.guest_email,
-        total_paid = EXCLUDED.total_paid, balance_due = EXCLUDED.balance_due,
-        currency = EXCLUDED.currency, source_created_at = EXCLUDED.source_created_at,
-        source_updated_at = EXCLUDED.source_updated_at, raw = EXCLUDED.raw,
-        fetched_at = now(), deleted_at = NULL,
-        last_changed_fields = array_remove(ARRAY[
-            CASE WHEN t.deleted_at IS NOT NULL THEN 'deleted_at' END,
-            CASE WHEN t.property_external_id IS DISTINCT FROM EXCLUDED.property_external_id THEN 'property_external_id' END,
-            CASE WHEN t.status IS DISTINCT FROM EXCLUDED.status THEN 'status' END,
-            CASE WHEN t.partner_status IS DISTINCT FROM EXCLUDED.partner_status THEN 'partner_status' END,
-            CASE WHEN t.confirmation_code IS DISTINCT FROM EXCLUDED.confirmation_code THEN 'confirmation_code' END,
-            CASE WHEN t.channel IS DISTINCT FROM EXCLUDED.channel THEN 'channel' END,
-            CASE WHEN t.check_in IS DISTINCT FROM EXCLUDED.check_in THEN 'check_in' END,
-            CASE WHEN t.check_out IS DISTINCT FROM EXCLUDED.check_out THEN 'check_out' END,
-            CASE WHEN t.check_in_date IS DISTINCT FROM EXCLUDED.check_in_date THEN 'check_in_date' END,
-            CASE WHEN t.check_out_date IS DISTINCT FROM EXCLUDED.check_out_date THEN 'check_out_date' END,
-            CASE WHEN t.nights IS DISTINCT FROM EXCLUDED.nights THEN 'nights' END,
-            CASE WHEN t.guests IS DISTINCT FROM EXCLUDED.guests THEN 'guests' END,
-            CASE WHEN t.guest_name IS DISTINCT FROM EXCLUDED.guest_name THEN 'guest_name' END,
-            CASE WHEN t.guest_email IS DISTINCT FROM EXCLUDED.guest_email THEN 'guest_email' END,
-            CASE WHEN t.total_paid IS DISTINCT FROM EXCLUDED.total_paid THEN 'total_paid' END,
-            CASE WHEN t.balance_due IS DISTINCT FROM EXCLUDED.balance_due THEN 'balance_due' END,
-            CASE WHEN t.currency IS DISTINCT FROM EXCLUDED.currency THEN 'currency' END,
-            CASE WHEN t.source_created_at IS DISTINCT FROM EXCLUDED.source_created_at THEN 'source_created_at' END
-        ], NULL),
-        version = t.version + CASE
-            WHEN t.deleted_at IS NOT NULL
-              OR (t.property_external_id, t.status, t.partner_status,
-                  t.confirmation_code, t.channel, t.check_in, t.check_out,
-                  t.check_in_date, t.check_out_date, t.nights, t.guests, t.guest_name,
-                  t.guest_email, t.total_paid, t.balance_due, t.currency,
-                  t.source_created_at)
-                 IS DISTINCT FROM
-                 (EXCLUDED.property_external_id, EXCLUDED.status,
-                  EXCLUDED.partner_status, EXCLUDED.confirmation_code, EXCLUDED.channel,
-                  EXCLUDED.check_in, EXCLUDED.check_out, EXCLUDED.check_in_date,
-                  EXCLUDED.check_out_date, EXCLUDED.nights, EXCLUDED.guests,
-                  EXCLUDED.guest_name, EXCLUDED.guest_email, EXCLUDED.total_paid,
-                  EXCLUDED.balance_due, EXCLUDED.currency, EXCLUDED.source_created_at)
-            THEN 1 ELSE 0 END
-    WHERE t.source_updated_at < EXCLUDED.source_updated_at
-    RETURNING t.external_id, t.version, t.source_updated_at, t.last_changed_fields,
-              (t.xmax = 0) AS created
-), logged AS (
-    INSERT INTO events (integration_id, resource, external_id, kind, version, changed_fields,
-                        source_updated_at)
-    SELECT $1, 'reservations', external_id, CASE WHEN created THEN 'created' ELSE 'updated' END,
-           version, CASE WHEN created THEN NULL ELSE last_changed_fields END, source_updated_at
-    FROM written WHERE created OR cardinality(last_changed_fields) > 0
-)
-SELECT count(*) FILTER (WHERE created) AS inserted,
-       count(*) FILTER (WHERE NOT created AND cardinality(last_changed_fields) > 0) AS updated
-FROM written;
-
--- name: insert_new_properties
--- The first sync of an integration (it has no properties yet): every row is new, so a
--- plain INSERT, about a fifth cheaper per listing than ON CONFLICT's speculative
--- insertion. A row that exists after all (the partner sent a record again later in the
--- run) fails it with unique_violation: the caller rolls back to its savepoint and upserts
--- the batch instead.
-WITH written AS (
-    INSERT INTO properties AS t (
-        integration_id, external_id, title, nickname, property_type, accommodates,
-        bedrooms, bathrooms, timezone, street, city, state, postal_code, country,
-        latitude, longitude, active, listed, base_price, currency, source_updated_at,
-        raw)
-    SELECT $1,
-           external_id, title, nickname, property_type, accommodates, bedrooms,
-           bathrooms, timezone, street, city, state, postal_code, country, latitude,
-           longitude, active, listed, base_price::numeric, currency, source_updated_at, raw
-    FROM incoming_properties
-    RETURNING t.external_id, t.version, t.source_updated_at
-), logged AS (
-    INSERT INTO events (integration_id, resource, external_id, kind, version, source_updated_at)
-    SELECT $1, 'properties', external_id, 'created', version, source_updated_at FROM written
-)
-SELECT count(*) FROM written;
-
--- name: insert_new_reservations
--- Same contract as insert_new_properties.
-WITH written AS (
-    INSERT INTO reservations AS t (
-        integration_id, external_id, property_external_id, status, partner_status,
-        confirmation_code, channel, check_in, check_out, check_in_date, check_out_date,
-        nights, guests, guest_name, guest_email, total_paid, balance_due, currency,
-        source_created_at, source_updated_at, raw)
-    SELECT $1,
-           external_id, property_external_id, status, partner_status, confirmation_code,
-           channel, check_in, check_out, check_in_date, check_out_date, nights, guests,
-           guest_name, guest_email, total_paid::numeric, balance_due::numeric, currency, source_created_at,
-           source_updated_at, raw
-    FROM incoming_reservations
-    RETURNING t.external_id, t.version, t.source_updated_at
-), logged AS (
-    INSERT INTO events (integration_id, resource, external_id, kind, version, source_updated_at)
-    SELECT $1, 'reservations', external_id, 'created', version, source_updated_at FROM written
-)
-SELECT count(*) FROM written;
-
--- name: has_properties
-SELECT EXISTS (SELECT 1 FROM properties WHERE integration_id = $1);
-
--- name: has_reservations
-SELECT EXISTS (SELECT 1 FROM reservations WHERE integration_id = $1);
-
--- name: soft_delete_properties
-WITH gone AS (
-    UPDATE properties SET deleted_at = now(), version = version + 1, fetched_at = now(),
-        last_changed_fields = '{deleted_at}'
-    WHERE integration_id = $1 AND external_id = ANY($2::text[]) AND deleted_at IS NULL
-    RETURNING external_id, version, source_updated_at
-), logged AS (
-    INSERT INTO events (integration_id, resource, external_id, kind, version, source_updated_at)
-    SELECT $1, 'properties', external_id, 'deleted', version, source_updated_at FROM gone
-)
-SELECT count(*) FROM gone;
 
 -- name: mark_seen
 INSERT INTO seen_ids SELECT unnest($1::text[]) ON CONFLICT DO NOTHING;
 
 -- name: clear_seen_ids
 TRUNCATE seen_ids;
-
--- name: unseen_properties
--- Deletion candidates after an ID sweep: live rows the sweep did not see and that were not
--- (re)written since the sweep began.
-SELECT p.external_id FROM properties p
-WHERE p.integration_id = $1 AND p.deleted_at IS NULL AND p.fetched_at < $2
-  AND NOT EXISTS (SELECT 1 FROM seen_ids s WHERE s.external_id = p.external_id)
-ORDER BY p.external_id
-LIMIT $3;
-
--- name: count_live_properties
-SELECT count(*) FROM properties WHERE integration_id = $1 AND deleted_at IS NULL;
 
 -- name: record_dead_letter
 INSERT INTO dead_letters (integration_id, resource, external_id, error_class, reason, payload)
@@ -393,7 +153,7 @@ SELECT EXISTS (
 -- name: lock_credentials
 -- Single-flight token requests across processes: whoever holds this row lock asks.
 SELECT access_token, token_type, token_expires_at, refresh_token, rotation_version,
-       client_secret, previous_client_secret, secret_version, rotated_over_sha256
+       client_secret, previous_client_secret, secret_version, rotated_over_sha256, token_issued_at
 FROM credentials WHERE integration_id = $1 FOR UPDATE;
 
 -- name: ensure_credentials_row
@@ -401,14 +161,14 @@ INSERT INTO credentials (integration_id) VALUES ($1) ON CONFLICT DO NOTHING;
 
 -- name: load_token
 SELECT access_token, token_type, token_expires_at, refresh_token, rotation_version,
-       client_secret, previous_client_secret, secret_version, rotated_over_sha256
+       client_secret, previous_client_secret, secret_version, rotated_over_sha256, token_issued_at
 FROM credentials WHERE integration_id = $1;
 
 -- name: save_token
 -- A rotated refresh token ($5) is saved in the same statement as the access token it came
 -- with, and committed before that access token is used.
 UPDATE credentials SET access_token = $2, access_token_sha256 = $6, token_type = $3,
-    token_expires_at = $4, refresh_token = COALESCE($5, refresh_token),
+    token_expires_at = $4, refresh_token = COALESCE($5, refresh_token), token_issued_at = $7,
     rotation_version = rotation_version + 1, updated_at = now()
 WHERE integration_id = $1;
 
@@ -498,16 +258,3 @@ WITH due AS (
 )
 SELECT array_agg(resource ORDER BY resource) AS resources, pg_notify('syncd_wake', $1) AS notified
 FROM due;
-
--- name: resolve_staged_properties
--- A dead letter recorded earlier in this run by the writer (its raw was not UTF-8) whose
--- record this batch now holds clean: the letter is resolved, as the pipeline resolves
--- the letters it records itself. The batch's rows are still in the staging table.
-UPDATE dead_letters SET resolved_at = now()
-WHERE integration_id = $1 AND resource = 'properties' AND external_id = ANY($2::text[])
-  AND resolved_at IS NULL AND external_id IN (SELECT external_id FROM incoming_properties);
-
--- name: resolve_staged_reservations
-UPDATE dead_letters SET resolved_at = now()
-WHERE integration_id = $1 AND resource = 'reservations' AND external_id = ANY($2::text[])
-  AND resolved_at IS NULL AND external_id IN (SELECT external_id FROM incoming_reservations);

@@ -11,37 +11,44 @@ from typing import Any
 import msgspec
 from pydantic import BaseModel
 
-from syncd.models import Property, Reservation, base_type, field_names
+from syncd.models import base_type, field_names
 from syncd.observability.logging import redact_text
+from syncd.store.queries import QUERIES
+from syncd.store.resource_sql import ResourceSQL, render
+from syncd.store.resources import RESOURCES, Resource
 
-# A partner record's exact JSON bytes: ``bytes``, or a ``msgspec.Raw`` slice of the page it
-# came in (zero-copy; msgspec's stubs type it as bytes, but at run time it only offers the
-# buffer protocol: take ``bytes(raw)`` before using bytes methods on it).
+# A partner record's exact bytes, stored verbatim whatever their format: ``bytes``, or a
+# ``msgspec.Raw`` slice of the page it came in (zero-copy; msgspec's stubs type it as bytes,
+# but at run time it only offers the buffer protocol: take ``bytes(raw)`` before using
+# bytes methods on it).
 RawRecord = bytes | msgspec.Raw
+# The media type of a record's bytes when its connector does not say (``Page.media_type``).
+JSON = "application/json"
 
 MAX_DEAD_LETTER_PAYLOAD = 64 * 1024
 
 
-StagingRow = Callable[[tuple[Any, ...], RawRecord], tuple[Any, ...]]
+StagingRow = Callable[[tuple[Any, ...], RawRecord, str], tuple[Any, ...]]
 
 
 def staging_row(model: type[BaseModel]) -> StagingRow:
-    """(canonical values, raw) -> the row COPY sends to the model's staging table.
+    """(canonical values, raw, media type) -> the row COPY sends to the model's staging table.
 
-    Money travels as text, cast back to numeric where the upsert writes it (queries.sql):
-    asyncpg's binary numeric encoder takes the Decimal apart in Python objects
-    (``as_tuple``, then digit by digit), ~1 µs a value, a twentieth of the daemon's CPU
-    per listing; ``str()`` costs a tenth of that and PostgreSQL parses the text as cheaply
-    as the binary form. Generated, like ``models.canonical_check``: unpacking by position
-    costs barely more than ``(*values, raw)``, where a comprehension over the fields costs
-    several times as much."""
+    Money travels as text, cast back to numeric where the upsert writes it
+    (resource_queries.sql): asyncpg's binary numeric encoder takes the Decimal apart in
+    Python objects (``as_tuple``, then digit by digit), ~1 µs a value, a twentieth of the
+    daemon's CPU per listing; ``str()`` costs a tenth of that and PostgreSQL parses the
+    text as cheaply as the binary form. Generated, like ``models.canonical_check``:
+    unpacking by position costs barely more than ``(*values, raw, media_type)``, where a
+    comprehension over the fields costs several times as much."""
     money = [n for n, info in enumerate(model.model_fields.values()) if base_type(info.annotation) is Decimal]
     if not money:
-        return lambda values, raw: (*values, raw)
+        return lambda values, raw, media_type: (*values, raw, media_type)
     names = [f"v{n}" for n in range(len(model.model_fields))]
     items = [f"None if {v} is None else str({v})" if n in money else v for n, v in enumerate(names)]
     source = (
-        f"def row(values, raw):\n    {', '.join(names)}, = values\n    return ({', '.join(items)}, raw)\n"
+        f"def row(values, raw, media_type):\n    {', '.join(names)}, = values\n"
+        f"    return ({', '.join(items)}, raw, media_type)\n"
     )
     namespace: dict[str, Any] = {}
     exec(compile(source, f"<staging_row {model.__name__}>", "exec"), namespace)
@@ -51,37 +58,36 @@ def staging_row(model: type[BaseModel]) -> StagingRow:
 
 @dataclass(frozen=True)
 class TableSpec:
-    """How one canonical resource is staged and upserted."""
+    """How one canonical resource is staged and written: its statements, rendered once."""
 
-    resource: str
-    model: type[BaseModel]
-    staging_table: str
-    upsert_query: str
-    insert_query: str  # every row new (first sync): see insert_new_properties
-    any_row_query: str
-    resolve_staged_query: str  # dead letters of this run whose record the batch has clean
-    soft_delete_query: str | None = None
-    unseen_query: str | None = None
-    # The staging table's columns: the model's fields in their order, then ``raw``.
+    definition: Resource
+    sql: ResourceSQL = field(init=False, repr=False, compare=False)
+    # The staging table's columns: the model's fields in their order, then ``raw`` and
+    # ``raw_type``.
     columns: tuple[str, ...] = field(init=False)
     stage: StagingRow = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "columns", (*field_names(self.model), "raw"))
+        object.__setattr__(self, "sql", render(self.definition))
+        object.__setattr__(self, "columns", (*field_names(self.model), "raw", "raw_type"))
         object.__setattr__(self, "stage", staging_row(self.model))
 
+    @property
+    def resource(self) -> str:
+        return self.definition.name
 
-TABLES: dict[str, TableSpec] = {
-    "properties": TableSpec(
-        "properties", Property, "incoming_properties", "upsert_properties",
-        "insert_new_properties", "has_properties", "resolve_staged_properties",
-        soft_delete_query="soft_delete_properties", unseen_query="unseen_properties",
-    ),
-    "reservations": TableSpec(
-        "reservations", Reservation, "incoming_reservations", "upsert_reservations",
-        "insert_new_reservations", "has_reservations", "resolve_staged_reservations",
-    ),
-}  # fmt: skip
+    @property
+    def model(self) -> type[BaseModel]:
+        return self.definition.model
+
+
+TABLES: dict[str, TableSpec] = {name: TableSpec(r) for name, r in RESOURCES.items()}
+
+
+def create_staging_tables() -> str:
+    """Every resource's staging table and the sweep's id set: run on each store connection
+    that syncs (temporary tables are per connection)."""
+    return "\n".join([*(spec.sql.create_staging for spec in TABLES.values()), QUERIES["create_seen_ids"]])
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,7 @@ class StoredToken:
     secret_version: int = 0
     # Fingerprint of the configured secret the rotation replaced (see ClientCredentials).
     rotated_over_sha256: str | None = None
+    issued_at: datetime | None = None  # when the access token came back from the partner
 
 
 @dataclass(frozen=True)
@@ -146,12 +153,13 @@ def storable_text(text: str) -> str:
     return redact_text(text).replace("\x00", "\\u0000")
 
 
-def row_for(spec: TableSpec, values: tuple[Any, ...], raw: RawRecord) -> tuple[Any, ...]:
-    """Staging-table row of canonical values (in field order, as ``TableSpec.columns``), ``raw`` last.
-
-    ``raw`` is not checked as UTF-8 here: PostgreSQL checks it as it is copied in, and the
-    writer turns a record it refuses into a dead letter (``without_undecodable``)."""
-    return spec.stage(values, raw)
+def row_for(
+    spec: TableSpec, values: tuple[Any, ...], raw: RawRecord, media_type: str = JSON
+) -> tuple[Any, ...]:
+    """Staging-table row of canonical values (in field order, as ``TableSpec.columns``),
+    then ``raw`` and its media type. ``raw`` goes to a bytea column: stored as it came,
+    whatever its format or encoding."""
+    return spec.stage(values, raw, media_type)
 
 
 def letter_payload(raw: RawRecord) -> str:
@@ -161,37 +169,11 @@ def letter_payload(raw: RawRecord) -> str:
     return storable_text(head.decode(errors="replace"))
 
 
-def without_undecodable(batch: Batch) -> list[str]:
-    """Move the rows whose ``raw`` is not UTF-8 to the batch's dead letters; their ids.
-
-    Neither wire decoder reads the bytes of fields the adapter does not map, but PostgreSQL
-    checks the whole record when it copies ``raw`` in, and refuses the whole COPY for one
-    such byte. Checking every page before that would cost ~1 µs per record (the body
-    decoded to a ``str`` only to be thrown away), a twentieth of the daemon's CPU in a full
-    sync, to catch what partners almost never send; so the writer calls this only after a
-    refusal."""
-    keep: list[tuple[Any, ...]] = []
-    moved: list[str] = []
-    for row in batch.rows:
-        raw = row[-1]
-        try:
-            (raw if type(raw) is bytes else bytes(raw)).decode()
-        except UnicodeDecodeError as exc:
-            reason = storable_text(f"{type(exc).__name__}: {exc}")[:2000]
-            batch.dead_letters.append(DeadLetter(row[0], "data", reason, letter_payload(raw)))
-            moved.append(row[0])
-        else:
-            keep.append(row)
-    if moved:
-        batch.rows[:] = keep
-    return moved
-
-
 def without_nul(rows: list[tuple[Any, ...]]) -> bool:
     """Drop NUL characters from every string of ``rows`` (in place); True if any had one.
 
-    PostgreSQL text cannot hold NUL. In JSON it can only arrive as the escape ``\\u0000``,
-    which the ``raw`` column (type json) keeps; the canonical columns lose the character.
+    PostgreSQL text cannot hold NUL. In JSON it arrives as the escape ``\\u0000``, which
+    the ``raw`` column (bytea) keeps as sent; the canonical columns lose the character.
     """
     changed = False
     for n, row in enumerate(rows):

@@ -17,6 +17,7 @@ import pytest
 from syncd.app import Daemon
 from syncd.observability.metrics import Metrics
 from syncd.simulator import limits
+from syncd.simulator.profiles.guesty.data import GuestyAccount
 from syncd.simulator.server import Simulator, SimulatorServer
 from tests.support import db_rows, guesty_config, poll_until, require_tool, settings_of
 
@@ -140,8 +141,10 @@ async def test_live_metrics_pass_promtool_and_carry_every_name_the_kit_uses(
 ) -> None:
     require_tool("promtool")
     sim = Simulator(limit_settings=limits.LimitSettings(enabled=False))
-    sim.add_guesty_account(GOOD[1], GOOD[2], seed=3, listings=300, malformed_listings=frozenset({7}))
-    sim.add_guesty_account(REVOKED[1], "sim-secret-2", seed=4, listings=10)
+    sim.add_account(
+        "guesty", GOOD[1], GOOD[2], GuestyAccount(seed=3, listings=300, malformed_listings=frozenset({7}))
+    )
+    sim.add_account("guesty", REVOKED[1], "sim-secret-2", GuestyAccount(seed=4, listings=10))
     async with SimulatorServer(sim) as server, anyio.create_task_group() as tg:
         document = guesty_config(
             server,

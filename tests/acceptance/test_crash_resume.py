@@ -13,6 +13,7 @@ import pytest
 
 from syncd.connectors.pagination import parse_ts
 from syncd.simulator import limits
+from syncd.simulator.profiles.guesty.data import GuestyAccount
 from syncd.simulator.server import Simulator, SimulatorServer
 from tests.support import assert_matches_truth, db_rows, guesty_config, poll_until, write_config
 
@@ -25,7 +26,7 @@ async def test_kill_9_mid_sync_then_restart_resumes_from_checkpoint(
     database_url: str, tmp_path: Path
 ) -> None:
     sim = Simulator(limit_settings=limits.LimitSettings(enabled=False), latency_ms=(15.0, 25.0))
-    account = sim.add_guesty_account(ACCOUNT[1], ACCOUNT[2], seed=11, listings=5000)
+    account = sim.add_account("guesty", ACCOUNT[1], ACCOUNT[2], GuestyAccount(seed=11, listings=5000))
     async with SimulatorServer(sim) as server:
         document = guesty_config(
             server, database_url, [ACCOUNT], state_dir=tmp_path, batch_size=200, overlap_s=OVERLAP_S,
@@ -48,7 +49,7 @@ async def test_kill_9_mid_sync_then_restart_resumes_from_checkpoint(
         first.send_signal(signal.SIGKILL)
         assert await first.wait() == -signal.SIGKILL
         await anyio.sleep(0.5)  # requests the dead process had in flight are answered (and logged)
-        before_restart = len(sim.request_log.entries(path="/v1/listings"))
+        before_restart = len(sim.request_log.entries(path="/guesty/v1/listings"))
 
         checkpoint_rows = await db_rows(
             database_url,
@@ -66,7 +67,7 @@ async def test_kill_9_mid_sync_then_restart_resumes_from_checkpoint(
             second = await anyio.run_process(command, check=False)
         assert second.returncode == 0, second.stderr.decode()[-2000:]
 
-        resumed = sim.request_log.entries(path="/v1/listings")[before_restart:]
+        resumed = sim.request_log.entries(path="/guesty/v1/listings")[before_restart:]
         first_filter = orjson.loads(resumed[0].param("filters") or "[]")
         assert resumed[0].param("skip") == "0"
         resumed_from = parse_ts(first_filter[0]["value"])
@@ -76,7 +77,7 @@ async def test_kill_9_mid_sync_then_restart_resumes_from_checkpoint(
         # It did not start over: the second process fetched what was left, plus a little overlap.
         data_pages = [e for e in resumed if e.param("fields") is None]  # not the deletion sweep's id pages
         assert len(data_pages) <= 50 - pages_done + 3
-        assert sim.request_log.count(path="/oauth2/token") == 1  # the stored token survived the kill
+        assert sim.request_log.count(path="/guesty/oauth2/token") == 1  # the stored token survived the kill
 
     await assert_matches_truth(database_url, "acme", account)
     dupes = await db_rows(

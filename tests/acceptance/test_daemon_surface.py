@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from syncd.app import Daemon
 from syncd.observability import logging as syncd_logging
 from syncd.simulator import limits
+from syncd.simulator.profiles.guesty.data import GuestyAccount
 from syncd.simulator.server import Simulator, SimulatorServer
 from tests.support import (
     assert_matches_truth,
@@ -36,8 +37,11 @@ ACCOUNT = ("acme", "guesty-acct-1", "sim-secret-1")
 
 async def test_metrics_health_and_readiness_of_a_running_daemon(database_url: str, tmp_path: Path) -> None:
     sim = Simulator(limit_settings=limits.LimitSettings(enabled=False))
-    account = sim.add_guesty_account(
-        ACCOUNT[1], ACCOUNT[2], seed=3, listings=1200, malformed_listings=frozenset({7})
+    account = sim.add_account(
+        "guesty",
+        ACCOUNT[1],
+        ACCOUNT[2],
+        GuestyAccount(seed=3, listings=1200, malformed_listings=frozenset({7})),
     )
     stream = io.StringIO()
     syncd_logging.configure("info", "json", stream=stream)
@@ -87,6 +91,7 @@ async def test_metrics_health_and_readiness_of_a_running_daemon(database_url: st
             calls[(sample.labels["endpoint"], sample.labels["status"])] = sample.value
     seen: dict[tuple[str, str], float] = {}
     for (_account, _method, path, status_code), count in sim.request_log.counters().items():
+        path = path.removeprefix("/guesty")  # the simulator serves the partner below its name
         endpoint = path.removeprefix("/v1") if path.startswith("/v1") else path
         seen[(endpoint, str(status_code))] = seen.get((endpoint, str(status_code)), 0) + count
     assert calls == seen
@@ -122,14 +127,14 @@ async def test_metrics_health_and_readiness_of_a_running_daemon(database_url: st
     assert {e["event"] for e in events} >= {"page_applied", "sync_finished", "daemon_started"}
     text = stream.getvalue()
     assert ACCOUNT[2] not in text
-    tokens = sim.tokens.active_tokens()
+    tokens = sim.issued_credentials()
     assert len(tokens) == 1 and tokens[0] not in text
 
 
 @pytest.mark.slow
 async def test_sigterm_drains_in_flight_pages_and_exits_zero(database_url: str, tmp_path: Path) -> None:
     sim = Simulator(limit_settings=limits.LimitSettings(enabled=False), latency_ms=(20.0, 30.0))
-    account = sim.add_guesty_account(ACCOUNT[1], ACCOUNT[2], seed=5, listings=4000)
+    account = sim.add_account("guesty", ACCOUNT[1], ACCOUNT[2], GuestyAccount(seed=5, listings=4000))
     async with SimulatorServer(sim) as server:
         document = guesty_config(
             server, database_url, [ACCOUNT], state_dir=tmp_path, batch_size=300, interval_s=3600

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from syncd.simulator import limits
-from syncd.simulator.guesty_data import GuestyAccount
+from syncd.simulator.profiles.guesty.data import GuestyAccount
 from syncd.simulator.server import Simulator, SimulatorServer
 from syncd.store.embedded import EmbeddedPostgres
 from tests.support import assert_matches_truth, db_rows, guesty_config, open_daemon, poll_until, write_config
@@ -50,7 +50,7 @@ async def test_daemon_survives_terminated_sessions_and_a_server_restart(tmp_path
     pg = EmbeddedPostgres(tmp_path / "db")
     dsn = await pg.astart()
     sim = Simulator(limit_settings=limits.LimitSettings(enabled=False))
-    account = sim.add_guesty_account(ACCOUNT[1], ACCOUNT[2], seed=9, listings=400)
+    account = sim.add_account("guesty", ACCOUNT[1], ACCOUNT[2], GuestyAccount(seed=9, listings=400))
     port = free_port()
     try:
         async with SimulatorServer(sim) as server:

@@ -14,6 +14,7 @@ from syncd.app import Daemon
 from syncd.config import parse_settings
 from syncd.connectors import registry
 from syncd.simulator import limits
+from syncd.simulator.profiles.guesty.data import GuestyAccount
 from syncd.simulator.server import Simulator, SimulatorServer
 from tests.integration.http.scripted import connect_proxy, private_ca
 from tests.support import assert_matches_truth, db_rows, guesty_config
@@ -53,7 +54,7 @@ async def test_a_sync_through_the_proxy_and_the_private_ca(
 ) -> None:
     ca = private_ca(tmp_path)
     sim = Simulator(limit_settings=limits.LimitSettings(enabled=False))
-    account = sim.add_guesty_account(ACCOUNT[1], ACCOUNT[2], seed=3, listings=250)
+    account = sim.add_account("guesty", ACCOUNT[1], ACCOUNT[2], GuestyAccount(seed=3, listings=250))
     server = SimulatorServer(sim, certificate=(ca.cert_pem, ca.key_pem))
     async with server, connect_proxy() as proxy:
         values = {"proxy": proxy.url, "ca": str(ca.ca_pem)}
@@ -75,7 +76,7 @@ async def test_a_sync_through_the_proxy_and_the_private_ca(
 async def test_a_partner_whose_ca_is_not_trusted_is_refused(database_url: str, tmp_path: Path) -> None:
     ca = private_ca(tmp_path)
     sim = Simulator(limit_settings=limits.LimitSettings(enabled=False))
-    sim.add_guesty_account(ACCOUNT[1], ACCOUNT[2], seed=3, listings=50)
+    sim.add_account("guesty", ACCOUNT[1], ACCOUNT[2], GuestyAccount(seed=3, listings=50))
     async with SimulatorServer(sim, certificate=(ca.cert_pem, ca.key_pem)) as server:
         document = guesty_config(server, database_url, [ACCOUNT], state_dir=tmp_path, sweep_every_s=None)
         document["partners"]["guesty"]["max_attempts"] = 1

@@ -8,6 +8,7 @@ import pytest
 
 from syncd.app import Daemon
 from syncd.simulator import fault_presets, limits
+from syncd.simulator.profiles.guesty.data import GuestyAccount
 from syncd.simulator.server import Simulator, SimulatorServer
 from tests.support import assert_matches_truth, db_rows, guesty_config, settings_of
 
@@ -17,17 +18,19 @@ LISTINGS = 5000
 
 def simulator(client_id: str) -> Simulator:
     sim = Simulator(limit_settings=limits.LimitSettings(enabled=False))
-    sim.add_guesty_account(client_id, "sim-secret-1", seed=21, listings=LISTINGS)
+    sim.add_account("guesty", client_id, "sim-secret-1", GuestyAccount(seed=21, listings=LISTINGS))
     return sim
 
 
 def api_requests(sim: Simulator) -> int:
-    return sum(n for (_a, _m, path, _s), n in sim.request_log.counters().items() if path.startswith("/v1/"))
+    return sum(
+        n for (_a, _m, path, _s), n in sim.request_log.counters().items() if path.startswith("/guesty/v1/")
+    )
 
 
 async def sync_until_done(sim: Simulator, database_url: str, integration: str, tmp_path: Path) -> None:
     """Run-once daemons until both resources succeeded (a run may exhaust its retries)."""
-    account = (integration, next(iter(sim.guesty)), "sim-secret-1")
+    account = (integration, next(iter(sim.accounts)), "sim-secret-1")
     async with SimulatorServer(sim) as server:
         document = guesty_config(server, database_url, [account], state_dir=tmp_path, sweep_every_s=None)
         document["partners"]["guesty"]["read_timeout_s"] = 0.5  # the hang fault waits for 60 s

@@ -8,6 +8,7 @@ import pytest
 
 from syncd.app import Daemon
 from syncd.simulator import limits
+from syncd.simulator.profiles.guesty.data import GuestyAccount
 from syncd.simulator.server import Simulator, SimulatorServer
 from tests.support import assert_matches_truth, db_rows, guesty_config, settings_of, versions
 
@@ -17,7 +18,12 @@ ACCOUNT = ("acme", "guesty-acct-1", "sim-secret-1")
 
 def simulator(listings: int, malformed: frozenset[int] = frozenset()) -> Simulator:
     sim = Simulator(limit_settings=limits.LimitSettings(enabled=False))
-    sim.add_guesty_account(ACCOUNT[1], ACCOUNT[2], seed=7, listings=listings, malformed_listings=malformed)
+    sim.add_account(
+        "guesty",
+        ACCOUNT[1],
+        ACCOUNT[2],
+        GuestyAccount(seed=7, listings=listings, malformed_listings=malformed),
+    )
     return sim
 
 
@@ -94,8 +100,8 @@ async def test_ten_restarts_request_one_token(database_url: str, tmp_path: Path)
         settings = settings_of(guesty_config(server, database_url, [ACCOUNT], state_dir=tmp_path))
         for _ in range(10):
             await Daemon(settings, once=True).run()
-        assert sim.request_log.count(path="/oauth2/token") == 1
-        assert sim.request_log.count(path="/v1/listings") >= 10
+        assert sim.request_log.count(path="/guesty/oauth2/token") == 1
+        assert sim.request_log.count(path="/guesty/v1/listings") >= 10
     audit = await db_rows(database_url, "SELECT outcome FROM token_requests")
     assert [r[0] for r in audit] == ["ok"]
 
@@ -112,7 +118,9 @@ async def test_a_record_the_partner_always_serves_as_broken_json_is_isolated(
         document = guesty_config(server, database_url, [ACCOUNT], state_dir=tmp_path, sweep_every_s=None)
         document["partners"]["guesty"]["max_attempts"] = 2
         await Daemon(settings_of(document), once=True).run()
-        one_by_one = sum(1 for e in sim.request_log.entries(path="/v1/listings") if e.param("limit") == "1")
+        one_by_one = sum(
+            1 for e in sim.request_log.entries(path="/guesty/v1/listings") if e.param("limit") == "1"
+        )
     await assert_matches_truth(database_url, "acme", account)  # 298 listings, the broken two excluded
     letters = await db_rows(database_url, "SELECT external_id, reason, payload FROM dead_letters")
     assert len(letters) == 2

@@ -15,6 +15,7 @@ import pytest
 
 from syncd.app import Daemon
 from syncd.simulator import limits
+from syncd.simulator.profiles.guesty.data import GuestyAccount
 from syncd.simulator.server import Simulator, SimulatorServer
 from tests.support import (
     assert_matches_truth,
@@ -44,8 +45,8 @@ async def test_dead_letters_are_listed_and_replayed_after_the_partner_repairs_th
 ) -> None:
     sim = Simulator(limit_settings=limits.LimitSettings(enabled=False))
     malformed = frozenset({3, 250})
-    account = sim.add_guesty_account(
-        ACCOUNT[1], ACCOUNT[2], seed=7, listings=300, malformed_listings=malformed
+    account = sim.add_account(
+        "guesty", ACCOUNT[1], ACCOUNT[2], GuestyAccount(seed=7, listings=300, malformed_listings=malformed)
     )
     repaired, still_bad = account.malformed_listing_ids()
     async with SimulatorServer(sim) as server:
@@ -73,7 +74,7 @@ async def test_dead_letters_are_listed_and_replayed_after_the_partner_repairs_th
         stored = await db_rows(database_url, "SELECT 1 FROM properties WHERE external_id = $1", repaired)
         assert stored == []
 
-        by_id = "/v1/listings/{id}"
+        by_id = "/guesty/v1/listings/{id}"
         requests_before = sim.request_log.count(path=by_id)
         code, report = await syncd(config, "dlq", "replay")
         assert code == 1  # one record is still bad
@@ -106,7 +107,9 @@ async def test_replay_fetches_reservations_by_id_and_resolves_records_the_partne
     database_url: str, tmp_path: Path
 ) -> None:
     sim = Simulator(limit_settings=limits.LimitSettings(enabled=False))
-    account = sim.add_guesty_account(ACCOUNT[1], ACCOUNT[2], seed=7, listings=20, reservations_per_listing=1)
+    account = sim.add_account(
+        "guesty", ACCOUNT[1], ACCOUNT[2], GuestyAccount(seed=7, listings=20, reservations_per_listing=1)
+    )
     async with SimulatorServer(sim) as server:
         document = guesty_config(server, database_url, [ACCOUNT], state_dir=tmp_path)
         config = write_config(document, tmp_path)
@@ -144,12 +147,14 @@ async def test_rotate_secret_is_verified_stored_encrypted_and_used_for_later_tok
     database_url: str, tmp_path: Path
 ) -> None:
     sim = Simulator(limit_settings=limits.LimitSettings(enabled=False))
-    sim.add_guesty_account(ACCOUNT[1], ACCOUNT[2], seed=7, listings=20, reservations_per_listing=1)
+    sim.add_account(
+        "guesty", ACCOUNT[1], ACCOUNT[2], GuestyAccount(seed=7, listings=20, reservations_per_listing=1)
+    )
     async with SimulatorServer(sim) as server:
         document = guesty_config(server, database_url, [ACCOUNT], state_dir=tmp_path)
         config = write_config(document, tmp_path)
         await Daemon(settings_of(document), once=True).run()
-        sim.guesty[ACCOUNT[1]].client_secret = "sim-secret-2"  # the partner issued a new secret
+        sim.accounts[ACCOUNT[1]].secret = "sim-secret-2"  # the partner issued a new secret
 
         command = [sys.executable, "-m", "syncd", "rotate-secret", "--config", str(config), "--integration"]
         # Refused by the partner (piped on stdin): nothing changes.
@@ -169,20 +174,20 @@ async def test_rotate_secret_is_verified_stored_encrypted_and_used_for_later_tok
 
         # The config still names the old secret: later tokens use the stored, rotated one.
         await db_rows(database_url, "UPDATE credentials SET access_token = NULL, token_expires_at = NULL")
-        tokens_before = sim.request_log.count(path="/oauth2/token", status=200)
+        tokens_before = sim.request_log.count(path="/guesty/oauth2/token", status=200)
         await Daemon(settings_of(document), once=True).run()
-        assert sim.request_log.count(path="/oauth2/token", status=200) == tokens_before + 1
+        assert sim.request_log.count(path="/guesty/oauth2/token", status=200) == tokens_before + 1
         outcomes = await db_rows(database_url, "SELECT last_outcome FROM schedules")
         assert {r["last_outcome"] for r in outcomes} == {"ok"}
 
         # Later the operator rotates through the configuration instead: the edited config
         # is newer than the stored secret, so it wins.
-        sim.guesty[ACCOUNT[1]].client_secret = "sim-secret-3"
+        sim.accounts[ACCOUNT[1]].secret = "sim-secret-3"
         document["integrations"][0]["credentials"]["client_secret"] = "sim-secret-3"
         await db_rows(database_url, "UPDATE credentials SET access_token = NULL, token_expires_at = NULL")
         await db_rows(database_url, "UPDATE schedules SET last_outcome = NULL")
         await Daemon(settings_of(document), once=True).run()
-        assert sim.request_log.count(path="/oauth2/token", status=200) == tokens_before + 2
+        assert sim.request_log.count(path="/guesty/oauth2/token", status=200) == tokens_before + 2
     outcomes = await db_rows(database_url, "SELECT last_outcome FROM schedules")
     assert {r["last_outcome"] for r in outcomes} == {"ok"}
 
@@ -191,7 +196,9 @@ async def test_sync_now_wakes_a_running_daemon_within_a_second(database_url: str
     """Nothing is due for an hour and the scheduler ticks every 60 s: only `sync-now`
     (schedules made due + NOTIFY) can start the run this soon."""
     sim = Simulator(limit_settings=limits.LimitSettings(enabled=False))
-    account = sim.add_guesty_account(ACCOUNT[1], ACCOUNT[2], seed=7, listings=50, reservations_per_listing=1)
+    account = sim.add_account(
+        "guesty", ACCOUNT[1], ACCOUNT[2], GuestyAccount(seed=7, listings=50, reservations_per_listing=1)
+    )
     async with SimulatorServer(sim) as server:
         document = guesty_config(server, database_url, [ACCOUNT], state_dir=tmp_path, interval_s=3600)
         document["daemon"]["scheduler_tick_s"] = 60

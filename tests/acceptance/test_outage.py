@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from syncd.app import Daemon
 from syncd.http.breaker import DEFAULT_COOLDOWN_S, DEFAULT_PROBE_TIMEOUT_S
 from syncd.simulator import fault_presets, limits
+from syncd.simulator.profiles.guesty.data import GuestyAccount
 from syncd.simulator.server import Simulator, SimulatorServer
 from tests.support import assert_matches_truth, db_rows, guesty_config, poll_until, settings_of
 
@@ -38,8 +39,8 @@ async def test_outage_opens_the_breaker_probes_once_per_cooldown_and_recovers(
     database_url: str, tmp_path: Path
 ) -> None:
     sim = Simulator(limit_settings=limits.LimitSettings(enabled=False))
-    down = sim.add_guesty_account(DOWN[1], DOWN[2], seed=1, listings=200)
-    up = sim.add_guesty_account(UP[1], UP[2], seed=2, listings=200)
+    down = sim.add_account("guesty", DOWN[1], DOWN[2], GuestyAccount(seed=1, listings=200))
+    up = sim.add_account("guesty", UP[1], UP[2], GuestyAccount(seed=2, listings=200))
     async with SimulatorServer(sim) as server, anyio.create_task_group() as tg:
         document = guesty_config(
             server, database_url, [DOWN, UP], state_dir=tmp_path, web=True, interval_s=1.0, sweep_every_s=5.0
@@ -85,7 +86,7 @@ async def test_outage_opens_the_breaker_probes_once_per_cooldown_and_recovers(
     entries = [
         e
         for e in sim.request_log.entries(account=DOWN[1])
-        if e.path.startswith("/v1/") and e.time >= installed
+        if e.path.startswith("/guesty/v1/") and e.time >= installed
     ]
     faulted = [e.time for e in entries if e.fault]
     assert faulted, "the outage must have been hit"
@@ -107,7 +108,7 @@ async def test_outage_opens_the_breaker_probes_once_per_cooldown_and_recovers(
     # Both resources sync again right after the close: the one whose run failed fast while
     # its sibling held the half-open probe is woken by the close, not a probe timeout later.
     soon = {e.path for e in entries if e.status == 200 and recovered[0] <= e.time <= recovered[0] + 5}
-    assert {"/v1/listings", "/v1/reservations"} <= soon, soon
+    assert {"/guesty/v1/listings", "/guesty/v1/reservations"} <= soon, soon
     states = {
         (s.labels["scope"], s.labels["state"]): s.value
         for f in text_string_to_metric_families(metrics)
@@ -127,7 +128,9 @@ async def test_a_resource_refused_during_the_probe_syncs_as_soon_as_the_breaker_
     breaker half-open with its one probe slot taken and fails fast. It used to wait out
     the probe timeout (15 s); the breaker's close now makes it due at once."""
     sim = Simulator(limit_settings=limits.LimitSettings(enabled=False))
-    sim.add_guesty_account(DOWN[1], DOWN[2], seed=1, listings=100, reservations_per_listing=1)
+    sim.add_account(
+        "guesty", DOWN[1], DOWN[2], GuestyAccount(seed=1, listings=100, reservations_per_listing=1)
+    )
     partner = {"max_attempts": 1, "breaker": {"failure_threshold": 2, "cooldown_s": 2, "probe_timeout_s": 15}}
 
     def answered(since: float) -> list[float]:
@@ -167,7 +170,7 @@ async def test_a_resource_refused_during_the_probe_syncs_as_soon_as_the_breaker_
     after = [e for e in sim.request_log.entries(account=DOWN[1]) if e.status == 200 and e.time >= closed_at]
     first = {
         p: min((e.time for e in after if e.path == p), default=math.inf)
-        for p in ("/v1/listings", "/v1/reservations")
+        for p in ("/guesty/v1/listings", "/guesty/v1/reservations")
     }
     # Both resources answered within a few seconds of the close, not a probe timeout later.
     assert max(first.values()) - closed_at < 6, first

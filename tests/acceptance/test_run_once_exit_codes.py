@@ -14,6 +14,7 @@ import pytest
 
 from syncd import cli
 from syncd.simulator import fault_presets, limits
+from syncd.simulator.profiles.guesty.data import GuestyAccount
 from syncd.simulator.server import Simulator, SimulatorServer
 from syncd.store.postgres import lock_key
 from tests.support import assert_matches_truth, db_rows, guesty_config, write_config
@@ -79,7 +80,7 @@ async def test_every_run_ok_exits_0_then_nothing_due_exits_0_without_calling_the
     database_url: str, tmp_path: Path
 ) -> None:
     sim = simulator()
-    account = sim.add_guesty_account(GOOD[1], GOOD[2], seed=3, listings=40)
+    account = sim.add_account("guesty", GOOD[1], GOOD[2], GuestyAccount(seed=3, listings=40))
     async with SimulatorServer(sim) as server:
         config = write_config(config_for(server, database_url, tmp_path, GOOD), tmp_path)
         first = await run_once(config)
@@ -100,8 +101,8 @@ async def test_a_failing_integration_exits_3_and_the_healthy_one_is_stored(
     database_url: str, tmp_path: Path
 ) -> None:
     sim = simulator()
-    healthy = sim.add_guesty_account(GOOD[1], GOOD[2], seed=3, listings=40)
-    sim.add_guesty_account(OTHER[1], OTHER[2], seed=4, listings=40)
+    healthy = sim.add_account("guesty", GOOD[1], GOOD[2], GuestyAccount(seed=3, listings=40))
+    sim.add_account("guesty", OTHER[1], OTHER[2], GuestyAccount(seed=4, listings=40))
     wrong_secret = (OTHER[0], OTHER[1], "not-the-secret")
     async with SimulatorServer(sim) as server:
         config = write_config(config_for(server, database_url, tmp_path, GOOD, wrong_secret), tmp_path)
@@ -123,8 +124,8 @@ async def test_a_failing_integration_exits_3_and_the_healthy_one_is_stored(
 
 async def test_a_run_refused_by_an_open_breaker_exits_3(database_url: str, tmp_path: Path) -> None:
     sim = simulator()
-    healthy = sim.add_guesty_account(GOOD[1], GOOD[2], seed=3, listings=40)
-    sim.add_guesty_account(OTHER[1], OTHER[2], seed=4, listings=40)
+    healthy = sim.add_account("guesty", GOOD[1], GOOD[2], GuestyAccount(seed=3, listings=40))
+    sim.add_account("guesty", OTHER[1], OTHER[2], GuestyAccount(seed=4, listings=40))
     # The second account's data endpoints are down (its token endpoint still answers).
     sim.set_faults(fault_presets.outage(3600, accounts=[OTHER[1]], paths=("/v1/*",)))
     async with SimulatorServer(sim) as server:
@@ -146,7 +147,7 @@ async def test_a_run_refused_by_an_open_breaker_exits_3(database_url: str, tmp_p
 
 async def test_a_run_busy_in_another_process_is_not_a_failure(database_url: str, tmp_path: Path) -> None:
     sim = simulator()
-    account = sim.add_guesty_account(GOOD[1], GOOD[2], seed=3, listings=40)
+    account = sim.add_account("guesty", GOOD[1], GOOD[2], GuestyAccount(seed=3, listings=40))
     async with SimulatorServer(sim) as server:
         config = write_config(config_for(server, database_url, tmp_path, GOOD), tmp_path)
         # As a running daemon (or the previous cron run) would: hold one run's lock.
@@ -169,7 +170,7 @@ async def test_a_bad_config_exits_2_naming_the_key_and_touches_nothing(
     database_url: str, tmp_path: Path
 ) -> None:
     sim = simulator()
-    sim.add_guesty_account(GOOD[1], GOOD[2], seed=3, listings=40)
+    sim.add_account("guesty", GOOD[1], GOOD[2], GuestyAccount(seed=3, listings=40))
     async with SimulatorServer(sim) as server:
         document = config_for(server, database_url, tmp_path, GOOD)
         document["integrations"][0]["resources"]["properties"]["interval_s"] = -5

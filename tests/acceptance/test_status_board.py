@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from syncd.app import Daemon
 from syncd.simulator import limits
 from syncd.simulator.fault_spec import API_PATHS, FaultSpec, RateLimitParams, Rule, StatusParams
+from syncd.simulator.profiles.guesty.data import GuestyAccount
 from syncd.simulator.server import Simulator, SimulatorServer
 from tests.support import db_rows, guesty_config, poll_until, require_tool, settings_of
 
@@ -74,16 +75,18 @@ def png_size(path: Path) -> tuple[int, int]:
 async def test_status_board_in_headless_chromium(database_url: str, tmp_path: Path) -> None:
     browser = require_tool("chromium")
     sim = Simulator(limit_settings=limits.LimitSettings(enabled=False))
-    sim.add_guesty_account(HEALTHY[1], HEALTHY[2], seed=1, listings=60, reservations_per_listing=1)
-    sim.add_guesty_account(
+    sim.add_account(
+        "guesty", HEALTHY[1], HEALTHY[2], GuestyAccount(seed=1, listings=60, reservations_per_listing=1)
+    )
+    sim.add_account(
+        "guesty",
         DEGRADED[1],
         "sim-secret-2",
-        seed=2,
-        listings=60,
-        reservations_per_listing=1,
-        malformed_listings=MALFORMED,
+        GuestyAccount(seed=2, listings=60, reservations_per_listing=1, malformed_listings=MALFORMED),
     )
-    sim.add_guesty_account(DOWN[1], "sim-secret-3", seed=3, listings=60, reservations_per_listing=1)
+    sim.add_account(
+        "guesty", DOWN[1], "sim-secret-3", GuestyAccount(seed=3, listings=60, reservations_per_listing=1)
+    )
     # Two 503s and a 429 for the degraded account's data requests: retried, so its runs
     # succeed, but the partner panel counts them.
     beach = (DEGRADED[1],)

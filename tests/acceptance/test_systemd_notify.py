@@ -14,6 +14,7 @@ import pytest
 
 from syncd.observability.systemd import SystemdNotifier
 from syncd.simulator import limits
+from syncd.simulator.profiles.guesty.data import GuestyAccount
 from syncd.simulator.server import Simulator, SimulatorServer
 from tests.support import guesty_config, open_daemon, write_config
 
@@ -35,7 +36,7 @@ async def messages(sock: socket.socket, until: str, timeout_s: float) -> list[st
 
 async def test_ready_watchdog_and_stopping_reach_systemd(database_url: str, tmp_path: Path) -> None:
     sim = Simulator(limit_settings=limits.LimitSettings(enabled=False))
-    sim.add_guesty_account(ACCOUNT[1], ACCOUNT[2], seed=5, listings=200)
+    sim.add_account("guesty", ACCOUNT[1], ACCOUNT[2], GuestyAccount(seed=5, listings=200))
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         address = str(tmp_path / "notify.sock")
         sock.bind(address)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from syncd import errors
-from syncd.config import PartnerSettings, ResourceSettings, load_settings
+from syncd.config import PartnerSchema, PartnerSettings, ResourceSettings, load_settings, parse_settings
 from syncd.connectors import registry
 
 GOOD = """
@@ -110,13 +110,61 @@ def test_cross_checks_name_unknown_partner_resource_credential_and_duplicates(tm
     text = text.replace('id = "Acme Corp"', 'id = "a"').replace("interval_s = -1", "interval_s = 5")
     with pytest.raises(errors.ConfigError) as info:
         load_settings(write(tmp_path, text), {"MISSING_SECRET": "x"}, registry.schemas())
+    known = ", ".join(sorted(registry.schemas()))
     assert set(info.value.problems) >= {
-        ("partners.nosuch", "unknown partner (known: guesty)"),
+        ("partners.nosuch", f"unknown partner (known: {known})"),
         ("integrations[0].credentials.client_secret", "required"),
         ("integrations[0].resources.photos", "unknown resource (known: properties, reservations)"),
-        ("integrations[1].partner", "unknown partner 'hotelx' (known: guesty)"),
+        ("integrations[1].partner", f"unknown partner 'hotelx' (known: {known})"),
         ("integrations[3].id", "duplicate integration id 'c'"),
     }
+
+
+# A partner offering two ways in: an API key, or an OAuth client with its refresh token.
+TWO_WAYS_IN = {
+    "keyed": PartnerSchema(
+        resources=frozenset({"reservations"}),
+        credential_sets=(frozenset({"api_key"}), frozenset({"client_id", "client_secret", "refresh_token"})),
+    )
+}
+
+
+def _integration(credentials: dict[str, str]) -> dict[str, object]:
+    return {"integrations": [{"id": "a", "partner": "keyed", "credentials": credentials}]}
+
+
+@pytest.mark.parametrize(
+    "credentials", [{"api_key": "k"}, {"client_id": "c", "client_secret": "s", "refresh_token": "r"}]
+)
+def test_any_one_credential_set_of_the_partner_is_accepted(credentials: dict[str, str]) -> None:
+    settings = parse_settings(_integration(credentials), {}, TWO_WAYS_IN)
+    assert set(settings.integrations[0].credentials) == set(credentials)
+
+
+@pytest.mark.parametrize(
+    ("credentials", "expected"),
+    [
+        ({}, {("integrations[0].credentials.api_key", "required")}),
+        (
+            {"client_id": "c", "client_secret": "s"},
+            {("integrations[0].credentials.refresh_token", "required")},
+        ),
+        (
+            {"api_key": "k", "refresh_token": "r"},
+            {("integrations[0].credentials.refresh_token", "belongs to another credential set")},
+        ),
+        (
+            {"api_key": "k", "token": "t"},
+            {("integrations[0].credentials.token", "not a credential of this partner")},
+        ),
+    ],
+)
+def test_a_bad_credential_set_is_reported_with_its_key_path(
+    credentials: dict[str, str], expected: set[tuple[str, str]]
+) -> None:
+    with pytest.raises(errors.ConfigError) as info:
+        parse_settings(_integration(credentials), {}, TWO_WAYS_IN)
+    assert {(path, reason.split(" (")[0]) for path, reason in info.value.problems} == expected
 
 
 def test_missing_and_unparsable_files(tmp_path: Path) -> None:
@@ -167,7 +215,7 @@ def test_example_config_documents_the_real_defaults() -> None:
 
     example = tomllib.loads((Path(__file__).resolve().parents[2] / "config/syncd.example.toml").read_text())
     defaults = Settings.model_validate({}).model_dump(mode="json")
-    info = guesty.INFO
+    info = guesty.PARTNER
     documented: dict[str, object] = {
         "base_url": info.base_url,
         "token_url": info.token_url,

@@ -8,13 +8,13 @@ import pytest
 from syncd.connectors.guesty.adapter import listing_values
 from syncd.connectors.guesty.connector import _listed
 from syncd.pipeline import RECORD_ERRORS
-from syncd.store.types import TABLES, Batch, row_for, without_undecodable
+from syncd.store.types import TABLES, row_for
 
 PROPERTIES = TABLES["properties"]
 ASCII = b'{"_id":"a1","title":"Garden","lastUpdatedAt":"2025-01-01T00:00:00.000Z"}'
 ACCENTED = '{"_id":"a2","title":"Café ☕ 海","lastUpdatedAt":"2025-01-01T00:00:01.000Z"}'.encode()
 LATIN1 = b'{"_id":"a3","title":"Caf\xe9","lastUpdatedAt":"2025-01-01T00:00:02.000Z"}'
-# Not UTF-8 in a field no decoder reads: only PostgreSQL, storing ``raw``, would see it.
+# Not UTF-8 in a field no decoder reads: nothing refuses it, the row keeps it as it came.
 LATIN1_UNMAPPED = (
     b'{"_id":"a4","title":"Cafe","pictures":[{"caption":"caf\xe9"}],'
     b'"lastUpdatedAt":"2025-01-01T00:00:03.000Z"}'
@@ -32,25 +32,20 @@ def test_a_page_s_records_are_slices_of_its_body_kept_byte_for_byte(records: tup
     assert all(isinstance(r, msgspec.Raw) for r in listed.records)  # no copies
     assert [bytes(r) for r in listed.records] == list(records)
     rows = [row_for(PROPERTIES, listing_values(r), r) for r in listed.records]
-    assert [bytes(row[-1]) for row in rows] == list(records)
+    assert [(bytes(row[-2]), row[-1]) for row in rows] == [(r, "application/json") for r in records]
 
 
-def test_bytes_that_are_not_utf8_fail_only_their_own_record() -> None:
+def test_bytes_that_are_not_utf8_fail_only_their_own_record_and_only_in_a_mapped_field() -> None:
     """In a mapped field the wire decoder refuses the record (a record error: its dead
-    letter in the pipeline); in an unmapped one, the writer's fallback finds it after
-    PostgreSQL refused the COPY. Either way its neighbours stay rows."""
+    letter in the pipeline); in an unmapped one nothing reads them, and the record's row
+    carries its bytes as they came (``raw`` is bytea)."""
     listed = _listed(page(ASCII, LATIN1, LATIN1_UNMAPPED, ACCENTED))
     ok_first, bad_mapped, bad_unmapped, ok_last = listed.records
     with pytest.raises(RECORD_ERRORS):
         listing_values(bad_mapped)
-    batch = Batch(rows=[row_for(PROPERTIES, listing_values(r), r) for r in (ok_first, bad_unmapped, ok_last)])
-    assert without_undecodable(batch) == ["a4"]
-    assert [bytes(row[-1]) for row in batch.rows] == [ASCII, ACCENTED]
-    [letter] = batch.dead_letters
-    assert letter.external_id == "a4" and letter.error_class == "data"
-    assert letter.reason.startswith("UnicodeDecodeError: 'utf-8' codec can't decode byte 0xe9")
-    assert "caf\ufffd" in (letter.payload or "")
-    assert without_undecodable(batch) == []  # nothing more to move: the writer re-raises
+    rows = [row_for(PROPERTIES, listing_values(r), r) for r in (ok_first, bad_unmapped, ok_last)]
+    assert [bytes(row[-2]) for row in rows] == [ASCII, LATIN1_UNMAPPED, ACCENTED]
+    assert [row[0] for row in rows] == ["a1", "a4", "a2"]
 
 
 def test_a_page_decoded_typed_at_once_gives_the_values_record_by_record_decoding_would() -> None:
@@ -63,7 +58,7 @@ def test_a_page_decoded_typed_at_once_gives_the_values_record_by_record_decoding
     assert listed.values[2] is None  # the canonical bound fails: the pipeline dead-letters it from raw
     with pytest.raises(RECORD_ERRORS):
         listing_values(listed.records[2])
-    assert listed.values[3] == listing_values(listed.records[3])  # its bad bytes are PostgreSQL's to find
+    assert listed.values[3] == listing_values(listed.records[3])  # its bad bytes are stored as they are
 
 
 def test_a_page_with_a_record_the_wire_decoder_refuses_is_left_to_record_by_record() -> None:

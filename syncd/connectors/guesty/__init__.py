@@ -7,9 +7,26 @@ OAuth2 client credentials (24 h tokens, at most 5 per key per 24 h: persist them
 
 from __future__ import annotations
 
-from syncd.connectors.base import PartnerInfo
+from typing import TYPE_CHECKING
 
-INFO = PartnerInfo(
+from syncd.connectors.base import Connector, PartnerInfo
+
+if TYPE_CHECKING:
+    from syncd.connectors.wiring import Wiring
+
+TOKEN_ENDPOINT = "/oauth2/token"
+SCOPE = "open-api"
+
+
+def connect(wiring: Wiring) -> Connector:
+    """A Guesty integration: client credentials against the token URL, scope ``open-api``."""
+    from syncd.connectors.guesty.connector import GuestyConnector
+
+    wiring.client.auth = wiring.client_credentials(endpoint=TOKEN_ENDPOINT, scope=SCOPE)
+    return GuestyConnector(wiring.client, wiring.page_size, log=wiring.log)
+
+
+PARTNER = PartnerInfo(
     name="guesty",
     base_url="https://open-api.guesty.com/v1",
     token_url="https://open-api.guesty.com/oauth2/token",
@@ -19,4 +36,5 @@ INFO = PartnerInfo(
     resources=frozenset({"properties", "reservations"}),
     credential_keys=frozenset({"client_id", "client_secret"}),
     max_token_requests_per_day=5,
+    connect=connect,
 )

@@ -2,7 +2,8 @@
 
 * ``title`` may be missing: fall back to ``nickname`` (partners.md), then a placeholder.
 * ``address`` and most other fields may be absent.
-* status spelling is US (``canceled``); unknown statuses are kept as ``other``.
+* status spelling is US (``canceled``); an unknown status is stored as ``other`` and counted
+  as schema drift.
 
 Type errors surface as ``msgspec.ValidationError`` (wire) or pydantic ``ValidationError``
 (canonical constraints); the pipeline turns either into a dead letter.
@@ -19,6 +20,7 @@ from typing import Any
 
 from syncd.connectors.guesty import wire
 from syncd.models import Property, Reservation, ReservationStatus, canonical_values, field_names
+from syncd.observability import drift
 
 _STATUS = {
     "inquiry": ReservationStatus.INQUIRY,
@@ -105,11 +107,15 @@ def _reservation(w: wire.Reservation) -> tuple[Any, ...]:
     guest = w.guest or _NO_GUEST
     money = w.money or _NO_MONEY
     partner_status = w.status or ""
+    status = _STATUS.get(partner_status.lower())
+    if status is None:
+        drift.unknown_value("status", partner_status)  # kept verbatim in partner_status
+        status = ReservationStatus.OTHER
     return (
         w.id,  # external_id
         w.lastUpdatedAt,  # source_updated_at
         w.listingId,  # property_external_id
-        _STATUS.get(partner_status.lower(), ReservationStatus.OTHER),  # status
+        status,
         partner_status,
         w.confirmationCode,
         w.source,  # channel

@@ -16,7 +16,7 @@ import orjson
 from syncd import errors
 from syncd.config import ResourceSettings
 from syncd.connectors.base import Normalizer, Page, PartnerInfo
-from syncd.connectors.guesty import INFO, adapter, wire
+from syncd.connectors.guesty import PARTNER, adapter, wire
 from syncd.connectors.json_repair import repair_lone_surrogates
 from syncd.connectors.pagination import MAX_CONSECUTIVE_RESCANS, UpdatedSinceCursor, format_ts, parse_ts
 from syncd.http.auth import ClientCredentials
@@ -57,7 +57,7 @@ def _ts_of(raw: RawRecord) -> Any:
 class _Listed:
     """One list response: its records, the partner's ``count`` (None: not an int) and,
     when the page was decoded typed as a whole, each record's canonical values
-    (``Page.values``)."""
+    (``Page.prenormalized``)."""
 
     records: list[RawRecord]
     count: int | None
@@ -80,8 +80,8 @@ def _listed(body: bytes) -> _Listed:
     """A list response's records as slices of its body, not copies: copying each record
     out of its page would cost ~1 µs, a twentieth of the daemon's CPU per record, and a batch
     holds its pages' records anyway, so the slices pin no more memory than copies would.
-    Nothing here checks the bytes are UTF-8: PostgreSQL does as it stores ``raw``, and
-    the store makes a record it refuses a dead letter (``types.without_undecodable``)."""
+    Nothing here checks the bytes are UTF-8: the store keeps ``raw`` as bytes, whatever
+    they are, and the wire decoder refuses a record only for the fields it reads."""
     page = _page(body)
     count = page.count if isinstance(page.count, int) and not isinstance(page.count, bool) else None
     return _Listed(list(page.results), count)
@@ -145,11 +145,11 @@ def _single(body: bytes) -> bytes:
 
 
 class GuestyConnector:
-    info: PartnerInfo = INFO
+    info: PartnerInfo = PARTNER
 
-    def __init__(self, client: PartnerClient, page_size: int = INFO.page_size, log: Any = None) -> None:
+    def __init__(self, client: PartnerClient, page_size: int = PARTNER.page_size, log: Any = None) -> None:
         self._client = client
-        self._page_size = min(page_size, INFO.page_size)
+        self._page_size = min(page_size, PARTNER.page_size)
         self._log = log
 
     def normalizer(self, resource: str) -> Normalizer:
@@ -185,7 +185,7 @@ class GuestyConnector:
                 continue
             rescans = 0
             cursor = cursor.advance(records, _ts_of, _id_of)
-            yield Page(records, cursor.to_checkpoint(), _kept_values(listed, records))
+            yield Page(records, cursor.to_checkpoint(), prenormalized=_kept_values(listed, records))
             if len(listed.records) < self._page_size:
                 return
             # A page requested ahead counts only if it starts exactly where the previous one
@@ -205,7 +205,7 @@ class GuestyConnector:
                     break
                 cursor = cursor.advance(page.records[1:], _ts_of, _id_of)
                 values = None if page.values is None else page.values[1:]
-                yield Page(page.records[1:], cursor.to_checkpoint(), values)
+                yield Page(page.records[1:], cursor.to_checkpoint(), prenormalized=values)
                 if len(page.records) < self._page_size:
                     return
 
@@ -339,6 +339,6 @@ class GuestyConnector:
 
     async def rotate_secret(self, new_secret: str) -> None:
         auth = self._client.auth
-        if not isinstance(auth, ClientCredentials):  # pragma: no cover - wired in the registry
+        if not isinstance(auth, ClientCredentials):  # pragma: no cover - as connect() wires it
             raise TypeError("Guesty integrations authenticate with client credentials")
         await auth.rotate_secret(new_secret, self.check_access)

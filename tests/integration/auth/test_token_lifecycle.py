@@ -17,16 +17,19 @@ from syncd import errors
 from syncd.crypto import Cipher, generate_key
 from syncd.http.auth import ClientCredentials
 from syncd.simulator import limits
+from syncd.simulator.profiles.guesty.data import GuestyAccount
 from syncd.simulator.server import Simulator, SimulatorServer
 from syncd.store.credentials import CredentialStore
 from syncd.store.postgres import Store
+
+TOKEN = "/oauth2/token"  # below the simulator's /guesty prefix
 
 pytestmark = pytest.mark.anyio
 
 
 def simulator() -> Simulator:
     sim = Simulator(limit_settings=limits.LimitSettings(enabled=False))
-    sim.add_guesty_account("guesty-acct-1", "sim-secret-1", seed=1, listings=10)
+    sim.add_account("guesty", "guesty-acct-1", "sim-secret-1", GuestyAccount(seed=1, listings=10))
     return sim
 
 
@@ -67,7 +70,7 @@ async def test_32_coroutines_meeting_an_expired_token_cause_one_request(database
         def auth() -> ClientCredentials:
             return ClientCredentials(
                 integration_id="acme", client_id="guesty-acct-1", client_secret="sim-secret-1",
-                scope="open-api", fetch=fetcher(http, server.guesty_token_url), store=credentials,
+                scope="open-api", fetch=fetcher(http, server.url("guesty", TOKEN)), store=credentials,
             )  # fmt: skip
 
         first = await auth().headers()
@@ -81,7 +84,7 @@ async def test_32_coroutines_meeting_an_expired_token_cause_one_request(database
         async with anyio.create_task_group() as tg:
             for _ in range(32):
                 tg.start_soon(one)
-        assert sim.request_log.count(path="/oauth2/token") == 2  # the first token, then exactly one
+        assert sim.request_log.count(path="/guesty/oauth2/token") == 2  # the first token, then exactly one
         assert len(set(seen)) == 1 and seen[0] != first["Authorization"]
 
 
@@ -92,7 +95,7 @@ async def test_two_processes_sharing_a_database_cause_one_request(database_url: 
         start_at = time.time() + 2.0
         command = [
             sys.executable, "-m", "tests.integration.auth.token_race",
-            database_url, server.guesty_token_url, key, str(start_at), "16",
+            database_url, server.url("guesty", "/oauth2/token"), key, str(start_at), "16",
         ]  # fmt: skip
         async with Store.open(database_url) as store:
             await setup(store)
@@ -104,7 +107,7 @@ async def test_two_processes_sharing_a_database_cause_one_request(database_url: 
                 chunks = [chunk async for chunk in proc.stdout]
                 assert await proc.wait() == 0
                 outputs.append(orjson.loads(b"".join(chunks)))
-        assert sim.request_log.count(path="/oauth2/token") == 1
+        assert sim.request_log.count(path="/guesty/oauth2/token") == 1
         assert outputs[0] == outputs[1] and len(outputs[0]) == 1
 
 
@@ -120,7 +123,7 @@ async def test_tokens_are_encrypted_at_rest_and_keys_rotate(database_url: str) -
         old = CredentialStore(store, Cipher([old_key]))
         auth = ClientCredentials(
             integration_id="acme", client_id="guesty-acct-1", client_secret="sim-secret-1",
-            scope="open-api", fetch=fetcher(http, server.guesty_token_url), store=old,
+            scope="open-api", fetch=fetcher(http, server.url("guesty", "/oauth2/token")), store=old,
         )  # fmt: skip
         token = (await auth.headers())["Authorization"].removeprefix("Bearer ")
         conn = await asyncpg.connect(database_url)
@@ -152,7 +155,7 @@ async def test_the_token_cap_is_enforced_locally_before_the_partner_refuses(data
         for _ in range(3):
             auth = ClientCredentials(
                 integration_id="acme", client_id="guesty-acct-1", client_secret="sim-secret-1",
-                scope="open-api", fetch=fetcher(http, server.guesty_token_url), store=credentials,
+                scope="open-api", fetch=fetcher(http, server.url("guesty", TOKEN)), store=credentials,
                 max_requests_per_day=2,
             )  # fmt: skip
             try:
@@ -164,7 +167,7 @@ async def test_the_token_cap_is_enforced_locally_before_the_partner_refuses(data
                 await expire_stored_token(database_url)
         else:
             raise AssertionError("the third token request was not refused")
-        assert sim.request_log.count(path="/oauth2/token") == 2
+        assert sim.request_log.count(path="/guesty/oauth2/token") == 2
 
 
 async def test_secret_rotation_commits_verifies_and_rolls_back(database_url: str) -> None:
@@ -178,7 +181,7 @@ async def test_secret_rotation_commits_verifies_and_rolls_back(database_url: str
         credentials = CredentialStore(store, Cipher([generate_key()]))
         auth = ClientCredentials(
             integration_id="acme", client_id="guesty-acct-1", client_secret="stale-config-secret",
-            scope="open-api", fetch=fetcher(http, server.guesty_token_url), store=credentials,
+            scope="open-api", fetch=fetcher(http, server.url("guesty", "/oauth2/token")), store=credentials,
         )  # fmt: skip
 
         async def verify_ok() -> None:
@@ -199,7 +202,7 @@ async def test_secret_rotation_commits_verifies_and_rolls_back(database_url: str
         async def verify_fails() -> None:
             raise errors.PartnerRejected("403 on the first real call", status=403)
 
-        sim.guesty["guesty-acct-1"].client_secret = "sim-secret-2"  # the partner accepts the new secret
+        sim.accounts["guesty-acct-1"].secret = "sim-secret-2"  # the partner accepts the new secret
         with pytest.raises(errors.PartnerRejected):
             await auth.rotate_secret("sim-secret-2", verify_fails)
         stored = await credentials.load_token("acme")

@@ -16,16 +16,16 @@ import structlog
 from syncd import errors
 from syncd.config import ResourceSettings, Settings
 from syncd.connectors.base import Page
+from syncd.connectors.guesty.fakes import FakeGuesty, listing
 from syncd.engine.runner import SyncRunner
 from syncd.observability.metrics import Metrics
 from syncd.store.postgres import Store
-from syncd.testing import FakeConnector, listing
 
 pytestmark = pytest.mark.anyio
 
 
 @dataclass
-class FailingConnector(FakeConnector):
+class FailingConnector(FakeGuesty):
     """Serves ``pages_before`` pages, then raises ``error``."""
 
     error: Exception = field(default_factory=lambda: errors.CircuitOpen(retry_in=42.0))
@@ -56,7 +56,7 @@ def settings() -> Settings:
 
 
 async def run_once(
-    database_url: str, connector: FakeConnector, before: Callable[[SyncRunner], None] | None = None
+    database_url: str, connector: FakeGuesty, before: Callable[[SyncRunner], None] | None = None
 ) -> tuple[str, timedelta]:
     async with Store.open(database_url) as store:
         await store.register_integration("acme", "guesty", True, {"properties": (900.0, True)})

@@ -24,6 +24,7 @@ from syncd.http.tiers import parse_tier
 from syncd.observability.logging import get_logger
 from syncd.observability.metrics import Metrics
 from syncd.simulator import fault_presets, limits
+from syncd.simulator.profiles.guesty.data import GuestyAccount
 from syncd.simulator.server import Simulator, SimulatorServer
 from syncd.testing import RecordingTransport
 
@@ -42,7 +43,9 @@ async def client_for(
 ) -> tuple[PartnerClient, RecordingTransport]:
     async with httpx.AsyncClient() as http:
         form = {"grant_type": "client_credentials", "client_id": account, "scope": "open-api"}
-        response = await http.post(server.guesty_token_url, data={**form, "client_secret": f"{account}-s"})
+        response = await http.post(
+            server.url("guesty", "/oauth2/token"), data={**form, "client_secret": f"{account}-s"}
+        )
         token = response.json()["access_token"]
     throttle, breakers = guards.for_integration(
         "guesty", account, LimitSpec(tiers=TIERS, safety_factor=SAFETY, max_concurrency=15)
@@ -53,7 +56,7 @@ async def client_for(
         ClientOptions(
             partner="guesty",
             integration_id=account,
-            base_url=server.guesty_api_url,
+            base_url=server.url("guesty", "/v1"),
             max_attempts=max_attempts,
         ),
         throttle=throttle,
@@ -87,7 +90,7 @@ async def drive(client: PartnerClient, ids: list[str], seconds: float, swallow: 
 async def test_no_429s_at_the_documented_limits_and_a_silent_halving_absorbed_within_10s() -> None:
     sim = Simulator()
     for account in ("steady", "halved"):
-        sim.add_guesty_account(account, f"{account}-s", seed=3, listings=40)
+        sim.add_account("guesty", account, f"{account}-s", GuestyAccount(seed=3, listings=40))
     ids = [t.id for t in sim.account("steady").truth_listings()]
     guards = Guards(Metrics(), get_logger())
     async with SimulatorServer(sim) as server, contextlib.AsyncExitStack() as stack:
@@ -120,7 +123,7 @@ async def test_a_429_storm_is_waited_out_never_undercutting_retry_after() -> Non
     """RELIABILITY row 7, shortened: 100 % 429s for 2 s (Retry-After alternating seconds
     and HTTP-date), then 30 %: no request of the account arrives before a promise expires."""
     sim = Simulator(limit_settings=limits.LimitSettings(enabled=False))
-    sim.add_guesty_account("storm", "storm-s", seed=3, listings=40)
+    sim.add_account("guesty", "storm", "storm-s", GuestyAccount(seed=3, listings=40))
     sim.set_faults(fault_presets.storm_429(2.0, 30.0, retry_after_s=1.0))
     ids = [t.id for t in sim.account("storm").truth_listings()]
     async with SimulatorServer(sim) as server, contextlib.AsyncExitStack() as stack:
@@ -138,7 +141,7 @@ async def test_a_429_storm_is_waited_out_never_undercutting_retry_after() -> Non
 async def test_an_outage_sends_one_probe_per_cool_down_then_recovers() -> None:
     """RELIABILITY row 17, shortened: a 2 s outage behind a breaker with a 0.5 s cool-down."""
     sim = Simulator(limit_settings=limits.LimitSettings(enabled=False))
-    sim.add_guesty_account("down", "down-s", seed=3, listings=40)
+    sim.add_account("guesty", "down", "down-s", GuestyAccount(seed=3, listings=40))
     sim.set_faults(fault_presets.outage(2.0, statuses=(503,), paths=("/v1/*",)))
     ids = [t.id for t in sim.account("down").truth_listings()]
     policy = BreakerPolicy(failure_threshold=5, cooldown_s=0.5, probe_timeout_s=0.5)

@@ -26,7 +26,15 @@ from syncd.observability.metrics import Metrics
 from syncd.simulator.fault_spec import CutParams, HangParams, Rule
 from syncd.simulator.server import Simulator, SimulatorServer
 from tests.integration.http.scripted import ok, partner_transport, private_ca, read_head, scripted
-from tests.integration.simulator.test_faults_http import CLIENT_ID, LISTINGS, SECRET, _auth, _settled, _sim
+from tests.integration.simulator.test_faults_http import (
+    CLIENT_ID,
+    LISTINGS,
+    SECRET,
+    URL_LISTINGS,
+    _auth,
+    _settled,
+    _sim,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("both_network_backends")]
 
@@ -71,14 +79,14 @@ async def test_a_page_arrives_whole_and_the_connection_is_reused() -> None:
     sim = _sim()
     async with served(sim) as (_, client):
         auth = await _auth(client)
-        response = await client.get(LISTINGS, params={"limit": 100, "skip": 20}, headers=auth)
-        again = await client.get(LISTINGS, params={"limit": 1}, headers=auth)
+        response = await client.get(URL_LISTINGS, params={"limit": 100, "skip": 20}, headers=auth)
+        again = await client.get(URL_LISTINGS, params={"limit": 1}, headers=auth)
     assert response.status_code == 200
     assert len(response.content) == int(response.headers["content-length"])
     assert len(orjson.loads(response.content)["results"]) == 100
     assert "x-ratelimit-limit-second" in response.headers
     assert again.status_code == 200
-    [first, _] = sim.request_log.entries(path=LISTINGS)
+    [first, _] = sim.request_log.entries(path=URL_LISTINGS)
     assert "skip=20" in first.raw_query
 
 
@@ -117,9 +125,9 @@ async def test_a_reset_mid_body_is_a_transport_error() -> None:
         auth = await _auth(client)
         # The reset may arrive as the short body (a protocol error) or as the socket's error.
         with pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)):
-            await client.get(LISTINGS, params={"limit": 100}, headers=auth)
+            await client.get(URL_LISTINGS, params={"limit": 100}, headers=auth)
         # The broken connection was dropped, not pooled: the next request is answered.
-        assert (await client.get("/v1/reservations", headers=auth)).status_code == 200
+        assert (await client.get("/guesty/v1/reservations", headers=auth)).status_code == 200
     await _settled(sim, 3)
 
 
@@ -128,7 +136,7 @@ async def test_a_truncated_body_is_a_protocol_error_not_a_short_body() -> None:
     async with served(sim) as (_, client):
         auth = await _auth(client)
         with pytest.raises(httpx.RemoteProtocolError):
-            await client.get(LISTINGS, headers=auth)
+            await client.get(URL_LISTINGS, headers=auth)
 
 
 async def test_a_hang_is_a_read_timeout() -> None:
@@ -136,8 +144,8 @@ async def test_a_hang_is_a_read_timeout() -> None:
     async with served(sim) as (_, client):
         auth = await _auth(client)
         with pytest.raises(httpx.ReadTimeout):
-            await client.get(LISTINGS, headers=auth, timeout=0.3)
-        assert (await client.get("/v1/reservations", headers=auth)).status_code == 200
+            await client.get(URL_LISTINGS, headers=auth, timeout=0.3)
+        assert (await client.get("/guesty/v1/reservations", headers=auth)).status_code == 200
 
 
 async def test_a_refused_connection_is_a_connect_error() -> None:
@@ -162,7 +170,7 @@ async def test_the_partner_client_labels_wire_failures() -> None:
         options = ClientOptions(
             partner="guesty",
             integration_id="t",
-            base_url=server.guesty_api_url,
+            base_url=server.url("guesty", "/v1"),
             max_attempts=1,
             read_timeout_s=0.3,
         )
@@ -201,19 +209,19 @@ async def test_the_partner_client_sends_exactly_its_query_and_form() -> None:
         "filters": filters.decode(),
     }
     async with SimulatorServer(sim) as server, partner_transport() as transport:
-        client = client_for(transport, server.guesty_api_url)
+        client = client_for(transport, server.url("guesty", "/v1"))
         form = {
             "grant_type": "client_credentials",
             "client_id": CLIENT_ID,
             "client_secret": SECRET,
             "scope": "open-api",
         }
-        token = await client.post_form_json(server.base_url + "/oauth2/token", "/oauth2/token", form)
+        token = await client.post_form_json(server.url("guesty", "/oauth2/token"), "/oauth2/token", form)
         client.auth = HeaderAuth("Authorization", f"Bearer {token['access_token']}")
         page = await client.get("/listings", params=params, decode=orjson.loads)
     truth = sorted(sim.account(CLIENT_ID).truth_listings(), key=lambda t: (t.payload["lastUpdatedAt"], t.id))
     assert [r["_id"] for r in page["results"]] == [t.id for t in truth[2:5]]
-    [sent] = sim.request_log.entries(path=LISTINGS)
+    [sent] = sim.request_log.entries(path=URL_LISTINGS)
     assert dict(sent.query) == {k: str(v) for k, v in params.items()}
 
 

@@ -20,6 +20,7 @@ from syncd.http.transport import PartnerTransport
 from syncd.observability.logging import get_logger
 from syncd.observability.metrics import Metrics
 from syncd.simulator import limits
+from syncd.simulator.profiles.guesty.data import GuestyAccount
 from syncd.simulator.server import Simulator, SimulatorServer
 from syncd.store.postgres import Store
 
@@ -58,10 +59,12 @@ class MutatingTransport(httpx.AsyncBaseTransport):
 async def _stream(server: SimulatorServer, transport: MutatingTransport) -> list[str]:
     async with httpx.AsyncClient() as plain:
         form = {"grant_type": "client_credentials", "scope": "open-api", "client_id": CLIENT[0]}
-        token = (await plain.post(server.guesty_token_url, data=form | {"client_secret": CLIENT[1]})).json()
+        token = (
+            await plain.post(server.url("guesty", "/oauth2/token"), data=form | {"client_secret": CLIENT[1]})
+        ).json()
     client = PartnerClient(
         transport,
-        ClientOptions(partner="guesty", integration_id="t", base_url=server.guesty_api_url),
+        ClientOptions(partner="guesty", integration_id="t", base_url=server.url("guesty", "/v1")),
         throttle=Throttle(),
         metrics=Metrics(),
         log=get_logger(),
@@ -85,7 +88,7 @@ def _mocked(partner: Any) -> PartnerClient:
 
 def _sim(listings: int) -> Simulator:
     sim = Simulator(limit_settings=limits.LimitSettings(enabled=False))
-    sim.add_guesty_account(*CLIENT, seed=3, listings=listings, reservations_per_listing=0)
+    sim.add_account("guesty", *CLIENT, GuestyAccount(seed=3, listings=listings, reservations_per_listing=0))
     return sim
 
 

@@ -1,5 +1,6 @@
 """Pipeline behaviour on a real database with a fake partner: deletion sweeps that never
-mass-delete, drains that commit what was fetched, dead letters that resolve themselves."""
+mass-delete, drains that commit what was fetched, dead letters that resolve themselves,
+raw records stored as they came."""
 
 from __future__ import annotations
 
@@ -18,16 +19,16 @@ from syncd import pipeline
 from syncd.config import ResourceSettings, Settings, parse_settings
 from syncd.connectors import registry
 from syncd.connectors.base import Page
+from syncd.connectors.guesty.fakes import FakeGuesty, listing
 from syncd.observability.metrics import Metrics
 from syncd.store.postgres import Store
-from syncd.testing import FakeConnector, listing
 
 pytestmark = pytest.mark.anyio
 SETTINGS = ResourceSettings(overlap_s=0)
 
 
 async def run(
-    database_url: str, connector: FakeConnector, sweep: bool = False, stop: anyio.Event | None = None
+    database_url: str, connector: FakeGuesty, sweep: bool = False, stop: anyio.Event | None = None
 ) -> pipeline.RunStats:
     async with Store.open(database_url) as store:
         await store.register_integration("acme", "guesty", True, {"properties": (60.0, True)})
@@ -62,11 +63,11 @@ async def live_ids(database_url: str) -> set[str]:
 
 async def test_sweep_soft_deletes_only_what_a_direct_get_confirms_gone(database_url: str) -> None:
     records = [listing(i) for i in range(300)]
-    await run(database_url, FakeConnector(records))
+    await run(database_url, FakeGuesty(records))
     gone = {records[5]["_id"], records[150]["_id"]}
     shifted = records[7]["_id"]  # missing from the id listing, but a GET still finds it
     remaining = [r for r in records if r["_id"] not in gone]
-    connector = FakeConnector(
+    connector = FakeGuesty(
         remaining,
         listed_ids=[r["_id"] for r in remaining if r["_id"] != shifted],
         existing={r["_id"]: r for r in remaining},
@@ -79,8 +80,8 @@ async def test_sweep_soft_deletes_only_what_a_direct_get_confirms_gone(database_
 
 async def test_a_sweep_that_would_delete_too_much_is_refused(database_url: str) -> None:
     records = [listing(i) for i in range(400)]
-    await run(database_url, FakeConnector(records))
-    truncated = FakeConnector(records, listed_ids=[r["_id"] for r in records[:200]], existing={})
+    await run(database_url, FakeGuesty(records))
+    truncated = FakeGuesty(records, listed_ids=[r["_id"] for r in records[:200]], existing={})
     stats = await run(database_url, truncated, sweep=True)
     assert stats.deleted == 0 and not stats.swept
     assert truncated.fetch_one_calls == []
@@ -90,17 +91,17 @@ async def test_a_sweep_that_would_delete_too_much_is_refused(database_url: str) 
 async def test_a_drain_commits_the_pages_already_fetched_and_stops(database_url: str) -> None:
     stop = anyio.Event()
     stop.set()  # stop requested before the run: it still commits the first page it fetched
-    stats = await run(database_url, FakeConnector([listing(i) for i in range(1000)]), stop=stop)
+    stats = await run(database_url, FakeGuesty([listing(i) for i in range(1000)]), stop=stop)
     assert stats.interrupted and 0 < stats.fetched < 1000
     assert len(await live_ids(database_url)) == stats.fetched
 
 
 async def test_a_dead_letter_resolves_when_the_record_comes_back_clean(database_url: str) -> None:
     bad = listing(1, updated="not-a-date")
-    await run(database_url, FakeConnector([listing(0), bad]))
+    await run(database_url, FakeGuesty([listing(0), bad]))
     fixed = listing(1, updated="2025-01-02T00:00:00.000Z")
     # The partner fixed it (a newer copy appears after the checkpoint).
-    await run(database_url, FakeConnector([listing(0), bad, fixed]))
+    await run(database_url, FakeGuesty([listing(0), bad, fixed]))
     conn = await asyncpg.connect(database_url)
     try:
         rows = await conn.fetch("SELECT external_id, resolved_at FROM dead_letters")
@@ -126,7 +127,7 @@ async def test_a_run_past_its_deadline_stops_keeping_what_it_committed(database_
         {},
         registry.schemas(),
     )  # fmt: skip
-    slow = FakeConnector([listing(i) for i in range(5000)], page_delay_s=0.05)
+    slow = FakeGuesty([listing(i) for i in range(5000)], page_delay_s=0.05)
     async with Store.open(database_url) as store:
         await store.register_integration("acme", "guesty", True, {"properties": (60.0, True)})
         runner = SyncRunner(store, {"acme": slow}, settings, Metrics(), structlog.get_logger(), anyio.Event())
@@ -152,7 +153,7 @@ async def test_nul_characters_never_poison_a_batch(database_url: str) -> None:
     records[3]["title"] = "Loft\u0000 by the sea"
     records[4]["nickname"] = "\u0000"
 
-    class WithGarbage(FakeConnector):
+    class WithGarbage(FakeGuesty):
         async def stream(
             self, resource: str, checkpoint: dict[str, Any] | None, settings: ResourceSettings
         ) -> AsyncGenerator[Page, None]:
@@ -166,7 +167,8 @@ async def test_nul_characters_never_poison_a_batch(database_url: str) -> None:
     conn = await asyncpg.connect(database_url)
     try:
         row = await conn.fetchrow(
-            "SELECT title, nickname, raw::text FROM properties WHERE external_id = $1", records[3]["_id"]
+            "SELECT title, nickname, convert_from(raw, 'UTF8') AS raw FROM properties WHERE external_id = $1",
+            records[3]["_id"],
         )
         assert row is not None and row["title"] == "Loft by the sea"
         assert "\\u0000" in row["raw"]  # the partner's bytes, escape included, kept in raw
@@ -187,7 +189,7 @@ async def test_an_unexpected_error_fails_its_run_not_the_daemon(database_url: st
 
     settings = _acme_settings()
 
-    class Buggy(FakeConnector):
+    class Buggy(FakeGuesty):
         async def stream(
             self, resource: str, checkpoint: dict[str, Any] | None, settings: ResourceSettings
         ) -> AsyncGenerator[Page, None]:
@@ -212,7 +214,7 @@ async def test_values_beyond_their_columns_are_dead_letters_not_a_failed_batch(d
     records[7]["prices"] = {"basePrice": 999_999_999_999.99, "currency": "EUR"}  # the largest that fits
     # A time whose UTC value is before year 1: the driver could not encode it (OverflowError).
     records[8]["lastUpdatedAt"] = "0001-01-01T00:00:00+01:00"
-    stats = await run(database_url, FakeConnector(records))
+    stats = await run(database_url, FakeGuesty(records))
     assert stats.inserted == 7 and stats.dead_lettered == 3
     assert await live_ids(database_url) == {r["_id"] for n, r in enumerate(records) if n not in (2, 5, 8)}
     conn = await asyncpg.connect(database_url)
@@ -227,58 +229,72 @@ async def test_values_beyond_their_columns_are_dead_letters_not_a_failed_batch(d
         await conn.close()
 
 
-async def test_invalid_utf8_in_a_field_we_do_not_map_is_a_dead_letter(database_url: str) -> None:
-    """Neither decoder reads the bytes of an unmapped field, but PostgreSQL checks the whole
-    record when it stores ``raw``: one such byte used to fail its batch on every retry."""
+async def test_bytes_that_are_not_utf8_in_a_field_we_do_not_map_are_stored_as_sent(database_url: str) -> None:
+    """Neither decoder reads the bytes of an unmapped field, and ``raw`` is bytea: such a
+    record is a row like any other, its bytes kept exactly (a json column refused them,
+    and the record became a dead letter)."""
     records = [listing(i) for i in range(6)]
+    sent: dict[str, bytes] = {}
 
-    class WithBadBytes(FakeConnector):
+    class WithBadBytes(FakeGuesty):
         async def stream(
             self, resource: str, checkpoint: dict[str, Any] | None, settings: ResourceSettings
         ) -> AsyncGenerator[Page, None]:
             async for page in super().stream(resource, checkpoint, settings):
                 page.records[2] = page.records[2][:-1] + b',"pictures":[{"caption":"caf\xe9"}]}'
+                sent[records[2]["_id"]] = page.records[2]
                 yield page
 
     stats = await run(database_url, WithBadBytes(records))
-    assert stats.inserted == 5 and stats.dead_lettered == 1
-    assert records[2]["_id"] not in await live_ids(database_url)
+    assert stats.inserted == 6 and stats.dead_lettered == 0
+    conn = await asyncpg.connect(database_url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT title, raw, raw_type FROM properties WHERE external_id = $1", records[2]["_id"]
+        )
+    finally:
+        await conn.close()
+    assert row is not None and row["title"] == records[2]["title"]
+    assert (row["raw"], row["raw_type"]) == (sent[records[2]["_id"]], "application/json")
 
 
-async def test_a_record_refused_for_its_bytes_then_seen_clean_in_the_same_run_is_resolved(
-    database_url: str,
-) -> None:
-    """The writer dead-letters a record PostgreSQL refused (not UTF-8) only after its
-    batch was built: a later batch of the same run, already built or on the other write
-    lane, that holds the record clean still resolves the letter, and the bad batch's
-    other rows are saved."""
-    records = [listing(i) for i in range(450)]
-    again = listing(3, title="Fixed", updated="2025-01-03T00:00:00.000Z")
+async def test_records_of_any_format_are_stored_verbatim_with_their_media_type(database_url: str) -> None:
+    """A connector whose partner answers in XML says so on its pages; the pipeline stores
+    each record's bytes as they came, beside that media type, and reads nothing of them."""
+    records = [listing(i, title=f"Loft {i}") for i in range(3)]
 
-    class BadThenClean(FakeConnector):
+    def as_xml(record: dict[str, Any]) -> bytes:
+        return (
+            f'<?xml version="1.0"?><listing id="{record["_id"]}"><title>{record["title"]}</title>'
+            f"<updated>{record['lastUpdatedAt']}</updated></listing>"
+        ).encode()
+
+    by_xml = {as_xml(r): orjson.dumps(r) for r in records}
+
+    class XmlPartner(FakeGuesty):
+        def normalizer(self, resource: str) -> Any:
+            json_normalizer = super().normalizer(resource)
+            return lambda raw: json_normalizer(by_xml[bytes(raw)])
+
         async def stream(
             self, resource: str, checkpoint: dict[str, Any] | None, settings: ResourceSettings
         ) -> AsyncGenerator[Page, None]:
-            async for page in super().stream(resource, checkpoint, settings):
-                if page.checkpoint["offset"] == 100:  # the first batch
-                    page.records[3] = page.records[3][:-1] + b',"pictures":[{"caption":"caf\xe9"}]}'
-                if page.checkpoint["offset"] == 400:  # four batches later
-                    page.records.append(orjson.dumps(again))
-                yield page
+            yield Page([as_xml(r) for r in records], {"offset": 3}, media_type="application/xml")
 
-    stats = await run(database_url, BadThenClean(records))
-    assert stats.dead_lettered == 1
-    assert await live_ids(database_url) == {r["_id"] for r in records}
+    stats = await run(database_url, XmlPartner(records))
+    assert stats.inserted == 3
     conn = await asyncpg.connect(database_url)
     try:
-        query = "SELECT external_id, resolved_at IS NOT NULL, reason FROM dead_letters"
-        letters = [tuple(r) for r in await conn.fetch(query)]
-        title = await conn.fetchval("SELECT title FROM properties WHERE external_id = $1", again["_id"])
+        rows = await conn.fetch(
+            "SELECT external_id, title, raw, raw_type FROM properties ORDER BY external_id"
+        )
     finally:
         await conn.close()
-    assert [(i, resolved) for i, resolved, _ in letters] == [(again["_id"], True)]
-    assert letters[0][2].startswith("UnicodeDecodeError")
-    assert title == "Fixed"
+    expected = sorted(records, key=lambda r: r["_id"])
+    assert [(r["external_id"], r["raw"], r["raw_type"]) for r in rows] == [
+        (r["_id"], as_xml(r), "application/xml") for r in expected
+    ]
+    assert [r["title"] for r in rows] == [r["title"] for r in expected]
 
 
 async def test_an_id_too_long_to_index_is_an_unidentified_dead_letter(database_url: str) -> None:
@@ -287,7 +303,7 @@ async def test_an_id_too_long_to_index_is_an_unidentified_dead_letter(database_u
     records = [listing(i) for i in range(4)]
     # Hex digests: a long id that does not compress (a repeated letter would, and fit).
     records[1]["_id"] = "".join(hashlib.sha256(b"%d" % i).hexdigest() for i in range(80))
-    stats = await run(database_url, FakeConnector(records))
+    stats = await run(database_url, FakeGuesty(records))
     assert stats.inserted == 3 and stats.dead_lettered == 1
     conn = await asyncpg.connect(database_url)
     try:
@@ -308,7 +324,7 @@ async def test_a_run_refused_by_an_open_circuit_goes_again_once_it_closes(databa
 
     settings = _acme_settings()
 
-    class Refused(FakeConnector):
+    class Refused(FakeGuesty):
         async def stream(
             self, resource: str, checkpoint: dict[str, Any] | None, settings: ResourceSettings
         ) -> AsyncGenerator[Page, None]:

@@ -12,8 +12,10 @@ import anyio
 import httpx
 import pytest
 
+from syncd import cli as syncd_cli
 from syncd.simulator import __main__ as cli
 from syncd.simulator import server
+from syncd.simulator.profile import discover
 from syncd.simulator.server import SimulateOptions, Simulator, SimulatorServer
 
 pytestmark = pytest.mark.anyio
@@ -29,13 +31,11 @@ async def test_port_zero_binds_a_real_port_and_releases_it() -> None:
     async with SimulatorServer(sim) as srv:
         assert srv.port > 0
         assert srv.base_url == f"http://127.0.0.1:{srv.port}"
-        assert srv.guesty_api_url == f"{srv.base_url}/v1"
-        assert srv.guesty_token_url == f"{srv.base_url}/oauth2/token"
+        assert srv.url("guesty", "/v1") == f"{srv.base_url}/guesty/v1"
         async with httpx.AsyncClient() as client:
-            assert (await client.get(f"{srv.base_url}/_sim/health")).json() == {
-                "status": "ok",
-                "accounts": [],
-            }
+            health = (await client.get(f"{srv.base_url}/_sim/health")).json()
+    assert health == {"status": "ok", "partners": list(discover()), "accounts": []}
+    assert "guesty" in health["partners"]
     assert _refused(srv.port)
 
 
@@ -85,7 +85,7 @@ def test_cli_refuses_non_loopback_and_parses_options() -> None:
             "--listings",
             "10",
             "--accounts",
-            "2",
+            "guesty=2",
             "--latency-ms",
             "50-200",
             "--no-limits",
@@ -98,21 +98,35 @@ def test_cli_refuses_non_loopback_and_parses_options() -> None:
         port=0,
         seed=4,
         listings=10,
-        accounts=2,
+        accounts={"guesty": 2},
         latency_ms=(50.0, 200.0),
         limits_enabled=False,
         max_tokens_per_day=None,
     )
     with pytest.raises(SystemExit):
         parser.parse_args(["--latency-ms", "200-50"])
+    every = cli.options_from_args(parser.parse_args(["--accounts", "3"]))
+    assert every.accounts == dict.fromkeys(discover(), 3)
+    assert every.max_tokens_per_day == "documented" and every.token_ttl_s == "documented"
+    with pytest.raises(ValueError, match="no simulator profile"):
+        cli.options_from_args(parser.parse_args(["--accounts", "nosuchpartner=1"]))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--accounts", "guesty=many"])
+
+
+def test_syncd_simulate_refuses_an_unknown_partner(capsys: pytest.CaptureFixture[str]) -> None:
+    assert syncd_cli.main(["simulate", "--port", "0", "--accounts", "nosuchpartner=1"]) == 2
+    assert "no simulator profile nosuchpartner" in capsys.readouterr().err
 
 
 def test_build_simulator_uses_deterministic_credentials() -> None:
-    sim = server.build_simulator(SimulateOptions(seed=7, listings=20, accounts=3))
-    assert list(sim.guesty) == ["guesty-acct-1", "guesty-acct-2", "guesty-acct-3"]
-    assert sim.guesty["guesty-acct-2"].client_secret == "sim-secret-2"
-    assert [t.data.seed for t in sim.guesty.values()] == [7, 8, 9]
-    assert server.guesty_credentials(2) == ("guesty-acct-2", "sim-secret-2")
+    sim = server.build_simulator(SimulateOptions(seed=7, listings=20, accounts={"guesty": 3}))
+    assert list(sim.accounts) == ["guesty-acct-1", "guesty-acct-2", "guesty-acct-3"]
+    assert sim.accounts["guesty-acct-2"].secret == "sim-secret-2"
+    assert [a.data.seed for a in sim.accounts_of("guesty")] == [7, 8, 9]
+    assert sim.profile("guesty").credentials(2) == ("guesty-acct-2", "sim-secret-2")
+    every = server.build_simulator(SimulateOptions(listings=5))
+    assert {a.partner for a in every.accounts.values()} == set(discover())
 
 
 class _Announcements(io.StringIO):
@@ -134,7 +148,7 @@ async def _served(options: SimulateOptions) -> AsyncIterator[tuple[str, httpx.As
         with anyio.fail_after(10):
             await out.ready.wait()
         text = out.getvalue()
-        base_url = text.split("listening on ")[1].split()[0]
+        base_url = text.split("guesty: ")[1].split()[0]
         async with httpx.AsyncClient(base_url=base_url) as client:
             form = {
                 "grant_type": "client_credentials",
@@ -149,8 +163,8 @@ async def _served(options: SimulateOptions) -> AsyncIterator[tuple[str, httpx.As
 
 
 async def test_run_announces_urls_and_credentials_then_serves() -> None:
-    async with _served(SimulateOptions(port=0, listings=30, accounts=2)) as (text, client):
-        assert "client_id=guesty-acct-2 client_secret=sim-secret-2" in text
+    async with _served(SimulateOptions(port=0, listings=30, accounts={"guesty": 2})) as (text, client):
+        assert "id=guesty-acct-2 secret=sim-secret-2 seed=2 listings=30" in text
         page = await client.get("/v1/listings")
         assert page.json()["count"] == 30
 

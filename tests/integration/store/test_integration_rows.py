@@ -37,7 +37,8 @@ async def add_reservation(database_url: str, integration_id: str, ext: str) -> N
     await db_rows(
         database_url,
         "INSERT INTO reservations (integration_id, external_id, property_external_id, status,"
-        " partner_status, source_updated_at, raw) VALUES ($1, $2, 'p', 'confirmed', 'confirmed', $3, '{}')",
+        " partner_status, source_updated_at, raw, raw_type)"
+        " VALUES ($1, $2, 'p', 'confirmed', 'confirmed', $3, '{}', 'application/json')",
         integration_id,
         ext,
         T0,
@@ -128,4 +129,4 @@ async def test_migrate_drops_the_old_foreign_keys_and_keeps_one_trigger(database
     )
     assert [r["tgname"] for r in triggers] == ["integrations_delete_rows"]
     versions = await db_rows(database_url, "SELECT version FROM schema_migrations ORDER BY 1")
-    assert [r["version"] for r in versions] == [1, 2]
+    assert [r["version"] for r in versions] == [1, 2, 3]

@@ -16,11 +16,11 @@ import structlog
 
 from syncd import errors, pipeline
 from syncd.config import ResourceSettings
+from syncd.connectors.guesty.fakes import FakeGuesty, listing
 from syncd.models import Property, values_of
 from syncd.observability.metrics import Metrics
 from syncd.store.postgres import BatchWriter, Store, SyncSession, Turn, fence_keys, lock_key
 from syncd.store.types import TABLES, Batch, row_for
-from syncd.testing import FakeConnector, listing
 from tests.support import db_rows, poll_until
 
 pytestmark = pytest.mark.anyio
@@ -193,7 +193,7 @@ async def fence_held(database_url: str) -> bool:
     return bool(await db_rows(database_url, query + " AND granted"))
 
 
-async def run_lanes(database_url: str, connector: FakeConnector, lanes: int) -> pipeline.RunStats:
+async def run_lanes(database_url: str, connector: FakeGuesty, lanes: int) -> pipeline.RunStats:
     async with session_of(database_url) as session:
         options = pipeline.PipelineOptions(batch_size=100, write_lanes=lanes)
         return await pipeline.run(
@@ -217,7 +217,7 @@ async def test_a_run_on_two_connections_writes_every_record_once_and_ends_at_its
     records = [listing(i) for i in range(1_000)]
     # Record 3 again near the end, newer: the two copies land in batches on different lanes.
     records.append(listing(3, title="Renamed", updated="2025-01-02T00:00:00.000Z"))
-    stats = await run_lanes(database_url, FakeConnector(records, page_size=50), lanes=2)
+    stats = await run_lanes(database_url, FakeGuesty(records, page_size=50), lanes=2)
     assert taken == 1
     assert (stats.inserted, stats.updated, stats.fetched) == (1_000, 1, 1_001)
     rows, checkpoint = await state(database_url)
@@ -234,7 +234,7 @@ async def test_a_one_batch_run_takes_no_second_connection(
         raise AssertionError("a one-batch run took an extra writer")
 
     monkeypatch.setattr(SyncSession, "extra_writer", refuse)
-    stats = await run_lanes(database_url, FakeConnector([listing(i) for i in range(60)]), lanes=2)
+    stats = await run_lanes(database_url, FakeGuesty([listing(i) for i in range(60)]), lanes=2)
     assert stats.inserted == 60
 
 
@@ -244,7 +244,7 @@ async def test_a_record_dead_lettered_and_seen_clean_later_in_the_same_run_is_re
     bad = listing(1, updated="not-a-date")
     fixed = listing(1, updated="2025-01-02T00:00:00.000Z")
     records = [listing(0), bad, *[listing(i) for i in range(2, 300)], fixed]
-    await run_lanes(database_url, FakeConnector(records), lanes=2)
+    await run_lanes(database_url, FakeGuesty(records), lanes=2)
     rows = await db_rows(database_url, "SELECT external_id, resolved_at FROM dead_letters")
     assert [(r[0], r[1] is not None) for r in rows] == [(bad["_id"], True)]
 
@@ -258,13 +258,13 @@ async def test_a_run_refused_a_second_connection_goes_on_with_one(
         yield  # pragma: no cover - a generator, for asynccontextmanager
 
     monkeypatch.setattr(SyncSession, "extra_writer", refused)
-    stats = await run_lanes(database_url, FakeConnector([listing(i) for i in range(1_000)], page_size=50), 2)
+    stats = await run_lanes(database_url, FakeGuesty([listing(i) for i in range(1_000)], page_size=50), 2)
     assert (stats.inserted, stats.fetched) == (1_000, 1_000)
     rows, checkpoint = await state(database_url)
     assert len(rows) == 1_000 and checkpoint == {"offset": 1_000}
 
 
-class CountingConnector(FakeConnector):
+class CountingConnector(FakeGuesty):
     yielded = 0
 
     async def stream(self, *args: Any) -> Any:

@@ -16,6 +16,7 @@ import pytest
 from syncd.http.budget import AimdPolicy, RateBudget, Ticket, TierReading, read_headers
 from syncd.http.tiers import parse_tier
 from syncd.simulator import limits
+from syncd.simulator.profiles.guesty.api import MAX_CONCURRENT, TIERS
 
 GUESTY = tuple(parse_tier(t) for t in ("15/s", "120/min", "5000/h"))
 
@@ -271,7 +272,7 @@ class Loop:
 
 
 def test_zero_429s_and_the_whole_budget_used_against_the_documented_limits() -> None:
-    loop = Loop(RateBudget(GUESTY, 0.8, 0.0), limits.RateLimiter(0.0))
+    loop = Loop(RateBudget(GUESTY, 0.8, 0.0), limits.RateLimiter(0.0, TIERS, max_concurrent=MAX_CONCURRENT))
     loop.run(0.0, 300.0)
     assert loop.refused(0.0, 300.0) == []
     allowed = min(t.limit * 0.8 * (1 + 300 / t.period_s) for t in GUESTY)
@@ -282,7 +283,7 @@ def test_zero_429s_and_the_whole_budget_used_against_the_documented_limits() -> 
 
 @pytest.mark.parametrize("halve_at", [20.0, 60.0, 150.0])
 def test_after_a_silent_halving_429s_stop_within_ten_seconds(halve_at: float) -> None:
-    partner = limits.RateLimiter(0.0)
+    partner = limits.RateLimiter(0.0, TIERS, max_concurrent=MAX_CONCURRENT)
     loop = Loop(RateBudget(GUESTY, 0.8, 0.0), partner)
     loop.run(0.0, halve_at)
     assert loop.refused(0.0, halve_at) == []
@@ -299,7 +300,7 @@ def test_after_a_silent_halving_429s_stop_within_ten_seconds(halve_at: float) ->
 
 def test_a_tier_the_partner_reports_twice_as_full_as_we_think() -> None:
     """Another consumer takes half the account's minute budget; we adapt, no 429s."""
-    partner = limits.RateLimiter(0.0)
+    partner = limits.RateLimiter(0.0, TIERS, max_concurrent=MAX_CONCURRENT)
     loop = Loop(RateBudget(GUESTY, 0.8, 0.0), partner)
     now = 0.0
     for _ in range(60):  # the other consumer: 1/s for a minute, interleaved with us

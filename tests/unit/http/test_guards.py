@@ -119,17 +119,17 @@ async def test_readyz_lists_open_breakers_without_becoming_unready() -> None:
 
 
 def test_limits_come_from_the_partner_declaration_overridden_by_configuration() -> None:
-    spec = registry.limit_spec(guesty.INFO, PartnerSettings())
+    spec = registry.limit_spec(guesty.PARTNER, PartnerSettings())
     assert [str(t) for t in spec.tiers] == ["15/1s", "120/60s", "5000/3600s"]
     assert spec.safety_factor == 0.8 and spec.max_concurrency == 15 and not spec.app_tiers
-    hostaway_like = replace(guesty.INFO, rate_limits=("20/10s",), app_rate_limits=("15/10s",))
+    hostaway_like = replace(guesty.PARTNER, rate_limits=("20/10s",), app_rate_limits=("15/10s",))
     spec = registry.limit_spec(hostaway_like, PartnerSettings(rate_limits=("10/s",), safety_factor=0.5))
     assert [str(t) for t in spec.tiers] == ["10/1s"]
     assert [str(t) for t in spec.app_tiers] == ["15/10s"] and spec.safety_factor == 0.5
 
 
 def test_default_breaker_and_adaptive_settings_are_the_modules_defaults() -> None:
-    spec = registry.limit_spec(guesty.INFO, PartnerSettings())
+    spec = registry.limit_spec(guesty.PARTNER, PartnerSettings())
     assert spec.breaker == BreakerPolicy()
     assert spec.partner_breaker == BreakerPolicy(failure_threshold=30)
     assert spec.aimd == DEFAULT_AIMD
@@ -139,7 +139,7 @@ def test_configured_breaker_policy_governs_the_integrations_breaker() -> None:
     partner = PartnerSettings.model_validate(
         {"breaker": {"failure_threshold": 2, "cooldown_s": 5, "partner_failure_threshold": 4}}
     )
-    spec = registry.limit_spec(guesty.INFO, partner)
+    spec = registry.limit_spec(guesty.PARTNER, partner)
     clock = Clock()
     guards = Guards(Metrics(), get_logger(), clock=clock)
     _, breakers = guards.for_integration("guesty", "acme", spec)
@@ -158,7 +158,7 @@ def test_configured_breaker_policy_governs_the_integrations_breaker() -> None:
 
 def test_configured_adaptive_policy_sets_how_far_a_429_slows_the_budget() -> None:
     partner = PartnerSettings.model_validate({"adaptive": {"decrease": 0.25, "floor": 0.2}})
-    spec = registry.limit_spec(guesty.INFO, partner)
+    spec = registry.limit_spec(guesty.PARTNER, partner)
     assert spec.aimd == AimdPolicy(decrease=0.25, increase=0.1, quiet_s=30.0, floor=0.2)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from syncd.simulator import bench
+from syncd.simulator.profiles.guesty import bench
 
 
 def test_bench_reports_microseconds_per_page(capsys: pytest.CaptureFixture[str]) -> None:

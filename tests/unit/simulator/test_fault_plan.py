@@ -10,18 +10,27 @@ import pytest
 from syncd.simulator import fault_plan, fault_presets
 from syncd.simulator.fault_plan import CompiledRules, SeededFaultPlan, decide
 from syncd.simulator.fault_spec import FaultSpec, LimitParams, RateLimitParams, Rule, StatusParams
-from syncd.simulator.faults import Fault, FaultContext, Hang, LimitChange, Malform, Reset, Truncate
+from syncd.simulator.faults import Fault, FaultContext, Hang, LimitChange, Malform, Reset, Role, Truncate
 
 LISTINGS = "/v1/listings"
+TOKEN = "/oauth2/token"
 
 
 def _kinds(
-    spec: FaultSpec, n: int, *, account: str | None = "a", path: str = LISTINGS, elapsed: float = 0.0
+    spec: FaultSpec,
+    n: int,
+    *,
+    account: str | None = "a",
+    path: str = LISTINGS,
+    elapsed: float = 0.0,
+    partner: str = "acme",
 ) -> list[str | None]:
+    """Decisions for a route of ``partner``; ``TOKEN`` is its credential exchange."""
     rules = CompiledRules(spec.rules)
+    role: Role = "token" if path == TOKEN else "api"
     out: list[str | None] = []
     for k in range(n):
-        fault = decide(rules, spec.seed, account, path, k, elapsed).fault
+        fault = decide(rules, spec.seed, account, path, k, elapsed, partner=partner, role=role).fault
         out.append(None if fault is None else fault.kind)
     return out
 
@@ -96,13 +105,22 @@ def test_paths_and_accounts_filter() -> None:
     assert _kinds(spec, 1, path=LISTINGS) == [None]
     assert _kinds(spec, 1, path="/oauth2/token", account=None) == ["outage"]
     assert _kinds(fault_presets.token_outage(5), 1, path=LISTINGS) == [None]
-    assert _kinds(fault_presets.token_outage(5), 1, path="/oauth2/token") == ["token_outage"]
+    assert _kinds(fault_presets.token_outage(5), 1, path=TOKEN) == ["token_outage"]
+
+
+def test_partners_filter_and_roles() -> None:
+    """A rule names partners as data; ``@token``/``@api`` match a route's role, whatever its path."""
+    spec = FaultSpec((Rule("status", partners=("acme",), paths=("@api",)), Rule("outage", paths=("@token",))))
+    assert _kinds(spec, 1, path="/v2/things", partner="acme") == ["status"]
+    assert _kinds(spec, 1, path="/v2/things", partner="other") == [None]
+    assert _kinds(spec, 1, path=TOKEN, partner="other") == ["outage"]
+    assert _kinds(spec, 1, path=TOKEN, partner="acme") == ["outage"]
 
 
 def test_storm_is_total_then_partial() -> None:
     spec = fault_presets.storm_429(60, 30, seed=2)
     assert set(_kinds(spec, 1000, elapsed=59.9)) == {"rate_limit"}
-    assert set(_kinds(spec, 100, elapsed=1.0, path="/oauth2/token")) == {None}  # its own cap
+    assert set(_kinds(spec, 100, elapsed=1.0, path=TOKEN)) == {None}  # its own cap
     after = Counter(_kinds(spec, 10_000, elapsed=60.0))
     assert abs(after["rate_limit"] / 10_000 - 0.30) < 0.015
 
@@ -142,7 +160,7 @@ def test_one_shots_fire_once_per_account_and_do_not_use_the_draw() -> None:
         and later.limits == LimitChange(0.25, False)
         and later.kind == "tighten_limits+status"
     )
-    assert at("a", 6.0) == Fault(status=503, body=fault_plan.error_body(503), kind="status")
+    assert at("a", 6.0) == Fault(status=503, kind="status")
     assert [f.kind if f else None for f in (at("b", 9.0), at("b", 9.0), at("b", 9.0))] == [
         "tighten_limits+status",
         "status",

@@ -93,7 +93,10 @@ def test_presets_and_the_cli_syntax() -> None:
     combined = fault_presets.from_preset("outage:120, token-outage:5,revoke:30,tighten:0.25")
     assert [r.kind for r in combined.rules] == ["outage", "token_outage", "revoke_tokens", "tighten_limits"]
     assert combined.rules[0].end_s == 120 and combined.rules[2].start_s == 30
-    for bad in ("chaos:1", "dirty:lots", "dirty:150"):
+    confined = fault_presets.from_preset("storm:60@acme+other,dirty")
+    assert [r.partners for r in confined.rules[:2]] == [("acme", "other")] * 2
+    assert all(r.partners is None for r in confined.rules[2:])
+    for bad in ("chaos:1", "dirty:lots", "dirty:150", "storm@"):
         with pytest.raises(SpecError):
             fault_presets.from_preset(bad)
     assert fault_presets.ROW6_PERCENT == 42.0

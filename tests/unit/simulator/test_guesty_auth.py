@@ -6,7 +6,7 @@ import base64
 
 import orjson
 
-from syncd.simulator.guesty_auth import TokenIssuer
+from syncd.simulator.profiles.guesty.auth import TokenIssuer
 
 
 def test_five_tokens_per_trailing_day() -> None:

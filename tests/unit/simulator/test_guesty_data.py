@@ -12,9 +12,10 @@ from typing import Any
 import orjson
 import pytest
 
-from syncd.simulator import encoding, guesty_render
-from syncd.simulator.guesty_data import GuestyAccount
-from syncd.simulator.guesty_query import ListQuery
+from syncd.simulator import encoding
+from syncd.simulator.profiles.guesty import render as guesty_render
+from syncd.simulator.profiles.guesty.data import GuestyAccount
+from syncd.simulator.profiles.guesty.query import ListQuery
 from syncd.simulator.sparse import ALL_AFTER, ALL_BEFORE
 
 OBJECT_ID = re.compile(r"^[0-9a-f]{24}$")

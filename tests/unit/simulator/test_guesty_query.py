@@ -5,8 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from syncd.simulator import encoding, guesty_query
-from syncd.simulator.guesty_query import ListQuery, QueryError, parse_list_query
+from syncd.simulator import encoding
+from syncd.simulator.profiles.guesty import query as guesty_query
+from syncd.simulator.profiles.guesty.query import ListQuery, QueryError, parse_list_query
 from syncd.simulator.sparse import ALL_AFTER, ALL_BEFORE
 
 TS = "2025-01-01T00:00:10.000Z"

@@ -6,10 +6,11 @@ import tracemalloc
 
 import pytest
 
-from syncd.simulator import guesty_query, guesty_render
-from syncd.simulator.guesty_data import GuestyAccount
-from syncd.simulator.guesty_query import ListQuery
 from syncd.simulator.prerender import PrerenderedRecords
+from syncd.simulator.profiles.guesty import query as guesty_query
+from syncd.simulator.profiles.guesty import render as guesty_render
+from syncd.simulator.profiles.guesty.data import GuestyAccount
+from syncd.simulator.profiles.guesty.query import ListQuery
 from syncd.simulator.sparse import ALL_AFTER
 
 QUERIES = [

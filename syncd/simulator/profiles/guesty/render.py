@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from syncd.simulator import encoding, guesty_pools
+from syncd.simulator import encoding
+from syncd.simulator.profiles.guesty import pools
 
 LISTING_ID_PREFIX: Final = 0x60000000
 RESERVATION_ID_PREFIX: Final = 0x64000000
@@ -47,16 +48,16 @@ def _listing_template(pictures: int) -> bytes:
 
 # Module-level aliases: the render loops below run ~1,000 times per 10-page burst.
 _mix = encoding.mix64
-_PLACES = guesty_pools.PLACES
-_ROOMS = guesty_pools.ROOMS
-_TITLES = guesty_pools.TITLES
-_NICKNAMES = guesty_pools.NICKNAMES
-_CAPTIONS = guesty_pools.CAPTIONS
-_AMENITIES = guesty_pools.AMENITIES
-_FLAGS = guesty_pools.FLAGS
-_GUESTS = guesty_pools.GUESTS
-_SOURCES = guesty_pools.SOURCES
-_STATUSES = guesty_pools.STATUSES
+_PLACES = pools.PLACES
+_ROOMS = pools.ROOMS
+_TITLES = pools.TITLES
+_NICKNAMES = pools.NICKNAMES
+_CAPTIONS = pools.CAPTIONS
+_AMENITIES = pools.AMENITIES
+_FLAGS = pools.FLAGS
+_GUESTS = pools.GUESTS
+_SOURCES = pools.SOURCES
+_STATUSES = pools.STATUSES
 
 _LISTING_TEMPLATES: Final = (_listing_template(2), _listing_template(3), _listing_template(4))
 _RESERVATION_TEMPLATE: Final = (
@@ -87,8 +88,8 @@ class ListingRenderer:
     def listing_id(self, i: int) -> bytes:
         return encoding.object_id(LISTING_ID_PREFIX, i, self.digest(i))
 
-    def place(self, i: int) -> guesty_pools.Place:
-        return guesty_pools.PLACES[(self.digest(i) >> 43) & 1023]
+    def place(self, i: int) -> pools.Place:
+        return pools.PLACES[(self.digest(i) >> 43) & 1023]
 
     @staticmethod
     def base_ts(i: int) -> int:
@@ -112,7 +113,7 @@ class ListingRenderer:
         place = _PLACES[(h >> 43) & 1023]
         iso = self._iso
         if malformed:
-            rooms, updated = guesty_pools.ROOMS_MALFORMED, b"not-a-date"
+            rooms, updated = pools.ROOMS_MALFORMED, b"not-a-date"
         else:
             rooms, updated = _ROOMS[((h >> 37) + bump * _ROOMS_STRIDE) & 63], iso[updated_ms]
         n = h2 % 3
@@ -176,9 +177,9 @@ class ReservationRenderer:
 
     def status(self, j: int, version: int) -> bytes:
         h = self.digest(j)
-        status = guesty_pools.STATUSES[(h >> 8) & 15]
+        status = pools.STATUSES[(h >> 8) & 15]
         for v in range(2, version + 1):
-            status = guesty_pools.NEXT_STATUS[status][encoding.mix64(h ^ v) & 1]
+            status = pools.NEXT_STATUS[status][encoding.mix64(h ^ v) & 1]
         return status
 
     def _date(self, day: int) -> bytes:

@@ -20,9 +20,11 @@ from typing import Literal, NamedTuple
 
 import orjson
 
-from syncd.simulator import encoding, guesty_query, guesty_render
-from syncd.simulator.guesty_query import ListQuery
+from syncd.simulator import encoding
 from syncd.simulator.prerender import PrerenderedRecords
+from syncd.simulator.profiles.guesty import query as guesty_query
+from syncd.simulator.profiles.guesty import render as guesty_render
+from syncd.simulator.profiles.guesty.query import ListQuery
 from syncd.simulator.sparse import OverrideTable
 
 Kind = Literal["listing", "reservation"]

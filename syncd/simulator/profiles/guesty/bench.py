@@ -1,4 +1,4 @@
-"""Micro-benchmark of page rendering: ``python -m syncd.simulator.bench [--http]``.
+"""Micro-benchmark of page rendering: ``python -m syncd.simulator.profiles.guesty.bench [--http]``.
 
 Measures CPU microseconds per 100-record page, the simulator's share of the end-to-end
 throughput budget (50,000 records/s on two cores shared with PostgreSQL and the daemon).
@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 
 import orjson
 
-from syncd.simulator import guesty_query
-from syncd.simulator.guesty_data import GuestyAccount, QueryResult
-from syncd.simulator.guesty_query import ListQuery
+from syncd.simulator.profiles.guesty import query as guesty_query
+from syncd.simulator.profiles.guesty.data import GuestyAccount, QueryResult
+from syncd.simulator.profiles.guesty.query import ListQuery
 
 
 def _per_page_us(run: Callable[[ListQuery], QueryResult], total: int, pages: int, size: int) -> float:
@@ -60,8 +60,8 @@ async def bench_http(listings: int = 100_000, pages: int = 200) -> dict[str, flo
     from syncd.simulator.server import Simulator, SimulatorServer
 
     sim = Simulator(limit_settings=limits.LimitSettings(enabled=False))
-    sim.add_guesty_account("bench", "bench", seed=1, listings=listings)
-    async with SimulatorServer(sim) as server, httpx.AsyncClient(base_url=server.base_url) as client:
+    sim.add_account("guesty", "bench", "bench", GuestyAccount(seed=1, listings=listings))
+    async with SimulatorServer(sim) as server, httpx.AsyncClient(base_url=server.url("guesty")) as client:
         form = {
             "grant_type": "client_credentials",
             "scope": "open-api",
@@ -86,7 +86,9 @@ async def bench_http(listings: int = 100_000, pages: int = 200) -> dict[str, flo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m syncd.simulator.bench", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m syncd.simulator.profiles.guesty.bench", description=__doc__
+    )
     parser.add_argument("--pages", type=int, default=300)
     parser.add_argument("--listings", type=int, default=1_000_000)
     parser.add_argument("--http", action="store_true", help="also measure loopback round trips")

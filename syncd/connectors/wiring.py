@@ -1,0 +1,103 @@
+"""What a partner package's ``connect`` receives: one integration, wired but not yet authenticated.
+
+The registry builds the integration's ``PartnerClient`` (limits, breakers, retries, the
+partner's error rules) and hands it over with everything a driver and its auth need. The
+package decides the auth scheme, usually from which credential set is configured, and
+builds it with the helpers here, so token caps, warm-up, persistence and the token-request
+metric behave the same for every partner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from syncd import errors
+from syncd.config import PartnerSettings
+from syncd.connectors.base import PartnerInfo
+from syncd.http.auth import ClientCredentials, HeaderAuth, RefreshTokenGrant, TokenFetch, TokenStore
+from syncd.http.client import PartnerClient
+from syncd.observability.metrics import Metrics
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """One integration of ``info``'s partner, as the registry prepared it."""
+
+    info: PartnerInfo
+    integration_id: str
+    client: PartnerClient
+    credentials: Mapping[str, str]  # decrypted, exactly one of the partner's credential sets
+    tokens: TokenStore
+    settings: PartnerSettings
+    page_size: int  # the configured one, else the partner's documented one
+    metrics: Metrics
+    log: Any
+
+    @property
+    def token_url(self) -> str:
+        """The configured token endpoint, else the documented one."""
+        url = self.settings.token_url or self.info.token_url
+        if url is None:
+            raise errors.ConfigError([(f"partners.{self.info.name}.token_url", "required for this auth")])
+        return str(url)
+
+    def token_fetch(self, endpoint: str) -> TokenFetch:
+        """A form POST to the token URL (``endpoint``: its label in metrics and logs), each
+        request counted in ``syncd_token_requests_total`` by outcome."""
+        client, url = self.client, self.token_url
+
+        async def fetch(form: dict[str, str]) -> dict[str, Any]:
+            body: dict[str, Any] = await client.post_form_json(url, endpoint, form)
+            return body
+
+        return counted(fetch, self.info.name, self.metrics)
+
+    def client_credentials(self, *, endpoint: str, scope: str | None) -> ClientCredentials:
+        """OAuth2 client_credentials from the ``client_id``/``client_secret`` credentials."""
+        return ClientCredentials(
+            integration_id=self.integration_id,
+            client_id=self.credentials["client_id"],
+            client_secret=self.credentials["client_secret"],
+            scope=scope,
+            fetch=self.token_fetch(endpoint),
+            store=self.tokens,
+            refresh_buffer_s=self.settings.token_refresh_buffer_s,
+            warmup_s=self.info.token_warmup_s,
+            max_requests_per_day=self.info.max_token_requests_per_day,
+        )
+
+    def refresh_token_grant(self, *, endpoint: str) -> RefreshTokenGrant:
+        """OAuth2 refresh_token grant from ``client_id``/``client_secret``/``refresh_token``;
+        the rotated refresh token is persisted before the access token is used."""
+        return RefreshTokenGrant(
+            integration_id=self.integration_id,
+            client_id=self.credentials["client_id"],
+            client_secret=self.credentials["client_secret"],
+            initial_refresh_token=self.credentials["refresh_token"],
+            fetch=self.token_fetch(endpoint),
+            store=self.tokens,
+            refresh_buffer_s=self.settings.token_refresh_buffer_s,
+            warmup_s=self.info.token_warmup_s,
+            max_requests_per_day=self.info.max_token_requests_per_day,
+        )
+
+    def api_key(self, header: str, key: str = "api_key") -> HeaderAuth:
+        """The ``key`` credential sent as ``header`` (``x-api-key``) on every request."""
+        return HeaderAuth(header, self.credentials[key])
+
+
+def counted(fetch: TokenFetch, partner: str, metrics: Metrics) -> TokenFetch:
+    """``fetch`` feeding ``syncd_token_requests_total``: each token request sent, by outcome."""
+
+    async def counted_fetch(form: dict[str, str]) -> dict[str, Any]:
+        try:
+            body = await fetch(form)
+        except errors.PartnerError as exc:
+            metrics.token_requests.labels(partner, exc.error_class.value).inc()
+            raise
+        metrics.token_requests.labels(partner, "ok").inc()
+        return body
+
+    return counted_fetch

@@ -1,0 +1,1 @@
+"""One subpackage per fake partner, each exporting ``PROFILE`` (see ``syncd.simulator.profile``)."""

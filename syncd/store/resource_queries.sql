@@ -1,0 +1,117 @@
+-- The statements every canonical resource has, one named template per block, rendered
+-- once per resource at import by syncd.store.resource_sql from its model's columns.
+-- {{placeholders}} are filled with the resource's names and column lists:
+--   {{table}} {{staging}} {{resource}}   its table, staging table, name (events.resource)
+--   {{columns}}        every canonical field, in the model's order
+--   {{staged}}         the same, as read from the staging table (money cast from text)
+--   {{assignments}}    col = EXCLUDED.col for every field but external_id
+--   {{changes}}        one CASE per compared field (every field but external_id and
+--                      source_updated_at) naming it when it changed
+--   {{old}} {{new}}    the compared fields of the stored row (t.) and the incoming one
+--   {{staging_columns}} the staging table's column definitions
+-- Parameters are positional ($1 …), as in queries.sql.
+
+-- name: create_staging
+-- Per-connection staging table for COPY; ON COMMIT DELETE ROWS empties it per batch.
+-- Money arrives as text (store.types.staging_row) and is cast where it is written.
+CREATE TEMP TABLE IF NOT EXISTS {{staging}} (
+    {{staging_columns}}, raw bytea, raw_type text
+) ON COMMIT DELETE ROWS;
+
+-- name: upsert
+-- Last write wins by the partner's timestamp: a row is written only when the incoming
+-- copy is strictly newer. The UPDATE sees the old row (t) and the new one (EXCLUDED), so it
+-- records which canonical fields changed (last_changed_fields) and bumps version only on a
+-- real change (or a resurrection); RETURNING feeds one event per real change. xmax = 0
+-- marks rows this statement inserted. No read of the old rows beyond the conflict check.
+WITH written AS (
+    INSERT INTO {{table}} AS t (integration_id, {{columns}}, raw, raw_type)
+    SELECT $1, {{staged}}, raw, raw_type
+    FROM {{staging}}
+    ON CONFLICT (integration_id, external_id) DO UPDATE SET
+        {{assignments}},
+        raw = EXCLUDED.raw, raw_type = EXCLUDED.raw_type, fetched_at = now(), deleted_at = NULL,
+        last_changed_fields = array_remove(ARRAY[
+            CASE WHEN t.deleted_at IS NOT NULL THEN 'deleted_at' END,
+            {{changes}}
+        ], NULL),
+        version = t.version + CASE
+            WHEN t.deleted_at IS NOT NULL
+              OR ({{old}})
+                 IS DISTINCT FROM
+                 ({{new}})
+            THEN 1 ELSE 0 END
+    WHERE t.source_updated_at < EXCLUDED.source_updated_at
+    RETURNING t.external_id, t.version, t.source_updated_at, t.last_changed_fields,
+              (t.xmax = 0) AS created
+), logged AS (
+    INSERT INTO events (integration_id, resource, external_id, kind, version, changed_fields,
+                        source_updated_at)
+    SELECT $1, '{{resource}}', external_id, CASE WHEN created THEN 'created' ELSE 'updated' END,
+           version, CASE WHEN created THEN NULL ELSE last_changed_fields END, source_updated_at
+    FROM written WHERE created OR cardinality(last_changed_fields) > 0
+)
+SELECT count(*) FILTER (WHERE created) AS inserted,
+       count(*) FILTER (WHERE NOT created AND cardinality(last_changed_fields) > 0) AS updated
+FROM written;
+
+-- name: insert_new
+-- The first sync of an integration (it has no rows of this resource yet): every row is
+-- new, so a plain INSERT, about a fifth cheaper per record than ON CONFLICT's speculative
+-- insertion. A row that exists after all (the partner sent a record again later in the
+-- run) fails it with unique_violation: the caller rolls back to its savepoint and upserts
+-- the batch instead.
+WITH written AS (
+    INSERT INTO {{table}} AS t (integration_id, {{columns}}, raw, raw_type)
+    SELECT $1, {{staged}}, raw, raw_type
+    FROM {{staging}}
+    RETURNING t.external_id, t.version, t.source_updated_at
+), logged AS (
+    INSERT INTO events (integration_id, resource, external_id, kind, version, source_updated_at)
+    SELECT $1, '{{resource}}', external_id, 'created', version, source_updated_at FROM written
+)
+SELECT count(*) FROM written;
+
+-- name: any_row
+SELECT EXISTS (SELECT 1 FROM {{table}} WHERE integration_id = $1);
+
+-- name: soft_delete
+WITH gone AS (
+    UPDATE {{table}} SET deleted_at = now(), version = version + 1, fetched_at = now(),
+        last_changed_fields = '{deleted_at}'
+    WHERE integration_id = $1 AND external_id = ANY($2::text[]) AND deleted_at IS NULL
+    RETURNING external_id, version, source_updated_at
+), logged AS (
+    INSERT INTO events (integration_id, resource, external_id, kind, version, source_updated_at)
+    SELECT $1, '{{resource}}', external_id, 'deleted', version, source_updated_at FROM gone
+)
+SELECT count(*) FROM gone;
+
+-- name: unseen
+-- Deletion candidates after an ID sweep: live rows the sweep did not see and that were not
+-- (re)written since the sweep began.
+SELECT r.external_id FROM {{table}} r
+WHERE r.integration_id = $1 AND r.deleted_at IS NULL AND r.fetched_at < $2
+  AND NOT EXISTS (SELECT 1 FROM seen_ids s WHERE s.external_id = r.external_id)
+ORDER BY r.external_id
+LIMIT $3;
+
+-- name: count_live
+-- The sweep's yardstick: how many live rows a share of deletions is measured against.
+SELECT count(*) FROM {{table}} WHERE integration_id = $1 AND deleted_at IS NULL;
+
+-- name: expected_table
+-- The table a resource's model implies, bookkeeping columns included. Not run by syncd:
+-- schema.sql's CREATE TABLE (what operators read, with its indexes) must agree with it,
+-- column for column (tests/integration/store/test_resource_schema.py).
+CREATE TABLE {{table}} (
+    integration_id text COLLATE "C" NOT NULL,
+    {{table_columns}},
+    fetched_at timestamptz NOT NULL DEFAULT now(),
+    version integer NOT NULL DEFAULT 1,
+    last_changed_fields text[],
+    deleted_at timestamptz,
+    raw bytea NOT NULL,
+    raw_type text NOT NULL,
+    PRIMARY KEY (integration_id, external_id)
+);

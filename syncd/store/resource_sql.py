@@ -1,0 +1,87 @@
+"""Each canonical resource's statements, rendered once from its model's columns.
+
+The statements' shapes are reviewable as SQL in resource_queries.sql; only their column
+lists and names come from here. Rendering runs at import, never per batch.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources as package_files
+
+from syncd.store.queries import parse
+from syncd.store.resources import Column, Resource
+
+TEMPLATES = parse(package_files.files("syncd.store").joinpath("resource_queries.sql").read_text("utf-8"))
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+_LIST = ",\n        "  # keeps a rendered statement readable in pg_stat_statements and logs
+# Not compared for a change: the conflict key, and the timestamp that decides the write.
+_NOT_COMPARED = frozenset({"external_id", "source_updated_at"})
+
+
+@dataclass(frozen=True)
+class ResourceSQL:
+    """One resource's statements (see resource_queries.sql for each one's contract)."""
+
+    staging_table: str
+    create_staging: str
+    upsert: str
+    insert_new: str
+    any_row: str
+    soft_delete: str
+    unseen: str
+    count_live: str
+
+
+def staging_table(resource: Resource) -> str:
+    return f"incoming_{resource.table}"
+
+
+def _definition(column: Column, sql_type: str) -> str:
+    collate = f' COLLATE "{column.collation}"' if column.collation else ""
+    return f"{column.name} {sql_type}{collate}{'' if column.nullable else ' NOT NULL'}"
+
+
+def _values(resource: Resource, table: str) -> dict[str, str]:
+    columns = resource.columns
+    compared = [c.name for c in columns if c.name not in _NOT_COMPARED]
+    return {
+        "table": table,
+        "staging": staging_table(resource),
+        "resource": resource.name,
+        "columns": ", ".join(c.name for c in columns),
+        "staged": ", ".join(c.written for c in columns),
+        "assignments": _LIST.join(
+            f"{c.name} = EXCLUDED.{c.name}" for c in columns if c.name != "external_id"
+        ),
+        "changes": (_LIST + "    ").join(
+            f"CASE WHEN t.{name} IS DISTINCT FROM EXCLUDED.{name} THEN '{name}' END" for name in compared
+        ),
+        "old": ", ".join(f"t.{name}" for name in compared),
+        "new": ", ".join(f"EXCLUDED.{name}" for name in compared),
+        "staging_columns": ", ".join(f"{c.name} {c.staged_type}" for c in columns),
+        "table_columns": ",\n    ".join(_definition(c, c.sql_type) for c in columns),
+    }
+
+
+def _render(template: str, values: dict[str, str]) -> str:
+    def fill(match: re.Match[str]) -> str:
+        return values[match.group(1)]  # a KeyError here is a typo in a template
+
+    return _PLACEHOLDER.sub(fill, TEMPLATES[template])
+
+
+def render(resource: Resource) -> ResourceSQL:
+    values = _values(resource, resource.table)
+    return ResourceSQL(
+        staging_table=values["staging"],
+        **{name: _render(name, values) for name in (
+            "create_staging", "upsert", "insert_new", "any_row", "soft_delete", "unseen", "count_live"
+        )},
+    )  # fmt: skip
+
+
+def expected_table(resource: Resource, name: str) -> str:
+    """CREATE TABLE ``name`` as the resource's model implies it (the schema test's yardstick)."""
+    return _render("expected_table", _values(resource, name))

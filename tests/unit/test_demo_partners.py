@@ -1,0 +1,30 @@
+"""``syncd demo`` runs every partner that has both a simulator profile and a connector."""
+
+from __future__ import annotations
+
+import tomllib
+
+from syncd import demo
+from syncd.connectors import registry
+from syncd.simulator.profile import discover
+
+
+def test_demo_partners_are_the_simulated_partners_with_a_connector() -> None:
+    partners = demo.demo_partners()
+    assert "guesty" in partners
+    assert set(partners) == set(discover()) & set(registry.schemas())
+
+
+def test_demo_settings_keep_the_served_partners_first_accounts() -> None:
+    raw = tomllib.loads(demo.demo_config_path().read_text(encoding="utf-8"))
+    raw["partners"]["not-served"] = {"base_url": "http://127.0.0.1:1/x"}
+    raw["integrations"].append({"id": "elsewhere", "partner": "not-served", "credentials": {}})
+    environ = {"SYNCD_DEMO_URL": "http://127.0.0.1:8901"}
+    settings = demo.demo_settings(raw, environ, ["guesty"], accounts=2)
+    assert [i.partner for i in settings.integrations] == ["guesty", "guesty"]
+    assert [i.credentials["client_id"].get_secret_value() for i in settings.integrations] == [
+        "guesty-acct-1",
+        "guesty-acct-2",
+    ]
+    assert str(settings.partners["guesty"].base_url).startswith("http://127.0.0.1:8901/guesty/")
+    assert set(settings.partners) == {"guesty"}
