@@ -15,9 +15,37 @@
 
 from __future__ import annotations
 
-from syncd.connectors.base import PartnerInfo
+from typing import TYPE_CHECKING, Any
 
-INFO = PartnerInfo(
+from syncd import errors
+from syncd.connectors.base import Connector, PartnerInfo
+
+if TYPE_CHECKING:
+    from syncd.connectors.wiring import Wiring
+
+TOKEN_ENDPOINT = "/accessTokens"
+SCOPE = "general"
+
+
+def fail_status(status: int, body: Any) -> errors.PartnerError | None:
+    """A 2xx whose envelope says ``"status": "fail"`` is the partner refusing the request,
+    never data. Other statuses keep their HTTP meaning (403: token, 429: limits)."""
+    if not 200 <= status < 300 or not isinstance(body, dict) or body.get("status") == "success":
+        return None
+    message = body.get("message") or body.get("result") or "no message"
+    return errors.PartnerRejected(f"Hostaway answered status={body.get('status')!r}: {str(message)[:200]}")
+
+
+def connect(wiring: Wiring) -> Connector:
+    """A Hostaway integration: client credentials (the account id and its secret), scope
+    ``general``; the 1 s warm-up and 403-means-new-token come from ``PARTNER``."""
+    from syncd.connectors.hostaway.connector import HostawayConnector
+
+    wiring.client.auth = wiring.client_credentials(endpoint=TOKEN_ENDPOINT, scope=SCOPE)
+    return HostawayConnector(wiring.client, wiring.page_size, log=wiring.log)
+
+
+PARTNER = PartnerInfo(
     name="hostaway",
     base_url="https://api.hostaway.com/v1",
     token_url="https://api.hostaway.com/v1/accessTokens",
@@ -28,4 +56,8 @@ INFO = PartnerInfo(
     resources=frozenset({"properties", "reservations"}),
     credential_keys=frozenset({"client_id", "client_secret"}),
     app_rate_limits=("15/10s",),
+    connect=connect,
+    auth_statuses=frozenset({401, 403}),
+    token_warmup_s=1.0,
+    classify_body=fail_status,
 )

@@ -4,7 +4,7 @@
 * ids are integers; canonical ids are their decimal text.
 * times are ``YYYY-MM-DD HH:MM:SS`` in UTC, without an offset.
 * statuses are Hostaway's (``new``/``modified`` are live bookings, ``cancelled`` is UK
-  spelling); unknown ones are kept as ``other``.
+  spelling); unknown ones are kept as ``other`` and reported as drift.
 * ``isDatesUnspecified=1`` means the dates are placeholders ("yesterday"): no dates.
 * booleans are 0/1 integers.
 
@@ -20,6 +20,7 @@ from typing import Any
 
 from syncd.connectors.hostaway import wire
 from syncd.models import Property, Reservation, ReservationStatus, canonical_values
+from syncd.observability import drift
 
 _STATUS = {
     "new": ReservationStatus.CONFIRMED,
@@ -94,6 +95,10 @@ def listing_tuple(w: wire.Listing) -> tuple[Any, ...]:
 
 def reservation_tuple(w: wire.Reservation) -> tuple[Any, ...]:
     partner_status = w.status or ""
+    status = _STATUS.get(partner_status.lower())
+    if status is None:
+        drift.unknown_value("status", partner_status)  # kept verbatim in partner_status
+        status = ReservationStatus.OTHER
     placeholder_dates = bool(w.isDatesUnspecified)
     guest = w.guestName or " ".join(n for n in (w.guestFirstName, w.guestLastName) if n) or None
     paid = bool(w.isPaid) and w.totalPrice is not None
@@ -101,7 +106,7 @@ def reservation_tuple(w: wire.Reservation) -> tuple[Any, ...]:
         str(w.id),  # external_id
         utc(w.updatedOn),  # source_updated_at
         str(w.listingMapId),  # property_external_id
-        _STATUS.get(partner_status.lower(), ReservationStatus.OTHER),  # status
+        status,
         partner_status,
         None if w.reservationId is None else str(w.reservationId),  # confirmation_code
         w.channelName,  # channel

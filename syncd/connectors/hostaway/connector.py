@@ -13,7 +13,8 @@ documented means (partners.md section 2).
 Times have one-second granularity, so ties are common (a bulk edit stamps hundreds of
 records with one second): both walks count or verify within a tie group and never trust a
 timestamp alone. A run resumes from the newest time consumed minus the overlap window.
-Every body is ``{status, result, ...}``; a ``"fail"`` status on a 2xx is refused.
+Every body is ``{status, result, ...}``; a ``"fail"`` status on a 2xx is refused by
+``PARTNER.classify_body`` before any decoding.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import msgspec
 from syncd import errors
 from syncd.config import ResourceSettings
 from syncd.connectors.base import Normalizer, Page, PartnerInfo
-from syncd.connectors.hostaway import INFO, adapter, wire
+from syncd.connectors.hostaway import PARTNER, adapter, wire
 from syncd.connectors.hostaway.cursor import AfterIdCursor, hostaway_time, parse_time
 from syncd.connectors.pagination import MAX_CONSECUTIVE_RESCANS, UpdatedSinceCursor
 from syncd.http.auth import ClientCredentials
@@ -67,12 +68,8 @@ def _latest_activity(raw: RawRecord) -> datetime | None:
 
 
 def _result(body: bytes) -> msgspec.Raw:
-    """The ``result`` of a successful envelope; a ``"fail"`` one is the partner's refusal."""
-    envelope = wire.ENVELOPE.decode(body)
-    if envelope.status != "success":
-        message = envelope.message if envelope.message is not None else bytes(envelope.result)[:200]
-        raise errors.PartnerRejected(f"Hostaway answered status={envelope.status!r}: {message!s}")
-    return envelope.result
+    """The envelope's ``result`` (a ``"fail"`` envelope never gets here: ``fail_status``)."""
+    return wire.ENVELOPE.decode(body).result
 
 
 def _records(body: bytes) -> list[RawRecord]:
@@ -87,11 +84,11 @@ def _single(body: bytes) -> bytes:
 
 
 class HostawayConnector:
-    info: PartnerInfo = INFO
+    info: PartnerInfo = PARTNER
 
-    def __init__(self, client: PartnerClient, page_size: int = INFO.page_size, log: Any = None) -> None:
+    def __init__(self, client: PartnerClient, page_size: int = PARTNER.page_size, log: Any = None) -> None:
         self._client = client
-        self._page_size = max(2, min(page_size, INFO.page_size))  # the walks re-read one record
+        self._page_size = max(2, min(page_size, PARTNER.page_size))  # the walks re-read one record
         self._log = log
 
     def normalizer(self, resource: str) -> Normalizer:

@@ -18,11 +18,10 @@ import msgspec
 
 
 class Envelope(msgspec.Struct, gc=False):
-    status: Any = None
+    """Only ``result`` is read: ``status`` is checked from the parsed body by the client
+    (``PARTNER.classify_body``) and the paging fields are informational."""
+
     result: msgspec.Raw = msgspec.Raw(b"null")
-    message: Any = None
-    # Informational only, taken as sent (a count sent as a string must not fail the page).
-    count: Any = None
 
 
 class Head(msgspec.Struct, gc=False):

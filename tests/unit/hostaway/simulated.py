@@ -11,6 +11,8 @@ import httpx
 
 from syncd.config import ResourceSettings
 from syncd.connectors.hostaway.connector import HostawayConnector
+from syncd.connectors.hostaway import PARTNER
+from syncd.http.classify import PartnerRules
 from syncd.http.client import ClientOptions, PartnerClient
 from syncd.http.throttle import Throttle
 from syncd.observability.logging import get_logger
@@ -19,6 +21,7 @@ from syncd.simulator.profiles.hostaway import data
 
 BASE = "https://api.hostaway.test/v1"
 JSON = {"content-type": "application/json"}
+RULES = PartnerRules(auth_statuses=PARTNER.auth_statuses, body_error=PARTNER.classify_body)
 
 
 class Api:
@@ -58,7 +61,12 @@ def connector(api: Callable[[httpx.Request], httpx.Response], page_size: int = 1
         partner="hostaway", integration_id="i", base_url=BASE, backoff_initial_s=0.001, backoff_max_s=0.002
     )
     client = PartnerClient(
-        httpx.MockTransport(api), options, throttle=Throttle(), metrics=Metrics(), log=get_logger()
+        httpx.MockTransport(api),
+        options,
+        throttle=Throttle(),
+        metrics=Metrics(),
+        log=get_logger(),
+        rules=RULES,
     )
     return HostawayConnector(client, page_size=page_size)
 

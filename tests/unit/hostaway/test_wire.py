@@ -6,6 +6,7 @@ import msgspec
 import pytest
 
 from syncd import errors
+from syncd.connectors.hostaway import PARTNER
 from syncd.connectors.hostaway.connector import _records, _single
 
 RECORD = b'{"id":1,"name":"A \\u00e9","latestActivityOn":"2025-01-01 00:00:00"}'
@@ -30,14 +31,21 @@ def test_a_single_result_is_the_record_itself() -> None:
 @pytest.mark.parametrize(
     "body",
     [
-        b'{"status":"fail","result":"Invalid listing id"}',
-        b'{"status":"fail","message":"This error occurs because ... exceeded the rate limits"}',
-        b'{"result":[]}',
+        {"status": "fail", "result": "Invalid listing id"},
+        {"status": "fail", "message": "This error occurs because ... exceeded the rate limits"},
+        {"result": []},
     ],
 )
-def test_anything_but_success_is_a_refusal_with_the_partner_s_message(body: bytes) -> None:
-    with pytest.raises(errors.PartnerRejected, match="status="):
-        _records(body)
+def test_a_2xx_with_anything_but_success_is_a_refusal_with_the_partner_s_message(body: object) -> None:
+    found = PARTNER.classify_body and PARTNER.classify_body(200, body)
+    assert isinstance(found, errors.PartnerRejected) and "status=" in str(found)
+
+
+@pytest.mark.parametrize(
+    ("status", "body"), [(200, {"status": "success"}), (403, {"status": "fail"}), (429, None)]
+)
+def test_success_and_error_statuses_are_left_to_http_semantics(status: int, body: object) -> None:
+    assert PARTNER.classify_body is not None and PARTNER.classify_body(status, body) is None
 
 
 def test_a_result_that_is_not_a_list_is_undecodable() -> None:
