@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 
 from syncd.config import ResourceSettings
-from syncd.connectors.hostaway.connector import HostawayConnector
 from syncd.connectors.hostaway import PARTNER
+from syncd.connectors.hostaway.connector import HostawayConnector
 from syncd.http.classify import PartnerRules
 from syncd.http.client import ClientOptions, PartnerClient
 from syncd.http.throttle import Throttle
