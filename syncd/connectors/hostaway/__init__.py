@@ -29,11 +29,12 @@ SCOPE = "general"
 
 def fail_status(status: int, body: Any) -> errors.PartnerError | None:
     """A 2xx whose envelope says ``"status": "fail"`` is the partner refusing the request,
-    never data. Other statuses keep their HTTP meaning (403: token, 429: limits)."""
-    if not 200 <= status < 300 or not isinstance(body, dict) or body.get("status") == "success":
+    never data. Other statuses keep their HTTP meaning (403: token, 429: limits), and bodies
+    without a status (the token endpoint's) are not envelopes."""
+    if not 200 <= status < 300 or not isinstance(body, dict) or body.get("status") != "fail":
         return None
     message = body.get("message") or body.get("result") or "no message"
-    return errors.PartnerRejected(f"Hostaway answered status={body.get('status')!r}: {str(message)[:200]}")
+    return errors.PartnerRejected(f"Hostaway answered status='fail': {str(message)[:200]}")
 
 
 def connect(wiring: Wiring) -> Connector:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import orjson
@@ -118,6 +118,9 @@ class Mutations:
     listings_deleted: tuple[int, ...] = ()
     reservations_updated: tuple[int, ...] = ()
     reservations_inserted: tuple[int, ...] = ()
+
+    def summary(self) -> dict[str, object]:
+        return {f.name: len(getattr(self, f.name)) for f in fields(self)}
 
 
 class HostawayAccount:
@@ -229,6 +232,18 @@ class HostawayAccount:
             self.reservations.update(ident - RESERVATION_ID0, self._clock_s * 1000)
 
     # -- ground truth -----------------------------------------------------------------------
+
+    def live(self, kind: str) -> Iterator[tuple[int, bytes]]:
+        """(id, the record as the API renders it) of every live ``listings`` or
+        ``reservations`` record, by id, from a snapshot of the state."""
+        listings = kind == "listings"
+        table = (self.listings if listings else self.reservations).copy()
+        for i in range(table.total):
+            if i not in table.deleted:
+                if listings:
+                    yield LISTING_ID0 + i, records.render_listing(self.listing_fields(i, table))
+                else:
+                    yield RESERVATION_ID0 + i, records.render_reservation(self.reservation_fields(i, table))
 
     def truth_properties(self) -> Iterator[tuple[Any, ...]]:
         """The canonical values of every live listing, by id (from a snapshot of the state)."""
