@@ -155,8 +155,10 @@ class Daemon:
         metrics: Metrics | None = None,
         once: bool = False,
         notifier: SystemdNotifier | None = None,
+        transports: Transports | None = None,
     ) -> None:
         self.settings = settings
+        self._transports = transports
         self.notifier = notifier or SystemdNotifier()
         self.metrics = metrics or Metrics()
         self.once = once
@@ -190,7 +192,7 @@ class Daemon:
         async with (
             database(self.settings, log) as dsn,
             open_store(self.settings, dsn) as store,
-            Transports() as transports,
+            self._transports or Transports() as transports,
         ):
             await warn_if_connections_short(store, self.settings, log)
             credentials = CredentialStore(store, cipher_for(self.settings))

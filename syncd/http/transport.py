@@ -19,8 +19,8 @@ integrations.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterable, AsyncIterator, Iterator
-from typing import Literal
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from typing import Literal, TypeAlias
 
 import httpcore
 import httpx
@@ -157,23 +157,33 @@ class PartnerTransport(httpx.AsyncBaseTransport):
             await pool.aclose()
 
 
+# (partner, its transport) -> the transport its integrations use: e.g. a recorder
+# (syncd.http.recording) around the real one.
+TransportWrapper: TypeAlias = Callable[[str, httpx.AsyncBaseTransport], httpx.AsyncBaseTransport]
+
+
 class Transports:
     """The process's partner transports: one per partner, since each partner has its own
     proxy and trust store (and no connection is ever shared across partners' hosts).
     Closed together."""
 
-    def __init__(self, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
+    def __init__(
+        self, max_connections: int = DEFAULT_MAX_CONNECTIONS, *, wrap: TransportWrapper | None = None
+    ) -> None:
         self._max_connections = max_connections
-        self._by_partner: dict[str, PartnerTransport] = {}
+        self._wrap = wrap
+        self._by_partner: dict[str, httpx.AsyncBaseTransport] = {}
 
     def get(
         self, partner: str, egress: Egress, network_backend: NetworkBackend = "asyncio"
-    ) -> PartnerTransport:
+    ) -> httpx.AsyncBaseTransport:
         found = self._by_partner.get(partner)
         if found is None:
             found = PartnerTransport(
                 egress, max_connections=self._max_connections, network_backend=network_backend
             )
+            if self._wrap is not None:
+                found = self._wrap(partner, found)
             self._by_partner[partner] = found
         return found
 

@@ -20,7 +20,8 @@ CREATE TEMP TABLE IF NOT EXISTS {{staging}} (
 
 -- name: upsert
 -- Last write wins by the partner's timestamp: a row is written only when the incoming
--- copy is strictly newer. The UPDATE sees the old row (t) and the new one (EXCLUDED), so it
+-- copy is newer, or as new with other bytes (partners with whole-second timestamps change
+-- a record twice in one second; an overlap re-read has the same bytes). The UPDATE sees the old row (t) and the new one (EXCLUDED), so it
 -- records which canonical fields changed (last_changed_fields) and bumps version only on a
 -- real change (or a resurrection); RETURNING feeds one event per real change. xmax = 0
 -- marks rows this statement inserted. No read of the old rows beyond the conflict check.
@@ -42,6 +43,7 @@ WITH written AS (
                  ({{new}})
             THEN 1 ELSE 0 END
     WHERE t.source_updated_at < EXCLUDED.source_updated_at
+       OR (t.source_updated_at = EXCLUDED.source_updated_at AND t.raw <> EXCLUDED.raw)
     RETURNING t.external_id, t.version, t.source_updated_at, t.last_changed_fields,
               (t.xmax = 0) AS created
 ), logged AS (

@@ -69,6 +69,24 @@ async def test_newer_wins_older_never_overwrites_and_versions_count_real_changes
         await conn.close()
 
 
+async def test_a_second_edit_within_the_partners_timestamp_granularity_is_applied(database_url: str) -> None:
+    """Partners with whole-second timestamps can change a record twice in one second: the
+    same timestamp with other bytes is the partner's later copy, not a re-read."""
+    async with Store.open(database_url) as store:
+        await setup(store)
+        async with store.sync_session("acme", "properties") as session:
+            assert session is not None
+            await session.apply(Batch(rows=[prop("a", "Beach", T0)]))
+            await session.apply(Batch(rows=[prop("a", "Beach", T0 - timedelta(seconds=1))]))  # older
+            edited = await session.apply(Batch(rows=[prop("a", "Dune", T0)]))
+            again = await session.apply(Batch(rows=[prop("a", "Dune", T0)]))  # overlap re-read
+    assert (edited.updated, again.unchanged) == (1, 1)
+    rows = await db_rows(database_url, "SELECT title, version FROM properties WHERE external_id = 'a'")
+    assert (rows[0]["title"], rows[0]["version"]) == ("Dune", 2)
+    events = await db_rows(database_url, "SELECT kind, changed_fields FROM events ORDER BY id")
+    assert [(e["kind"], e["changed_fields"]) for e in events] == [("created", None), ("updated", ["title"])]
+
+
 async def test_dead_letters_are_saved_with_the_rest_of_the_page(database_url: str) -> None:
     async with Store.open(database_url) as store:
         await setup(store)
