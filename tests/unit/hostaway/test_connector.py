@@ -9,6 +9,7 @@ import pytest
 from syncd import errors
 from syncd.simulator.profiles.hostaway import data
 from syncd.simulator.profiles.hostaway.records import LISTING_ID0, RESERVATION_ID0
+from tests.unit.hostaway import oracle
 from tests.unit.hostaway.simulated import Api, Store, connector, sync
 
 pytestmark = pytest.mark.anyio
@@ -16,7 +17,9 @@ RESOURCES = ("properties", "reservations")
 
 
 def truth(account: data.HostawayAccount, resource: str) -> dict[str, tuple[object, ...]]:
-    rows = account.truth_properties() if resource == "properties" else account.truth_reservations()
+    rows = (
+        oracle.truth_properties(account) if resource == "properties" else oracle.truth_reservations(account)
+    )
     return {r[0]: r for r in rows}
 
 
@@ -102,7 +105,7 @@ async def test_live_ids_list_every_live_listing_and_only_listings() -> None:
     pages = hostaway.live_ids("properties")
     assert pages is not None
     ids = [i async for page in pages for i in page]
-    assert ids == [v[0] for v in account.truth_properties()]
+    assert ids == [v[0] for v in oracle.truth_properties(account)]
     assert hostaway.live_ids("reservations") is None
 
 

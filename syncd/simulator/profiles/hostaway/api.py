@@ -11,7 +11,7 @@ limit (15 / 10 s) is not simulated: the gateway's buckets are per account.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 from urllib.parse import parse_qsl
 
@@ -20,27 +20,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from syncd.simulator import limits
-from syncd.simulator.profile import (
-    DOCUMENTED,
-    JSON_MEDIA_TYPE,
-    Account,
-    Api,
-    DatasetOptions,
-    Endpoint,
-    Profile,
-    ProfileSettings,
-    TokenEndpoint,
-)
+from syncd.simulator.profile import DOCUMENTED, JSON_MEDIA_TYPE, Account, Api, Profile, TokenEndpoint
 from syncd.simulator.profiles.hostaway import data
-from syncd.simulator.profiles.hostaway.data import HostawayAccount
+from syncd.simulator.profiles.hostaway.data import HostawayAccount as Data
 
 if TYPE_CHECKING:
     from syncd.simulator.gateway import Runtime
+    from syncd.simulator.profile import DatasetOptions, Endpoint, ProfileSettings
 
 TTL_S: Final = 730 * 86_400  # "24 months"
 WARMUP_S: Final = 1.0
 ACCOUNT_ID0: Final = 58_000  # account ids are integers
 _KINDS: Final = {"properties": "listings", "listings": "listings", "reservations": "reservations"}
+Accounts = Mapping[str, Account[Data]]
+Handler = Callable[[Request, Account[Data]], Awaitable[Response]]
 
 
 def _json(body: bytes, status: int = 200) -> Response:
@@ -52,31 +45,30 @@ async def _form(request: Request) -> dict[str, str]:
     return dict(parse_qsl((await request.body()).decode(errors="replace"), keep_blank_values=True))
 
 
-class HostawayProfile(Profile[HostawayAccount]):
+class HostawayProfile(Profile[Data]):
     name = "hostaway"
     tiers = (limits.Tier("10s", 20, 10.0),)
 
     def __init__(self, settings: ProfileSettings, runtime: Runtime) -> None:
         super().__init__(settings, runtime)
         self._tokens: dict[str, tuple[str, float]] = {}  # token -> (account id, issued at)
+        self._ttl_s = TTL_S if settings.token_ttl_s == DOCUMENTED else settings.token_ttl_s
 
-    def endpoints(self) -> Sequence[Endpoint[HostawayAccount]]:
+    def endpoints(self) -> Sequence[Endpoint[Data]]:
         return [
             TokenEndpoint("/v1/accessTokens", self.token, self.token_client),
-            Api("/v1/listings", self.list_listings),
-            Api("/v1/listings/{id}", self.get_listing),
-            Api("/v1/reservations", self.list_reservations),
-            Api("/v1/reservations/{id}", self.get_reservation),
+            Api("/v1/listings", self._lister("listings", Data.query_listings)),
+            Api("/v1/listings/{id}", self._getter("Listing", Data.get_listing)),
+            Api("/v1/reservations", self._lister("reservations", Data.query_reservations)),
+            Api("/v1/reservations/{id}", self._getter("Reservation", Data.get_reservation)),
         ]
 
     # -- auth -----------------------------------------------------------------------------
 
-    async def token_client(
-        self, request: Request, accounts: Mapping[str, Account[HostawayAccount]]
-    ) -> Account[HostawayAccount] | None:
+    async def token_client(self, request: Request, accounts: Accounts) -> Account[Data] | None:
         return accounts.get((await _form(request)).get("client_id", ""))
 
-    async def token(self, request: Request, account: Account[HostawayAccount] | None) -> Response:
+    async def token(self, request: Request, account: Account[Data] | None) -> Response:
         form = await _form(request)
         if form.get("grant_type") != "client_credentials" or form.get("scope") != "general":
             return self.error(400, "grant_type must be client_credentials and scope general")
@@ -84,20 +76,15 @@ class HostawayProfile(Profile[HostawayAccount]):
             return self.error(403, "Invalid client credentials")
         token = f"eyJ0eXAiOiJKV1QifQ.{secrets.token_urlsafe(24)}"
         self._tokens[token] = (account.id, self.runtime.wall_clock())
-        return _json(orjson.dumps({"token_type": "Bearer", "expires_in": self._ttl(), "access_token": token}))
+        return _json(orjson.dumps({"token_type": "Bearer", "expires_in": self._ttl_s, "access_token": token}))
 
-    def _ttl(self) -> int:
-        return TTL_S if self.settings.token_ttl_s == DOCUMENTED else self.settings.token_ttl_s
-
-    def authenticate(
-        self, request: Request, accounts: Mapping[str, Account[HostawayAccount]]
-    ) -> Account[HostawayAccount] | None:
+    def authenticate(self, request: Request, accounts: Accounts) -> Account[Data] | None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         found = self._tokens.get(token.strip()) if scheme.lower() == "bearer" else None
         if found is None:
             return None
         age = self.runtime.wall_clock() - found[1]
-        return accounts.get(found[0]) if WARMUP_S <= age < self._ttl() else None
+        return accounts.get(found[0]) if WARMUP_S <= age < self._ttl_s else None
 
     def unauthorized(self, request: Request) -> Response:
         return self.error(403, "Unauthorized: the access token is missing, invalid, expired or not yet valid")
@@ -115,59 +102,49 @@ class HostawayProfile(Profile[HostawayAccount]):
     def credentials(self, n: int) -> tuple[str, str]:
         return str(ACCOUNT_ID0 + n), f"sim-secret-{n}"
 
-    def revoke(self, account: Account[HostawayAccount]) -> int:
-        doomed = [t for t, (owner, _) in self._tokens.items() if owner == account.id]
-        for token in doomed:
-            del self._tokens[token]
-        return len(doomed)
+    def revoke(self, account: Account[Data]) -> int:
+        kept = {token: issued for token, issued in self._tokens.items() if issued[0] != account.id}
+        revoked, self._tokens = len(self._tokens) - len(kept), kept
+        return revoked
 
     def issued_credentials(self) -> list[str]:
         return list(self._tokens)
 
     # -- routes ---------------------------------------------------------------------------
 
-    async def list_listings(self, request: Request, account: Account[HostawayAccount]) -> Response:
-        return self._page(request, "listings", account.data.query_listings)
+    def _lister(
+        self, resource: str, run: Callable[[Data, data.ListQuery], tuple[list[bytes], int]]
+    ) -> Handler:
+        async def serve(request: Request, account: Account[Data]) -> Response:
+            try:
+                query = data.parse_query(resource, request.query_params)
+            except data.QueryError as exc:
+                return self.error(400, str(exc))
+            return _json(data.list_body(*run(account.data, query), query))
 
-    async def list_reservations(self, request: Request, account: Account[HostawayAccount]) -> Response:
-        return self._page(request, "reservations", account.data.query_reservations)
+        return serve
 
-    async def get_listing(self, request: Request, account: Account[HostawayAccount]) -> Response:
-        return self._one(request, account.data.get_listing, "Listing")
+    def _getter(self, what: str, get: Callable[[Data, int], bytes | None]) -> Handler:
+        async def serve(request: Request, account: Account[Data]) -> Response:
+            ident = request.path_params["id"]
+            record = get(account.data, int(ident)) if ident.isdigit() else None
+            return self.error(404, f"{what} not found") if record is None else _json(data.record_body(record))
 
-    async def get_reservation(self, request: Request, account: Account[HostawayAccount]) -> Response:
-        return self._one(request, account.data.get_reservation, "Reservation")
-
-    def _page(
-        self, request: Request, resource: str, run: Callable[[data.ListQuery], tuple[list[bytes], int]]
-    ) -> Response:
-        try:
-            query = data.parse_query(resource, request.query_params)
-        except data.QueryError as exc:
-            return self.error(400, str(exc))
-        return _json(data.list_body(*run(query), query))
-
-    def _one(self, request: Request, get: Callable[[int], bytes | None], what: str) -> Response:
-        ident = request.path_params["id"]
-        record = get(int(ident)) if ident.isdigit() else None
-        return self.error(404, f"{what} not found") if record is None else _json(data.record_body(record))
+        return serve
 
     # -- the dataset ----------------------------------------------------------------------
 
-    def dataset(self, seed: int, size: int, options: DatasetOptions) -> HostawayAccount:
-        return HostawayAccount(seed, size, options.reservations_per_listing)
+    def dataset(self, seed: int, size: int, options: DatasetOptions) -> Data:
+        return Data(seed, size, options.reservations_per_listing)
 
-    def describe(self, account: HostawayAccount) -> dict[str, object]:
-        return {
-            "seed": account.seed,
-            "listings": account.listings.count(),
-            "reservations": account.reservations.count(),
-        }
+    def describe(self, account: Data) -> dict[str, object]:
+        return {"seed": account.seed, "listings": account.listings.count(),
+                "reservations": account.reservations.count()}  # fmt: skip
 
-    def mutate(self, account: HostawayAccount, count: int, seed: int) -> dict[str, object]:
-        return account.mutate(count, seed).summary()
+    def mutate(self, account: Data, count: int, seed: int) -> dict[str, object]:
+        return {kind: len(ids) for kind, ids in account.mutate(count, seed)._asdict().items()}
 
-    def truth(self, account: HostawayAccount, kind: str | None) -> Iterable[bytes]:
+    def truth(self, account: Data, kind: str | None) -> Iterable[bytes]:
         if kind is not None and kind not in _KINDS:
             raise ValueError("kind must be properties (listings) or reservations")
         kinds = ("listings", "reservations") if kind is None else (_KINDS[kind],)

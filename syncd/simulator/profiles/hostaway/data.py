@@ -1,35 +1,23 @@
 """One Hostaway account's dataset: deterministic, mutable over logical time, never materialised.
 
-Record state is the base formulas plus sparse overrides (``sparse.OverrideTable``): a query
-costs O(page + overrides), whatever the account's size. Times are whole seconds, as
-Hostaway's are; base records share them in small tie groups and mutations come in groups
-of one to four per second, so clients meet ties across page boundaries. ``touch`` stamps
-any number of records with one second (a bulk edit). Each ``mutate`` call starts a new
-second, so a record's ``updatedOn`` grows with every version.
-
-List queries follow partners.md section 2 as this simulator reads it:
-
-* ``limit`` (default 100) and ``offset`` on both lists (deprecated on reservations, still served).
-* ``latestActivityStart``/``latestActivityEnd``: inclusive bounds on ``latestActivityOn``
-  (listings) or ``updatedOn`` (reservations, whose only activity here is modification);
-  ``YYYY-MM-DD`` (a whole day) or ``YYYY-MM-DD HH:MM:SS``, UTC.
-* ``sortOrder``: listings by id unless ``latestActivity``/``latestActivityDesc``;
-  reservations newest-first by ``updatedOn`` unless ``updatedOn``/``latestActivity``
-  (oldest first). Ties are broken by id.
-* Other documented filters (``listingId``, ``arrivalStartDate``...) are refused, not ignored.
-* ``afterId`` (reservations): the records after that record's *current* position in the
-  requested order. A record modified since moves, and an unknown or deleted one gives an
-  empty page, as a keyset on the live table would.
-
-Deletions remove listings (lists skip them, gets 404); reservations are cancelled, not deleted.
+State is base formulas plus sparse overrides (``sparse.OverrideTable``): a query costs
+O(page + overrides). Times are whole seconds, as Hostaway's are, shared by small tie groups
+and by mutations (one to four per second; ``touch``: any number, a bulk edit). Lists follow
+partners.md section 2: ``limit`` (default 100) and ``offset`` (deprecated on reservations,
+still served); ``latestActivityStart``/``End`` are inclusive bounds on ``latestActivityOn``
+(listings) or ``updatedOn`` (reservations), as a day or a second; ``sortOrder`` is by id
+(listings) or newest-first (reservations) unless ``latestActivity[Desc]``/``updatedOn``,
+ties by id; other documented filters are refused, never ignored. ``afterId``: the records
+after that record's *current* place (a modified one moved; a deleted one: an empty page).
+Listings are deleted (gets 404); reservations are cancelled, never deleted.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import orjson
 
@@ -109,8 +97,7 @@ def parse_query(resource: str, params: Mapping[str, str]) -> ListQuery:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Mutations:
+class Mutations(NamedTuple):
     """Ids touched by one ``mutate`` call, per kind."""
 
     listings_updated: tuple[int, ...] = ()
@@ -118,9 +105,6 @@ class Mutations:
     listings_deleted: tuple[int, ...] = ()
     reservations_updated: tuple[int, ...] = ()
     reservations_inserted: tuple[int, ...] = ()
-
-    def summary(self) -> dict[str, object]:
-        return {f.name: len(getattr(self, f.name)) for f in fields(self)}
 
 
 class HostawayAccount:
@@ -139,51 +123,44 @@ class HostawayAccount:
         self._listing_of: dict[int, int] = {}  # inserted reservation -> its listing index
         self._mutations = 0
 
-    # -- records ----------------------------------------------------------------------------
-
     def listing_fields(self, i: int, table: OverrideTable | None = None) -> ListingFields:
         t = table or self.listings
         return ListingFields(LISTING_ID0 + i, mix64(self._lkey ^ i), t.version(i), t.timestamp(i) // 1000)
 
     def reservation_fields(self, j: int, table: OverrideTable | None = None) -> records.ReservationFields:
         t = table or self.reservations
-        created_ms = t.created.get(j)
-        created_s = (
-            t.base_ts(j) // 1000 - _CREATED_LAG_S - j % 1000 * 60
-            if created_ms is None
-            else created_ms // 1000
-        )
+        created_ms = t.created.get(j, t.base_ts(j) - (_CREATED_LAG_S + j % 1000 * 60) * 1000)
         i = self._listing_of.get(j, j // max(1, self.per_listing))
         # The listing as first created: a later listing edit must not change the booking.
         listing = ListingFields(LISTING_ID0 + i, mix64(self._lkey ^ i), 1, 0)
         h = mix64(self._rkey ^ j)
         return records.ReservationFields(
-            RESERVATION_ID0 + j, h, t.version(j), t.timestamp(j) // 1000, created_s, listing
+            RESERVATION_ID0 + j, h, t.version(j), t.timestamp(j) // 1000, created_ms // 1000, listing
         )
+
+    def listing(self, i: int, table: OverrideTable | None = None) -> bytes:
+        return records.render_listing(self.listing_fields(i, table))
+
+    def reservation(self, j: int, table: OverrideTable | None = None) -> bytes:
+        return records.render_reservation(self.reservation_fields(j, table))
 
     def get_listing(self, listing_id: int) -> bytes | None:
         i = listing_id - LISTING_ID0
-        return records.render_listing(self.listing_fields(i)) if self.listings.is_live(i) else None
+        return self.listing(i) if self.listings.is_live(i) else None
 
     def get_reservation(self, reservation_id: int) -> bytes | None:
         j = reservation_id - RESERVATION_ID0
-        return (
-            records.render_reservation(self.reservation_fields(j)) if self.reservations.is_live(j) else None
-        )
-
-    # -- list queries -----------------------------------------------------------------------
+        return self.reservation(j) if self.reservations.is_live(j) else None
 
     def query_listings(self, q: ListQuery) -> tuple[list[bytes], int]:
         """One page of listings and the number of matches (the envelope's ``count``)."""
         picked, count = _select(self.listings, q, None)
-        return [records.render_listing(self.listing_fields(i)) for i in picked], count
+        return [self.listing(i) for i in picked], count
 
     def query_reservations(self, q: ListQuery) -> tuple[list[bytes], int]:
         after = None if q.after_id is None else q.after_id - RESERVATION_ID0
         picked, count = _select(self.reservations, q, after)
-        return [records.render_reservation(self.reservation_fields(j)) for j in picked], count
-
-    # -- mutations --------------------------------------------------------------------------
+        return [self.reservation(j) for j in picked], count
 
     def mutate(self, count: int, seed: int) -> Mutations:
         """``count`` deterministic changes: 35 % listing edits, 10 % new listings, 10 % listing
@@ -231,32 +208,13 @@ class HostawayAccount:
         for ident in reservation_ids:
             self.reservations.update(ident - RESERVATION_ID0, self._clock_s * 1000)
 
-    # -- ground truth -----------------------------------------------------------------------
-
     def live(self, kind: str) -> Iterator[tuple[int, bytes]]:
         """(id, the record as the API renders it) of every live ``listings`` or
         ``reservations`` record, by id, from a snapshot of the state."""
         listings = kind == "listings"
         table = (self.listings if listings else self.reservations).copy()
-        for i in range(table.total):
-            if i not in table.deleted:
-                if listings:
-                    yield LISTING_ID0 + i, records.render_listing(self.listing_fields(i, table))
-                else:
-                    yield RESERVATION_ID0 + i, records.render_reservation(self.reservation_fields(i, table))
-
-    def truth_properties(self) -> Iterator[tuple[Any, ...]]:
-        """The canonical values of every live listing, by id (from a snapshot of the state)."""
-        table = self.listings.copy()
-        for i in range(table.total):
-            if i not in table.deleted:
-                yield records.listing_truth(self.listing_fields(i, table))
-
-    def truth_reservations(self) -> Iterator[tuple[Any, ...]]:
-        table = self.reservations.copy()
-        for j in range(table.total):
-            if j not in table.deleted:
-                yield records.reservation_truth(self.reservation_fields(j, table))
+        render, id0 = (self.listing, LISTING_ID0) if listings else (self.reservation, RESERVATION_ID0)
+        return ((id0 + i, render(i, table)) for i in range(table.total) if i not in table.deleted)
 
 
 def _pick_live(table: OverrideTable, h: int) -> int | None:

@@ -1,23 +1,18 @@
 """Hostaway listings and reservations as pure functions of (seed, index, version, times).
 
-Each record is first a tuple of plain values (``ListingFields``, ``ReservationFields``),
-then rendered as Hostaway's JSON with one ``bytes %`` (text pieces are JSON-encoded once
-at import) and, independently, mapped to the canonical values syncd must store for it:
-the ground truth the adapter is tested against. The data carries Hostaway's documented
-quirks: integer ids, ``YYYY-MM-DD HH:MM:SS`` UTC times, 0/1 booleans, UK ``cancelled``,
-placeholder dates under ``isDatesUnspecified=1``, names that may be empty.
+Each record is a tuple of plain values (``ListingFields``, ``ReservationFields``) rendered
+as Hostaway's JSON with one ``bytes %`` (text pieces are JSON-encoded once, at import),
+with the documented quirks: integer ids, ``YYYY-MM-DD HH:MM:SS`` UTC times, 0/1 booleans,
+UK ``cancelled``, placeholder dates under ``isDatesUnspecified=1``, names that may be empty.
 """
 
 from __future__ import annotations
 
 import functools
-from datetime import UTC, date, datetime
-from decimal import Decimal
 from typing import Any, NamedTuple
 
 import orjson
 
-from syncd.models import ReservationStatus as S
 from syncd.simulator.encoding import format_date
 
 T0_S = 1_735_689_600  # 2025-01-01 00:00:00 UTC: every base time derives from it
@@ -57,28 +52,18 @@ _KINDS = ("Loft", "Studio", "Villa", "Cabin \\ Annex", "Penthouse", "Casa Açaí
 _GUESTS = tuple(
     (_j(first), _j(last), _j(f"{first} {last}"), _j(email), f"{first} {last}", email)
     for first, last, email in (
-        ("Andrew", "Peterson", "andrew@example.com"),
-        ("Zoë", "Ångström", "zoe@example.org"),
-        ("Seán", "O'Brien", None),
-        ("李", "雷", "li.lei@example.cn"),
-        ("María José", "Núñez", "mj@example.es"),
-        ("Ngozi", "Okafor", None),
-        ("Ólafur", "Jónsson", "olafur@example.is"),
-        ("Amélie", 'D"Arc', "amelie@example.fr"),
+        ("Andrew", "Peterson", "andrew@example.com"), ("Zoë", "Ångström", "zoe@example.org"),
+        ("Seán", "O'Brien", None), ("李", "雷", "li.lei@example.cn"),
+        ("María José", "Núñez", "mj@example.es"), ("Ngozi", "Okafor", None),
+        ("Ólafur", "Jónsson", "olafur@example.is"), ("Amélie", 'D"Arc', "amelie@example.fr"),
     )
-)
+)  # fmt: skip
 _CHANNELS = ((2000, b"direct"), (2005, b"airbnbOfficial"), (2002, b"bookingcom"), (2013, b"vrboical"))
-# Hostaway's statuses, weighted towards live bookings, and what syncd must store for each.
+# Hostaway's statuses, weighted towards live bookings.
 _STATUSES = ("new",) * 6 + ("modified",) * 3 + (
     "cancelled", "ownerStay", "pending", "awaitingPayment", "inquiry", "inquiryPreapproved",
     "declined", "expired", "inquiryTimedout", "inquiryDenied", "inquiryNotPossible",
 )  # fmt: skip
-CANONICAL_STATUS = {
-    "new": S.CONFIRMED, "modified": S.CONFIRMED, "cancelled": S.CANCELED, "ownerStay": S.OWNER_STAY,
-    "pending": S.PENDING, "awaitingPayment": S.PENDING, "inquiry": S.INQUIRY,
-    "inquiryPreapproved": S.INQUIRY, "declined": S.DECLINED, "expired": S.EXPIRED,
-    "inquiryTimedout": S.EXPIRED, "inquiryDenied": S.DECLINED, "inquiryNotPossible": S.DECLINED,
-}  # fmt: skip
 
 
 # Records share times and dates in groups: most lookups on a page are cache hits.
@@ -90,10 +75,6 @@ def hostaway_time(seconds: int) -> bytes:
     """Epoch seconds -> ``b"YYYY-MM-DD HH:MM:SS"``."""
     day, rest = divmod(seconds, _DAY)
     return b"%s %02d:%02d:%02d" % (_date(day), rest // 3600, rest // 60 % 60, rest % 60)
-
-
-def _utc(seconds: int) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
 
 
 class ListingFields(NamedTuple):
@@ -153,20 +134,6 @@ def render_listing(f: ListingFields) -> bytes:
     )  # fmt: skip
 
 
-def listing_truth(f: ListingFields) -> tuple[Any, ...]:
-    """The canonical ``Property`` values of the listing (models.Property field order)."""
-    h = f.h
-    place = _PLACES[(h >> 9) % len(_PLACES)]
-    name, internal = _name(f)
-    cents = _price_cents(f)
-    return (
-        str(f.id), _utc(f.activity_s), name or internal or "Untitled listing", internal, None,
-        2 + h % 7, float(1 + (h >> 4) % 4), 1.5 if h & 0x100 else 1.0, place[5].decode(),
-        place[14], place[10], place[11], place[13], place[12] or place[3].decode(), place[7], place[8],
-        True, True, Decimal(cents).scaleb(-2), place[6].decode(),
-    )  # fmt: skip
-
-
 def _reservation_parts(f: ReservationFields) -> tuple[str, int, int, int, int, bool, bool]:
     """(status, guests, arrival day, nights, total cents, paid, dates unspecified)."""
     h, v = f.h, f.version
@@ -197,23 +164,3 @@ def render_reservation(f: ReservationFields) -> bytes:
            _date(arrival), _date(arrival + nights), placeholder, nights,
            cents // 100, cents % 100, currency, paid, status.encode(), updated, updated)
     )  # fmt: skip
-
-
-def reservation_truth(f: ReservationFields) -> tuple[Any, ...]:
-    """The canonical ``Reservation`` values (models.Reservation field order)."""
-    h = f.h
-    status, guests, arrival, nights, cents, paid, placeholder = _reservation_parts(f)
-    guest = _GUESTS[(h >> 4) % len(_GUESTS)]
-    total = Decimal(cents).scaleb(-2)
-    return (
-        str(f.id), _utc(f.updated_s), str(f.listing.id), CANONICAL_STATUS[status], status,
-        f"{f.listing.id}-{f.id}-{h & 0xFFFFFF:x}", _CHANNELS[(h >> 28) % len(_CHANNELS)][1].decode(),
-        None, None,
-        None if placeholder else date.fromordinal(_EPOCH_ORDINAL + arrival),
-        None if placeholder else date.fromordinal(_EPOCH_ORDINAL + arrival + nights),
-        nights, guests, guest[4], guest[5], total if paid else None, Decimal("0.00") if paid else None,
-        _PLACES[(f.listing.h >> 9) % len(_PLACES)][6].decode(), _utc(f.created_s),
-    )  # fmt: skip
-
-
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
