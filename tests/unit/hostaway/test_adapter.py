@@ -11,6 +11,9 @@ import pytest
 
 from syncd.connectors.hostaway import adapter
 from syncd.models import Property, Reservation, ReservationStatus, field_names
+from syncd.observability import drift
+from syncd.observability.logging import get_logger
+from syncd.observability.metrics import Metrics
 from syncd.pipeline import RECORD_ERRORS
 
 # The documentation's own examples (partners.md section 2, Hostaway/api reservationObject).
@@ -163,3 +166,13 @@ def test_listings_the_canonical_model_refuses_are_record_errors(change: dict[str
 def test_a_reservation_with_an_id_out_of_type_is_a_record_error() -> None:
     with pytest.raises(RECORD_ERRORS):
         booking(reservation(listingMapId="40160"))
+
+
+def test_only_a_status_the_adapter_does_not_know_is_reported_as_drift() -> None:
+    metrics = Metrics()
+    signal = drift.DriftSignal(metrics, get_logger())
+    with drift.bind(signal, "hostaway", "reservations"):
+        for status in ("new", "modified", "cancelled", "inquiryTimedout", "teleported", "teleported"):
+            adapter.reservation_values(orjson.dumps(reservation(status=status)))
+    labels = {"partner": "hostaway", "resource": "reservations", "field": "status", "kind": "unknown_value"}
+    assert metrics.registry.get_sample_value("syncd_schema_drift_total", labels) == 2
