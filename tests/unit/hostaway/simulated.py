@@ -1,5 +1,6 @@
-"""The Hostaway dataset behind an ``httpx.MockTransport`` (the gateway's routes come later),
-and a last-write-wins record store, as the database applies pages."""
+"""The Hostaway dataset behind an ``httpx.MockTransport`` (no server: the profile's routes are
+exercised over loopback in tests/integration), and a last-write-wins record store, as the
+database applies pages."""
 
 from __future__ import annotations
 
@@ -72,7 +73,8 @@ def connector(api: Callable[[httpx.Request], httpx.Response], page_size: int = 1
 
 
 class Store:
-    """Canonical values by external id; a record replaces one only if strictly newer."""
+    """Canonical values by external id; a record replaces an older one, or one of the same
+    second that differs (as the store applies them)."""
 
     def __init__(self) -> None:
         self.rows: dict[str, tuple[Any, ...]] = {}
@@ -82,7 +84,7 @@ class Store:
         self.fetched += 1
         old = self.rows.get(values[0])
         updated_at: datetime = values[1]
-        if old is None or old[1] < updated_at:
+        if old is None or old[1] < updated_at or (old[1] == updated_at and old != values):
             self.rows[values[0]] = values
 
 
