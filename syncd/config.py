@@ -166,6 +166,8 @@ class PartnerSettings(_Frozen):
     base_url: AnyHttpUrl | None = None
     token_url: AnyHttpUrl | None = None
     rate_limits: tuple[str, ...] | None = None
+    # The partner app's limits (per IP or client id), shared by its integrations in a process.
+    app_rate_limits: tuple[str, ...] | None = None
     safety_factor: float = Field(default=DEFAULT_SAFETY_FACTOR, gt=0, le=1)
     max_concurrency: int | None = Field(default=None, ge=1)
     page_size: int | None = Field(default=None, ge=1)
@@ -190,7 +192,7 @@ class PartnerSettings(_Frozen):
     # Moves a share of integrations to another of the partner's API versions.
     rollout: RolloutSettings | None = None
 
-    @field_validator("rate_limits")
+    @field_validator("rate_limits", "app_rate_limits")
     @classmethod
     def _tiers_parse(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
         for tier in value or ():

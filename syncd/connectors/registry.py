@@ -99,9 +99,10 @@ def schemas() -> dict[str, PartnerSchema]:
 def limit_spec(info: PartnerInfo, partner: PartnerSettings) -> LimitSpec:
     """The documented limits, overridden by configuration where it sets them."""
     tiers = partner.rate_limits if partner.rate_limits is not None else info.rate_limits
+    app_tiers = partner.app_rate_limits if partner.app_rate_limits is not None else info.app_rate_limits
     return LimitSpec(
         tiers=[parse_tier(t) for t in tiers],
-        app_tiers=[parse_tier(t) for t in info.app_rate_limits],
+        app_tiers=[parse_tier(t) for t in app_tiers],
         safety_factor=partner.safety_factor,
         max_concurrency=partner.max_concurrency or info.max_concurrency,
         app_max_concurrency=info.app_max_concurrency,
