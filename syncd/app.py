@@ -414,6 +414,15 @@ class Daemon:
         breakers = self.guards.readiness()
         return {"open_breakers": breakers} if breakers else {}
 
+    def _api_versions(self, owned: set[str]) -> dict[str, str]:
+        """The partner API version each owned integration runs (pinned or rolled out)."""
+        catalogue = registry.partners()
+        return {
+            i.id: registry.api_version(catalogue[i.partner], i, self.settings.partner(i.partner))
+            for i in self.settings.integrations
+            if i.id in owned and i.partner in catalogue
+        }
+
     async def _status(self) -> dict[str, Any]:
         """/status: each sync with its verdict, each partner's recent calls (web/board.py)."""
         progress = self.runner.progress if self.runner else {}
@@ -437,6 +446,7 @@ class Daemon:
             },
             "shard": {"index": self.settings.daemon.shard_index, "count": self.settings.daemon.shard_count},
             "integrations": len(self.owned),
+            "api_versions": self._api_versions(owned),
             "draining": self.stop.is_set(),
             "runs": {
                 f"{i}/{r}": {

@@ -57,6 +57,17 @@ def _run_async(fn: Any, *args: Any) -> Any:
 def cmd_check_config(args: argparse.Namespace) -> int:
     settings = load(args.file)
     print(f"{args.file}: OK ({len(settings.integrations)} integration(s))")
+    if args.versions:
+        # What a rollout does before it is deployed: the same answer the daemon will reach.
+        catalogue = registry.partners()
+        for integ in settings.integrations:
+            info = catalogue[integ.partner]
+            version = registry.api_version(info, integ, settings.partner(integ.partner))
+            if integ.api_version is not None:
+                how = "pinned"
+            else:
+                how = "default" if version == info.default_version else "rollout"
+            print(f"{integ.id}\t{integ.partner}\t{version}\t{how}")
     return 0
 
 
@@ -212,6 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-config", help="validate a config file; exit 2 listing every problem")
     p.add_argument("file", type=Path)
+    p.add_argument(
+        "--versions",
+        action="store_true",
+        help="also list each integration's partner API version (pinned, or as the rollout decides)",
+    )
     p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("migrate", help="apply schema.sql to the database")

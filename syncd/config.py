@@ -152,12 +152,22 @@ class AdaptiveSettings(_Frozen):
     floor: float = Field(default=0.05, gt=0, le=1, description="never below this share")
 
 
+class RolloutSettings(_Frozen):
+    """``percent`` of the partner's unpinned integrations run API ``version``
+    (``syncd.connectors.versions``: a stable share that only grows as the percentage does)."""
+
+    version: str
+    percent: float = Field(ge=0, le=100)
+
+
 class PartnerSettings(_Frozen):
     """Per-partner overrides; unset fields take the connector's documented defaults."""
 
     base_url: AnyHttpUrl | None = None
     token_url: AnyHttpUrl | None = None
     rate_limits: tuple[str, ...] | None = None
+    # The partner app's limits (per IP or client id), shared by its integrations in a process.
+    app_rate_limits: tuple[str, ...] | None = None
     safety_factor: float = Field(default=DEFAULT_SAFETY_FACTOR, gt=0, le=1)
     max_concurrency: int | None = Field(default=None, ge=1)
     page_size: int | None = Field(default=None, ge=1)
@@ -179,8 +189,10 @@ class PartnerSettings(_Frozen):
     network_backend: Literal["asyncio", "anyio"] = "asyncio"
     breaker: BreakerSettings = BreakerSettings()
     adaptive: AdaptiveSettings = AdaptiveSettings()
+    # Moves a share of integrations to another of the partner's API versions.
+    rollout: RolloutSettings | None = None
 
-    @field_validator("rate_limits")
+    @field_validator("rate_limits", "app_rate_limits")
     @classmethod
     def _tiers_parse(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
         for tier in value or ():
@@ -242,6 +254,8 @@ class IntegrationSettings(_Frozen):
     enabled: bool = True
     credentials: dict[str, SecretStr] = Field(default_factory=dict)
     resources: dict[str, ResourceSettings] = Field(default_factory=dict)
+    # One of the partner's API versions, whatever its rollout says; None: the rollout decides.
+    api_version: str | None = None
 
 
 class Settings(_Frozen):
@@ -270,6 +284,8 @@ class PartnerSchema:
     resources: frozenset[str]
     # The accepted credential sets; an integration configures exactly one of them.
     credential_sets: tuple[frozenset[str], ...]
+    # The API versions its connector speaks; the first is the default.
+    versions: tuple[str, ...] = ()
 
 
 def load_settings(path: Path, environ: Mapping[str, str], partners: Mapping[str, PartnerSchema]) -> Settings:
@@ -334,9 +350,14 @@ def _cross_checks(raw: Any, partners: Mapping[str, PartnerSchema]) -> list[tuple
     problems: list[tuple[str, str]] = []
     known = ", ".join(sorted(partners))
     configured = raw.get("partners") if isinstance(raw, Mapping) else None
-    for name in configured if isinstance(configured, Mapping) else ():
+    for name, section in configured.items() if isinstance(configured, Mapping) else ():
         if name not in partners:
             problems.append((f"partners.{name}", f"unknown partner (known: {known})"))
+            continue
+        rollout = section.get("rollout") if isinstance(section, Mapping) else None
+        if isinstance(rollout, Mapping):
+            where = f"partners.{name}.rollout.version"
+            problems.extend(_version_check(where, rollout.get("version"), partners[name]))
     integrations = raw.get("integrations") if isinstance(raw, Mapping) else None
     seen: set[str] = set()
     for i, integ in enumerate(integrations if isinstance(integrations, list) else ()):
@@ -355,6 +376,7 @@ def _cross_checks(raw: Any, partners: Mapping[str, PartnerSchema]) -> list[tuple
                     (f"{where}.partner", f"unknown partner {integ['partner']!r} (known: {known})")
                 )
             continue
+        problems.extend(_version_check(f"{where}.api_version", integ.get("api_version"), schema))
         creds = integ.get("credentials")
         problems.extend(_credential_checks(f"{where}.credentials", creds, schema.credential_sets))
         resources = integ.get("resources")
@@ -366,6 +388,13 @@ def _cross_checks(raw: Any, partners: Mapping[str, PartnerSchema]) -> list[tuple
                 )
             )
     return problems
+
+
+def _version_check(where: str, version: Any, schema: PartnerSchema) -> list[tuple[str, str]]:
+    """A pinned or rolled-out API version the partner's connector does not speak."""
+    if not isinstance(version, str) or version in schema.versions:
+        return []  # absent (no pin), or not a string (the model reports that)
+    return [(where, f"unknown API version {version!r} (known: {', '.join(schema.versions)})")]
 
 
 def _credential_checks(where: str, creds: Any, sets: tuple[frozenset[str], ...]) -> list[tuple[str, str]]:

@@ -71,12 +71,12 @@ def integration(
 def simulated_partner(server: SimulatorServer, partner: str, **settings: Any) -> dict[str, Any]:
     """``partner``'s settings pointing at its simulator profile, which serves the real API's
     paths under the partner's prefix (``https://host/v1`` -> ``{server}/{partner}/v1``);
-    limits off unless ``settings`` sets them."""
+    limits off (the account's and the partner app's) unless ``settings`` sets them."""
     info = registry.partners()[partner]
     document: dict[str, Any] = {"base_url": server.url(partner, urlsplit(info.base_url).path.rstrip("/"))}
     if info.token_url is not None:
         document["token_url"] = server.url(partner, urlsplit(info.token_url).path)
-    return {**document, "rate_limits": [], **settings}
+    return {**document, "rate_limits": [], "app_rate_limits": [], **settings}
 
 
 def guesty_config(

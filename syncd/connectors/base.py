@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 # (HTTP status, the parsed JSON body or None) -> the error a response carrying a success
 # status really is (HTTP 200 with ``{"success": false}``), or None when it is a success.
 BodyCheck = Callable[[int, Any], "errors.PartnerError | None"]
+# The version name of a partner that declares none.
+DEFAULT_VERSION = "default"
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,18 @@ class PartnerInfo:
     token_warmup_s: float = 0.0
     # Errors under a success status; None (the common case) keeps success bodies unparsed.
     classify_body: BodyCheck | None = None
+    # The API versions ``connect`` can speak (``Wiring.api_version`` names the one an
+    # integration runs); the first is the default. A partner with one version keeps the
+    # neutral name.
+    versions: tuple[str, ...] = (DEFAULT_VERSION,)
+
+    def __post_init__(self) -> None:
+        if not self.versions or len(set(self.versions)) != len(self.versions):
+            raise ValueError(f"partner {self.name!r}: versions must be non-empty and distinct")
+
+    @property
+    def default_version(self) -> str:
+        return self.versions[0]
 
     @property
     def credential_sets(self) -> tuple[frozenset[str], ...]:
@@ -79,7 +93,9 @@ class PartnerInfo:
 
     @property
     def schema(self) -> PartnerSchema:
-        return PartnerSchema(resources=self.resources, credential_sets=self.credential_sets)
+        return PartnerSchema(
+            resources=self.resources, credential_sets=self.credential_sets, versions=self.versions
+        )
 
 
 # raw record -> the canonical model's field values, in its field order (validated against

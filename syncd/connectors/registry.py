@@ -13,8 +13,9 @@ Partners are discovered, never listed here. A partner is a package that exports
 
 Two partners with one name are a packaging error, reported at start.
 The registry prepares what is common to every partner (client, limits, breakers, error
-rules, decrypted credentials: ``syncd.connectors.wiring.Wiring``); the package's
-``connect`` chooses the auth scheme and builds its driver.
+rules, decrypted credentials, the API version the integration runs:
+``syncd.connectors.wiring.Wiring``); the package's ``connect`` chooses the auth scheme and
+builds its driver for that version.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import httpx
 import syncd.connectors
 from syncd.config import BreakerSettings, IntegrationSettings, PartnerSchema, PartnerSettings
 from syncd.connectors.base import Connector, PartnerInfo
+from syncd.connectors.versions import Rollout, chosen_version
 from syncd.connectors.wiring import Wiring, counted
 from syncd.http.auth import TokenStore
 from syncd.http.breaker import BreakerPolicy
@@ -42,7 +44,17 @@ from syncd.http.guards import Guards, LimitSpec
 from syncd.http.tiers import parse_tier
 from syncd.observability.metrics import Metrics
 
-__all__ = ["build_connector", "counted", "discover", "egress", "limit_spec", "partners", "schemas", "wire"]
+__all__ = [
+    "api_version",
+    "build_connector",
+    "counted",
+    "discover",
+    "egress",
+    "limit_spec",
+    "partners",
+    "schemas",
+    "wire",
+]
 
 ENTRY_POINT_GROUP = "syncd.partners"
 EXPORT = "PARTNER"
@@ -87,9 +99,10 @@ def schemas() -> dict[str, PartnerSchema]:
 def limit_spec(info: PartnerInfo, partner: PartnerSettings) -> LimitSpec:
     """The documented limits, overridden by configuration where it sets them."""
     tiers = partner.rate_limits if partner.rate_limits is not None else info.rate_limits
+    app_tiers = partner.app_rate_limits if partner.app_rate_limits is not None else info.app_rate_limits
     return LimitSpec(
         tiers=[parse_tier(t) for t in tiers],
-        app_tiers=[parse_tier(t) for t in info.app_rate_limits],
+        app_tiers=[parse_tier(t) for t in app_tiers],
         safety_factor=partner.safety_factor,
         max_concurrency=partner.max_concurrency or info.max_concurrency,
         app_max_concurrency=info.app_max_concurrency,
@@ -118,6 +131,18 @@ def breaker_policy(settings: BreakerSettings, failure_threshold: int) -> Breaker
         cooldown_s=settings.cooldown_s,
         half_open_probes=settings.half_open_probes,
         probe_timeout_s=settings.probe_timeout_s,
+    )
+
+
+def api_version(info: PartnerInfo, integration: IntegrationSettings, partner: PartnerSettings) -> str:
+    """The API version ``integration`` runs: its pin, else the partner's rollout decides
+    (the same answer in every process: ``syncd.connectors.versions``)."""
+    rollout = partner.rollout
+    return chosen_version(
+        integration.id,
+        integration.api_version,
+        info.default_version,
+        None if rollout is None else Rollout(rollout.version, rollout.percent),
     )
 
 
@@ -177,6 +202,15 @@ def wire(
         connect_timeout_s=partner.connect_timeout_s,
         read_timeout_s=partner.read_timeout_s,
     )
+    version = api_version(info, integration, partner)
+    metrics.integration_api_version.labels(integration.id, info.name, version).set(1)
+    log.info(
+        "integration_api_version",
+        integration=integration.id,
+        partner=info.name,
+        version=version,
+        pinned=integration.api_version is not None,
+    )
     rules = PartnerRules(auth_statuses=info.auth_statuses, body_error=info.classify_body)
     client = PartnerClient(
         transport, options, throttle=throttle, breakers=breakers, metrics=metrics, log=log, rules=rules
@@ -191,4 +225,5 @@ def wire(
         page_size=partner.page_size or info.page_size,
         metrics=metrics,
         log=log,
+        api_version=version,
     )

@@ -34,6 +34,8 @@ class Wiring:
     page_size: int  # the configured one, else the partner's documented one
     metrics: Metrics
     log: Any
+    # One of ``info.versions``: pinned by the integration or chosen by the partner's rollout.
+    api_version: str
 
     @property
     def token_url(self) -> str:

@@ -304,7 +304,7 @@ class RateBudget:
             self._decrease(refusing, reported[refusing], retry_after_s or 0.0)
             self._decreased_at = now
         if retry_after_s is None:
-            # No Retry-After (Hostaway): the time one request takes at the slowest tier.
+            # No Retry-After (some partners send none): the time one request takes at the slowest tier.
             retry_after_s = max(1.0 / s.level_rate for s in self._states)
         self.blocked_until = max(self.blocked_until, now + retry_after_s)
         # The refusing tier stays full until the block ends, when the partner has room for

@@ -190,6 +190,13 @@ class Metrics:
             ["integration"],
             registry=r,
         )
+        self.integration_api_version = Gauge(
+            "syncd_integration_api_version",
+            "1 for the partner API version each integration runs (pinned or rolled out): "
+            "count by version to watch a rollout.",
+            ["integration", "partner", "version"],
+            registry=r,
+        )
 
     def scheduler_ticked(self, at: float, waiting: int, oldest_late_s: float) -> None:
         """[scheduler] Each tick: its time and the backlog it found (``scheduling.backlog``)."""

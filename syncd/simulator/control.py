@@ -5,7 +5,7 @@ Not part of any partner API, and never counted in the request log. Endpoints:
 - ``GET  /_sim/health``                     liveness, partners and account list
 - ``GET  /_sim/accounts``                   partner, credentials and sizes of every account
 - ``POST /_sim/{partner}/{account}/mutate`` ``{"count":300,"seed":1}`` → mutation summary
-- ``GET  /_sim/{partner}/{account}/truth``  NDJSON ground truth, streamed (``?kind=…``)
+- ``GET  /_sim/{partner}/{account}/truth``  NDJSON ground truth, streamed (``?kind=…&version=…``)
 - ``GET  /_sim/requests``                   counters, plus ``?last=K&path=/{partner}/…&account=…``
 - ``POST /_sim/requests/reset``             forget counters and entries
 - ``POST /_sim/limits``                     ``{"factor":0.5,"enabled":true,"advertise_documented":true}``
@@ -101,7 +101,10 @@ def routes(sim: Simulator) -> list[Route]:
         if account is None:
             return _json({"error": "unknown account"}, 404)
         try:
-            records = sim.profiles[account.partner].truth(account.data, request.query_params.get("kind"))
+            params = request.query_params
+            records = sim.profiles[account.partner].version_truth(
+                account.data, params.get("kind"), params.get("version")
+            )
         except ValueError as exc:
             return _json({"error": str(exc)}, 400)
 

@@ -28,7 +28,8 @@ Writing one (routes + dataset + quirks):
   ``issued_credentials()``: every live token, so tests can check none leaks into logs.
 - ``dataset(seed, size, options)``: a fresh, deterministic dataset for a new account;
   ``describe``, ``mutate`` and ``truth``: the control plane's view of it (sizes, the
-  insert/edit/delete hook tests and demos drive, and the NDJSON ground truth).
+  insert/edit/delete hook tests and demos drive, and the NDJSON ground truth;
+  ``version_truth`` when the partner's API versions render records differently).
 
 A profile instance belongs to one ``Simulator``; ``self.runtime`` gives it the clocks
 (wall-clock seconds for token expiry) and ``self.settings`` the token knobs. Fault rules
@@ -188,6 +189,13 @@ class Profile(Generic[D]):
         tests ask for; a profile may accept its own names too) or None for all;
         ValueError for an unknown one."""
         raise NotImplementedError
+
+    def version_truth(self, data: D, kind: str | None, version: str | None) -> Iterable[bytes]:
+        """``truth`` as the connector's API ``version`` (one of ``PartnerInfo.versions``;
+        None: the default) renders the records. A profile whose API versions render
+        records alike keeps this; one whose versions differ overrides it (ValueError for
+        a version it does not serve)."""
+        return self.truth(data, kind)
 
     def config_credentials(self, account_id: str, secret: str) -> dict[str, str]:
         """An account's credentials as an integration configures them for this partner's

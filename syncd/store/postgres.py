@@ -533,6 +533,11 @@ class SyncSession:
 
     async def finish_failed(self, error: str) -> None:
         with translate():
+            if self._conn.is_in_transaction():
+                # The run's error cancelled a batch mid-transaction, and with it the
+                # rollback on the way out: without this, recording the failure would
+                # itself fail (or be rolled back with the batch when the lock is freed).
+                await self._conn.execute("ROLLBACK")
             await self._conn.execute(
                 Q["finish_run_failed"], self.integration_id, self.spec.resource, storable_text(error)[:2000]
             )

@@ -89,8 +89,9 @@ def columns_of(model: type[BaseModel]) -> tuple[Column, ...]:
 class Resource:
     """A canonical resource: what adapters produce for it and where the store keeps it.
 
-    ``sweep``: the deletion sweep may soft-delete its rows (the partner can list every
-    live id, and a record it no longer lists is gone)."""
+    ``sweep``: the deletion sweep may soft-delete its rows (a record the partner no longer
+    lists is gone). It runs only for connectors that list every live id of the resource
+    (``Connector.live_ids``); the others answer None and nothing is swept."""
 
     name: str
     model: type[BaseModel]
@@ -115,6 +116,6 @@ RESOURCES: dict[str, Resource] = {
     r.name: r
     for r in (
         Resource("properties", Property, "properties", sweep=True),
-        Resource("reservations", Reservation, "reservations"),
+        Resource("reservations", Reservation, "reservations", sweep=True),
     )
 }

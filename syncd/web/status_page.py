@@ -242,6 +242,7 @@ def _integrations(status: Mapping[str, Any], now: datetime | None) -> str:
     if not groups:
         return "<p>No syncs registered.</p>"
     runs = status.get("runs") or {}
+    versions = status.get("api_versions") or {}
     cards = []
     for ident, syncs in groups.items():
         worst = _worst([_state_of(s) for s in syncs])
@@ -256,11 +257,16 @@ def _integrations(status: Mapping[str, Any], now: datetime | None) -> str:
                 -health.SEVERITY[health.Health(worst)],
                 ident,
                 f'<article class="card {worst}" id="integration-{_e(ident)}"><div class="head">'
-                f'<h3>{_e(ident)}</h3><span class="partner">{_e(syncs[0].get("partner", ""))}</span>'
+                f'<h3>{_e(ident)}</h3><span class="partner">{_e(syncs[0].get("partner", ""))}'
+                f"{_api_version(versions.get(ident))}</span>"
                 f"{_badge(worst)}</div>{body}</article>",
             )
         )
     return '<div class="cards">' + "".join(card for *_, card in sorted(cards)) + "</div>"
+
+
+def _api_version(version: Any) -> str:
+    return f' <span class="api-version">API {_e(version)}</span>' if version else ""
 
 
 # --- the page ------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from syncd.app import Daemon
+from syncd.connectors import registry
 from syncd.observability import logging as syncd_logging
 from syncd.simulator import limits
 from syncd.simulator.profiles.guesty.data import GuestyAccount
@@ -74,6 +75,8 @@ async def test_metrics_health_and_readiness_of_a_running_daemon(database_url: st
     assert health.status_code == 200 and health.json()["status"] == "ok"
     assert ready.status_code == 200 and ready.json() == {"ok": ["database", "scheduler"], "failing": {}}
     assert status.status_code == 200 and status.json()["integrations"] == 1
+    # The partner API version each integration runs (the default: no pin, no rollout).
+    assert status.json()["api_versions"] == {"acme": registry.partners()["guesty"].default_version}
     syncs = {row["resource"]: row for row in status.json()["syncs"]}
     assert syncs.keys() == {"properties", "reservations"}
     assert all(row["last_outcome"] == "ok" and row["last_success_at"] for row in syncs.values())
@@ -82,7 +85,10 @@ async def test_metrics_health_and_readiness_of_a_running_daemon(database_url: st
     assert syncs["reservations"]["health"]["state"] == "healthy"
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert 'id="integration-acme"' in page.text and 'id="sync-acme-reservations"' in page.text
+    assert "API legacy" in page.text  # the version, on the integration's card
     families = {f.name: f for f in text_string_to_metric_families(metrics.text)}
+    versions = [(s.labels, s.value) for s in families["syncd_integration_api_version"].samples]
+    assert versions == [({"integration": "acme", "partner": "guesty", "version": "legacy"}, 1.0)]
 
     # Every request the partner saw, we counted, by endpoint and status.
     calls: dict[tuple[str, str], float] = {}

@@ -3,8 +3,10 @@ an incremental sync after inserts, edits and deletions, through 10 % faulted req
 ends equal to the partner's ground truth.
 
 Partner-neutral: it runs for every partner that has both a connector (the registry) and
-a simulator profile, through the real daemon (``run --once``), over loopback HTTP, into
-PostgreSQL. A partner joins by shipping those two packages; nothing here names one.
+a simulator profile, and for each API version the partner's connector declares (pinned
+with ``api_version``; the truth is the records as that version renders them), through the
+real daemon (``run --once``), over loopback HTTP, into PostgreSQL. A partner joins by
+shipping those two packages; nothing here names one.
 """
 
 from __future__ import annotations
@@ -34,14 +36,17 @@ from tests.support import (
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 PARTNERS = sorted(set(discover()) & set(registry.partners()))
+VERSIONS = [(p, v) for p in PARTNERS for v in registry.partners()[p].versions]
 LISTINGS = int(os.environ.get("SYNCD_TEST_PARITY_LISTINGS", "10000"))
 MUTATIONS = 300
 FAULT_PERCENT = 10
 MAX_RUNS = 8
 
 
-def truth(sim: Simulator, partner: str, account_id: str, resource: str) -> list[tuple[str, Any]]:
-    lines = sim.profile(partner).truth(sim.account(account_id), resource)
+def truth(
+    sim: Simulator, partner: str, account_id: str, resource: str, version: str
+) -> list[tuple[str, Any]]:
+    lines = sim.profile(partner).version_truth(sim.account(account_id), resource, version)
     records = [orjson.loads(line) for chunk in lines for line in chunk.splitlines() if line.strip()]
     return [(str(r["id"]), r["payload"]) for r in records]
 
@@ -63,9 +68,9 @@ async def sync_until_done(
     raise AssertionError(f"not every resource synced after {MAX_RUNS} runs")
 
 
-@pytest.mark.parametrize("partner", PARTNERS)
+@pytest.mark.parametrize(("partner", "version"), VERSIONS)
 async def test_full_then_incremental_sync_through_faults_equals_the_truth(
-    partner: str, database_url: str, tmp_path: Path
+    partner: str, version: str, database_url: str, tmp_path: Path
 ) -> None:
     sim = Simulator(limit_settings=limits.LimitSettings(enabled=False))
     profile = sim.profile(partner)
@@ -76,24 +81,27 @@ async def test_full_then_incremental_sync_through_faults_equals_the_truth(
 
     async with SimulatorServer(sim) as server:
         partner_settings = simulated_partner(server, partner, read_timeout_s=0.5)  # hangs wait 60 s
-        document = daemon_config(
-            database_url,
-            {partner: partner_settings},
-            [integration("parity", partner, profile.config_credentials(account_id, secret), resources)],
-            state_dir=tmp_path,
-        )
+        pinned = integration("parity", partner, profile.config_credentials(account_id, secret), resources)
+        pinned["api_version"] = version
+        document = daemon_config(database_url, {partner: partner_settings}, [pinned], state_dir=tmp_path)
         document["daemon"]["retry_failed_after_s"] = 0
         await sync_until_done(document, database_url, "parity", len(resources))
         for resource in resources:
             await assert_table_matches(
-                database_url, "parity", RESOURCES[resource].table, truth(sim, partner, account_id, resource)
+                database_url,
+                "parity",
+                RESOURCES[resource].table,
+                truth(sim, partner, account_id, resource, version),
             )
 
         summary = profile.mutate(sim.account(account_id), MUTATIONS, seed=11)
         await sync_until_done(document, database_url, "parity", len(resources))
         for resource in resources:
             await assert_table_matches(
-                database_url, "parity", RESOURCES[resource].table, truth(sim, partner, account_id, resource)
+                database_url,
+                "parity",
+                RESOURCES[resource].table,
+                truth(sim, partner, account_id, resource, version),
             )
 
     faulted = sum(sim.request_log.fault_counters().values())

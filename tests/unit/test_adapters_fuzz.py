@@ -29,9 +29,10 @@ from syncd.simulator.profile import DatasetOptions, discover
 from syncd.simulator.server import Simulator
 from syncd.store.resources import RESOURCES
 
-PAIRS = sorted(
-    (partner, resource)
+CASES = sorted(
+    (partner, version, resource)
     for partner in set(discover()) & set(registry.partners())
+    for version in registry.partners()[partner].versions
     for resource in registry.partners()[partner].resources
     if resource in RESOURCES
 )
@@ -53,13 +54,19 @@ def _never_sent(request: httpx.Request) -> httpx.Response:
 
 
 @cache
-def connector(partner: str) -> Connector:
-    """The production connector, built offline: normalizing needs no request."""
+def connector(partner: str, version: str) -> Connector:
+    """The production connector of ``version``, built offline: normalizing needs no request."""
     profile = Simulator().profile(partner)
     credentials = profile.config_credentials(*profile.credentials(1))
     document = {
         "integrations": [
-            {"id": "fuzz", "partner": partner, "credentials": credentials, "resources": {}},
+            {
+                "id": "fuzz",
+                "partner": partner,
+                "credentials": credentials,
+                "resources": {},
+                "api_version": version,
+            },
         ]
     }
     settings = parse_settings(document, {}, registry.schemas())
@@ -74,18 +81,22 @@ def connector(partner: str) -> Connector:
 
 
 @cache
-def samples(partner: str, resource: str) -> list[dict[str, Any]]:
+def samples(partner: str, version: str, resource: str) -> list[dict[str, Any]]:
     sim = Simulator()
     profile = sim.profile(partner)
     data = profile.dataset(11, 12, DatasetOptions())
-    lines = [orjson.loads(line) for chunk in profile.truth(data, resource) for line in chunk.splitlines()]
+    lines = [
+        orjson.loads(line)
+        for chunk in profile.version_truth(data, resource, version)
+        for line in chunk.splitlines()
+    ]
     payloads = [line["payload"] for line in lines if line]
     assert payloads, f"{partner} renders no {resource}"
     return payloads
 
 
-def _check(partner: str, resource: str, raw: bytes) -> None:
-    driver = connector(partner)
+def _check(partner: str, version: str, resource: str, raw: bytes) -> None:
+    driver = connector(partner, version)
     try:
         values = driver.normalizer(resource)(raw)
     except RECORD_ERRORS:
@@ -97,29 +108,33 @@ def _check(partner: str, resource: str, raw: bytes) -> None:
     assert ident is None or isinstance(ident, str)
 
 
-@pytest.mark.parametrize(("partner", "resource"), PAIRS)
-def test_every_rendered_record_normalizes(partner: str, resource: str) -> None:
-    normalize = connector(partner).normalizer(resource)
-    for payload in samples(partner, resource):
+@pytest.mark.parametrize(("partner", "version", "resource"), CASES)
+def test_every_rendered_record_normalizes(partner: str, version: str, resource: str) -> None:
+    normalize = connector(partner, version).normalizer(resource)
+    for payload in samples(partner, version, resource):
         normalize(orjson.dumps(payload))
 
 
-@pytest.mark.parametrize(("partner", "resource"), PAIRS)
+@pytest.mark.parametrize(("partner", "version", "resource"), CASES)
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
-def test_drifted_records_are_values_or_dead_letters(partner: str, resource: str, data: st.DataObject) -> None:
-    record = dict(data.draw(st.sampled_from(samples(partner, resource))))
+def test_drifted_records_are_values_or_dead_letters(
+    partner: str, version: str, resource: str, data: st.DataObject
+) -> None:
+    record = dict(data.draw(st.sampled_from(samples(partner, version, resource))))
     for _ in range(data.draw(st.integers(1, 4))):
         key = data.draw(st.sampled_from(sorted(record)) | st.text(max_size=12))
         if data.draw(st.booleans()):
             record[key] = data.draw(JSON)
         else:
             record.pop(key, None)
-    _check(partner, resource, _dumps(record))
+    _check(partner, version, resource, _dumps(record))
 
 
-@pytest.mark.parametrize(("partner", "resource"), PAIRS)
+@pytest.mark.parametrize(("partner", "version", "resource"), CASES)
 @settings(max_examples=100, deadline=None)
 @given(raw=st.binary(max_size=300) | JSON.map(_dumps))
-def test_arbitrary_bytes_are_values_or_dead_letters(partner: str, resource: str, raw: bytes) -> None:
-    _check(partner, resource, raw)
+def test_arbitrary_bytes_are_values_or_dead_letters(
+    partner: str, version: str, resource: str, raw: bytes
+) -> None:
+    _check(partner, version, resource, raw)

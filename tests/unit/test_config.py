@@ -101,7 +101,7 @@ def test_bad_config_lists_every_problem_with_its_key_path(tmp_path: Path) -> Non
     assert "MISSING_SECRET" in reasons["integrations[2].credentials.client_secret"]
     assert reasons["daemon.shard_index"].endswith("must be < shard_count (2)")
     # Catalogue checks run even though the document also had shape errors.
-    known = ", ".join(sorted(registry.partners()))
+    known = ", ".join(sorted(registry.schemas()))
     assert ("integrations[1].partner", f"unknown partner 'hotelx' (known: {known})") in info.value.problems
 
 
@@ -283,3 +283,88 @@ def test_the_proxy_environment_is_kept_and_nothing_else(tmp_path: Path) -> None:
     egress = registry.egress(settings.partner("guesty"), settings.egress_environ)
     assert egress.proxy_for("https", "open-api.guesty.com") == "http://proxy:3128"
     assert egress.proxy_for("https", "api.internal") is None
+
+
+# A partner whose connector speaks two API versions, the first its default.
+VERSIONED = {
+    "versioned": PartnerSchema(
+        resources=frozenset({"reservations"}),
+        credential_sets=(frozenset({"api_key"}),),
+        versions=("v1", "v2"),
+    )
+}
+
+
+def _versioned(rollout: object = None, *pins: str | None) -> dict[str, object]:
+    integrations: list[dict[str, object]] = []
+    for n, pin in enumerate(pins):
+        integ: dict[str, object] = {"id": f"i{n}", "partner": "versioned", "credentials": {"api_key": "k"}}
+        if pin is not None:
+            integ["api_version"] = pin
+        integrations.append(integ)
+    partner: dict[str, object] = {} if rollout is None else {"rollout": rollout}
+    return {"partners": {"versioned": partner}, "integrations": integrations}
+
+
+def test_a_pin_and_a_rollout_of_declared_versions_are_accepted() -> None:
+    settings = parse_settings(_versioned({"version": "v2", "percent": 30}, None, "v1"), {}, VERSIONED)
+    rollout = settings.partner("versioned").rollout
+    assert rollout is not None and (rollout.version, rollout.percent) == ("v2", 30)
+    assert [i.api_version for i in settings.integrations] == [None, "v1"]
+
+
+@pytest.mark.parametrize(
+    ("document", "path", "reason"),
+    [
+        (_versioned(None, None, None, None, "v9"), "integrations[3].api_version", "unknown API version 'v9'"),
+        (
+            _versioned({"version": "v3", "percent": 10}),
+            "partners.versioned.rollout.version",
+            "unknown API version",
+        ),
+        (
+            _versioned({"version": "v2", "percent": 101}),
+            "partners.versioned.rollout.percent",
+            "less than or equal",
+        ),
+        (
+            _versioned({"version": "v2", "percent": -1}),
+            "partners.versioned.rollout.percent",
+            "greater than or equal",
+        ),
+        (_versioned({"version": "v2"}), "partners.versioned.rollout.percent", "Field required"),
+    ],
+)
+def test_an_unknown_version_or_a_percent_outside_0_100_is_reported_with_its_key_path(
+    document: dict[str, object], path: str, reason: str
+) -> None:
+    with pytest.raises(errors.ConfigError) as info:
+        parse_settings(document, {}, VERSIONED)
+    problems = dict(info.value.problems)
+    assert path in problems, info.value.problems
+    assert reason in problems[path]
+
+
+def test_cli_exits_2_naming_a_bad_version_and_percent(tmp_path: Path) -> None:
+    partner = next(name for name, info in registry.partners().items() if len(info.versions) > 1)
+    keys = sorted(registry.partners()[partner].credential_keys)
+    credentials = ", ".join(f'{k} = "x"' for k in keys)
+    text = (
+        f'[partners.{partner}]\nrollout = {{ version = "nope", percent = 130 }}\n'
+        f'[[integrations]]\nid = "a"\npartner = "{partner}"\ncredentials = {{ {credentials} }}\n'
+        f'[[integrations]]\nid = "b"\npartner = "{partner}"\napi_version = "v0"\n'
+        f"credentials = {{ {credentials} }}\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "syncd", "check-config", str(write(tmp_path, text))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    for path in (
+        f"partners.{partner}.rollout.version",
+        f"partners.{partner}.rollout.percent",
+        "integrations[1].api_version",
+    ):
+        assert path in proc.stderr, proc.stderr

@@ -7,6 +7,7 @@ import tomllib
 from syncd import demo
 from syncd.connectors import registry
 from syncd.simulator.profile import discover
+from syncd.simulator.server import Simulator
 
 
 def test_demo_partners_are_the_simulated_partners_with_a_connector() -> None:
@@ -28,3 +29,19 @@ def test_demo_settings_keep_the_served_partners_first_accounts() -> None:
     ]
     assert str(settings.partners["guesty"].base_url).startswith("http://127.0.0.1:8901/guesty/")
     assert set(settings.partners) == {"guesty"}
+
+
+def test_each_served_partner_s_demo_integrations_log_in_as_its_simulated_accounts() -> None:
+    """The n-th demo integration of a partner carries the credentials of the simulator's
+    n-th account of that partner (else the demo's daemon is refused from the start)."""
+    raw = tomllib.loads(demo.demo_config_path().read_text(encoding="utf-8"))
+    partners = demo.demo_partners()
+    settings = demo.demo_settings(raw, {"SYNCD_DEMO_URL": "http://127.0.0.1:8901"}, partners, accounts=3)
+    sim = Simulator()
+    for partner in partners:
+        profile = sim.profile(partner)
+        mine = [i for i in settings.integrations if i.partner == partner]
+        assert len(mine) == 3, partner
+        for n, integration in enumerate(mine, 1):
+            sent = {k: v.get_secret_value() for k, v in integration.credentials.items()}
+            assert sent == profile.config_credentials(*profile.credentials(n)), (partner, n)

@@ -94,6 +94,7 @@ def test_hostile_values_are_escaped_wherever_they_land() -> None:
     }
     doc["shard"] = {"index": HOSTILE, "count": HOSTILE}
     doc["integrations"] = HOSTILE
+    doc["api_versions"] = {"acme": HOSTILE, HOSTILE: HOSTILE}
     doc["now"] = HOSTILE
     page = render(doc)
     parsed = Parsed(page)

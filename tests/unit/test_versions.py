@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -45,3 +46,28 @@ def test_successive_rollouts_do_not_pick_the_same_integrations_first() -> None:
     first = {i for i in IDS if bucket(i, "v3") < 30}
     second = {i for i in IDS if bucket(i, "v4") < 30}
     assert first != second
+
+
+def test_a_partner_declares_distinct_versions_the_first_its_default() -> None:
+    from syncd.connectors.base import DEFAULT_VERSION, PartnerInfo
+
+    def info(versions: tuple[str, ...] | None = None) -> PartnerInfo:
+        extra = {} if versions is None else {"versions": versions}
+        return PartnerInfo(
+            name="acme",
+            base_url="https://api.acme.invalid/v1",
+            token_url=None,
+            rate_limits=(),
+            max_concurrency=1,
+            page_size=10,
+            resources=frozenset({"properties"}),
+            credential_keys=frozenset({"api_key"}),
+            **extra,  # type: ignore[arg-type]
+        )
+
+    assert info().versions == (DEFAULT_VERSION,) and info().default_version == DEFAULT_VERSION
+    assert info(("v1", "v2")).default_version == "v1"
+    assert info(("v1", "v2")).schema.versions == ("v1", "v2")
+    for bad in ((), ("v1", "v1")):
+        with pytest.raises(ValueError, match="distinct"):
+            info(bad)

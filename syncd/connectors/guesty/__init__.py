@@ -3,6 +3,10 @@
 OAuth2 client credentials (24 h tokens, at most 5 per key per 24 h: persist them), limits
 15/s, 120/min, 5000/h per account, ``limit``/``skip`` pagination (max 100), 24-hex
 ``_id`` strings, ISO UTC timestamps with milliseconds.
+
+Two API versions: ``legacy`` (the default) reads reservations from ``/reservations``,
+incrementally by ``lastUpdatedAt`` (deprecated, removal 1 Mar 2027); ``v3`` from
+``/reservations-v3/search``, which has no update filter (``reservations_v3``).
 """
 
 from __future__ import annotations
@@ -16,14 +20,18 @@ if TYPE_CHECKING:
 
 TOKEN_ENDPOINT = "/oauth2/token"
 SCOPE = "open-api"
+VERSIONS = ("legacy", "v3")
 
 
 def connect(wiring: Wiring) -> Connector:
-    """A Guesty integration: client credentials against the token URL, scope ``open-api``."""
+    """A Guesty integration: client credentials against the token URL, scope ``open-api``;
+    the driver of the integration's API version."""
     from syncd.connectors.guesty.connector import GuestyConnector
+    from syncd.connectors.guesty.reservations_v3 import VERSION, GuestyV3Connector
 
     wiring.client.auth = wiring.client_credentials(endpoint=TOKEN_ENDPOINT, scope=SCOPE)
-    return GuestyConnector(wiring.client, wiring.page_size, log=wiring.log)
+    driver = GuestyV3Connector if wiring.api_version == VERSION else GuestyConnector
+    return driver(wiring.client, wiring.page_size, log=wiring.log)
 
 
 PARTNER = PartnerInfo(
@@ -37,4 +45,5 @@ PARTNER = PartnerInfo(
     credential_keys=frozenset({"client_id", "client_secret"}),
     max_token_requests_per_day=5,
     connect=connect,
+    versions=VERSIONS,
 )

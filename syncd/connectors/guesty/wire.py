@@ -93,6 +93,39 @@ class Reservation(msgspec.Struct, gc=False):
     createdAt: datetime | None = None
 
 
+class ReservationV3(msgspec.Struct, gc=False):
+    """A reservations-v3 record: the legacy fields less the embedded ``guest`` and ``money``
+    (v3 "no longer embeds guest or financial data", partners.md). ASSUMPTION (not
+    documented): the other fields keep their legacy names, ``lastUpdatedAt`` included."""
+
+    id: str = msgspec.field(name="_id")
+    lastUpdatedAt: datetime
+    listingId: str
+    status: str | None = None
+    confirmationCode: str | None = None
+    source: str | None = None
+    checkIn: datetime | None = None
+    checkOut: datetime | None = None
+    checkInDateLocalized: date | None = None
+    checkOutDateLocalized: date | None = None
+    nightsCount: int | None = None
+    guestsCount: int | None = None
+    createdAt: datetime | None = None
+
+
+class Pagination(msgspec.Struct, gc=False):
+    # Taken as sent: a malformed flag falls back to "a full page means more" (the walk).
+    hasMore: Any = None
+
+
+class SearchPage(msgspec.Struct, gc=False):
+    """A reservations-v3 search response: the documented ``pagination.hasMore``.
+    ASSUMPTION (not documented): the records sit under ``results``, as on the list endpoints."""
+
+    results: list[msgspec.Raw]
+    pagination: Pagination | None = None
+
+
 class ListingPage(msgspec.Struct, gc=False):
     """A listing page decoded typed in one call (see ``connector._typed_listed``)."""
 
@@ -103,9 +136,16 @@ class ReservationPage(msgspec.Struct, gc=False):
     results: list[Reservation]
 
 
+class ReservationV3Page(msgspec.Struct, gc=False):
+    results: list[ReservationV3]
+
+
 PAGE = msgspec.json.Decoder(Page)
 LISTING_PAGE = msgspec.json.Decoder(ListingPage)
 RESERVATION_PAGE = msgspec.json.Decoder(ReservationPage)
 HEAD = msgspec.json.Decoder(Head)
 LISTING = msgspec.json.Decoder(Listing)
 RESERVATION = msgspec.json.Decoder(Reservation)
+SEARCH_PAGE = msgspec.json.Decoder(SearchPage)
+RESERVATION_V3_PAGE = msgspec.json.Decoder(ReservationV3Page)
+RESERVATION_V3 = msgspec.json.Decoder(ReservationV3)

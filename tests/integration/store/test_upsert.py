@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import anyio
 import asyncpg
 import orjson
 import pytest
@@ -123,6 +124,23 @@ async def test_a_failed_batch_leaves_neither_rows_nor_checkpoint(database_url: s
         assert await conn.fetchval("SELECT count(*) FROM properties") == 1
     finally:
         await conn.close()
+
+
+async def test_a_run_failing_while_a_batch_is_written_still_records_its_failure(database_url: str) -> None:
+    """The run's error cancels the batch being written, rollback included; the failure
+    must still be recorded on the run's connection, with nothing of the batch kept."""
+    rows = [prop(f"p{i}", "Home", T0) for i in range(20_000)]
+    async with Store.open(database_url) as store:
+        await setup(store)
+        async with store.sync_session("acme", "properties") as session:
+            assert session is not None
+            await session.start_run()
+            with anyio.move_on_after(0.05):
+                await session.apply(Batch(rows=rows, checkpoint={"page": 1}))
+            await session.finish_failed("PartnerRejected: the partner said no")
+    state = await db_rows(database_url, "SELECT last_error, checkpoint FROM sync_state")
+    assert (state[0]["last_error"], state[0]["checkpoint"]) == ("PartnerRejected: the partner said no", None)
+    assert (await db_rows(database_url, "SELECT count(*) FROM properties"))[0][0] == 0
 
 
 async def test_second_session_on_the_same_resource_is_refused(database_url: str) -> None:

@@ -126,6 +126,8 @@ def test_limits_come_from_the_partner_declaration_overridden_by_configuration() 
     spec = registry.limit_spec(hostaway_like, PartnerSettings(rate_limits=("10/s",), safety_factor=0.5))
     assert [str(t) for t in spec.tiers] == ["10/1s"]
     assert [str(t) for t in spec.app_tiers] == ["15/10s"] and spec.safety_factor == 0.5
+    spec = registry.limit_spec(hostaway_like, PartnerSettings(app_rate_limits=()))
+    assert [str(t) for t in spec.tiers] == ["20/10s"] and not spec.app_tiers
 
 
 def test_default_breaker_and_adaptive_settings_are_the_modules_defaults() -> None:

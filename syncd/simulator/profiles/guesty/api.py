@@ -30,8 +30,8 @@ from syncd.simulator.profile import (
     ProfileSettings,
     TokenEndpoint,
 )
-from syncd.simulator.profiles.guesty import auth, query
-from syncd.simulator.profiles.guesty.data import GuestyAccount, Kind, QueryResult
+from syncd.simulator.profiles.guesty import auth, query, v3
+from syncd.simulator.profiles.guesty.data import GuestyAccount, Kind, QueryResult, ReservationApi
 
 if TYPE_CHECKING:
     from syncd.simulator.gateway import Runtime
@@ -53,6 +53,8 @@ _KINDS: Final[Mapping[str | None, tuple[Kind, ...]]] = {
     "properties": ("listing",),
     "reservations": ("reservation",),
 }
+# The connector's API version names -> how reservations are rendered (listings: one API).
+_VERSIONS: Final[Mapping[str | None, ReservationApi]] = {None: "legacy", "legacy": "legacy", "v3": "v3"}
 
 
 def _json(body: bytes, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -81,6 +83,10 @@ class GuestyProfile(Profile[GuestyAccount]):
             Api(f"{API_PREFIX}/listings/{{id}}", self.get_listing),
             Api(f"{API_PREFIX}/reservations", self.list_reservations),
             Api(f"{API_PREFIX}/reservations/{{id}}", self.get_reservation),
+            Api(f"{API_PREFIX}/reservations-v3/search", self.search_reservations),
+            # ASSUMPTION: v3 reads one reservation at this path (partners.md documents the
+            # search only); its record is rendered as the search renders it.
+            Api(f"{API_PREFIX}/reservations-v3/{{id}}", self.get_reservation_v3),
         ]
 
     # -- auth -----------------------------------------------------------------------------
@@ -144,6 +150,17 @@ class GuestyProfile(Profile[GuestyAccount]):
     async def get_reservation(self, request: Request, account: Account[GuestyAccount]) -> Response:
         return self._one(request, account.data.get_reservation(request.path_params["id"]), "Reservation")
 
+    async def search_reservations(self, request: Request, account: Account[GuestyAccount]) -> Response:
+        try:
+            parsed = v3.parse_search(request.query_params)
+        except query.QueryError as exc:
+            return self.error(400, str(exc))
+        records, has_more = account.data.search_reservations_v3(parsed)
+        return _json(v3.render_search(records, parsed, has_more))
+
+    async def get_reservation_v3(self, request: Request, account: Account[GuestyAccount]) -> Response:
+        return self._one(request, account.data.get_reservation_v3(request.path_params["id"]), "Reservation")
+
     def _page(self, request: Request, run: Callable[[query.ListQuery], QueryResult]) -> Response:
         try:
             parsed = query.parse_list_query(request.query_params)
@@ -177,10 +194,16 @@ class GuestyProfile(Profile[GuestyAccount]):
         return data.mutate(count, seed).to_json()
 
     def truth(self, data: GuestyAccount, kind: str | None) -> Iterable[bytes]:
+        return self.version_truth(data, kind, None)
+
+    def version_truth(self, data: GuestyAccount, kind: str | None, version: str | None) -> Iterable[bytes]:
         kinds = _KINDS.get(kind)
         if kinds is None:
             raise ValueError("kind must be listing (properties) or reservation (reservations)")
-        return data.truth_ndjson(kinds)
+        api = _VERSIONS.get(version)
+        if api is None:
+            raise ValueError(f"version must be one of {', '.join(v for v in _VERSIONS if v)}")
+        return data.truth_ndjson(kinds, api)
 
 
 async def _form(request: Request) -> dict[str, str]:

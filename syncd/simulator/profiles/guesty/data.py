@@ -24,10 +24,13 @@ from syncd.simulator import encoding
 from syncd.simulator.prerender import PrerenderedRecords
 from syncd.simulator.profiles.guesty import query as guesty_query
 from syncd.simulator.profiles.guesty import render as guesty_render
+from syncd.simulator.profiles.guesty import v3
 from syncd.simulator.profiles.guesty.query import ListQuery
-from syncd.simulator.sparse import OverrideTable
+from syncd.simulator.sparse import ALL_AFTER, ALL_BEFORE, OverrideTable
 
 Kind = Literal["listing", "reservation"]
+# How reservations are rendered: the legacy API's records, or reservations-v3's.
+ReservationApi = Literal["legacy", "v3"]
 
 
 class TruthRecord(NamedTuple):
@@ -185,6 +188,10 @@ class GuestyAccount:
         j = self.reservation_index(reservation_id)
         return None if j is None else self.render_reservation(j)
 
+    def get_reservation_v3(self, reservation_id: str) -> bytes | None:
+        record = self.get_reservation(reservation_id)
+        return None if record is None else v3.v3_record(record)
+
     # -- list queries ---------------------------------------------------------------------
 
     def query_listings(self, query: ListQuery) -> QueryResult:
@@ -217,6 +224,46 @@ class GuestyAccount:
         else:
             records = [self.render_reservation(j) for j in indexes]
         return QueryResult(count, _project(records, query.fields))
+
+    def search_reservations_v3(self, q: v3.SearchQuery) -> tuple[list[bytes], bool]:
+        """One reservations-v3 page, rendered as v3 does, and whether more follow
+        (``pagination.hasMore``). ``_id`` and ``createdAt`` share index order, so an
+        unfiltered walk on either costs O(page + overrides); filters and the stay-date
+        sorts scan the live reservations (fine for a test double)."""
+        table = self.reservation_table
+        if not q.filtered and q.sort in ("_id", "createdAt"):
+            count = table.count()
+            if q.descending:
+                stop = max(0, count - q.skip)
+                picked = table.select(ALL_BEFORE, ALL_AFTER, False, max(0, stop - q.limit), stop)
+                picked.reverse()
+            else:
+                picked = table.select(ALL_BEFORE, ALL_AFTER, False, q.skip, q.skip + q.limit)
+        else:
+            matches = [j for j in range(table.total) if j not in table.deleted and self._v3_match(j, q)]
+            if q.sort in ("checkIn", "checkOut"):
+                at = 2 if q.sort == "checkIn" else 3
+                stay = self._render_r.stay
+                matches.sort(key=lambda j: (stay(j)[at], j))
+            if q.descending:
+                matches.reverse()
+            count = len(matches)
+            picked = matches[q.skip : q.skip + q.limit]
+        records = [v3.v3_record(self.render_reservation(j)) for j in picked]
+        return records, q.skip + len(picked) < count
+
+    def _v3_match(self, j: int, q: v3.SearchQuery) -> bool:
+        table = self.reservation_table
+        if q.statuses is not None and self._render_r.status(j, table.version(j)).decode() not in q.statuses:
+            return False
+        check_in_day, check_out_day, _, _ = self._render_r.stay(j)
+        created = table.created.get(j)
+        created_ms = self._render_r.base_created(j) if created is None else created
+        return (
+            v3.within(check_in_day, q.check_in_days)
+            and v3.within(check_out_day, q.check_out_days)
+            and v3.within(created_ms, q.created_ms)
+        )
 
     @staticmethod
     def _select(
@@ -320,8 +367,11 @@ class GuestyAccount:
             payload = orjson.loads(self.render_reservation(j, table))
             yield TruthRecord("reservation", self.reservation_id(j), table.version(j), payload)
 
-    def truth_ndjson(self, kinds: tuple[Kind, ...] = ("listing", "reservation")) -> Iterator[bytes]:
-        """NDJSON lines ``{"kind","id","version","payload"}`` without a parse/serialise round trip."""
+    def truth_ndjson(
+        self, kinds: tuple[Kind, ...] = ("listing", "reservation"), reservations: ReservationApi = "legacy"
+    ) -> Iterator[bytes]:
+        """NDJSON lines ``{"kind","id","version","payload"}`` without a parse/serialise round
+        trip; ``reservations`` names the API whose rendering the reservations' payloads are."""
         for kind in kinds:
             table = (self.listing_table if kind == "listing" else self.reservation_table).copy()
             for i in range(table.total):
@@ -333,6 +383,8 @@ class GuestyAccount:
                     ident, body = self._render_l.listing_id(i), self.render_listing(i, table)
                 else:
                     ident, body = self._render_r.reservation_id(i), self.render_reservation(i, table)
+                    if reservations == "v3":
+                        body = v3.v3_record(body)
                 yield b'{"kind":"%s","id":"%s","version":%d,"payload":%s}\n' % (
                     kind.encode(),
                     ident,

@@ -175,6 +175,17 @@ class ReservationRenderer:
     def base_created(j: int) -> int:
         return ReservationRenderer.base_ts(j) - _RESERVATION_CREATED_LAG_MS
 
+    def stay(self, j: int) -> tuple[int, int, int, int]:
+        """(check-in day, check-out day, check-in ms, check-out ms) exactly as ``render``
+        writes them (days since the epoch in listing time): what searches filter and sort on."""
+        h = _mix(self._key ^ j)
+        hl = _mix(self._listings_key ^ (h % self._listing_count))
+        offset_ms = _PLACES[(hl >> 43) & 1023].utc_offset_min * 60_000
+        day = _RES_FIRST_DAY + (h >> 16) % 540
+        nights = 1 + (h >> 26) % 14
+        day_start = day * 86_400_000 - offset_ms
+        return day, day + nights, day_start + 15 * _HOUR_MS, day_start + nights * 86_400_000 + 11 * _HOUR_MS
+
     def status(self, j: int, version: int) -> bytes:
         h = self.digest(j)
         status = pools.STATUSES[(h >> 8) & 15]
