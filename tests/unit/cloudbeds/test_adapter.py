@@ -16,6 +16,9 @@ from hypothesis import strategies as st
 from syncd.connectors.cloudbeds import PARTNER, adapter, wire
 from syncd.errors import AuthFailed, PartnerRejected, RateLimited
 from syncd.models import Reservation, ReservationStatus, field_names
+from syncd.observability import drift
+from syncd.observability.logging import get_logger
+from syncd.observability.metrics import Metrics
 from syncd.pipeline import RECORD_ERRORS
 
 LISBON = adapter.Local(adapter.zone_of("Europe/Lisbon"), "EUR")
@@ -94,6 +97,15 @@ def test_get_reservation_s_shape_gives_the_same_values_as_the_list_s() -> None:
 def test_statuses(status: str, canonical: ReservationStatus) -> None:
     v = values(ITEM | {"status": status})
     assert (v["status"], v["partner_status"]) == (canonical, status)
+
+
+def test_only_a_status_the_partner_does_not_document_is_reported_as_drift() -> None:
+    metrics = Metrics()
+    with drift.bind(drift.DriftSignal(metrics, get_logger()), "cloudbeds", "reservations"):
+        for status in ("confirmed", "no_show", "in_progress", "not_confirmed", "teleported", "teleported"):
+            values(ITEM | {"status": status})
+    labels = {"partner": "cloudbeds", "resource": "reservations", "field": "status", "kind": "unknown_value"}
+    assert metrics.registry.get_sample_value("syncd_schema_drift_total", labels) == 2
 
 
 def test_a_reservation_of_an_unknown_property_or_zone_is_a_record_error() -> None:
