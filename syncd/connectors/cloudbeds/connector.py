@@ -34,11 +34,12 @@ from syncd import errors
 from syncd.config import ResourceSettings
 from syncd.connectors.base import Normalizer, Page, PartnerInfo
 from syncd.connectors.cloudbeds import PARTNER, adapter, plan, wire
-from syncd.connectors.pagination import MAX_CONSECUTIVE_RESCANS, NewestFirstCursor, format_ts, parse_ts
+from syncd.connectors.pagination import NewestFirstCursor, format_ts, parse_ts
 from syncd.http.client import PartnerClient
 from syncd.models import MAX_ID_LENGTH
 from syncd.store.types import RawRecord
 
+LISTING_ATTEMPTS = 2
 HOTELS_TTL_S = 900.0  # the property list (timezones, currencies) is re-read this often
 _KEY = {"properties": "propertyID", "reservations": "reservationID"}
 _RAW_ID = {k: re.compile(rb'"%s"\s*:\s*"?([0-9A-Za-z_-]{1,64})' % k.encode()) for k in _KEY.values()}
@@ -153,14 +154,16 @@ class CloudbedsConnector:
 
     async def _hotel_pages(self) -> AsyncGenerator[list[RawRecord], None]:
         """Every ``getHotels`` page, by number. If the total moves during the walk (a page
-        may have shifted), the walk starts again; the property map is rebuilt at its end."""
-        for _ in range(MAX_CONSECUTIVE_RESCANS):
+        may have shifted), the walk starts again, once: on a busy account the list may
+        change faster than it can be read, and a property a shift hid is listed next run
+        (the sweep confirms each missing one with a GET). The map is rebuilt at the end."""
+        for attempt in range(LISTING_ATTEMPTS):
             found: list[wire.Hotel] = []
             number, total = 1, None
             while True:
                 params: dict[str, str | int] = {"pageNumber": number, "pageSize": self._size}
                 page = await self._client.get("/getHotels", params=params, decode=_listed)
-                if total is not None and page.total != total:
+                if total is not None and page.total != total and attempt + 1 < LISTING_ATTEMPTS:
                     break
                 total = page.total
                 for raw in page.data:
@@ -173,7 +176,6 @@ class CloudbedsConnector:
                     self._hotels.build(found, self._batch)
                     return
                 number += 1
-        raise errors.PaginationError("getHotels: the property list keeps changing")
 
     async def _hotel_map(self) -> plan.Hotels:
         if time.monotonic() - self._hotels.loaded > HOTELS_TTL_S:

@@ -178,3 +178,20 @@ async def test_fetch_one_returns_the_record_or_none_once_not_served() -> None:
         assert gone and await connector.fetch_one("properties", gone[0]) is None
         theirs = next(r for r, values in truth.items() if values[2] == gone[0])
         assert await connector.fetch_one("reservations", theirs) is None  # disconnected
+
+
+async def test_a_property_list_changing_on_every_page_is_still_read_to_its_end() -> None:
+    """A busy account's list may change faster than it can be read: after one restart the
+    walk goes to the end anyway (what a shift hid comes next run), so reservations, which
+    need the property map, still sync."""
+    account = CloudbedsAccount(seed=5, listings=350, reservations_per_listing=1)
+
+    def churn(method: str, n: int) -> None:
+        if method == "getHotels":
+            account.hotels += 1  # a property joins the account: the total moves
+
+    async with serving(Served(account, before=churn)) as connector:
+        listed = await pages(connector, "properties", None)
+        reservations = await pages(connector, "reservations", None)
+    assert sum(len(p.records) for p in listed) >= 350
+    assert ids(reservations)
