@@ -180,8 +180,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn that leaves signal handling to its host and says when it is listening."""
+class EmbeddedServer(uvicorn.Server):
+    """uvicorn that leaves signal handling to its host and says when it is listening (also
+    for tests serving an app of their own in their event loop)."""
 
     def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config)
@@ -223,7 +224,7 @@ class SimulatorServer:
         self.port = port
         self.certificate = certificate
         self._state = _State.UNOPENED
-        self._server: _EmbeddedServer | None = None
+        self._server: EmbeddedServer | None = None
         self._tg: TaskGroup | None = None
         self._sock: socket.socket | None = None
 
@@ -268,7 +269,7 @@ class SimulatorServer:
             ssl_certfile=self.certificate[0] if self.certificate else None,
             ssl_keyfile=self.certificate[1] if self.certificate else None,
         )
-        server = self._server = _EmbeddedServer(config)
+        server = self._server = EmbeddedServer(config)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(server.serve, [sock])

@@ -120,15 +120,11 @@ def _reservation(w: wire.Reservation) -> tuple[Any, ...]:
     guest = w.guest or _NO_GUEST
     money = w.money or _NO_MONEY
     partner_status = w.status or ""
-    status = _STATUS.get(partner_status.lower())
-    if status is None:
-        drift.unknown_value("status", partner_status)  # kept verbatim in partner_status
-        status = ReservationStatus.OTHER
     return (
         w.id,  # external_id
         w.lastUpdatedAt,  # source_updated_at
         w.listingId,  # property_external_id
-        status,
+        _status(partner_status),
         partner_status,
         w.confirmationCode,
         w.source,  # channel
@@ -147,18 +143,22 @@ def _reservation(w: wire.Reservation) -> tuple[Any, ...]:
     )
 
 
+def _status(partner_status: str) -> ReservationStatus:
+    status = _STATUS.get(partner_status.lower())
+    if status is None:
+        drift.unknown_value("status", partner_status)  # kept verbatim in partner_status
+        return ReservationStatus.OTHER
+    return status
+
+
 # Its own function rather than a branch in ``_reservation``: the legacy path stays as cheap.
 def _reservation_v3(w: wire.ReservationV3) -> tuple[Any, ...]:
     partner_status = w.status or ""
-    status = _STATUS.get(partner_status.lower())
-    if status is None:
-        drift.unknown_value("status", partner_status)
-        status = ReservationStatus.OTHER
     return (
         w.id,  # external_id
         w.lastUpdatedAt,  # source_updated_at
         w.listingId,  # property_external_id
-        status,
+        _status(partner_status),
         partner_status,
         w.confirmationCode,
         w.source,  # channel

@@ -75,24 +75,6 @@ class Money(msgspec.Struct, gc=False):
     currency: str | None = None
 
 
-class Reservation(msgspec.Struct, gc=False):
-    id: str = msgspec.field(name="_id")
-    lastUpdatedAt: datetime
-    listingId: str
-    status: str | None = None
-    confirmationCode: str | None = None
-    source: str | None = None
-    checkIn: datetime | None = None
-    checkOut: datetime | None = None
-    checkInDateLocalized: date | None = None
-    checkOutDateLocalized: date | None = None
-    nightsCount: int | None = None
-    guestsCount: int | None = None
-    guest: Guest | None = None
-    money: Money | None = None
-    createdAt: datetime | None = None
-
-
 class ReservationV3(msgspec.Struct, gc=False):
     """A reservations-v3 record: the legacy fields less the embedded ``guest`` and ``money``
     (v3 "no longer embeds guest or financial data", partners.md). ASSUMPTION (not
@@ -111,6 +93,13 @@ class ReservationV3(msgspec.Struct, gc=False):
     nightsCount: int | None = None
     guestsCount: int | None = None
     createdAt: datetime | None = None
+
+
+class Reservation(ReservationV3, gc=False):
+    """A legacy reservation: v3's fields plus the embedded guest and money."""
+
+    guest: Guest | None = None
+    money: Money | None = None
 
 
 class Pagination(msgspec.Struct, gc=False):

@@ -3,9 +3,8 @@ the connector calls, nothing more (no gateway: no faults, limits or auth beyond 
 
 from __future__ import annotations
 
-import contextlib
 import socket
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -28,6 +27,7 @@ from syncd.http.transport import PartnerTransport
 from syncd.observability.logging import get_logger
 from syncd.observability.metrics import Metrics
 from syncd.simulator.profiles.cloudbeds.data import CloudbedsAccount
+from syncd.simulator.server import EmbeddedServer
 
 API_KEY = "cbat_loopback-test-key"
 PREFIX = "/api/v1.3"
@@ -74,23 +74,6 @@ def app(served: Served) -> Starlette:
     return Starlette(routes=[method(n) for n in ("getHotels", "getReservations", "getReservation")])
 
 
-class _Server(uvicorn.Server):
-    """uvicorn that leaves signal handling to its host (its handlers would outlive the loop)
-    and says when it is listening."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = anyio.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        self.ready.set()
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
 @asynccontextmanager
 async def serving(served: Served) -> AsyncIterator[CloudbedsConnector]:
     """A connector whose partner is ``served``, on 127.0.0.1."""
@@ -100,7 +83,7 @@ async def serving(served: Served) -> AsyncIterator[CloudbedsConnector]:
     config = uvicorn.Config(
         app(served), http="httptools", loop="none", lifespan="off", log_config=None, log_level="warning"
     )
-    server = _Server(config)
+    server = EmbeddedServer(config)
     async with anyio.create_task_group() as tg:
         tg.start_soon(lambda: server.serve(sockets=[sock]))
         with anyio.fail_after(10):
