@@ -130,6 +130,37 @@ class OffsetCursor:
 
 
 @dataclass(frozen=True)
+class NumberedWalk:
+    """A walk by page number (1, 2, ...) over a whole list whose size each answer reports
+    (``total``), for a list with no order or filter to anchor on.
+
+    Pages numbered over a list that changes under them skip or repeat records. When the
+    total moves between two pages of one attempt, the page just read may be shifted, so it
+    is dropped (``restarted``: whatever the caller gathered from this attempt is void) and
+    the walk starts again from page 1, at most ``restarts`` times. After that it reads on
+    to the end however the total moves: a list that changes faster than it can be read
+    would otherwise never be finished, and every later use of it would wait. What a shift
+    hid then is missing from this walk only; a caller that needs more confirms it otherwise
+    (a deletion sweep confirms each missing id on its own before deleting it).
+    """
+
+    restarts: int = 1
+    number: int = 1
+    total: Any = None  # what this attempt's last page reported (None: nothing yet)
+    done: bool = False
+    restarted: bool = False
+
+    def advance(self, count: int, total: Any, size: int) -> NumberedWalk:
+        """The walk after page ``number`` came back with ``count`` records and reported
+        ``total`` (``done`` after a short page)."""
+        if self.total is not None and total != self.total and self.restarts > 0:
+            return NumberedWalk(self.restarts - 1, restarted=True)
+        if count < size:
+            return NumberedWalk(self.restarts, self.number, total, done=True)
+        return NumberedWalk(self.restarts, self.number + 1, total)
+
+
+@dataclass(frozen=True)
 class NewestFirstCursor:
     """A walk down a list sorted newest first by update time whose pages are numbered:
     each request asks for the records updated at or before ``before`` (the oldest time read

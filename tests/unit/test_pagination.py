@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syncd.connectors.pagination import EPOCH, NewestFirstCursor, UpdatedSinceCursor, format_ts, parse_ts
+from syncd.connectors.pagination import (
+    EPOCH,
+    NewestFirstCursor,
+    NumberedWalk,
+    UpdatedSinceCursor,
+    format_ts,
+    parse_ts,
+)
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -191,3 +198,87 @@ def test_a_full_page_that_moves_nothing_is_refused() -> None:
     with pytest.raises(ValueError, match="without progress"):  # the partner ignores pageNumber
         for _ in range(10):
             _, cursor = cursor.advance(page, 2, 2, lambda r: r["ts"], lambda r: r["id"])
+
+
+class NumberedPartner:
+    """A list read by page number whose answers report its size; a record joins it at the
+    top before each of the first ``changes`` requests (so every later page shifts)."""
+
+    def __init__(self, size: int, changes: int) -> None:
+        self.ids, self.changes = [f"r{i:04d}" for i in range(size)], changes
+
+    def page(self, number: int, size: int) -> tuple[list[str], int]:
+        if self.changes > 0:
+            self.changes -= 1
+            self.ids.insert(0, f"n{len(self.ids):04d}")
+        start = (number - 1) * size
+        return self.ids[start : start + size], len(self.ids)
+
+
+def read_numbered(partner: NumberedPartner, size: int, restarts: int) -> tuple[list[str], int]:
+    """What the walk's last attempt gathered (as its caller keeps it), and how often it
+    started again."""
+    walk, gathered, restarted = NumberedWalk(restarts), list[str](), 0
+    for _ in range(10_000):
+        if walk.done:
+            return gathered, restarted
+        page, total = partner.page(walk.number, size)
+        walk = walk.advance(len(page), total, size)
+        if walk.restarted:
+            gathered, restarted = [], restarted + 1
+            continue
+        gathered += page
+    raise AssertionError("the walk did not finish")
+
+
+@settings(max_examples=200, deadline=None)
+@given(length=st.integers(0, 60), size=st.integers(1, 7), restarts=st.integers(0, 2))
+def test_a_numbered_walk_over_a_still_list_reads_it_once_in_order(
+    length: int, size: int, restarts: int
+) -> None:
+    partner = NumberedPartner(length, 0)
+    assert read_numbered(partner, size, restarts) == (partner.ids, 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(length=st.integers(0, 60), size=st.integers(2, 7), changes=st.integers(0, 40))
+def test_a_numbered_walk_over_a_moving_list_restarts_once_then_reads_to_the_end(
+    length: int, size: int, changes: int
+) -> None:
+    partner = NumberedPartner(length, changes)
+    gathered, restarted = read_numbered(partner, size, restarts=1)
+    assert restarted <= 1
+    assert set(gathered) <= set(partner.ids)  # shifted pages may repeat or hide records
+    if changes <= 1:  # a change before page 1 moves no total the walk has seen
+        assert (gathered, restarted) == (partner.ids, 0)
+    if changes > 1 and length + 1 >= size:  # page 1 was full: page 2's total moved
+        assert restarted == 1
+
+
+def test_a_list_that_changes_before_every_request_is_still_read_to_its_end() -> None:
+    # The case a restart on every move never finishes: the total moves on every page.
+    partner = NumberedPartner(1_000, 10**9)
+    gathered, restarted = read_numbered(partner, 100, restarts=1)
+    assert restarted == 1
+    assert set(partner.ids[-1_000:]) <= set(gathered)  # what was there at first, all read
+
+
+def test_a_moved_total_drops_the_page_and_starts_again_from_page_1() -> None:
+    walk = NumberedWalk(1).advance(2, 10, 2)
+    assert (walk.number, walk.total, walk.restarted) == (2, 10, False)
+    moved = walk.advance(2, 11, 2)
+    assert moved == NumberedWalk(0, 1, None, restarted=True)
+    # The last attempt reads on whatever the total does, to a short page.
+    walk = moved.advance(2, 11, 2).advance(2, 12, 2).advance(1, 13, 2)
+    assert (walk.done, walk.restarted, walk.number, walk.total) == (True, False, 3, 13)
+
+
+def test_a_list_that_reports_no_total_is_never_restarted() -> None:
+    walk = NumberedWalk(1).advance(2, None, 2).advance(2, None, 2)
+    assert (walk.number, walk.restarted) == (3, False)
+    assert NumberedWalk(1).advance(0, 5, 2).done  # an empty first page ends the walk
+
+
+def test_a_short_page_whose_total_moved_is_dropped_not_final() -> None:
+    walk = NumberedWalk(1).advance(2, 4, 2).advance(1, 3, 2)
+    assert walk.restarted and not walk.done and walk.number == 1

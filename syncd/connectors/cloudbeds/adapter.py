@@ -20,9 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from syncd.connectors.cloudbeds import wire
+from syncd.connectors.localtime import to_utc
+from syncd.connectors.localtime import zone_of as zone_of  # re-exported: the adapter's tests name it
 from syncd.models import Property, Reservation, ReservationStatus, canonical_values
 from syncd.observability import drift
 
@@ -50,26 +51,6 @@ _NOWHERE = Local(UTC, None)
 
 def local_of(hotel: wire.Hotel) -> Local:
     return Local(zone_of(hotel.propertyTimezone), _currency(hotel))
-
-
-def zone_of(name: str | None) -> tzinfo | None:
-    try:
-        return ZoneInfo(name) if name else None
-    except (KeyError, ValueError):  # ZoneInfoNotFoundError is a KeyError
-        return None
-
-
-def to_utc(text: str, zone: tzinfo | None) -> datetime:
-    """A Cloudbeds datetime (property-local unless it carries an offset) as UTC."""
-    try:
-        value = datetime.fromisoformat(text)
-        if value.tzinfo is None:
-            if zone is None:
-                raise ValueError("the property's timezone is unknown")
-            value = value.replace(tzinfo=zone)
-        return value.astimezone(UTC)
-    except OverflowError as exc:  # a wall time with no UTC value (year 1, year 9999)
-        raise ValueError(f"datetime out of range: {text!r}") from exc
 
 
 def hotel_values(raw: bytes, fetched_at: datetime) -> tuple[Any, ...]:

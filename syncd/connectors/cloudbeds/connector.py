@@ -22,7 +22,6 @@ checkpoint holds the marks and the position, so a run resumes mid-walk.
 from __future__ import annotations
 
 import functools
-import re
 import time
 from collections.abc import AsyncGenerator
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -32,17 +31,17 @@ import msgspec
 
 from syncd import errors
 from syncd.config import ResourceSettings
+from syncd.connectors import lenient, localtime
 from syncd.connectors.base import Normalizer, Page, PartnerInfo
 from syncd.connectors.cloudbeds import PARTNER, adapter, plan, wire
-from syncd.connectors.pagination import NewestFirstCursor, format_ts, parse_ts
+from syncd.connectors.pagination import NewestFirstCursor, NumberedWalk, format_ts, parse_ts
 from syncd.http.client import PartnerClient
 from syncd.models import MAX_ID_LENGTH
 from syncd.store.types import RawRecord
 
-LISTING_ATTEMPTS = 2
+LISTING_RESTARTS = 1  # a property listing whose total moves starts again this often, then reads on
 HOTELS_TTL_S = 900.0  # the property list (timezones, currencies) is re-read this often
 _KEY = {"properties": "propertyID", "reservations": "reservationID"}
-_RAW_ID = {k: re.compile(rb'"%s"\s*:\s*"?([0-9A-Za-z_-]{1,64})' % k.encode()) for k in _KEY.values()}
 
 
 def _listed(body: bytes) -> wire.Listed:  # ``classify_body`` raised on success: false
@@ -60,20 +59,13 @@ def _single(body: bytes) -> bytes:
 
 
 def _head(raw: RawRecord) -> wire.Head:
-    try:
-        return wire.HEAD.decode(raw)
-    except (msgspec.MsgspecError, RecursionError):
-        return wire.Head()
-
-
-def _wall(ts: datetime, zone: tzinfo) -> str:
-    return ts.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+    return lenient.decode(wire.HEAD, raw, wire.Head())
 
 
 def _modified(raw: RawRecord, zone: tzinfo) -> datetime | None:
     text = _head(raw).dateModified
     try:
-        return adapter.to_utc(text, zone) if isinstance(text, str) else None
+        return localtime.to_utc(text, zone) if isinstance(text, str) else None
     except ValueError:
         return None
 
@@ -99,8 +91,7 @@ class CloudbedsConnector:
         value = getattr(_head(raw), key)
         if isinstance(value, str | int) and not isinstance(value, bool) and value != "":
             return str(value)
-        match = _RAW_ID[key].search(memoryview(raw)[:4096])  # undecodable: its first id names it
-        return match.group(1).decode() if match else None
+        return lenient.raw_id(raw, key)  # undecodable: its first id names it
 
     async def stream(
         self, resource: str, checkpoint: dict[str, Any] | None, settings: ResourceSettings
@@ -120,7 +111,7 @@ class CloudbedsConnector:
         overlap = timedelta(seconds=settings.overlap_s)
         for k in range(batch, n):
             digest, zone_name, ids = hotels.batches[k]
-            zone, mark = adapter.zone_of(zone_name) or UTC, marks.get(digest)
+            zone, mark = localtime.zone_of(zone_name) or UTC, marks.get(digest)
             async for records, after in self._walk(ids, zone, mark and mark - overlap, cursor):
                 cursor, done = after, after.done
                 if done:  # the batch's mark: the newest record it had
@@ -141,9 +132,9 @@ class CloudbedsConnector:
             params: dict[str, str | int] = {"propertyID": ",".join(ids), "sortByRecent": "true"}
             params |= {"pageSize": size, "pageNumber": cursor.page}
             if lower is not None:
-                params["modifiedFrom"] = _wall(lower, zone)
+                params["modifiedFrom"] = localtime.wall(lower, zone)
             if cursor.before is not None:
-                params["modifiedTo"] = _wall(cursor.before, zone)
+                params["modifiedTo"] = localtime.wall(cursor.before, zone)
             page = await self._client.get("/getReservations", params=params, decode=_listed)
             try:
                 ts_of = functools.partial(_modified, zone=zone)
@@ -153,29 +144,25 @@ class CloudbedsConnector:
             yield fresh, cursor
 
     async def _hotel_pages(self) -> AsyncGenerator[list[RawRecord], None]:
-        """Every ``getHotels`` page, by number. If the total moves during the walk (a page
-        may have shifted), the walk starts again, once: on a busy account the list may
-        change faster than it can be read, and a property a shift hid is listed next run
-        (the sweep confirms each missing one with a GET). The map is rebuilt at the end."""
-        for attempt in range(LISTING_ATTEMPTS):
-            found: list[wire.Hotel] = []
-            number, total = 1, None
-            while True:
-                params: dict[str, str | int] = {"pageNumber": number, "pageSize": self._size}
-                page = await self._client.get("/getHotels", params=params, decode=_listed)
-                if total is not None and page.total != total and attempt + 1 < LISTING_ATTEMPTS:
-                    break
-                total = page.total
-                for raw in page.data:
-                    try:
-                        found.append(wire.HOTEL.decode(raw))
-                    except msgspec.MsgspecError:
-                        pass  # its normalization dead-letters it; it lends nothing
-                yield list(page.data)
-                if len(page.data) < self._size:
-                    self._hotels.build(found, self._batch)
-                    return
-                number += 1
+        """Every ``getHotels`` page, by number, started again once if the total moves
+        (``pagination.NumberedWalk``): on a busy account the list may change faster than it
+        can be read, and a property a shift hid is listed next run (the sweep confirms each
+        missing one with a GET). The map is rebuilt at the end."""
+        walk, found = NumberedWalk(LISTING_RESTARTS), list[wire.Hotel]()
+        while not walk.done:
+            params: dict[str, str | int] = {"pageNumber": walk.number, "pageSize": self._size}
+            page = await self._client.get("/getHotels", params=params, decode=_listed)
+            walk = walk.advance(len(page.data), page.total, self._size)
+            if walk.restarted:
+                found.clear()  # the map is built from one attempt's pages
+                continue
+            for raw in page.data:
+                try:
+                    found.append(wire.HOTEL.decode(raw))
+                except msgspec.MsgspecError:
+                    pass  # its normalization dead-letters it; it lends nothing
+            yield list(page.data)
+        self._hotels.build(found, self._batch)
 
     async def _hotel_map(self) -> plan.Hotels:
         if time.monotonic() - self._hotels.loaded > HOTELS_TTL_S:
