@@ -252,6 +252,50 @@ CREATE TABLE IF NOT EXISTS schedules (
     PRIMARY KEY (integration_id, resource)
 );
 
+-- Durable work (syncd.engine.tasks): periodic syncs, targeted fetches (webhooks, a user's
+-- "sync now" for given ids), child fetches (a listing's photos or calendar) and pushes.
+-- Lower `priority` runs first. A pending task is unique per `dedupe_key`: enqueueing the same
+-- work again coalesces into it (the earlier start, the higher priority, the later expiry).
+-- No two tasks of one key run at once. A claim leases the row on the database clock; a lease
+-- that ran out (or whose process is gone) goes back to pending and its holder's connections
+-- are terminated, so a frozen worker that wakes up commits nothing. Finished rows stay for
+-- `task_retention_s`.
+CREATE TABLE IF NOT EXISTS tasks (
+    id                bigserial PRIMARY KEY,
+    integration_id    text NOT NULL REFERENCES integrations (id) ON DELETE CASCADE,
+    resource          text NOT NULL,
+    -- 'sync' | 'fetch' (given ids) | 'child' (given parents' children) | 'push'
+    kind              text NOT NULL,
+    priority          smallint NOT NULL,
+    dedupe_key        text NOT NULL,
+    params            jsonb NOT NULL DEFAULT '{}',
+    -- 'pending' | 'running' | 'done' | 'failed' | 'skipped' | 'expired' | 'dead' | 'lost'
+    state             text NOT NULL DEFAULT 'pending',
+    not_before        timestamptz NOT NULL DEFAULT now(),
+    expires_at        timestamptz,
+    enqueued_at       timestamptz NOT NULL DEFAULT now(),
+    coalesced         integer NOT NULL DEFAULT 0,
+    attempts          integer NOT NULL DEFAULT 0,
+    max_attempts      integer NOT NULL DEFAULT 5,
+    lease_owner       text,
+    -- The claiming process's liveness lock (``tasks.LEASE_PROCESS``): when nobody holds it
+    -- the process is gone (killed, crashed) and its tasks are taken back at once.
+    lease_process     integer,
+    lease_token       integer,
+    lease_expires_at  timestamptz,
+    started_at        timestamptz,
+    finished_at       timestamptz,
+    last_error        text
+);
+CREATE UNIQUE INDEX IF NOT EXISTS tasks_pending_key ON tasks (dedupe_key) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS tasks_running_key ON tasks (dedupe_key) WHERE state = 'running';
+CREATE INDEX IF NOT EXISTS tasks_claim ON tasks (priority, not_before, id) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS tasks_pending_integration ON tasks (integration_id) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS tasks_leases ON tasks (lease_expires_at) WHERE state = 'running';
+CREATE INDEX IF NOT EXISTS tasks_finished ON tasks (finished_at) WHERE finished_at IS NOT NULL;
+-- Lease tokens are int4 (advisory locks take two int4 keys: a namespace and the token).
+CREATE SEQUENCE IF NOT EXISTS task_lease_tokens AS integer CYCLE;
+
 -- Records that failed validation (or were refused by the partner). One open row per
 -- record: seeing the same bad record again bumps `attempts` instead of adding rows.
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -290,5 +334,5 @@ CREATE TABLE IF NOT EXISTS events (
 -- Schema generations this database has been brought to (each is applied by the statements
 -- above, idempotently): 1 the first; 2 properties/reservations without per-row foreign
 -- keys, ids COLLATE "C", the integrations_delete_rows trigger; 3 raw as bytea with its
--- media type (raw_type).
-INSERT INTO schema_migrations (version) VALUES (1), (2), (3) ON CONFLICT DO NOTHING;
+-- media type (raw_type); 6 the tasks table (the engine's durable queue).
+INSERT INTO schema_migrations (version) VALUES (1), (2), (3), (6) ON CONFLICT DO NOTHING;

@@ -6,7 +6,8 @@
       ├── web         /healthz /readyz /metrics /status (uvicorn in this loop)
       ├── watchdog    event-loop lag
       ├── signals     SIGTERM/SIGINT -> drain
-      └── scheduler   due schedules -> bounded workers -> SyncRunner.run
+      └── engine      due schedules -> tasks (durable, PostgreSQL) -> bounded workers
+                      (syncd.engine.workers) -> SyncRunner.run or a targeted fetch
 
 Draining: on SIGTERM the scheduler stops claiming, running syncs stop at their next page
 boundary (committing it), and after ``shutdown_grace_s`` whatever is left is cancelled:
@@ -23,14 +24,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio
-from anyio.abc import TaskGroup, TaskStatus
+from anyio.abc import TaskStatus
 
 from syncd import crypto, errors
 from syncd.config import Settings
 from syncd.connectors import registry
 from syncd.connectors.base import Connector
 from syncd.engine import outcomes, scheduling
+from syncd.engine.clock import Clock, DatabaseClock
+from syncd.engine.execute import TaskExecutor
 from syncd.engine.runner import SyncRunner
+from syncd.engine.workers import Engine
 from syncd.http.guards import Guards
 from syncd.http.transport import Transports
 from syncd.observability.logging import get_logger
@@ -39,7 +43,7 @@ from syncd.observability.systemd import SystemdNotifier
 from syncd.store.credentials import CredentialStore
 from syncd.store.embedded import EmbeddedPostgres
 from syncd.store.postgres import Store
-from syncd.store.types import Schedule
+from syncd.store.tasks import Priority, TaskQueue
 from syncd.web import board
 from syncd.web import server as web_server
 from syncd.web.app import WebContext, create_app
@@ -156,6 +160,7 @@ class Daemon:
         once: bool = False,
         notifier: SystemdNotifier | None = None,
         transports: Transports | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
         self._transports = transports
@@ -169,13 +174,11 @@ class Daemon:
         self._log = get_logger(shard=settings.daemon.shard_index)
         # Rate budgets, concurrency caps and breakers; partner-wide ones shared by integrations.
         self.guards = Guards(self.metrics, self._log)
-        self._last_tick = time.monotonic()
         self._loop_lag = 0.0
-        self._wake = anyio.Event()
-        self._db_backoff = scheduling.Backoff()
-        self._workers_scope: anyio.CancelScope | None = None
-        # Last outcome per integration x resource: what `syncd run --once` exits on.
-        self._outcomes: dict[scheduling.Key, outcomes.Outcome] = {}
+        self._clock = clock
+        self.queue: TaskQueue | None = None
+        self.executor: TaskExecutor | None = None
+        self.engine: Engine | None = None
         ids = [i.id for i in settings.integrations if i.enabled]
         self.owned = scheduling.owned(ids, settings.daemon.shard_index, settings.daemon.shard_count)
 
@@ -184,7 +187,7 @@ class Daemon:
         if not self.stop.is_set():
             self.notifier.stopping()
         self.stop.set()
-        self._wake.set()
+        self._wake()
 
     async def run(self, *, task_status: TaskStatus[Daemon] = anyio.TASK_STATUS_IGNORED) -> None:
         log = self._log
@@ -202,6 +205,22 @@ class Daemon:
             self.store = store
             self.runner = SyncRunner(store, connectors, self.settings, self.metrics, log, self.stop)
             await self.runner.restore_gauges()
+            d = self.settings.daemon
+            self.queue = TaskQueue(store, max_pending_per_integration=d.max_pending_tasks)
+            self.executor = TaskExecutor(
+                store, self.queue, self.runner, connectors, self.metrics, log, once=self.once
+            )
+            self.engine = Engine(
+                self.queue,
+                self.executor,
+                owned=self.owned,
+                clock=self._clock or DatabaseClock(store),
+                settings=d,
+                metrics=self.metrics,
+                log=log,
+                stop=self.stop,
+                once=self.once,
+            )
             self.guards.on_circuit_closed(self._circuit_closed)
             async with anyio.create_task_group() as tg:
                 if self.settings.web.enabled:
@@ -210,13 +229,14 @@ class Daemon:
                 if not self.once:
                     tg.start_soon(self._watch_signals)
                     tg.start_soon(self._listen_for_wakes, store)
+                    tg.start_soon(self._retry_after_circuit_closed, store, self.runner)
                 log.info("daemon_started", web_port=self.web_port)
                 d = self.settings.daemon
                 self.notifier.ready(
                     f"syncing {len(self.owned)} integration(s) as shard {d.shard_index}/{d.shard_count}"
                 )
                 task_status.started(self)
-                await self._schedule(store, self.runner)
+                await self.engine.run()
                 tg.cancel_scope.cancel()
         if self.once:
             self._log_summary()
@@ -224,7 +244,7 @@ class Daemon:
 
     def summary(self) -> outcomes.RunSummary:
         """How the runs this process made ended (the last run of each integration x resource)."""
-        return outcomes.RunSummary(dict(self._outcomes))
+        return outcomes.RunSummary(dict(self.executor.outcomes) if self.executor else {})
 
     def _log_summary(self) -> None:
         summary = self.summary()
@@ -236,102 +256,24 @@ class Daemon:
 
     # --- scheduler ------------------------------------------------------------------------
 
-    async def _schedule(self, store: Store, runner: SyncRunner) -> None:
-        """Claim due schedules into at most ``worker_concurrency`` concurrent runs."""
-        d = self.settings.daemon
-        running: set[scheduling.Key] = set()
-
-        async def work(key: scheduling.Key) -> None:
-            try:
-                self._outcomes[key] = await runner.run(*key)
-            finally:
-                running.discard(key)
-                self._wake.set()
-
-        with anyio.CancelScope() as workers_scope:
-            self._workers_scope = workers_scope
-            async with anyio.create_task_group() as workers:
-                while not self.stop.is_set():
-                    self._last_tick = time.monotonic()
-                    # A fresh event before looking: a wake-up (a run ending, `syncd sync-now`)
-                    # that arrives while we look is not lost, the wait below returns at once.
-                    self._wake = anyio.Event()
-                    await self._retry_after_circuit_closed(store, runner)
-                    due = await self._due(store, running)
-                    if due is None:  # the database is unreachable: wait, then look again
-                        with anyio.move_on_after(self._db_backoff.next()):
-                            await self._wake.wait()
-                        continue
-                    for s in due:
-                        if len(running) >= d.worker_concurrency:
-                            break
-                        key = (s.integration_id, s.resource)
-                        running.add(key)
-                        workers.start_soon(work, key)
-                    if self.once:
-                        break
-                    with anyio.move_on_after(d.scheduler_tick_s):
-                        await self._wake.wait()
-                if self.once:
-                    # Run-once: keep filling free slots until every schedule due at start ran.
-                    await self._drain_once(store, running, workers, work)
-
     def _circuit_closed(self) -> None:
         """[http] Called by the breakers (synchronously) when one closes again."""
         if self.runner is not None:
             self.runner.circuit_closed()
-        self._wake.set()
+        self._wake()
 
     async def _retry_after_circuit_closed(self, store: Store, runner: SyncRunner) -> None:
         """Runs that failed fast while a breaker was open (a sibling resource held the
         half-open probe) are due again at once when it closes, not one probe timeout later."""
-        for integration_id, resource in runner.take_circuit_waiting():
-            with contextlib.suppress(errors.StoreError):  # else at their reschedule
-                await store.sync_now(integration_id, resource)
-
-    async def _due(self, store: Store, running: set[scheduling.Key]) -> list[Schedule] | None:
-        """Due schedules, or None while the database is unreachable. A database restart
-        or failover must not end the daemon: /readyz says 503 meanwhile (its ping fails),
-        running syncs fail and stay due, and claiming resumes when the database is back."""
-        try:
-            schedules = await store.list_schedules(self.owned)
-            now = await store.now()
-        except errors.StoreError as exc:
-            if self._db_backoff.failures == 0:
-                self._log.error("database_unavailable", error=str(exc))
-            self._db_backoff.failed()
-            return None
-        if self._db_backoff.failures:
-            self._log.info("database_available", after_failures=self._db_backoff.failures)
-            self._db_backoff.reset()
-        ready = scheduling.due(schedules, running, now)
-        late = scheduling.backlog(ready, now)
-        self.metrics.scheduler_ticked(now.timestamp(), late.waiting, late.oldest_late_s)
-        return ready
-
-    async def _drain_once(
-        self, store: Store, running: set[scheduling.Key], workers: TaskGroup, work: Any
-    ) -> None:
-        started = await store.now()
-        done: set[scheduling.Key] = set(running)
         while True:
-            schedules = await store.list_schedules(self.owned)
-            pending = [
-                s
-                for s in scheduling.due(schedules, running, started)
-                if (s.integration_id, s.resource) not in done
-            ]
-            free = self.settings.daemon.worker_concurrency - len(running)
-            for s in pending[: max(0, free)]:
-                key = (s.integration_id, s.resource)
-                running.add(key)
-                done.add(key)
-                workers.start_soon(work, key)
-            if not pending and not running:
-                return
-            self._wake = anyio.Event()
-            with anyio.move_on_after(0.5):
-                await self._wake.wait()
+            await anyio.sleep(self.settings.daemon.scheduler_tick_s)
+            for integration_id, resource in runner.take_circuit_waiting():
+                with contextlib.suppress(errors.StoreError):  # else at their reschedule
+                    await store.sync_now(integration_id, resource, Priority.SCHEDULED)
+
+    def _wake(self) -> None:
+        if self.engine is not None:
+            self.engine.poke()
 
     # --- side tasks -----------------------------------------------------------------------
 
@@ -347,8 +289,8 @@ class Daemon:
         self._cancel_workers()
 
     def _cancel_workers(self) -> None:
-        if self._workers_scope is not None:
-            self._workers_scope.cancel()
+        if self.engine is not None and self.engine.workers_scope is not None:
+            self.engine.workers_scope.cancel()
 
     async def _enforce_grace(self) -> None:
         """After the grace period, cancel what is still running (uncommitted work rolls back)."""
@@ -363,7 +305,7 @@ class Daemon:
         backoff = scheduling.Backoff()
         while True:
             try:
-                async with store.listen(WAKE_CHANNEL, lambda _payload: self._wake.set()) as lost:
+                async with store.listen(WAKE_CHANNEL, lambda _payload: self._wake()) as lost:
                     backoff.reset()
                     await lost.wait()
             except errors.StoreError:
@@ -383,9 +325,12 @@ class Daemon:
             if limit is not None and self._loop_lag < limit / 2 and self._scheduler_fresh():
                 self.notifier.watchdog()
 
+    def _last_tick(self) -> float:
+        return self.engine.last_tick if self.engine is not None else time.monotonic()
+
     def _scheduler_fresh(self) -> bool:
         limit = SCHEDULER_STALE_TICKS * self.settings.daemon.scheduler_tick_s + 5
-        return self.stop.is_set() or time.monotonic() - self._last_tick <= limit
+        return self.stop.is_set() or time.monotonic() - self._last_tick() <= limit
 
     async def _serve_web(
         self, store: Store, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED
@@ -394,7 +339,10 @@ class Daemon:
             if self.stop.is_set():
                 raise RuntimeError("draining")
             if not self._scheduler_fresh():
-                raise RuntimeError(f"scheduler last ticked {time.monotonic() - self._last_tick:.0f}s ago")
+                raise RuntimeError(f"scheduler last ticked {time.monotonic() - self._last_tick():.0f}s ago")
+            stalled = self.engine.stalled_s() if self.engine is not None else 0.0
+            if stalled > self.settings.daemon.claim_stall_s:
+                raise RuntimeError(f"tasks are due and none was claimed for {stalled:.0f}s")
 
         ctx = WebContext(
             metrics=self.metrics,

@@ -62,6 +62,20 @@ class DaemonSettings(_Frozen):
     shutdown_grace_s: float = Field(default=DEFAULT_SHUTDOWN_GRACE_S, ge=0)
     scheduler_tick_s: float = Field(default=1.0, gt=0, le=60)
     retry_failed_after_s: float = Field(default=60.0, ge=0)
+    # Slots beyond worker_concurrency that only urgent tasks (a user's sync-now, webhooks)
+    # may take: they start at once even while every other slot runs a long sync.
+    urgent_workers: int = Field(default=2, ge=0, le=256)
+    # A claimed task's lease, renewed every third of it; a lapsed lease is reclaimed.
+    task_lease_s: float = Field(default=30.0, ge=1, le=3600)
+    # Finished tasks stay this long for `syncd tasks` and /admin/tasks.
+    task_retention_s: float = Field(default=86_400.0, ge=0)
+    # Targeted tasks waiting per integration beyond which new ones fold into one sync.
+    max_pending_tasks: int = Field(default=10_000, ge=1)
+    # Schedules late by more than their interval (the workers were down) start spread
+    # over at most this many seconds, not all in the same one.
+    recovery_spread_s: float = Field(default=300.0, ge=0)
+    # /readyz fails when tasks are due and none was claimed for this long.
+    claim_stall_s: float = Field(default=600.0, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
 

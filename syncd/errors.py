@@ -136,6 +136,11 @@ class StoreUnavailable(StoreError):
     """PostgreSQL is unreachable."""
 
 
+class LeaseLost(StoreError):
+    """A task's lease is no longer this worker's: it lapsed and was reclaimed. Nothing more
+    of the task may be written by this worker."""
+
+
 class Conflict(StoreError):
     """The transaction conflicted with another one and may be retried."""
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from syncd.connectors.base import Connector
 from syncd.pipeline import RECORD_ERRORS, UNIDENTIFIED_PREFIX, dead_letter
-from syncd.store.postgres import Store
+from syncd.store.postgres import Store, SyncSession
 from syncd.store.types import Batch, row_for
 
 REPLAY_BATCH = 200
@@ -68,26 +68,46 @@ async def replay(
         ids = sorted(await session.open_dead_letters(limit))
         if only is not None:
             ids = [i for i in ids if i in only]
-        normalize = connector.normalizer(resource)
-        for start in range(0, len(ids), REPLAY_BATCH):
-            batch = Batch()
-            for external_id in ids[start : start + REPLAY_BATCH]:
-                if external_id.startswith(UNIDENTIFIED_PREFIX):
-                    result.unidentified.append(external_id)
-                    continue
-                raw = await connector.fetch_one(resource, external_id)
-                if raw is None:
-                    result.gone.append(external_id)
-                    batch.resolved.append(external_id)
-                    continue
-                try:
-                    batch.rows.append(row_for(session.spec, normalize(raw), raw))
-                except RECORD_ERRORS as exc:
-                    batch.dead_letters.append(dead_letter(connector, resource, raw, exc))
-                    result.still_bad.append(external_id)
-                    continue
-                batch.resolved.append(external_id)
-                result.fixed.append(external_id)
-            await session.apply(batch)
+        await fetch_into(session, connector, resource, ids, result)
     log.info("replay_done", **result.to_json())
     return result
+
+
+async def fetch_into(
+    session: SyncSession,
+    connector: Connector,
+    resource: str,
+    ids: list[str],
+    result: ReplayResult,
+    *,
+    delete_gone: bool = False,
+) -> None:
+    """Fetches each id and applies it through ``session`` in batches: a clean record is
+    upserted (and its open dead letter resolved), a bad one dead-lettered. A record the
+    partner no longer has resolves its letter; with ``delete_gone`` (a targeted fetch: the
+    partner just told us it changed) it is also soft-deleted where the resource sweeps."""
+    normalize = connector.normalizer(resource)
+    for start in range(0, len(ids), REPLAY_BATCH):
+        batch = Batch()
+        gone: list[str] = []
+        for external_id in ids[start : start + REPLAY_BATCH]:
+            if external_id.startswith(UNIDENTIFIED_PREFIX):
+                result.unidentified.append(external_id)
+                continue
+            raw = await connector.fetch_one(resource, external_id)
+            if raw is None:
+                result.gone.append(external_id)
+                gone.append(external_id)
+                batch.resolved.append(external_id)
+                continue
+            try:
+                batch.rows.append(row_for(session.spec, normalize(raw), raw))
+            except RECORD_ERRORS as exc:
+                batch.dead_letters.append(dead_letter(connector, resource, raw, exc))
+                result.still_bad.append(external_id)
+                continue
+            batch.resolved.append(external_id)
+            result.fixed.append(external_id)
+        await session.apply(batch)
+        if delete_gone and gone:
+            await session.soft_delete(gone)

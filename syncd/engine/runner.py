@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -22,7 +22,10 @@ from syncd.engine.outcomes import Outcome
 from syncd.engine.scheduling import failure_backoff, next_interval
 from syncd.http import breaker
 from syncd.observability.metrics import Metrics
-from syncd.store.postgres import Store, SyncSession
+from syncd.store.postgres import Lease, Store, SyncSession
+
+# Records a run's outcome and the seconds until the schedule's next run.
+Reschedule = Callable[[str, float], Awaitable[None]]
 
 
 class SyncRunner:
@@ -70,8 +73,19 @@ class SyncRunner:
     def resource_settings(self, integration_id: str, resource: str) -> ResourceSettings:
         return self._integrations[integration_id].resources.get(resource) or ResourceSettings()
 
-    async def run(self, integration_id: str, resource: str) -> Outcome:
-        """Returns the outcome: ``ok``, ``failed``, ``interrupted`` (stopping) or ``busy``."""
+    async def run(
+        self,
+        integration_id: str,
+        resource: str,
+        *,
+        lease: Lease | None = None,
+        reschedule: Reschedule | None = None,
+    ) -> Outcome:
+        """Returns the outcome: ``ok``, ``failed``, ``interrupted`` (stopping) or ``busy``.
+
+        ``lease``: the task's lease token, which fences the run's connections. ``reschedule``
+        records the outcome and the next run's delay (default: the schedule alone; the task
+        engine ends its task in the same statement)."""
         connector = self._connectors[integration_id]
         partner = connector.info.name
         res = self.resource_settings(integration_id, resource)
@@ -80,7 +94,7 @@ class SyncRunner:
         outcome: Outcome = "failed"
         self._metrics.syncs_in_flight.inc()
         try:
-            async with self._store.sync_session(integration_id, resource) as session:
+            async with self._store.sync_session(integration_id, resource, lease) as session:
                 if session is None:
                     log.info("sync_skipped_locked")
                     return "busy"
@@ -98,7 +112,7 @@ class SyncRunner:
         self._metrics.sync_duration.labels(partner, resource, outcome).observe(elapsed)
         self._metrics.sync_runs.labels(partner, resource, outcome).inc()
         self._metrics.integration_up.labels(integration_id).set(1 if outcome in ("ok", "interrupted") else 0)
-        await self._reschedule(integration_id, resource, res, outcome, log)
+        await self._reschedule(integration_id, resource, res, outcome, log, reschedule)
         return outcome
 
     async def _run_in_session(
@@ -196,7 +210,13 @@ class SyncRunner:
         return await self._store.now() - last >= timedelta(seconds=res.deletion_sweep_interval_s)
 
     async def _reschedule(
-        self, integration_id: str, resource: str, res: ResourceSettings, outcome: str, log: Any
+        self,
+        integration_id: str,
+        resource: str,
+        res: ResourceSettings,
+        outcome: str,
+        log: Any,
+        reschedule: Reschedule | None = None,
     ) -> None:
         if outcome == "busy":
             return
@@ -220,7 +240,10 @@ class SyncRunner:
                         # Closed since (a sibling's probe succeeded): go again at once.
                         closed = self._circuit_closed_at >= failed_at
                         next_in = 0.0 if closed else breaker.reschedule_delay(retry_in, random.random())
-                await self._store.finish_schedule(integration_id, resource, outcome, next_in)
+                if reschedule is None:
+                    await self._store.finish_schedule(integration_id, resource, outcome, next_in)
+                else:
+                    await reschedule(outcome, next_in)
         except errors.StoreError as exc:
             log.error("reschedule_failed", error=str(exc))
 

@@ -165,13 +165,13 @@ class Metrics:
         )
         self.schedules_overdue = Gauge(
             "syncd_schedules_overdue",
-            "Schedules due and not running at the scheduler's last tick (those it claims at "
-            "that tick included).",
+            "Tasks due (scheduled syncs and all other kinds) whose key was not running at the "
+            "scheduler's last tick, those it claimed at that tick included.",
             registry=r,
         )
         self.schedule_overdue_seconds = Gauge(
             "syncd_schedule_overdue_seconds",
-            "How long the most overdue of those schedules has been due; 0 when none is.",
+            "How long the most overdue of those tasks has been due; 0 when none is.",
             registry=r,
         )
         self.syncs_in_flight = Gauge(
@@ -195,6 +195,58 @@ class Metrics:
             "1 for the partner API version each integration runs (pinned or rolled out): "
             "count by version to watch a rollout.",
             ["integration", "partner", "version"],
+            registry=r,
+        )
+
+        self.tasks_enqueued = Counter(
+            "syncd_tasks_enqueued_total",
+            "Tasks offered to the queue by kind and result: inserted, coalesced (into a "
+            "pending task of the same key) or folded (over the integration's bound: one sync "
+            "instead).",
+            ["kind", "result"],
+            registry=r,
+        )
+        self.tasks_started = Counter(
+            "syncd_tasks_started_total",
+            "Tasks claimed and started, by kind and priority.",
+            ["kind", "priority"],
+            registry=r,
+        )
+        self.tasks_ended = Counter(
+            "syncd_tasks_ended_total",
+            "Tasks that ended, by kind and outcome: done, failed, retried, dead (out of "
+            "attempts), expired (waited past expires_at, not run), lease_lost.",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.task_start_delay = Histogram(
+            "syncd_task_start_delay_seconds",
+            "From enqueue (or coalescing) to start, by priority (database clock).",
+            ["priority"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+            registry=r,
+        )
+        self.tasks_due = Gauge(
+            "syncd_tasks_due",
+            "Pending tasks that could start now, by priority, at the scheduler's last tick.",
+            ["priority"],
+            registry=r,
+        )
+        self.task_oldest_due = Gauge(
+            "syncd_task_oldest_due_seconds",
+            "How long the oldest of those tasks has been due, by priority.",
+            ["priority"],
+            registry=r,
+        )
+        self.task_claim_stalled = Gauge(
+            "syncd_task_claim_stalled_seconds",
+            "How long tasks have been due with none claimed by this shard; 0 when it claims "
+            "or nothing is due. /readyz fails past daemon.claim_stall_s.",
+            registry=r,
+        )
+        self.leases_reclaimed = Counter(
+            "syncd_task_leases_reclaimed_total",
+            "Running tasks whose lease lapsed (their worker froze or died) and were taken back.",
             registry=r,
         )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -70,6 +71,26 @@ def lock_key(*parts: str) -> int:
     """Stable signed 64-bit advisory-lock key for a tuple of names."""
     digest = hashlib.blake2b(":".join(parts).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+# Two-int4 advisory-lock namespaces for a task lease's token (syncd.store.tasks): the
+# worker's session connection holds (LEASE_SESSION, token) while it runs the task, an extra
+# writer holds (LEASE_WRITER, token) shared in each transaction. Reclaiming a lapsed lease
+# terminates every holder, so nothing the old worker had in flight can commit.
+LEASE_SESSION = 0x73796E64
+LEASE_WRITER = 0x73796E65
+# Each claiming process holds (LEASE_PROCESS, its token) on one connection for its life: a
+# process that died (SIGKILL, OOM) lets go of it at once, and its tasks need not wait for
+# their leases to lapse.
+LEASE_PROCESS = 0x73796E66
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A claimed task's fence: its id and the token its claim drew."""
+
+    task_id: int
+    token: int
 
 
 def fence_keys(key: int) -> tuple[int, int]:
@@ -168,11 +189,16 @@ class Store:
             rows = await self._pool.fetch(Q["progress"], list(integration_ids))
         return [dict(r) for r in rows]
 
-    async def sync_now(self, integration_id: str, resource: str | None = None) -> list[str]:
-        """Make the integration's schedules (or one of them) due now and wake the daemons."""
+    async def sync_now(
+        self, integration_id: str, resource: str | None = None, priority: int = 0
+    ) -> list[str]:
+        """Queue a sync of the integration's resources (or one of them) now, at ``priority``
+        (``tasks.Priority``; a user's by default), and wake the daemons."""
         with translate():
             async with self._pool.acquire() as conn, conn.transaction():
-                resources: list[str] | None = await conn.fetchval(Q["sync_now"], integration_id, resource)
+                resources: list[str] | None = await conn.fetchval(
+                    Q["sync_now"], integration_id, resource, priority
+                )
         return resources or []
 
     @contextlib.asynccontextmanager
@@ -219,7 +245,9 @@ class Store:
             await self._pool.execute(Q["set_integration_status"], integration_id, status, reason)
 
     @contextlib.asynccontextmanager
-    async def sync_session(self, integration_id: str, resource: str) -> AsyncIterator[SyncSession | None]:
+    async def sync_session(
+        self, integration_id: str, resource: str, lease: Lease | None = None
+    ) -> AsyncIterator[SyncSession | None]:
         """A connection holding the session advisory lock of (integration, resource).
 
         Yields None when another process holds it. The lock lives and dies with the
@@ -227,6 +255,8 @@ class Store:
         extra writers' connections may outlive it: a new owner first waits for their open
         transactions to end (see ``BatchWriter``'s fence), and yields None too if they
         have not within ``fence_wait_s`` (a frozen process: the run is tried again later).
+        ``lease``: the task's lease token, held by this connection and the extra writers'
+        transactions (``LEASE_SESSION``), so that reclaiming the lease cuts them off.
         """
         key = lock_key(integration_id, resource)
         with translate():
@@ -239,13 +269,35 @@ class Store:
                     yield None
                     return
                 try:
+                    if lease is not None:
+                        await _hold_lease(conn, lease)
                     await conn.execute(_CREATE_STAGING)
                     await conn.execute(Q["start_schedule"], integration_id, resource)
-                    yield SyncSession(conn, integration_id, TABLES[resource], self._pool)
+                    yield SyncSession(conn, integration_id, TABLES[resource], self._pool, lease)
                 finally:
                     if not conn.is_closed():
                         with contextlib.suppress(asyncpg.PostgresError, OSError):
                             await conn.execute(Q["unlock"], key)
+                            if lease is not None:
+                                await conn.execute(Q["unlock_lease"], LEASE_SESSION, lease.token)
+
+    @contextlib.asynccontextmanager
+    async def task_session(
+        self, integration_id: str, resource: str, lease: Lease
+    ) -> AsyncIterator[SyncSession]:
+        """A connection for a task that writes records but owns no run (a targeted fetch):
+        it holds only its lease's lock, so it runs beside a sync of the same resource (rows
+        are last-write-wins on the partner's timestamp; it never touches the checkpoint)."""
+        with translate():
+            async with self._pool.acquire() as conn:
+                await _hold_lease(conn, lease)
+                try:
+                    await conn.execute(_CREATE_STAGING)
+                    yield SyncSession(conn, integration_id, TABLES[resource], None, lease)
+                finally:
+                    if not conn.is_closed():
+                        with contextlib.suppress(asyncpg.PostgresError, OSError):
+                            await conn.execute(Q["unlock_lease"], LEASE_SESSION, lease.token)
 
     async def _fenced_writers_ended(self, conn: Connection, key: int) -> bool:
         try:
@@ -262,6 +314,16 @@ class Store:
         with translate():
             async with self._pool.acquire() as conn:
                 yield conn
+
+
+async def _hold_lease(conn: Connection, lease: Lease) -> None:
+    """Takes the lease's session lock, then checks the lease is still this claim's. In that
+    order: a reclaim that ran before the lock was taken found no holder to cut off, and the
+    check (``FOR UPDATE`` waits for that reclaim to commit) sees the task taken back."""
+    await conn.execute(Q["lock_lease"], LEASE_SESSION, lease.token)
+    if await conn.fetchval(Q["lease_is_held"], lease.task_id, lease.token) is None:
+        await conn.execute(Q["unlock_lease"], LEASE_SESSION, lease.token)
+        raise errors.LeaseLost(f"task {lease.task_id}'s lease was taken back before its work began")
 
 
 class Turn:
@@ -291,8 +353,11 @@ class BatchWriter:
         integration_id: str,
         spec: TableSpec,
         fence: tuple[int, int] | None = None,
+        lease: Lease | None = None,
     ) -> None:
         self._conn = conn
+        # An extra writer's task lease: held shared per transaction (``LEASE_WRITER``).
+        self._lease = lease
         self.integration_id = integration_id
         self.spec = spec
         # (server pid, advisory-lock key) of the run's lock holder, for a connection that
@@ -347,6 +412,8 @@ class BatchWriter:
             inserted = updated = 0
             if self._fence is not None:
                 await self._conn.execute(Q["share_fence"], *fence_keys(self._fence[1]))
+                if self._lease is not None:
+                    await self._conn.execute(Q["share_fence"], LEASE_WRITER, self._lease.token)
             if await self._conn.fetchval(Q["hold_integration"], self.integration_id) is None:
                 raise errors.StoreError(
                     f"integration {self.integration_id!r} is not in the integrations table "
@@ -426,10 +493,16 @@ class SyncSession:
     """
 
     def __init__(
-        self, conn: Connection, integration_id: str, spec: TableSpec, pool: asyncpg.Pool[Any] | None = None
+        self,
+        conn: Connection,
+        integration_id: str,
+        spec: TableSpec,
+        pool: asyncpg.Pool[Any] | None = None,
+        lease: Lease | None = None,
     ) -> None:
         self._conn = conn
         self._pool = pool
+        self._lease = lease
         self.integration_id = integration_id
         self.spec = spec
         self.writer = BatchWriter(conn, integration_id, spec)
@@ -450,7 +523,7 @@ class SyncSession:
         with translate():
             async with self._pool.acquire() as conn:
                 await conn.execute(_CREATE_STAGING)
-                writer = BatchWriter(conn, self.integration_id, self.spec, fence)
+                writer = BatchWriter(conn, self.integration_id, self.spec, fence, self._lease)
                 writer.first_sync = self.writer.first_sync
                 yield writer
 

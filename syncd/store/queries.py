@@ -29,4 +29,9 @@ def schema_sql() -> str:
     return (Path(__file__).resolve().parents[2] / "schema.sql").read_text(encoding="utf-8")
 
 
-QUERIES = parse(resources.files("syncd.store").joinpath("queries.sql").read_text(encoding="utf-8"))
+def load(name: str) -> dict[str, LiteralString]:
+    """The named queries of one ``.sql`` file of this package."""
+    return parse(resources.files("syncd.store").joinpath(name).read_text(encoding="utf-8"))
+
+
+QUERIES = load("queries.sql")

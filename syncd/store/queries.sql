@@ -118,6 +118,16 @@ SELECT pg_try_advisory_lock($1);
 -- name: unlock
 SELECT pg_advisory_unlock($1);
 
+-- name: lock_lease
+-- A task lease's session lock (two int4 keys: namespace, token); never contended.
+SELECT pg_advisory_lock($1::int, $2::int);
+
+-- name: unlock_lease
+SELECT pg_advisory_unlock($1::int, $2::int);
+
+-- name: lease_is_held
+SELECT id FROM tasks WHERE id = $1 AND lease_token = $2 AND state = 'running' FOR UPDATE;
+
 -- name: hold_integration
 -- The lock a foreign key check would take, once per batch (schema.sql: properties and
 -- reservations have no key to integrations): NULL when the integration is gone; else a
@@ -250,10 +260,17 @@ ORDER BY last_seen_at DESC, id DESC
 LIMIT $3;
 
 -- name: sync_now
--- `syncd sync-now`: due at once; the NOTIFY (delivered at commit) wakes running daemons.
+-- `syncd sync-now`: a sync task per enabled schedule at priority $3, coalesced into a pending
+-- one (which it lifts to that priority, due now); the NOTIFY (delivered at commit) wakes the
+-- running daemons. task_queries.sql builds the same dedupe key.
 WITH due AS (
-    UPDATE schedules SET next_due_at = now()
+    INSERT INTO tasks AS t (integration_id, resource, kind, priority, dedupe_key)
+    SELECT integration_id, resource, 'sync', $3, 'sync:' || integration_id || ':' || resource
+    FROM schedules
     WHERE integration_id = $1 AND ($2::text IS NULL OR resource = $2) AND enabled
+    ON CONFLICT (dedupe_key) WHERE state = 'pending' DO UPDATE SET
+        priority = LEAST(t.priority, EXCLUDED.priority), not_before = LEAST(t.not_before, now()),
+        coalesced = t.coalesced + 1
     RETURNING resource
 )
 SELECT array_agg(resource ORDER BY resource) AS resources, pg_notify('syncd_wake', $1) AS notified

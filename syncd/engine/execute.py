@@ -1,0 +1,119 @@
+"""What each kind of task does, and how it ends its task.
+
+* ``sync``: a run of ``SyncRunner``; its outcome ends the task and moves the schedule in
+  one statement, under the lease.
+* ``fetch``: the given ids fetched by id (a webhook named them, or a user asked) and
+  applied like a sync's batch; a record the partner no longer has is soft-deleted.
+
+A failing fetch is retried with backoff up to its attempts, then it is dead (counted, and
+visible in ``syncd tasks``). Kinds a connector cannot do yet end as dead with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from syncd import errors
+from syncd.connectors.base import Connector
+from syncd.engine import outcomes
+from syncd.engine.replay import ReplayResult, fetch_into
+from syncd.engine.runner import SyncRunner
+from syncd.engine.scheduling import failure_backoff
+from syncd.observability.metrics import Metrics
+from syncd.store.postgres import Store
+from syncd.store.tasks import Task, TaskQueue
+
+# A sync whose run lock another process holds (an operator's replay, a shard in a rollout)
+# goes again after this many seconds.
+BUSY_RETRY_S = 5.0
+# Backoff of a failed fetch: base seconds, doubling per attempt, capped.
+FETCH_RETRY_BASE_S = 5.0
+FETCH_RETRY_CAP_S = 600.0
+
+
+class TaskExecutor:
+    def __init__(
+        self,
+        store: Store,
+        queue: TaskQueue,
+        runner: SyncRunner,
+        connectors: Mapping[str, Connector],
+        metrics: Metrics,
+        log: Any,
+        *,
+        once: bool = False,
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._runner = runner
+        self._connectors = connectors
+        self._metrics = metrics
+        self._log = log
+        self._once = once
+        # The last outcome of each integration x resource's sync: `syncd run --once`'s summary.
+        self.outcomes: dict[outcomes.Key, outcomes.Outcome] = {}
+
+    async def __call__(self, task: Task) -> None:
+        if task.integration_id not in self._connectors:
+            await self._end(task, "dead", "no connector for this integration in this process")
+        elif task.kind == "sync":
+            await self._sync(task)
+        elif task.kind == "fetch":
+            await self._fetch(task)
+        else:
+            await self._end(task, "dead", f"task kind {task.kind!r} is not handled by this version")
+
+    async def _sync(self, task: Task) -> None:
+        async def reschedule(outcome: str, next_in: float) -> None:
+            state = "done" if outcome in ("ok", "interrupted") else "failed"
+            await self._end(task, state, None if state == "done" else "run failed", next_in, outcome)
+
+        key = (task.integration_id, task.resource)
+        outcome = await self._runner.run(*key, lease=task.lease, reschedule=reschedule)
+        self.outcomes[key] = outcome
+        if outcome == "busy":
+            reason = "busy: another process holds this run's lock"
+            if self._once:
+                # Run-once leaves it to the holder: its schedule stays due for the next run.
+                await self._end(task, "skipped", reason)
+                return
+            await self._queue.retry(task, BUSY_RETRY_S, reason)
+            self._metrics.tasks_ended.labels(task.kind, "retried").inc()
+
+    async def _fetch(self, task: Task) -> None:
+        connector = self._connectors[task.integration_id]
+        log = self._log.bind(integration=task.integration_id, resource=task.resource, task=task.id)
+        result = ReplayResult(task.integration_id, task.resource)
+        try:
+            async with self._store.task_session(task.integration_id, task.resource, task.lease) as session:
+                await fetch_into(session, connector, task.resource, task.ids, result, delete_gone=True)
+        except (errors.PartnerError, errors.CircuitOpen, errors.StoreError) as exc:
+            await self._failed(task, exc, log)
+            return
+        log.info("fetch_done", **result.to_json())
+        await self._end(task, "done")
+
+    async def _failed(self, task: Task, exc: Exception, log: Any) -> None:
+        message = f"{type(exc).__name__}: {exc}"[:500]
+        if task.attempts >= task.max_attempts or isinstance(exc, errors.AuthFailed):
+            log.error("task_dead", error=message, attempts=task.attempts)
+            await self._end(task, "dead", message)
+            return
+        delay = failure_backoff(FETCH_RETRY_CAP_S, FETCH_RETRY_BASE_S, task.attempts - 1)
+        log.warning("task_retry", error=message, attempts=task.attempts, retry_in_s=delay)
+        await self._queue.retry(task, delay, message)
+        self._metrics.tasks_ended.labels(task.kind, "retried").inc()
+
+    async def _end(
+        self,
+        task: Task,
+        state: str,
+        error: str | None = None,
+        next_in_s: float | None = None,
+        outcome: str | None = None,
+    ) -> None:
+        if await self._queue.finish(task, state, error, next_in_s=next_in_s, outcome=outcome):
+            self._metrics.tasks_ended.labels(task.kind, state).inc()
+        else:
+            self._log.warning("task_finish_refused_lease_lost", task=task.id, key=task.key)

@@ -1,0 +1,327 @@
+"""The durable task queue in PostgreSQL: enqueue (coalescing), claim, lease, finish.
+
+Why PostgreSQL and not a broker: the queue's rows commit in the same transactions as the
+data they cause (a webhook's delivery and its fetch; later, a reservation and its lock-code
+push), and the database is already the one thing every shard and operator command reaches.
+``FOR UPDATE SKIP LOCKED`` lets shards claim without waiting on each other.
+
+A lease is fenced, not trusted: the worker's connections hold advisory locks named by the
+lease's token, and whoever reclaims a lapsed lease terminates those connections first. A
+process frozen past its lease (SIGSTOP, a stalled VM) therefore wakes up to dead
+connections, and every write it still had in flight rolls back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import anyio
+import asyncpg
+
+from syncd.store.postgres import (
+    LEASE_PROCESS,
+    LEASE_SESSION,
+    LEASE_WRITER,
+    Connection,
+    Lease,
+    Store,
+    translate,
+)
+from syncd.store.queries import load
+
+Q = load("task_queries.sql")
+
+
+class Priority(enum.IntEnum):
+    """Lower runs first: a person waiting, then a partner telling us, then the clock, then
+    work nobody waits for (a listing's photos)."""
+
+    USER = 0
+    WEBHOOK = 10
+    SCHEDULED = 20
+    LOW = 30
+
+
+KINDS = ("sync", "fetch", "child", "push")
+
+
+def sync_key(integration_id: str, resource: str) -> str:
+    """The dedupe key of an integration x resource's sync (task_queries.sql builds the same)."""
+    return f"sync:{integration_id}:{resource}"
+
+
+def fetch_key(integration_id: str, resource: str, external_id: str) -> str:
+    return f"fetch:{integration_id}:{resource}:{external_id}"
+
+
+@dataclass(frozen=True)
+class NewTask:
+    integration_id: str
+    resource: str
+    kind: str
+    priority: int
+    key: str
+    params: dict[str, Any] = field(default_factory=dict)
+    delay_s: float = 0.0
+    expires_in_s: float | None = None
+    max_attempts: int = 5
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"task kind must be one of {KINDS}, not {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    inserted: int = 0
+    coalesced: int = 0
+    # Targeted work over the integration's bound became one sync (it covers them all).
+    folded: int = 0
+
+
+@dataclass(frozen=True)
+class Task:
+    id: int
+    integration_id: str
+    resource: str
+    kind: str
+    priority: int
+    key: str
+    params: dict[str, Any]
+    attempts: int
+    max_attempts: int
+    lease_token: int
+    enqueued_at: datetime
+    started_at: datetime
+
+    @property
+    def lease(self) -> Lease:
+        return Lease(self.id, self.lease_token)
+
+    @property
+    def ids(self) -> list[str]:
+        return [str(i) for i in self.params.get("ids", [])]
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Task:
+        return cls(
+            row["id"],
+            row["integration_id"],
+            row["resource"],
+            row["kind"],
+            row["priority"],
+            row["dedupe_key"],
+            row["params"] or {},
+            row["attempts"],
+            row["max_attempts"],
+            row["lease_token"],
+            row["enqueued_at"],
+            row["started_at"],
+        )
+
+
+@dataclass(frozen=True)
+class Reclaimed:
+    requeued: int = 0
+    dead: int = 0
+    lost: int = 0
+    terminated: int = 0
+
+
+@dataclass(frozen=True)
+class Depth:
+    priority: int
+    due: int
+    oldest_s: float
+
+
+class TaskQueue:
+    """The queue's operations for one database. ``now`` arguments are the engine's clock
+    (``syncd.engine.clock``): tests move it hours ahead without waiting."""
+
+    def __init__(self, store: Store, *, max_pending_per_integration: int = 10_000) -> None:
+        self._store = store
+        self.max_pending = max_pending_per_integration
+
+    async def enqueue(
+        self, tasks: Sequence[NewTask], now: datetime, conn: Connection | None = None
+    ) -> Enqueued:
+        """Inserts ``tasks`` (coalescing each into a pending twin), in ``conn``'s transaction
+        when given so that the cause and its task commit together.
+
+        Targeted work for an integration that already has ``max_pending`` tasks waiting
+        becomes one sync of the resource instead: after an outage, thousands of webhooks
+        for one account are cheaper as one incremental run than as thousands of fetches."""
+        if conn is None:
+            async with self._store.connection() as own, own.transaction():
+                return await self.enqueue(tasks, now, own)
+        inserted = coalesced = folded = 0
+        pending: dict[str, int] = {}
+        with translate():
+            for task in tasks:
+                if task.kind in ("fetch", "child"):
+                    if task.integration_id not in pending:
+                        pending[task.integration_id] = await conn.fetchval(
+                            Q["pending_for_integration"], task.integration_id
+                        )
+                    if pending[task.integration_id] >= self.max_pending:
+                        task = NewTask(
+                            task.integration_id,
+                            task.resource,
+                            "sync",
+                            task.priority,
+                            sync_key(task.integration_id, task.resource),
+                        )
+                        folded += 1
+                row = await conn.fetchrow(
+                    Q["enqueue"],
+                    task.integration_id,
+                    task.resource,
+                    task.kind,
+                    task.priority,
+                    task.key,
+                    task.params,
+                    now + timedelta(seconds=task.delay_s),
+                    None if task.expires_in_s is None else now + timedelta(seconds=task.expires_in_s),
+                    task.max_attempts,
+                    now,
+                )
+                assert row is not None
+                if row["inserted"]:
+                    inserted += 1
+                    pending[task.integration_id] = pending.get(task.integration_id, 0) + 1
+                else:
+                    coalesced += 1
+        return Enqueued(inserted, coalesced, folded)
+
+    async def enqueue_due_schedules(
+        self, integration_ids: Sequence[str], now: datetime, spread_s: float
+    ) -> list[tuple[str, str]]:
+        with translate():
+            async with self._store.connection() as conn:
+                rows = await conn.fetch(
+                    Q["enqueue_due_schedules"], list(integration_ids), now, int(Priority.SCHEDULED), spread_s
+                )
+        return [(r["integration_id"], r["resource"]) for r in rows]
+
+    async def expire(self, integration_ids: Sequence[str], now: datetime) -> list[tuple[str, int]]:
+        """(kind, priority) of each task that waited past its expiry and will not run."""
+        with translate():
+            async with self._store.connection() as conn:
+                rows = await conn.fetch(Q["expire"], list(integration_ids), now)
+        return [(r["kind"], r["priority"]) for r in rows]
+
+    @contextlib.asynccontextmanager
+    async def liveness(self) -> AsyncIterator[tuple[int, anyio.Event]]:
+        """This process's liveness lock, held on a connection of its own for the block:
+        yields its token (claims record it) and an event set when the connection is lost
+        (the caller then takes a new one; tasks claimed under the old token are taken back
+        as the dead process's)."""
+        lost = anyio.Event()
+
+        def terminated(_conn: Any) -> None:
+            lost.set()
+
+        with translate():
+            async with self._store.connection() as conn:
+                token: int = await conn.fetchval(Q["liveness_token"])
+                await conn.execute(Q["lock_liveness"], LEASE_PROCESS, token)
+                conn.add_termination_listener(terminated)
+                try:
+                    yield token, lost
+                finally:
+                    conn.remove_termination_listener(terminated)
+                    if not conn.is_closed():
+                        with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                            await conn.execute("SELECT pg_advisory_unlock_all()")
+
+    async def reclaim(self, integration_ids: Sequence[str]) -> Reclaimed:
+        """Lapsed leases (and the tasks of processes that are gone) back to the queue,
+        their holders' connections terminated first (in the same transaction: the tasks are
+        not claimable before their holders are cut off)."""
+        with translate():
+            async with self._store.connection() as conn, conn.transaction():
+                rows = await conn.fetch(Q["reclaim"], list(integration_ids), LEASE_PROCESS)
+                if not rows:
+                    return Reclaimed()
+                tokens = [r["lease_token"] for r in rows if r["lease_token"] is not None]
+                terminated = await conn.fetchval(Q["terminate_holders"], tokens, LEASE_SESSION, LEASE_WRITER)
+        states = [r["state"] for r in rows]
+        return Reclaimed(states.count("pending"), states.count("dead"), states.count("lost"), terminated or 0)
+
+    async def claim(
+        self,
+        integration_ids: Sequence[str],
+        now: datetime,
+        limit: int,
+        owner: str,
+        lease_s: float,
+        process: int,
+        max_priority: int = int(Priority.LOW),
+    ) -> list[Task]:
+        """Up to ``limit`` tasks leased to ``owner``; ``process`` is its liveness token."""
+        if limit <= 0:
+            return []
+        with translate():
+            async with self._store.connection() as conn:
+                rows = await conn.fetch(
+                    Q["claim"], list(integration_ids), now, limit, max_priority, owner, lease_s, process
+                )
+        return sorted((Task.from_row(r) for r in rows), key=lambda t: (t.priority, t.id))
+
+    async def renew(self, task: Task, lease_s: float) -> bool:
+        """False when the lease is no longer this worker's (it lapsed and was reclaimed)."""
+        with translate():
+            async with self._store.connection() as conn:
+                return await conn.fetchval(Q["renew"], task.id, task.lease_token, lease_s) is not None
+
+    async def finish(
+        self,
+        task: Task,
+        state: str,
+        error: str | None = None,
+        *,
+        next_in_s: float | None = None,
+        outcome: str | None = None,
+    ) -> bool:
+        """Ends ``task`` as ``state``; a sync's schedule moves ``next_in_s`` ahead in the same
+        statement. False when the lease was lost: nothing changed."""
+        with translate():
+            async with self._store.connection() as conn:
+                count = await conn.fetchval(
+                    Q["finish"], task.id, task.lease_token, state, error, next_in_s, outcome or state
+                )
+        return bool(count)
+
+    async def retry(self, task: Task, delay_s: float, error: str | None) -> str | None:
+        """Back to pending after ``delay_s``: 'pending', 'lost' (a twin waits), or None when
+        the lease was lost."""
+        with translate():
+            async with self._store.connection() as conn:
+                state: str | None = await conn.fetchval(Q["retry"], task.id, task.lease_token, delay_s, error)
+        return state
+
+    async def depth(self, integration_ids: Sequence[str], now: datetime) -> list[Depth]:
+        with translate():
+            async with self._store.connection() as conn:
+                rows = await conn.fetch(Q["queue_depth"], list(integration_ids), now)
+        return [Depth(r["priority"], r["due"], max(0.0, r["oldest_s"] or 0.0)) for r in rows]
+
+    async def purge(self, retention_s: float) -> int:
+        with translate():
+            async with self._store.connection() as conn:
+                status: str = await conn.execute(Q["purge_finished"], retention_s)
+        return int(status.split()[-1])
+
+    async def list(
+        self, integration_ids: Sequence[str], state: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        with translate():
+            async with self._store.connection() as conn:
+                rows = await conn.fetch(Q["list_tasks"], list(integration_ids), state, limit)
+        return [dict(r) for r in rows]
