@@ -44,6 +44,7 @@ from syncd.store.credentials import CredentialStore
 from syncd.store.embedded import EmbeddedPostgres
 from syncd.store.postgres import Store
 from syncd.store.tasks import Priority, TaskQueue
+from syncd.web import admin as web_admin
 from syncd.web import board
 from syncd.web import server as web_server
 from syncd.web.app import WebContext, create_app
@@ -179,6 +180,7 @@ class Daemon:
         self.queue: TaskQueue | None = None
         self.executor: TaskExecutor | None = None
         self.engine: Engine | None = None
+        self._connectors: dict[str, Connector] = {}
         ids = [i.id for i in settings.integrations if i.enabled]
         self.owned = scheduling.owned(ids, settings.daemon.shard_index, settings.daemon.shard_count)
 
@@ -203,6 +205,7 @@ class Daemon:
                 self.settings, self.owned, transports, credentials, self.metrics, log, self.guards
             )
             self.store = store
+            self._connectors = connectors
             self.runner = SyncRunner(store, connectors, self.settings, self.metrics, log, self.stop)
             await self.runner.restore_gauges()
             d = self.settings.daemon
@@ -353,9 +356,18 @@ class Daemon:
             # shard's fault, and taking the shard out of rotation would not fix it (the
             # runs that need the partner fail fast and retry after the cool-down).
             detail=self._readiness_detail,
+            routes=self._admin_routes(store),
         )
         web = self.settings.web
         await web_server.serve(create_app(ctx), web.host, web.port, task_status=task_status)
+
+    def _admin_routes(self, store: Store) -> list[Any]:
+        """/admin/* when a token is configured; none (every /admin path a 404) otherwise."""
+        token = self.settings.web.admin_token
+        if token is None:
+            return []
+        ctx = web_admin.AdminContext(token, store, self.settings, self._connectors, self._log, self._wake)
+        return [web_admin.mount(ctx)]
 
     def _readiness_detail(self) -> dict[str, Any]:
         """Breakers not closed (open or half-open), by name; empty when all are closed."""
