@@ -27,7 +27,7 @@ from syncd.engine.replay import ReplayResult, replay
 from syncd.observability.logging import get_logger
 from syncd.store.credentials import CredentialStore
 from syncd.store.postgres import Store
-from syncd.store.tasks import Priority, TaskQueue
+from syncd.store.tasks import Priority, TaskQueue, priority_name
 
 TASK_STATES = ("pending", "running", "done", "failed", "skipped", "expired", "dead", "lost")
 
@@ -93,12 +93,6 @@ async def task_rows(
     for row in rows:
         row["priority_name"] = priority_name(row["priority"])
     return rows
-
-
-def priority_name(priority: int) -> str:
-    """The name of the band ``priority`` falls in (a number between two bands takes the lower)."""
-    bands = [p for p in sorted(Priority, reverse=True) if priority >= p]
-    return (bands[0] if bands else Priority.USER).name.lower()
 
 
 async def replay_letters(

@@ -370,9 +370,19 @@ class Daemon:
         return [web_admin.mount(ctx)]
 
     def _readiness_detail(self) -> dict[str, Any]:
-        """Breakers not closed (open or half-open), by name; empty when all are closed."""
+        """Breakers not closed (open or half-open), by name, and how long due tasks have
+        waited with none claimed (it fails readiness past ``claim_stall_s``); empty when
+        there is nothing to report."""
+        detail: dict[str, Any] = {}
         breakers = self.guards.readiness()
-        return {"open_breakers": breakers} if breakers else {}
+        if breakers:
+            detail["open_breakers"] = breakers
+        stalled = self.engine.stalled_s() if self.engine is not None else 0.0
+        if stalled > 0 and self.engine is not None:
+            detail["claim_stalled_s"] = round(stalled, 1)
+            detail["claim_stall_s"] = self.settings.daemon.claim_stall_s
+            detail["tasks_due"] = sum(d.due for d in self.engine.depth)
+        return detail
 
     def _api_versions(self, owned: set[str]) -> dict[str, str]:
         """The partner API version each owned integration runs (pinned or rolled out)."""
@@ -382,6 +392,12 @@ class Daemon:
             for i in self.settings.integrations
             if i.id in owned and i.partner in catalogue
         }
+
+    def _queue_status(self) -> dict[str, Any] | None:
+        if self.engine is None:
+            return None
+        e = self.engine
+        return board.queue_entry(e.depth, len(e.slots), e.stalled_s(), self.settings.daemon.claim_stall_s)
 
     async def _status(self) -> dict[str, Any]:
         """/status: each sync with its verdict, each partner's recent calls (web/board.py)."""
@@ -408,6 +424,7 @@ class Daemon:
             "integrations": len(self.owned),
             "api_versions": self._api_versions(owned),
             "draining": self.stop.is_set(),
+            "queue": self._queue_status(),
             "runs": {
                 f"{i}/{r}": {
                     "pages": s.pages,

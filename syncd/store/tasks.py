@@ -50,6 +50,12 @@ class Priority(enum.IntEnum):
 KINDS = ("sync", "fetch", "child", "push")
 
 
+def priority_name(priority: int) -> str:
+    """The band a priority falls in, by name: a number between two bands takes the lower."""
+    bands = [p for p in sorted(Priority, reverse=True) if priority >= p]
+    return (bands[0] if bands else Priority.USER).name.lower()
+
+
 def sync_key(integration_id: str, resource: str) -> str:
     """The dedupe key of an integration x resource's sync (task_queries.sql builds the same)."""
     return f"sync:{integration_id}:{resource}"
