@@ -161,10 +161,14 @@ class Engine:
             now = await self._clock.now()
             if enqueue:
                 spread_s = self._settings.recovery_spread_s if spread else 0.0
-                await self._queue.enqueue_due_schedules(self._owned, now, spread_s)
+                queued = await self._queue.enqueue_due_schedules(self._owned, now, spread_s)
+                if queued:
+                    self._metrics.tasks_enqueued.labels("sync", "inserted").inc(len(queued))
             for kind, _priority in await self._queue.expire(self._owned, now):
                 self._metrics.tasks_ended.labels(kind, "expired").inc()
             reclaimed = await self._queue.reclaim(self._owned)
+            for kind in reclaimed.dead_kinds:
+                self._metrics.tasks_ended.labels(kind, "dead").inc()
             if reclaimed.requeued or reclaimed.dead or reclaimed.lost:
                 self._metrics.leases_reclaimed.inc(reclaimed.requeued + reclaimed.dead + reclaimed.lost)
                 self._log.warning(

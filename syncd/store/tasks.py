@@ -137,6 +137,8 @@ class Reclaimed:
     dead: int = 0
     lost: int = 0
     terminated: int = 0
+    # The kind of each task given up (out of attempts), for syncd_tasks_ended_total.
+    dead_kinds: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -258,7 +260,13 @@ class TaskQueue:
                 tokens = [r["lease_token"] for r in rows if r["lease_token"] is not None]
                 terminated = await conn.fetchval(Q["terminate_holders"], tokens, LEASE_SESSION, LEASE_WRITER)
         states = [r["state"] for r in rows]
-        return Reclaimed(states.count("pending"), states.count("dead"), states.count("lost"), terminated or 0)
+        return Reclaimed(
+            states.count("pending"),
+            states.count("dead"),
+            states.count("lost"),
+            terminated or 0,
+            tuple(r["kind"] for r in rows if r["state"] == "dead"),
+        )
 
     async def claim(
         self,
