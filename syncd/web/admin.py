@@ -26,7 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from syncd import admin
+from syncd import admin, errors
 from syncd.config import Settings
 from syncd.connectors.base import Connector
 from syncd.store.postgres import Store
@@ -151,7 +151,8 @@ def mount(ctx: AdminContext) -> Mount:
         (integration_id,) = await admin.select(ctx.store, ctx.settings, body.integration)
         resources = await admin.queue_sync(ctx.store, integration_id, body.resource)
         if not resources:
-            return _error(404, f"no enabled resource {body.resource!r} of {integration_id!r}")
+            which = f" {body.resource!r}" if body.resource else ""
+            return _error(404, f"no enabled resource{which} of {integration_id!r}")
         ctx.wake()
         ctx.log.info("admin_sync_now", integration=integration_id, resources=resources)
         return _json({"integration": integration_id, "queued": resources, "priority": "user"}, 202)
@@ -187,6 +188,10 @@ def mount(ctx: AdminContext) -> Mount:
                 return _error(400, "bad request", problems=exc.problems)
             except admin.UnknownIntegration as exc:
                 return _error(404, f"unknown integration {exc.integration!r}")
+            except errors.StoreError as exc:
+                # The database is away (a restart, a failover): say so, and retry later.
+                ctx.log.warning("admin_store_error", path=request.url.path, error=str(exc))
+                return _error(503, "the database is unavailable; try again")
             return response
 
         return handle
