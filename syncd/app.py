@@ -82,9 +82,13 @@ async def open_store(settings: Settings, dsn: str) -> AsyncIterator[Store]:
     async with Store.open(
         dsn,
         min_size=db.pool_min_size,
-        # Each running sync holds its lock's connection and, past its first batch, the
-        # extra writers' (write_lanes - 1); 3 more serve scheduling, LISTEN and the web.
-        max_size=max(db.pool_max_size, settings.daemon.worker_concurrency * db.write_lanes + 3),
+        # Each running task holds its lock's connection and, past a sync's first batch, the
+        # extra writers' (write_lanes - 1); 4 more serve scheduling, LISTEN, the engine's
+        # liveness lock and the web.
+        max_size=max(
+            db.pool_max_size,
+            (settings.daemon.worker_concurrency + settings.daemon.urgent_workers) * db.write_lanes + 4,
+        ),
         command_timeout=db.command_timeout_s,
     ) as store:
         await store.migrate()
@@ -108,8 +112,9 @@ async def warn_if_connections_short(store: Store, settings: Settings, log: Any) 
             more_wanted=wanted,
             server_has_free=headroom,
             hint=(
-                f"the pool grows to worker_concurrency ({d.worker_concurrency}) x write_lanes "
-                f"({settings.database.write_lanes}) + 3; lower either, or raise the server's max_connections"
+                f"the pool grows to (worker_concurrency + urgent_workers) ({d.worker_concurrency} + "
+                f"{d.urgent_workers}) x write_lanes ({settings.database.write_lanes}) + 4; lower them, "
+                "or raise the server's max_connections"
             ),
         )
 

@@ -107,7 +107,12 @@ class Engine:
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._hold_liveness)
-            await self._live.wait()
+            while not self._live.is_set():  # the database may be away at start
+                if self._stop.is_set():
+                    tg.cancel_scope.cancel()
+                    return
+                with anyio.move_on_after(0.5):
+                    await self._live.wait()
             try:
                 await self._run_workers()
             finally:
