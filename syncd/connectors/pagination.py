@@ -1,4 +1,5 @@
-"""Pure paginators. No I/O: they turn responses into the next request and a checkpoint.
+"""Pure paginators. No I/O: they turn responses into the next request and a checkpoint
+(``rescanned`` only logs: the limit every walk puts on a list that keeps shifting).
 
 ``UpdatedSinceCursor`` walks a partner list sorted by its update timestamp, with a filter
 ``updated >= ts`` and a ``skip`` counted *within* that filter. Anchoring every request on a

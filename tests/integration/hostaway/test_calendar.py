@@ -117,7 +117,7 @@ async def test_a_calendar_sync_equals_the_truth_and_a_rerun_writes_only_the_chan
         assert await rows(database_url) == first
 
         changes = sim.profile(PARTNER).mutate(data, 300, seed=5)
-        assert changes["calendar_days_edited"] > 0 and changes["reservations_updated"] > 0
+        assert changes["calendar_days_edited"] and changes["reservations_updated"]
         await Daemon(settings_of(document), once=True).run()
         assert await outcome(database_url) == "ok"
         after = truth(sim, account_id)
