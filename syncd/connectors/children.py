@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from syncd import errors
 from syncd.config import ResourceSettings
 from syncd.connectors.base import Page
 from syncd.store.types import RawRecord
@@ -63,6 +64,18 @@ async def for_parents(ids: Sequence[str], window: Window, fetch: FetchChildren) 
         children = await fetch(parent, window) or ()
         yield Page([child_record(parent, raw) for raw in children], {_AFTER: parent})
     yield Page([], {_AFTER: None})
+
+
+async def fetch_one(external_id: str, fetch: FetchChildren) -> bytes | None:
+    """The stored record of one child, ``<parent id>:<YYYY-MM-DD>``, as the partner has it
+    now (targeted fetches, dead-letter replay); None when it is gone."""
+    parent, _, day = external_id.rpartition(":")
+    try:
+        when = date.fromisoformat(day)
+    except ValueError:
+        raise errors.PartnerRejected(f"not a child record's id: {external_id!r}") from None
+    found = await fetch(parent, Window(when, when))
+    return child_record(parent, found[0]) if found else None
 
 
 async def walk(

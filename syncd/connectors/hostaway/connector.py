@@ -6,8 +6,8 @@ documented means (partners.md section 2).
   fits as is. Each request is anchored on the newest ``latestActivityOn`` consumed with an
   offset counted only within that second's tie group, and re-reads the last record
   consumed to prove the group did not shrink under us.
-* **The calendar** is read listing by listing over the window (``children``); a day has
-  no update time to filter on, so each run reads the window again (``calendar``).
+* **The calendar** is read listing by listing over the window (``children``), without the
+  embedded bookings; a day has no update time, so each run reads it all (``calendar``).
 * **Reservations** page by the cursor ``afterId`` (``offset`` is deprecated) in
   ``sortOrder=updatedOn`` with ``latestActivityStart``: ``cursor.AfterIdCursor``, whose
   docstring explains how a modified or deleted cursor record is detected.
@@ -170,15 +170,15 @@ class HostawayConnector:
         return children.for_parents(listing_ids, children.Window.of(settings), self._days)
 
     async def _days(self, listing_id: str, window: children.Window) -> list[RawRecord] | None:
-        # No embedded reservations (includeResources=0): the days' own fields are what is kept.
         params = {"startDate": str(window.first), "endDate": str(window.last), "includeResources": "0"}
         url = f"/listings/{int(listing_id)}/calendar"  # ids are integers: anything else is refused here
         return await self._client.get_or_none("/listings/{id}/calendar", url, params, decode=_records)
 
     async def fetch_one(self, resource: str, external_id: str) -> bytes | None:
-        if resource not in _PATHS or not external_id.isdigit():
+        if resource == "calendar":  # one day, ``<listing id>:<YYYY-MM-DD>``
+            return await children.fetch_one(external_id, self._days)
+        if (path := _PATHS.get(resource)) is None or not external_id.isdigit():
             raise errors.PartnerRejected(f"fetch_one: no {resource} record {external_id!r} at Hostaway")
-        path = _PATHS[resource]
         return await self._client.get_or_none(f"{path}/{{id}}", f"{path}/{int(external_id)}", decode=_single)
 
     async def check_access(self) -> None:

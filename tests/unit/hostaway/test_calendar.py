@@ -4,13 +4,14 @@ and the partner-neutral child walk the connector drives (``syncd.connectors.chil
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
 import orjson
 import pytest
 
+from syncd import errors
 from syncd.config import ResourceSettings
 from syncd.connectors import children
 from syncd.connectors.base import Page
@@ -20,6 +21,9 @@ from syncd.observability import drift
 from syncd.observability.logging import get_logger
 from syncd.observability.metrics import Metrics
 from syncd.pipeline import RECORD_ERRORS
+from syncd.simulator.encoding import format_date
+from syncd.simulator.profiles.hostaway import data
+from tests.unit.hostaway.simulated import Api, connector
 
 # The documentation's calendar day object (Hostaway/api calendarDayObject), reservations left out.
 DAY: dict[str, Any] = {
@@ -137,3 +141,25 @@ async def test_the_child_walk_resumes_after_the_checkpoint_and_ends_with_a_reset
     fetched.clear()
     await _pages(children.walk(parents(), {"after_parent": None}, window, fetch))
     assert fetched == ["9", "10", "11", "100"]
+
+
+@pytest.mark.anyio
+async def test_the_connector_streams_given_listings_and_fetches_one_day_as_the_truth_has_them() -> None:
+    account = data.HostawayAccount(seed=4, listings=30, reservations_per_listing=2)
+    first, span = account.calendar_window
+    truth = {r["id"]: r["payload"] for r in map(orjson.loads, account.calendar_truth())}
+    hostaway = connector(Api(account))
+    settings = ResourceSettings(window_start=date(1970, 1, 1) + timedelta(days=first), window_days=span)
+
+    pages = await _pages(hostaway.calendar(["40007", "40003", "49999"], settings))
+    assert [p.checkpoint for p in pages] == [{"after_parent": p} for p in ("40007", "40003", "49999", None)]
+    got = {calendar.day_id(r): orjson.loads(r) for p in pages for r in p.records}
+    assert got == {k: v for k, v in truth.items() if k.split(":")[0] in ("40007", "40003")}
+    assert all(hostaway.normalizer("calendar")(r) for p in pages for r in p.records)
+
+    key = f"40003:{format_date(first + 5)}"
+    one = await hostaway.fetch_one("calendar", key)
+    assert one is not None and orjson.loads(one) == truth[key]
+    assert await hostaway.fetch_one("calendar", f"49999:{format_date(first)}") is None
+    with pytest.raises(errors.PartnerRejected):
+        await hostaway.fetch_one("calendar", "40003")
