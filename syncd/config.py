@@ -12,6 +12,7 @@ import ssl
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -271,6 +272,10 @@ class ResourceSettings(_Frozen):
     full_resync_interval_s: float | None = Field(default=None, gt=0)
     # A run that takes longer stops (keeping what it committed) and is retried later.
     run_deadline_s: float = Field(default=6 * 3600.0, gt=0)
+    # Date-windowed resources (a listing's calendar): the days fetched each run, from
+    # ``window_start`` (None: today, UTC; a fixed date for backfills and replays).
+    window_days: int = Field(default=365, ge=1, le=3 * 366)
+    window_start: date | None = None
 
 
 class IntegrationSettings(_Frozen):
