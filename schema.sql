@@ -102,6 +102,7 @@ CREATE TABLE IF NOT EXISTS properties (
     fetched_at         timestamptz NOT NULL DEFAULT now(),
     version            integer NOT NULL DEFAULT 1,
     last_changed_fields text[],
+    last_changes       jsonb,
     deleted_at         timestamptz,
     raw                bytea NOT NULL,
     raw_type           text NOT NULL,
@@ -132,6 +133,7 @@ CREATE TABLE IF NOT EXISTS reservations (
     fetched_at            timestamptz NOT NULL DEFAULT now(),
     version               integer NOT NULL DEFAULT 1,
     last_changed_fields   text[],
+    last_changes          jsonb,
     deleted_at            timestamptz,
     raw                   bytea NOT NULL,
     raw_type              text NOT NULL,
@@ -270,8 +272,9 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_open
     ON dead_letters (integration_id, resource, external_id) WHERE resolved_at IS NULL;
 
--- Change feed: one row per real change (created / updated / deleted), with the names of
--- the canonical fields that changed. Written in the same transaction as the change.
+-- Change feed: one row per real change (created / updated / deleted / restored / merged),
+-- with the names of the canonical fields that changed and, from schema version 5, their old
+-- and new values (`changes`, below). Written in the same transaction as the change.
 -- Consumers read it in id order; there is deliberately no per-record index, which would
 -- cost every sync a second index insert per change (look records up by external_id in
 -- their own table, whose version counts the changes).
@@ -287,8 +290,47 @@ CREATE TABLE IF NOT EXISTS events (
     occurred_at        timestamptz NOT NULL DEFAULT now()
 );
 
+-- Field-level history (schema version 5). A resource row's last_changes holds its last
+-- change as {field: [old, new]}, computed by the upsert's SET clause (the one place that
+-- sees the stored row and the incoming one together on PostgreSQL before 18, which has no
+-- RETURNING OLD); each event copies it into `changes`. Created events carry no values:
+-- the row itself is the first version, and a first sync of a million records does not
+-- pay for a second copy of each. Looked up first, as above: ALTER TABLE would take an
+-- exclusive lock on every start, waiting for running syncs.
+DO $$
+DECLARE
+    target record;
+BEGIN
+    FOR target IN
+        SELECT t AS tbl, 'last_changes' AS col FROM unnest(syncd_resource_tables()) AS t
+        UNION ALL SELECT 'events'::regclass, 'changes'
+    LOOP
+        IF NOT EXISTS (
+            SELECT 1 FROM pg_attribute
+            WHERE attrelid = target.tbl AND attname = target.col AND NOT attisdropped
+        ) THEN
+            EXECUTE format('ALTER TABLE %s ADD COLUMN IF NOT EXISTS %I jsonb', target.tbl, target.col);
+        END IF;
+    END LOOP;
+END $$;
+
+-- A partner id that changed (a merge): records the partner sends under old_id afterwards
+-- (overlap re-reads, webhooks, late pages) are stored under new_id, the entity's id now.
+-- Kept flat: when new_id itself merges on, every alias pointing at it is repointed, so one
+-- lookup resolves an id. `syncd history` reads it to follow an entity across its ids.
+CREATE TABLE IF NOT EXISTS entity_aliases (
+    integration_id  text NOT NULL REFERENCES integrations (id) ON DELETE CASCADE,
+    resource        text NOT NULL,
+    old_id          text NOT NULL,
+    new_id          text NOT NULL,
+    merged_at       timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (integration_id, resource, old_id)
+);
+CREATE INDEX IF NOT EXISTS entity_aliases_by_new_id ON entity_aliases (integration_id, resource, new_id);
+
 -- Schema generations this database has been brought to (each is applied by the statements
 -- above, idempotently): 1 the first; 2 properties/reservations without per-row foreign
 -- keys, ids COLLATE "C", the integrations_delete_rows trigger; 3 raw as bytea with its
--- media type (raw_type).
-INSERT INTO schema_migrations (version) VALUES (1), (2), (3) ON CONFLICT DO NOTHING;
+-- media type (raw_type); 5 field-level history (last_changes, events.changes) and
+-- entity_aliases for id merges.
+INSERT INTO schema_migrations (version) VALUES (1), (2), (3), (5) ON CONFLICT DO NOTHING;

@@ -359,7 +359,10 @@ class BatchWriter:
                 batch.rows.clear()
             if after is not None:
                 await after.upserted.wait()
+            if batch.merges:
+                await self._merge(batch.merges)
             if copied:
+                await self._conn.execute(spec.sql.follow_aliases, self.integration_id)
                 inserted, updated = await self._write_rows()
             if turn is not None:
                 turn.upserted.set()
@@ -399,6 +402,18 @@ class BatchWriter:
                 )
         unchanged = copied - inserted - updated
         return ApplyResult(inserted, updated, unchanged, len(batch.dead_letters))
+
+    async def _merge(self, merges: list[tuple[str, str]]) -> None:
+        """Records the partner re-identified: one entity each, under its new id (see
+        resource_queries.sql: record_alias, rename, merge_into). Rare, so one pair at a time."""
+        sql = self.spec.sql
+        for old, new in merges:
+            if old == new:
+                continue
+            if await self._conn.fetchval(sql.record_alias, self.integration_id, old, new) is None:
+                continue  # already applied: the partner said it again
+            if not await self._conn.fetchval(sql.rename, self.integration_id, old, new):
+                await self._conn.fetchval(sql.merge_into, self.integration_id, old, new)
 
     async def _write_rows(self) -> tuple[int, int]:
         """Staged rows into the table: (inserted, updated)."""

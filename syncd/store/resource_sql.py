@@ -18,6 +18,9 @@ _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 _LIST = ",\n        "  # keeps a rendered statement readable in pg_stat_statements and logs
 # Not compared for a change: the conflict key, and the timestamp that decides the write.
 _NOT_COMPARED = frozenset({"external_id", "source_updated_at"})
+# Fields per jsonb_build_object call in last_changes: a function takes at most 100
+# arguments, two per field.
+_FIELDS_PER_OBJECT = 40
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,10 @@ class ResourceSQL:
     soft_delete: str
     unseen: str
     count_live: str
+    record_alias: str
+    rename: str
+    merge_into: str
+    follow_aliases: str
 
 
 def staging_table(resource: Resource) -> str:
@@ -41,6 +48,22 @@ def staging_table(resource: Resource) -> str:
 def _definition(column: Column, sql_type: str) -> str:
     collate = f' COLLATE "{column.collation}"' if column.collation else ""
     return f"{column.name} {sql_type}{collate}{'' if column.nullable else ' NOT NULL'}"
+
+
+def change_values(compared: list[str]) -> str:
+    """The jsonb of a row's changed fields, {field: [old, new]}, as the upsert builds it
+    from the stored row (t) and the incoming one (EXCLUDED): an unchanged field is NULL
+    there, which ``jsonb_strip_nulls`` removes (it keeps the nulls inside the arrays)."""
+    objects = []
+    for start in range(0, len(compared), _FIELDS_PER_OBJECT):
+        pairs = (
+            f"'{name}', CASE WHEN t.{name} IS DISTINCT FROM EXCLUDED.{name} "
+            f"THEN jsonb_build_array(t.{name}, EXCLUDED.{name}) END"
+            for name in compared[start : start + _FIELDS_PER_OBJECT]
+        )
+        indent = "\n                    "
+        objects.append(f"jsonb_build_object({indent}" + f",{indent}".join(pairs) + ")")
+    return "\n                || ".join(objects) if objects else "'{}'::jsonb"
 
 
 def _values(resource: Resource, table: str) -> dict[str, str]:
@@ -60,6 +83,8 @@ def _values(resource: Resource, table: str) -> dict[str, str]:
         ),
         "old": ", ".join(f"t.{name}" for name in compared),
         "new": ", ".join(f"EXCLUDED.{name}" for name in compared),
+        "change_values": change_values(compared),
+        "moved_columns": ", ".join(c.name for c in columns if c.name != "external_id"),
         "staging_columns": ", ".join(f"{c.name} {c.staged_type}" for c in columns),
         "table_columns": ",\n    ".join(_definition(c, c.sql_type) for c in columns),
     }
@@ -77,7 +102,8 @@ def render(resource: Resource) -> ResourceSQL:
     return ResourceSQL(
         staging_table=values["staging"],
         **{name: _render(name, values) for name in (
-            "create_staging", "upsert", "insert_new", "any_row", "soft_delete", "unseen", "count_live"
+            "create_staging", "upsert", "insert_new", "any_row", "soft_delete", "unseen", "count_live",
+            "record_alias", "rename", "merge_into", "follow_aliases",
         )},
     )  # fmt: skip
 

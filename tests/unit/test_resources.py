@@ -61,11 +61,15 @@ def test_a_resource_needs_the_keys_of_every_canonical_record_and_plain_names() -
 def test_every_statement_is_rendered_whole(name: str) -> None:
     sql = render(RESOURCES[name])
     statements = [sql.create_staging, sql.upsert, sql.insert_new, sql.any_row, sql.soft_delete, sql.unseen]
-    assert all("{{" not in s and "}}" not in s for s in [*statements, sql.count_live])
+    merges = [sql.record_alias, sql.rename, sql.merge_into, sql.follow_aliases]
+    assert all("{{" not in s and "}}" not in s for s in [*statements, *merges, sql.count_live])
     assert f"FROM {RESOURCES[name].table} " in sql.count_live
     # One CASE per compared field: every field but the key and the timestamp that decides.
+    # Two per compared field (every field but the key and the timestamp that decides): one
+    # naming it in last_changed_fields, one giving its old and new values in last_changes.
     compared = len(RESOURCES[name].columns) - 2
-    assert sql.upsert.count("IS DISTINCT FROM EXCLUDED.") == compared
+    assert sql.upsert.count("IS DISTINCT FROM EXCLUDED.") == 2 * compared
+    assert sql.upsert.count("THEN jsonb_build_array(t.") == compared + 1  # and deleted_at
     assert f"'{name}'" in sql.upsert  # the events' resource
 
 
