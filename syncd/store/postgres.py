@@ -212,6 +212,15 @@ class Store:
             rows = await self._pool.fetch(Q["list_dead_letters"], list(integration_ids), resource, limit)
         return [dict(r) for r in rows]
 
+    async def history(self, integration_id: str, resource: str, external_id: str) -> list[dict[str, Any]]:
+        """The entity's change events, oldest first, across the ids it had (merges): asked
+        by an old id, the answer is the entity's whole history under its id now."""
+        with translate():
+            async with self._pool.acquire() as conn:
+                current = await conn.fetchval(Q["current_id"], integration_id, resource, external_id)
+                rows = await conn.fetch(Q["entity_history"], integration_id, resource, current)
+        return [dict(r) for r in rows]
+
     async def set_integration_status(self, integration_id: str, status: str, reason: str | None) -> None:
         # Reasons and errors are shown by `syncd status` and /status: never a secret there.
         reason = storable_text(reason) if reason is not None else None
