@@ -102,7 +102,7 @@ CREATE TABLE IF NOT EXISTS properties (
     fetched_at         timestamptz NOT NULL DEFAULT now(),
     version            integer NOT NULL DEFAULT 1,
     last_changed_fields text[],
-    last_changes       jsonb,
+    last_changes       json,
     deleted_at         timestamptz,
     raw                bytea NOT NULL,
     raw_type           text NOT NULL,
@@ -133,7 +133,7 @@ CREATE TABLE IF NOT EXISTS reservations (
     fetched_at            timestamptz NOT NULL DEFAULT now(),
     version               integer NOT NULL DEFAULT 1,
     last_changed_fields   text[],
-    last_changes          jsonb,
+    last_changes          json,
     deleted_at            timestamptz,
     raw                   bytea NOT NULL,
     raw_type              text NOT NULL,
@@ -290,13 +290,16 @@ CREATE TABLE IF NOT EXISTS events (
     occurred_at        timestamptz NOT NULL DEFAULT now()
 );
 
--- Field-level history (schema version 5). A resource row's last_changes holds its last
--- change as {field: [old, new]}, computed by the upsert's SET clause (the one place that
--- sees the stored row and the incoming one together on PostgreSQL before 18, which has no
--- RETURNING OLD); each event copies it into `changes`. Created events carry no values:
--- the row itself is the first version, and a first sync of a million records does not
--- pay for a second copy of each. Looked up first, as above: ALTER TABLE would take an
--- exclusive lock on every start, waiting for running syncs.
+-- Field-level history (schema version 5): each event's `changes` is {field: [old, new]}
+-- for the canonical fields that changed, in the model's field order. `json`, not `jsonb`:
+-- it is built as text and stored as it is built (jsonb would parse it into a tree and
+-- serialize that, on every changed row of a sync). On PostgreSQL 18 the upsert builds it
+-- from RETURNING OLD and NEW; before 18 only its SET clause sees the stored row and the
+-- incoming one together, so it writes the diff into the row's last_changes for RETURNING
+-- to carry to the event (on 18, last_changes stays NULL). Created events carry no values:
+-- the row is the first version, and a first sync of a million records does not pay for a
+-- second copy of each. Looked up first, as above: ALTER TABLE would take an exclusive lock
+-- on every start, waiting for running syncs.
 DO $$
 DECLARE
     target record;
@@ -309,7 +312,7 @@ BEGIN
             SELECT 1 FROM pg_attribute
             WHERE attrelid = target.tbl AND attname = target.col AND NOT attisdropped
         ) THEN
-            EXECUTE format('ALTER TABLE %s ADD COLUMN IF NOT EXISTS %I jsonb', target.tbl, target.col);
+            EXECUTE format('ALTER TABLE %s ADD COLUMN IF NOT EXISTS %I json', target.tbl, target.col);
         END IF;
     END LOOP;
 END $$;

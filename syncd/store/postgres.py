@@ -38,6 +38,9 @@ if TYPE_CHECKING:  # asyncpg's classes are generic only in its stubs
 else:
     Connection = Any
 _MIGRATION_LOCK = 0x5F5D_0001  # advisory lock key: one migrator at a time across shards
+# The first PostgreSQL major version with RETURNING OLD: its upsert hands each event the
+# changed fields' old values without storing them in the row (resource_queries.sql).
+RETURNING_OLD_SINCE = 18
 
 
 @contextlib.contextmanager
@@ -313,6 +316,8 @@ class BatchWriter:
         # Set by ``SyncSession.start_run`` when the integration has no rows of this
         # resource yet: batches are then plain inserts (resource_queries.sql: insert_new).
         self.first_sync = False
+        returning_old = conn.get_server_version().major >= RETURNING_OLD_SINCE
+        self._upsert = spec.sql.upsert if returning_old else spec.sql.upsert_before_18
 
     async def apply(self, batch: Batch, turn: Turn | None = None, after: Turn | None = None) -> ApplyResult:
         """Rows, their change events, dead letters and the checkpoint: one transaction,
@@ -433,7 +438,7 @@ class BatchWriter:
                 return inserted, 0
             except asyncpg.UniqueViolationError:
                 self.first_sync = False  # a record came again: upsert from here on
-        counts = await self._conn.fetchrow(self.spec.sql.upsert, self.integration_id)
+        counts = await self._conn.fetchrow(self._upsert, self.integration_id)
         assert counts is not None  # the statement always returns one row
         return counts["inserted"], counts["updated"]
 

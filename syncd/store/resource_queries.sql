@@ -8,8 +8,10 @@
 --   {{changes}}        one CASE per compared field (every field but external_id and
 --                      source_updated_at) naming it when it changed
 --   {{old}} {{new}}    the compared fields of the stored row (t.) and the incoming one
---   {{change_values}}  one jsonb_build_object per 40 compared fields, joined by ||:
---                      field -> [old, new] where it changed, NULL (stripped) elsewhere
+--   {{set_changes}} {{returned_changes}}
+--                      the changed fields' old and new values, {field: [old, new]} (json),
+--                      built in the SET clause (servers before 18: last_changes carries
+--                      them) or in RETURNING from OLD and NEW (18 and later)
 --   {{moved_columns}}  every canonical field but external_id, for rows moved to a new id
 --   {{staging_columns}} the staging table's column definitions
 -- Parameters are positional ($1 …), as in queries.sql.
@@ -24,13 +26,14 @@ CREATE TEMP TABLE IF NOT EXISTS {{staging}} (
 -- name: upsert
 -- Last write wins by the partner's timestamp: a row is written only when the incoming
 -- copy is newer, or as new with other bytes (partners with whole-second timestamps change
--- a record twice in one second; an overlap re-read has the same bytes). The UPDATE sees the old row (t) and the new one (EXCLUDED), so it
--- records which canonical fields changed (last_changed_fields) with their old and new
--- values (last_changes: PostgreSQL before 18 has no RETURNING OLD, so the SET clause is
--- where both are seen), and bumps version only on a real change (or a resurrection);
--- RETURNING feeds one event per real change. The values are built only for rows that
--- really changed: an overlap re-read or a newer copy with the same content pays nothing.
--- xmax = 0 marks rows this statement inserted. No read of the old rows beyond the
+-- a record twice in one second; an overlap re-read has the same bytes). The UPDATE sees
+-- the old row (t) and the new one (EXCLUDED), so it records which canonical fields changed
+-- (last_changed_fields) and bumps version only on a real change (or a resurrection);
+-- RETURNING feeds one event per real change, with each changed field's old and new value.
+-- Rendered twice: on PostgreSQL 18 RETURNING reads them from OLD and NEW, only for rows
+-- that really changed, and nothing more is stored in the row; before 18 the SET clause
+-- writes them into last_changes, the one place that sees both rows, for RETURNING to
+-- carry. xmax = 0 marks rows this statement inserted. No read of the old rows beyond the
 -- conflict check.
 WITH written AS (
     INSERT INTO {{table}} AS t (integration_id, {{columns}}, raw, raw_type)
@@ -43,16 +46,7 @@ WITH written AS (
             CASE WHEN t.deleted_at IS NOT NULL THEN 'deleted_at' END,
             {{changes}}
         ], NULL),
-        last_changes = CASE
-            WHEN t.deleted_at IS NOT NULL
-              OR ({{old}})
-                 IS DISTINCT FROM
-                 ({{new}})
-            THEN jsonb_strip_nulls(
-                jsonb_build_object('deleted_at', CASE WHEN t.deleted_at IS NOT NULL
-                                                 THEN jsonb_build_array(t.deleted_at, NULL) END)
-                || {{change_values}})
-            END,
+        last_changes = {{set_changes}},
         version = t.version + CASE
             WHEN t.deleted_at IS NOT NULL
               OR ({{old}})
@@ -61,8 +55,8 @@ WITH written AS (
             THEN 1 ELSE 0 END
     WHERE t.source_updated_at < EXCLUDED.source_updated_at
        OR (t.source_updated_at = EXCLUDED.source_updated_at AND t.raw <> EXCLUDED.raw)
-    RETURNING t.external_id, t.version, t.source_updated_at, t.last_changed_fields, t.last_changes,
-              (t.xmax = 0) AS created
+    RETURNING t.external_id, t.version, t.source_updated_at, t.last_changed_fields,
+              {{returned_changes}} AS changes, (t.xmax = 0) AS created
 ), logged AS (
     -- A row that was soft-deleted and comes back is 'restored' (its changes name deleted_at).
     INSERT INTO events (integration_id, resource, external_id, kind, version, changed_fields,
@@ -72,7 +66,7 @@ WITH written AS (
                 WHEN 'deleted_at' = ANY (last_changed_fields) THEN 'restored'
                 ELSE 'updated' END,
            version, CASE WHEN created THEN NULL ELSE last_changed_fields END, source_updated_at,
-           CASE WHEN created THEN NULL ELSE last_changes END
+           CASE WHEN created THEN NULL ELSE changes END
     FROM written WHERE created OR cardinality(last_changed_fields) > 0
 )
 SELECT count(*) FILTER (WHERE created) AS inserted,
@@ -103,7 +97,7 @@ SELECT EXISTS (SELECT 1 FROM {{table}} WHERE integration_id = $1);
 WITH gone AS (
     UPDATE {{table}} SET deleted_at = now(), version = version + 1, fetched_at = now(),
         last_changed_fields = '{deleted_at}',
-        last_changes = jsonb_build_object('deleted_at', jsonb_build_array(NULL::timestamptz, now()))
+        last_changes = json_build_object('deleted_at', json_build_array(NULL::timestamptz, now()))
     WHERE integration_id = $1 AND external_id = ANY($2::text[]) AND deleted_at IS NULL
     RETURNING external_id, version, source_updated_at, last_changes
 ), logged AS (
@@ -139,7 +133,7 @@ RETURNING old_id;
 WITH renamed AS (
     UPDATE {{table}} SET external_id = $3, version = version + 1, fetched_at = now(),
         last_changed_fields = '{external_id}',
-        last_changes = jsonb_build_object('external_id', jsonb_build_array($2::text, $3::text))
+        last_changes = json_build_object('external_id', json_build_array($2::text, $3::text))
     WHERE integration_id = $1 AND external_id = $2
       AND NOT EXISTS (SELECT 1 FROM {{table}} WHERE integration_id = $1 AND external_id = $3)
     RETURNING external_id, version, source_updated_at, last_changed_fields, last_changes
@@ -161,10 +155,10 @@ WITH gone AS (
         fetched_at = now(),
         last_changed_fields = CASE WHEN o.deleted_at IS NULL
                                    THEN '{external_id,deleted_at}' ELSE '{external_id}' END::text[],
-        last_changes = jsonb_build_object('external_id', jsonb_build_array($2::text, $3::text))
-            || CASE WHEN o.deleted_at IS NULL
-                    THEN jsonb_build_object('deleted_at', jsonb_build_array(NULL::timestamptz, now()))
-                    ELSE '{}' END
+        last_changes = CASE WHEN o.deleted_at IS NULL
+            THEN json_build_object('external_id', json_build_array($2::text, $3::text),
+                                   'deleted_at', json_build_array(NULL::timestamptz, now()))
+            ELSE json_build_object('external_id', json_build_array($2::text, $3::text)) END
     WHERE o.integration_id = $1 AND o.external_id = $2
       AND EXISTS (SELECT 1 FROM {{table}} n WHERE n.integration_id = $1 AND n.external_id = $3)
     RETURNING o.external_id, o.version, o.source_updated_at, o.last_changed_fields, o.last_changes
@@ -176,7 +170,7 @@ WITH gone AS (
     FROM gone
     UNION ALL
     SELECT $1, '{{resource}}', n.external_id, 'merged', n.version, '{external_id}',
-           n.source_updated_at, jsonb_build_object('external_id', jsonb_build_array($2::text, $3::text))
+           n.source_updated_at, json_build_object('external_id', json_build_array($2::text, $3::text))
     FROM {{table}} n
     WHERE n.integration_id = $1 AND n.external_id = $3 AND EXISTS (SELECT 1 FROM gone)
 )
@@ -223,7 +217,7 @@ CREATE TABLE {{table}} (
     fetched_at timestamptz NOT NULL DEFAULT now(),
     version integer NOT NULL DEFAULT 1,
     last_changed_fields text[],
-    last_changes jsonb,
+    last_changes json,
     deleted_at timestamptz,
     raw bytea NOT NULL,
     raw_type text NOT NULL,

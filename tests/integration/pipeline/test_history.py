@@ -19,13 +19,25 @@ from syncd import pipeline
 from syncd.config import ResourceSettings
 from syncd.connectors.guesty.fakes import FakeGuesty, listing
 from syncd.observability.metrics import Metrics
+from syncd.store import postgres
 from syncd.store.postgres import Store
 from tests.support import daemon_config, db_rows, integration, write_config
 
-pytestmark = pytest.mark.anyio
 SETTINGS = ResourceSettings(overlap_s=0)
 OLD = f"{1:024x}"
 NEW = f"{2:024x}"
+
+
+@pytest.fixture(params=["as_the_server_allows", "set_clause"])
+def upsert_statement(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both upserts: RETURNING OLD on PostgreSQL 18 (the embedded server) and the SET
+    clause's last_changes (older servers, as CI's system one), whatever the server is."""
+    if request.param == "set_clause":
+        monkeypatch.setattr(postgres, "RETURNING_OLD_SINCE", 1_000)
+    return str(request.param)
+
+
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("upsert_statement")]
 
 
 def at(second: int) -> str:
@@ -116,7 +128,7 @@ async def scripted_series(database_url: str) -> tuple[Partner, str]:
 
 
 async def test_the_history_of_an_entity_is_exact_across_edits_a_deletion_and_an_id_merge(
-    database_url: str,
+    database_url: str, upsert_statement: str
 ) -> None:
     _, deleted_at = await scripted_series(database_url)
     expected = [
@@ -138,6 +150,18 @@ async def test_the_history_of_an_entity_is_exact_across_edits_a_deletion_and_an_
     assert [tuple(r) for r in rows] == [(NEW, 8, "Harbour", None), (f"{9:024x}", 1, "Neighbour", None)]
     # The neighbour's history is its own.
     assert [e[1] for e in await history(database_url, f"{9:024x}")] == ["created"]
+    # The row keeps its last change's values only where the upsert needs them to reach
+    # the event (before PostgreSQL 18).
+    [row] = await db_rows(
+        database_url,
+        "SELECT last_changes::text, current_setting('server_version_num')::int FROM properties"
+        " WHERE external_id = $1",
+        NEW,
+    )
+    if upsert_statement == "set_clause" or row[1] < postgres.RETURNING_OLD_SINCE * 10_000:
+        assert json.loads(row[0]) == {"title": ["Ocean", "Harbour"]}
+    else:
+        assert row[0] is None
 
 
 async def test_syncd_history_prints_the_series_as_a_real_process(database_url: str, tmp_path: Path) -> None:
