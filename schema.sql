@@ -296,7 +296,8 @@ CREATE TABLE IF NOT EXISTS events (
 -- serialize that, on every changed row of a sync). On PostgreSQL 18 the upsert builds it
 -- from RETURNING OLD and NEW; before 18 only its SET clause sees the stored row and the
 -- incoming one together, so it writes the diff into the row's last_changes for RETURNING
--- to carry to the event (on 18, last_changes stays NULL). Created events carry no values:
+-- to carry to the event (on 18 the upsert has no use for it and leaves it NULL; deletions
+-- and merges, rare, write theirs there on every version). Created events carry no values:
 -- the row is the first version, and a first sync of a million records does not pay for a
 -- second copy of each. Looked up first, as above: ALTER TABLE would take an exclusive lock
 -- on every start, waiting for running syncs.
