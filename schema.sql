@@ -102,6 +102,7 @@ CREATE TABLE IF NOT EXISTS properties (
     fetched_at         timestamptz NOT NULL DEFAULT now(),
     version            integer NOT NULL DEFAULT 1,
     last_changed_fields text[],
+    last_changes       json,
     deleted_at         timestamptz,
     raw                bytea NOT NULL,
     raw_type           text NOT NULL,
@@ -132,6 +133,7 @@ CREATE TABLE IF NOT EXISTS reservations (
     fetched_at            timestamptz NOT NULL DEFAULT now(),
     version               integer NOT NULL DEFAULT 1,
     last_changed_fields   text[],
+    last_changes          json,
     deleted_at            timestamptz,
     raw                   bytea NOT NULL,
     raw_type              text NOT NULL,
@@ -339,8 +341,9 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_open
     ON dead_letters (integration_id, resource, external_id) WHERE resolved_at IS NULL;
 
--- Change feed: one row per real change (created / updated / deleted), with the names of
--- the canonical fields that changed. Written in the same transaction as the change.
+-- Change feed: one row per real change (created / updated / deleted / restored / merged),
+-- with the names of the canonical fields that changed and, from schema version 5, their old
+-- and new values (`changes`, below). Written in the same transaction as the change.
 -- Consumers read it in id order; there is deliberately no per-record index, which would
 -- cost every sync a second index insert per change (look records up by external_id in
 -- their own table, whose version counts the changes).
@@ -356,9 +359,52 @@ CREATE TABLE IF NOT EXISTS events (
     occurred_at        timestamptz NOT NULL DEFAULT now()
 );
 
+-- Field-level history (schema version 5): each event's `changes` is {field: [old, new]}
+-- for the canonical fields that changed, in the model's field order. `json`, not `jsonb`:
+-- it is built as text and stored as it is built (jsonb would parse it into a tree and
+-- serialize that, on every changed row of a sync). On PostgreSQL 18 the upsert builds it
+-- from RETURNING OLD and NEW; before 18 only its SET clause sees the stored row and the
+-- incoming one together, so it writes the diff into the row's last_changes for RETURNING
+-- to carry to the event (on 18 the upsert has no use for it and leaves it NULL; deletions
+-- and merges, rare, write theirs there on every version). Created events carry no values:
+-- the row is the first version, and a first sync of a million records does not pay for a
+-- second copy of each. Looked up first, as above: ALTER TABLE would take an exclusive lock
+-- on every start, waiting for running syncs.
+DO $$
+DECLARE
+    target record;
+BEGIN
+    FOR target IN
+        SELECT t AS tbl, 'last_changes' AS col FROM unnest(syncd_resource_tables()) AS t
+        UNION ALL SELECT 'events'::regclass, 'changes'
+    LOOP
+        IF NOT EXISTS (
+            SELECT 1 FROM pg_attribute
+            WHERE attrelid = target.tbl AND attname = target.col AND NOT attisdropped
+        ) THEN
+            EXECUTE format('ALTER TABLE %s ADD COLUMN IF NOT EXISTS %I json', target.tbl, target.col);
+        END IF;
+    END LOOP;
+END $$;
+
+-- A partner id that changed (a merge): records the partner sends under old_id afterwards
+-- (overlap re-reads, webhooks, late pages) are stored under new_id, the entity's id now.
+-- Kept flat: when new_id itself merges on, every alias pointing at it is repointed, so one
+-- lookup resolves an id. `syncd history` reads it to follow an entity across its ids.
+CREATE TABLE IF NOT EXISTS entity_aliases (
+    integration_id  text NOT NULL REFERENCES integrations (id) ON DELETE CASCADE,
+    resource        text NOT NULL,
+    old_id          text NOT NULL,
+    new_id          text NOT NULL,
+    merged_at       timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (integration_id, resource, old_id)
+);
+CREATE INDEX IF NOT EXISTS entity_aliases_by_new_id ON entity_aliases (integration_id, resource, new_id);
+
 -- Schema generations this database has been brought to (each is applied by the statements
 -- above, idempotently): 1 the first; 2 properties/reservations without per-row foreign
 -- keys, ids COLLATE "C", the integrations_delete_rows trigger; 3 raw as bytea with its
 -- media type (raw_type); 4 the calendar_days table (a new table, created as it is: no
--- existing row changes); 6 the tasks table (the engine's durable queue).
-INSERT INTO schema_migrations (version) VALUES (1), (2), (3), (4), (6) ON CONFLICT DO NOTHING;
+-- existing row changes); 5 field-level history (last_changes, events.changes) and
+-- entity_aliases for id merges; 6 the tasks table (the engine's durable queue).
+INSERT INTO schema_migrations (version) VALUES (1), (2), (3), (4), (5), (6) ON CONFLICT DO NOTHING;

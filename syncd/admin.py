@@ -1,6 +1,6 @@
 """Operator commands that work on a stopped or running daemon's database: ``syncd status``,
 ``syncd sync-now``, ``syncd tasks``, ``syncd dlq list`` and ``syncd dlq replay``; the same
-functions serve ``/admin/*`` over HTTP (``syncd.web.admin``).
+functions serve ``/admin/*`` over HTTP (``syncd.web.admin``); ``syncd history``.
 
 They open the same database the daemon uses (the embedded one under ``state_dir`` when no
 URL is configured, which then must not be running in another process) and print one line
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
@@ -27,6 +28,7 @@ from syncd.engine.replay import ReplayResult, replay
 from syncd.observability.logging import get_logger
 from syncd.store.credentials import CredentialStore
 from syncd.store.postgres import Store
+from syncd.store.resources import RESOURCES
 from syncd.store.tasks import Priority, TaskQueue, priority_name
 
 TASK_STATES = ("pending", "running", "done", "failed", "skipped", "expired", "dead", "lost")
@@ -206,6 +208,57 @@ def _configured(settings: Settings, integration: str | None) -> list[str]:
             ]
         )
     return [integration]
+
+
+HISTORY_COLUMNS = ("occurred_at", "external_id", "kind", "version", "source_updated_at", "changes")
+
+
+def change_text(changed_fields: Sequence[str] | None, changes: Mapping[str, Sequence[Any]] | None) -> str:
+    """``field: old -> new`` per changed field, in the model's order (``changed_fields``),
+    values as JSON: a string is quoted, a missing value is ``null``."""
+    if not changes:
+        return ""
+    order = [f for f in changed_fields or () if f in changes]
+    order += sorted(f for f in changes if f not in order)
+    return "; ".join(
+        f"{name}: {json.dumps(changes[name][0])} -> {json.dumps(changes[name][1])}" for name in order
+    )
+
+
+async def history(
+    settings: Settings, integration: str, resource: str, external_id: str, as_json: bool
+) -> int:
+    """Exit 0 with the entity's events, oldest first (across its merges); 1 when it has none."""
+    if integration not in {i.id for i in settings.integrations}:
+        raise errors.ConfigError([("INTEGRATION", f"unknown integration {integration!r}")])
+    if resource not in RESOURCES:
+        known = ", ".join(sorted(RESOURCES))
+        raise errors.ConfigError([("RESOURCE", f"unknown resource {resource!r} (one of: {known})")])
+    async with _store(settings) as store:
+        events = await store.history(integration, resource, external_id)
+    if not events:
+        print(f"syncd: {integration} {resource} {external_id}: no history (never synced)", file=sys.stderr)
+        return 1
+    rows: list[dict[str, Any]] = []
+    for event in events:
+        changes = event["changes"]
+        row = {
+            "occurred_at": event["occurred_at"],
+            "external_id": event["external_id"],
+            "kind": event["kind"],
+            "version": event["version"],
+            "source_updated_at": event["source_updated_at"],
+            "changes": changes if as_json else change_text(event["changed_fields"], changes),
+        }
+        # The partner's timestamp in full (it is what last write wins compares); when the
+        # change was applied to the second, except in JSON.
+        partner_at = event["source_updated_at"]
+        row["source_updated_at"] = partner_at.isoformat() if partner_at is not None else None
+        if as_json:
+            row["occurred_at"] = event["occurred_at"].isoformat()
+        rows.append(row)
+    _emit(rows, HISTORY_COLUMNS, as_json)
+    return 0
 
 
 @contextlib.asynccontextmanager

@@ -180,6 +180,14 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
     return int(_run_async(admin.dlq_replay, settings, a.integration, a.resource, a.id, a.limit, a.json))
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    from syncd import admin
+
+    settings = _operator(args)
+    a = args
+    return int(_run_async(admin.history, settings, a.integration, a.resource, a.external_id, a.json))
+
+
 NEW_SECRET_ENV = "SYNCD_NEW_CLIENT_SECRET"
 
 
@@ -310,6 +318,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_positive, default=10_000)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=cmd_dlq_replay)
+
+    p = sub.add_parser(
+        "history",
+        help="one record's change events, oldest first: field: old -> new (follows id merges; "
+        "exit 1 if it has none)",
+    )
+    p.add_argument("integration", metavar="INTEGRATION")
+    p.add_argument("resource", metavar="RESOURCE", help="properties, reservations, ...")
+    p.add_argument("external_id", metavar="EXTERNAL_ID", help="the partner's id (a former id works too)")
+    p.add_argument("--config", "-c", type=Path, required=True)
+    p.add_argument(
+        "--json", action="store_true", help="one JSON object per line, changes as {field: [old, new]}"
+    )
+    p.set_defaults(func=cmd_history)
 
     p = sub.add_parser("demo", help="embedded PostgreSQL + partner simulator + daemon, with live progress")
     p.add_argument("--listings", type=int, default=2000, help="listings per simulated account")

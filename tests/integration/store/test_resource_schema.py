@@ -73,7 +73,7 @@ async def test_every_resource_table_in_schema_sql_agrees_with_its_model(
     to a model without its column (or a column without its field) fails here."""
     resource = RESOURCES[name]
     assert await disagreement(conn, resource) == {}
-    assert len(await shape(conn, resource.table)) == len(resource.columns) + 7  # the bookkeeping
+    assert len(await shape(conn, resource.table)) == len(resource.columns) + 8  # the bookkeeping
 
 
 async def test_the_schema_s_shared_statements_know_every_resource_table(conn: asyncpg.Connection) -> None:
@@ -190,6 +190,7 @@ CREATE TABLE gadgets (
     fetched_at         timestamptz NOT NULL DEFAULT now(),
     version            integer NOT NULL DEFAULT 1,
     last_changed_fields text[],
+    last_changes       json,
     deleted_at         timestamptz,
     raw                bytea NOT NULL,
     raw_type           text NOT NULL,
@@ -256,7 +257,7 @@ async def test_a_new_resource_costs_its_model_and_its_table(conn: asyncpg.Connec
         ("gadgets", "g1", "created", 1, None),
         ("gadgets", "g2", "created", 1, None),
         ("gadgets", "g1", "updated", 2, ["price", "made_on"]),
-        ("gadgets", "g2", "deleted", 2, None),
+        ("gadgets", "g2", "deleted", 2, ["deleted_at"]),
     ]
 
 
