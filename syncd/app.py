@@ -3,7 +3,8 @@
     Daemon.run()
       ├── database    embedded PostgreSQL (no URL configured) or the configured server
       ├── store       pool + schema migration + integration/schedule registration
-      ├── web         /healthz /readyz /metrics /status (uvicorn in this loop)
+      ├── web         /healthz /readyz /metrics /status /webhooks/{partner}/{integration}
+      │               (uvicorn in this loop)
       ├── watchdog    event-loop lag
       ├── signals     SIGTERM/SIGINT -> drain
       └── engine      due schedules -> tasks (durable, PostgreSQL) -> bounded workers
@@ -25,6 +26,7 @@ from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
+from starlette.routing import Route
 
 from syncd import crypto, errors
 from syncd.config import Settings
@@ -47,6 +49,8 @@ from syncd.store.tasks import Priority, TaskQueue
 from syncd.web import board
 from syncd.web import server as web_server
 from syncd.web.app import WebContext, create_app
+from syncd.web.webhooks import PATH as WEBHOOK_PATH
+from syncd.web.webhooks import WebhookReceiver
 
 WATCHDOG_INTERVAL_S = 1.0
 # `syncd sync-now` NOTIFYs this channel after making schedules due.
@@ -210,11 +214,12 @@ class Daemon:
             self.executor = TaskExecutor(
                 store, self.queue, self.runner, connectors, self.metrics, log, once=self.once
             )
+            self._clock = self._clock or DatabaseClock(store)
             self.engine = Engine(
                 self.queue,
                 self.executor,
                 owned=self.owned,
-                clock=self._clock or DatabaseClock(store),
+                clock=self._clock,
                 settings=d,
                 metrics=self.metrics,
                 log=log,
@@ -345,6 +350,7 @@ class Daemon:
                 raise RuntimeError(f"tasks are due and none was claimed for {stalled:.0f}s")
 
         ctx = WebContext(
+            routes=[Route(WEBHOOK_PATH, self._webhook_receiver(), methods=["POST"])],
             metrics=self.metrics,
             pings={"database": store.ping, "scheduler": scheduler_alive},
             liveness=lambda: {"loop_lag_s": round(self._loop_lag, 4)},
@@ -356,6 +362,23 @@ class Daemon:
         )
         web = self.settings.web
         await web_server.serve(create_app(ctx), web.host, web.port, task_status=task_status)
+
+    def _webhook_receiver(self) -> WebhookReceiver:
+        """Serves every configured integration's webhooks, owned by this shard or not: the
+        NOTIFY after each delivery wakes the shard that owns it."""
+        assert self.queue is not None and self._clock is not None
+        web = self.settings.web
+        return WebhookReceiver(
+            self.settings.integrations,
+            {name: info.webhooks for name, info in registry.partners().items()},
+            self.queue,
+            self._clock,
+            self.metrics,
+            self._log,
+            max_body_bytes=web.webhook_max_body_bytes,
+            tolerance_s=web.webhook_tolerance_s,
+            wake_channel=WAKE_CHANNEL,
+        )
 
     def _readiness_detail(self) -> dict[str, Any]:
         """Breakers not closed (open or half-open), by name; empty when all are closed."""

@@ -170,6 +170,19 @@ GROUP BY t.priority;
 -- name: purge_finished
 DELETE FROM tasks WHERE finished_at < now() - make_interval(secs => $1);
 
+-- name: record_delivery
+-- A verified webhook; nothing when this integration already has the delivery (a redelivery).
+INSERT INTO webhook_deliveries (integration_id, partner, delivery_id, event, body, media_type, targets)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (integration_id, delivery_id) DO NOTHING
+RETURNING id;
+
+-- name: wake
+SELECT pg_notify($1, $2);
+
+-- name: purge_deliveries
+DELETE FROM webhook_deliveries WHERE received_at < now() - make_interval(secs => $1);
+
 -- name: list_tasks
 -- For `syncd tasks` and /admin/tasks: newest first; $2 NULL means every state.
 SELECT id, integration_id, resource, kind, priority, dedupe_key, params, state, not_before,
