@@ -16,7 +16,8 @@ ON CONFLICT (dedupe_key) WHERE state = 'pending' DO UPDATE SET
     params = CASE WHEN t.params ? 'ids' AND EXCLUDED.params ? 'ids'
                   THEN jsonb_set(t.params, '{ids}', (
                       SELECT jsonb_agg(DISTINCT i ORDER BY i)
-                      FROM jsonb_array_elements(t.params -> 'ids' || EXCLUDED.params -> 'ids') AS i))
+                      -- (Parenthesised: `->` and `||` share one precedence, left to right.)
+                      FROM jsonb_array_elements((t.params -> 'ids') || (EXCLUDED.params -> 'ids')) AS i))
                   ELSE t.params END,
     coalesced = t.coalesced + 1
 RETURNING id, (xmax = 0) AS inserted;
