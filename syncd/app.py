@@ -350,7 +350,7 @@ class Daemon:
                 raise RuntimeError(f"tasks are due and none was claimed for {stalled:.0f}s")
 
         ctx = WebContext(
-            routes=[Route(WEBHOOK_PATH, self._webhook_receiver(), methods=["POST"])],
+            routes=[Route(WEBHOOK_PATH, self._webhook_receiver().handle, methods=["POST"])],
             metrics=self.metrics,
             pings={"database": store.ping, "scheduler": scheduler_alive},
             liveness=lambda: {"loop_lag_s": round(self._loop_lag, 4)},

@@ -165,7 +165,8 @@ class WebhookSender:
 
     async def run(self) -> None:
         """Delivers until cancelled, ``CONCURRENCY`` messages at a time."""
-        limiter = anyio.CapacityLimiter(CONCURRENCY)
+        # A semaphore, not a CapacityLimiter: the loop acquires, the delivery task releases.
+        limiter = anyio.Semaphore(CONCURRENCY)
         async with (
             httpx.AsyncClient(timeout=self.timeout_s, trust_env=False) as client,
             anyio.create_task_group() as tg,
@@ -179,7 +180,7 @@ class WebhookSender:
                     await self._waiting.wait()
 
     async def _deliver_and_release(
-        self, client: httpx.AsyncClient, message: _Message, limiter: anyio.CapacityLimiter
+        self, client: httpx.AsyncClient, message: _Message, limiter: anyio.Semaphore
     ) -> None:
         try:
             if message.delay_s > 0:

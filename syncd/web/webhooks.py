@@ -85,7 +85,7 @@ class WebhookReceiver:
         self._wake_channel = wake_channel
         self._wall_clock = wall_clock
 
-    async def __call__(self, request: Request) -> Response:
+    async def handle(self, request: Request) -> Response:
         partner = request.path_params["partner"]
         integ = self._integrations.get(request.path_params["integration"])
         scheme = self._schemes.get(partner)
@@ -132,7 +132,7 @@ class WebhookReceiver:
             now = await self._clock.now()
             enqueued = await self._queue.record_delivery(delivery, tasks, now, self._wake_channel)
         except errors.StoreError as exc:
-            log.warning("webhook_unavailable", error=type(exc).__name__)
+            log.warning("webhook_unavailable", error=f"{type(exc).__name__}: {exc}"[:300])
             return self._answer(label, "unavailable", 503, "try again later")
         if enqueued is None:
             log.debug("webhook_duplicate", delivery=delivery.delivery_id[:100])
