@@ -27,6 +27,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import secrets as random_secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -73,6 +74,8 @@ class WebhookScheme:
     parse: Callable[[bytes], Event]
     # Why a configured secret cannot work (checked at start, without echoing it), or None.
     secret_problem: Callable[[str], str | None] = lambda _secret: None
+    # A fresh secret of the scheme's form (``syncd demo`` makes its own).
+    new_secret: Callable[[], str] = lambda: random_secrets.token_urlsafe(24)
 
 
 def body_delivery_id(body: bytes) -> str:
@@ -95,6 +98,14 @@ def svix_secret_problem(secret: str) -> str | None:
     except ValueError as exc:
         return str(exc)
     return None
+
+
+def svix_new_secret() -> str:
+    return svix.SECRET_PREFIX + base64.b64encode(random_secrets.token_bytes(24)).decode()
+
+
+def basic_new_secret() -> str:
+    return "syncd:" + random_secrets.token_urlsafe(18)
 
 
 def basic_verify(incoming: Incoming, secrets: Sequence[str], _tolerance_s: float) -> str | None:

@@ -15,7 +15,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, TextIO, TypeVar
@@ -354,6 +354,8 @@ class SimulateOptions:
     generation: int = 0
     faults: FaultSpec | None = None
     prerender: bool = False
+    # Account id -> where its change notifications go (``syncd.simulator.webhooks``).
+    webhooks: Mapping[str, webhooks.Subscription] = field(default_factory=dict)
 
 
 def build_simulator(options: SimulateOptions) -> Simulator:
@@ -370,6 +372,8 @@ def build_simulator(options: SimulateOptions) -> Simulator:
         sim.add_accounts(partner, count, options.seed, options.listings, dataset)
     if options.faults is not None and options.faults.rules:
         sim.set_faults(options.faults)
+    for account_id, subscription in options.webhooks.items():
+        sim.webhooks.subscribe(account_id, subscription)
     return sim
 
 
@@ -390,6 +394,9 @@ async def run(options: SimulateOptions, out: TextIO = sys.stdout) -> None:
                 for account in accounts:
                     sizes = " ".join(f"{k}={v}" for k, v in profile.describe(account.data).items())
                     out.write(f"    account id={account.id} secret={account.secret} {sizes}\n")
+                    hook = sim.webhooks.subscriptions.get(account.id)
+                    if hook is not None:
+                        out.write(f"      webhooks -> {hook.hook.url}\n")
             out.flush()
             async for _ in signals:
                 break

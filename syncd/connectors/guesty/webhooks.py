@@ -12,7 +12,14 @@ from typing import Any
 
 import msgspec
 
-from syncd.connectors.webhooks import Event, Target, WebhookScheme, svix_secret_problem, svix_verify
+from syncd.connectors.webhooks import (
+    Event,
+    Target,
+    WebhookScheme,
+    svix_new_secret,
+    svix_secret_problem,
+    svix_verify,
+)
 
 # Legacy names and their v2 successors (``.v2``: same envelope, plus publishedAt).
 RESERVATION_EVENTS = frozenset(
@@ -53,4 +60,6 @@ def _id(ref: _Ref | None, what: str) -> str:
     return ref.id
 
 
-SCHEME = WebhookScheme(verify=svix_verify, parse=parse, secret_problem=svix_secret_problem)
+SCHEME = WebhookScheme(
+    verify=svix_verify, parse=parse, secret_problem=svix_secret_problem, new_secret=svix_new_secret
+)

@@ -14,7 +14,14 @@ from typing import Any
 
 import msgspec
 
-from syncd.connectors.webhooks import Event, Target, WebhookScheme, basic_secret_problem, basic_verify
+from syncd.connectors.webhooks import (
+    Event,
+    Target,
+    WebhookScheme,
+    basic_new_secret,
+    basic_secret_problem,
+    basic_verify,
+)
 
 RESERVATION_EVENTS = frozenset({"reservation.created", "reservation.updated"})
 
@@ -48,4 +55,6 @@ def parse(body: bytes) -> Event:
     return Event(decoded.event, (Target("reservations", str(int(number))),))
 
 
-SCHEME = WebhookScheme(verify=basic_verify, parse=parse, secret_problem=basic_secret_problem)
+SCHEME = WebhookScheme(
+    verify=basic_verify, parse=parse, secret_problem=basic_secret_problem, new_secret=basic_new_secret
+)
