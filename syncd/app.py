@@ -86,8 +86,12 @@ async def open_store(settings: Settings, dsn: str) -> AsyncIterator[Store]:
         dsn,
         min_size=db.pool_min_size,
         # Each running sync holds its lock's connection and, past its first batch, the
-        # extra writers' (write_lanes - 1); 3 more serve scheduling, LISTEN and the web.
-        max_size=max(db.pool_max_size, settings.daemon.worker_concurrency * db.write_lanes + 3),
+        # extra writers' (write_lanes - 1); a targeted fetch in an urgent slot holds one
+        # while it runs; 3 more serve scheduling, LISTEN and the web (webhooks included).
+        max_size=max(
+            db.pool_max_size,
+            settings.daemon.worker_concurrency * db.write_lanes + settings.daemon.urgent_workers + 3,
+        ),
         command_timeout=db.command_timeout_s,
     ) as store:
         await store.migrate()
