@@ -218,12 +218,11 @@ class Daemon:
             self.executor = TaskExecutor(
                 store, self.queue, self.runner, connectors, self.metrics, log, once=self.once
             )
-            self._clock = self._clock or DatabaseClock(store)
             self.engine = Engine(
                 self.queue,
                 self.executor,
                 owned=self.owned,
-                clock=self._clock,
+                clock=self._clock or DatabaseClock(store),
                 settings=d,
                 metrics=self.metrics,
                 log=log,
@@ -370,13 +369,13 @@ class Daemon:
     def _webhook_receiver(self) -> WebhookReceiver:
         """Serves every configured integration's webhooks, owned by this shard or not: the
         NOTIFY after each delivery wakes the shard that owns it."""
-        assert self.queue is not None and self._clock is not None
+        assert self.queue is not None
         web = self.settings.web
         return WebhookReceiver(
             self.settings.integrations,
             {name: info.webhooks for name, info in registry.partners().items()},
             self.queue,
-            self._clock,
+            self._clock,  # None: the database's, as the engine's
             self.metrics,
             self._log,
             max_body_bytes=web.webhook_max_body_bytes,

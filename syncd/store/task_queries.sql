@@ -181,6 +181,9 @@ RETURNING id;
 -- name: wake
 SELECT pg_notify($1, $2);
 
+-- name: transaction_now
+SELECT now();
+
 -- name: purge_deliveries
 DELETE FROM webhook_deliveries WHERE received_at < now() - make_interval(secs => $1);
 

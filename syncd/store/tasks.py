@@ -213,13 +213,17 @@ class TaskQueue:
         return Enqueued(inserted, coalesced, folded)
 
     async def record_delivery(
-        self, delivery: Delivery, tasks: Sequence[NewTask], now: datetime, wake_channel: str
+        self, delivery: Delivery, tasks: Sequence[NewTask], now: datetime | None, wake_channel: str
     ) -> Enqueued | None:
         """Stores ``delivery`` and, when it is new, enqueues ``tasks`` and notifies
         ``wake_channel``, all in one transaction: a delivery is never stored without its
-        work, nor its work queued twice. None for a delivery already stored."""
+        work, nor its work queued twice. None for a delivery already stored. ``now`` is
+        the engine's clock; None: the database's, read in the same transaction."""
         with translate():
             async with self._store.connection() as conn, conn.transaction():
+                if now is None:
+                    now = await conn.fetchval(Q["transaction_now"])
+                    assert now is not None
                 stored = await conn.fetchval(
                     Q["record_delivery"],
                     delivery.integration_id,
