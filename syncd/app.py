@@ -116,7 +116,8 @@ async def warn_if_connections_short(store: Store, settings: Settings, log: Any) 
             server_has_free=headroom,
             hint=(
                 f"the pool grows to worker_concurrency ({d.worker_concurrency}) x write_lanes "
-                f"({settings.database.write_lanes}) + 3; lower either, or raise the server's max_connections"
+                f"({settings.database.write_lanes}) + urgent_workers ({d.urgent_workers}) + 3; "
+                "lower them, or raise the server's max_connections"
             ),
         )
 

@@ -126,9 +126,10 @@ class WebhookSender:
             raise ValueError("webhook URLs must be http(s) on a loopback address")
         if not subscription.hook.secrets:
             raise ValueError("a webhook hook needs at least one secret")
-        self.subscriptions[account_id] = subscription
-        # Fails now, not at the first delivery, for a partner without webhooks.
+        # Fails now, not at the first delivery, for a partner without webhooks or a secret
+        # its scheme cannot use.
         self._sim.profile(account.partner).webhook_request(subscription.hook, b"{}", "probe", 0.0)
+        self.subscriptions[account_id] = subscription
 
     def notify(self, account: Account[Any], bodies: Sequence[bytes]) -> int:
         """Queues ``bodies`` for ``account``'s hook (none when it has no hook); how many."""
