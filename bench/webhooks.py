@@ -208,8 +208,8 @@ async def scenario(args: argparse.Namespace, dsn: str, workdir: Path) -> dict[st
         account_id = f"guesty-acct-{n}"
         sim.add_account("guesty", account_id, f"sim-secret-{n}", GuestyAccount(n, args.listings, 0))
         accounts.append(account_id)
-    web_port = free_port()
     async with SimulatorServer(sim) as server:
+        web_port = free_port()  # after the simulator took its own
         config = workdir / "syncd.toml"
         write_config(config, dsn, server.base_url, web_port, accounts, args.urgent_workers)
         daemon = await anyio.open_process(
@@ -220,7 +220,9 @@ async def scenario(args: argparse.Namespace, dsn: str, workdir: Path) -> dict[st
         )
         conn = await asyncpg.connect(dsn)
         try:
-            await wait_for(conn, "SELECT count(*) = 0 FROM schedules WHERE last_finished_at IS NULL", 300)
+            # Every integration's first sync finished (the daemon serves by then).
+            finished = f"SELECT count(*) = {args.accounts} FROM schedules WHERE last_finished_at IS NOT NULL"
+            await wait_for(conn, finished, 300)
             print(f"initial sync of {args.accounts} x {args.listings} listings done", flush=True)
             sim.request_log.reset()
             load = Load(sim, accounts, args.listings)
