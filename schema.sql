@@ -139,11 +139,36 @@ CREATE TABLE IF NOT EXISTS reservations (
 );
 CREATE INDEX IF NOT EXISTS reservations_by_property ON reservations (integration_id, property_external_id);
 
+-- One row per listing-day (external_id '<property external id>:<YYYY-MM-DD>'), over the
+-- window each run fetches; days that leave the window stay as last seen. Calendar days
+-- carry no partner timestamp: source_updated_at is the fixed models.UNTIMED, so a day is
+-- rewritten only when its bytes change.
+CREATE TABLE IF NOT EXISTS calendar_days (
+    integration_id        text COLLATE "C" NOT NULL,
+    external_id           text COLLATE "C" NOT NULL,
+    property_external_id  text COLLATE "C" NOT NULL,
+    day                   date NOT NULL,
+    status                text NOT NULL,
+    partner_status        text NOT NULL,
+    price                 numeric(14, 2),
+    currency              text,
+    min_nights            integer,
+    source_updated_at     timestamptz NOT NULL,
+    fetched_at            timestamptz NOT NULL DEFAULT now(),
+    version               integer NOT NULL DEFAULT 1,
+    last_changed_fields   text[],
+    deleted_at            timestamptz,
+    raw                   bytea NOT NULL,
+    raw_type              text NOT NULL,
+    PRIMARY KEY (integration_id, external_id)
+);
+CREATE INDEX IF NOT EXISTS calendar_days_by_property ON calendar_days (integration_id, property_external_id, day);
+
 -- Every canonical resource's table, for the statements below that treat them alike (the
 -- trigger that deletes an integration's rows, the migrations). A new resource's table is
 -- added here; tests/integration/store/test_resource_schema.py fails until it is.
 CREATE OR REPLACE FUNCTION syncd_resource_tables() RETURNS regclass[] LANGUAGE sql STABLE AS $$
-    SELECT ARRAY['properties'::regclass, 'reservations'::regclass]
+    SELECT ARRAY['properties'::regclass, 'reservations'::regclass, 'calendar_days'::regclass]
 $$;
 
 -- Databases created before the keys were dropped (looked up first: ALTER TABLE would take
@@ -353,5 +378,6 @@ CREATE TABLE IF NOT EXISTS events (
 -- Schema generations this database has been brought to (each is applied by the statements
 -- above, idempotently): 1 the first; 2 properties/reservations without per-row foreign
 -- keys, ids COLLATE "C", the integrations_delete_rows trigger; 3 raw as bytea with its
--- media type (raw_type); 6 the tasks table (the engine's durable queue); 7 webhook_deliveries.
-INSERT INTO schema_migrations (version) VALUES (1), (2), (3), (6), (7) ON CONFLICT DO NOTHING;
+-- media type (raw_type); 4 the calendar_days table (a new table, created as it is: no
+-- existing row changes); 6 the tasks table (the engine's durable queue); 7 webhook_deliveries.
+INSERT INTO schema_migrations (version) VALUES (1), (2), (3), (4), (6), (7) ON CONFLICT DO NOTHING;

@@ -53,6 +53,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TYPE_CHECKING, ClassVar, Generic, Literal, TypeVar
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.requests import Request
@@ -133,6 +134,15 @@ class WebhookHook:
 
     url: str
     secrets: tuple[str, ...]
+
+
+def json_response(body: bytes, status: int = 200) -> Response:
+    return Response(body, status, media_type=JSON_MEDIA_TYPE)
+
+
+async def form_fields(request: Request) -> dict[str, str]:
+    """The urlencoded body (Starlette caches it: ``identify`` and the handler share one read)."""
+    return dict(parse_qsl((await request.body()).decode(errors="replace"), keep_blank_values=True))
 
 
 def status_code(status: int) -> str:

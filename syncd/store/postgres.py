@@ -230,6 +230,11 @@ class Store:
             rows = await self._pool.fetch(Q["sync_status"], list(integration_ids))
         return [dict(r) for r in rows]
 
+    async def integration_ids(self) -> list[str]:
+        with translate():
+            rows = await self._pool.fetch(Q["integration_ids"])
+        return [r["id"] for r in rows]
+
     async def dead_letters(
         self, integration_ids: Sequence[str], resource: str | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:

@@ -250,6 +250,11 @@ LEFT JOIN sync_state st ON st.integration_id = s.integration_id AND st.resource 
 WHERE i.id = ANY($1::text[])
 ORDER BY i.id, s.resource;
 
+-- name: integration_ids
+-- Every integration some daemon registered: operator commands work from a config that
+-- names only the database.
+SELECT id FROM integrations ORDER BY id;
+
 -- name: list_dead_letters
 -- Open dead letters, newest first; $2 NULL means every resource.
 SELECT integration_id, resource, external_id, error_class, reason, attempts, first_seen_at,

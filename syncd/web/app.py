@@ -35,7 +35,8 @@ class WebContext:
     # Facts for /readyz's body that do not decide readiness (e.g. open breakers); the key
     # "detail" appears only when there is something to report.
     detail: Callable[[], dict[str, Any]] | None = None
-    # More routes served beside these (the webhook receiver).
+    # More routes: the webhook receiver, and ``syncd.web.admin.mount`` when an admin
+    # token is configured.
     routes: Sequence[BaseRoute] = ()
 
 
