@@ -323,6 +323,25 @@ CREATE INDEX IF NOT EXISTS tasks_finished ON tasks (finished_at) WHERE finished_
 -- Lease tokens are int4 (advisory locks take two int4 keys: a namespace and the token).
 CREATE SEQUENCE IF NOT EXISTS task_lease_tokens AS integer CYCLE;
 
+-- Webhooks received (syncd.web.webhooks): each verified delivery, stored before the fetch it
+-- causes and in the same transaction as that task, so a crash between the two cannot lose
+-- one; UNIQUE (integration_id, delivery_id) makes a redelivery a no-op. `body` is the raw
+-- bytes as received (an audit record; nothing is applied from it).
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    id              bigserial PRIMARY KEY,
+    integration_id  text NOT NULL REFERENCES integrations (id) ON DELETE CASCADE,
+    partner         text NOT NULL,
+    delivery_id     text NOT NULL,
+    event           text NOT NULL,
+    received_at     timestamptz NOT NULL DEFAULT now(),
+    body            bytea NOT NULL,
+    media_type      text,
+    -- How many records it named (each became a fetch task, or joined a pending one).
+    targets         integer NOT NULL,
+    UNIQUE (integration_id, delivery_id)
+);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_received ON webhook_deliveries (received_at);
+
 -- Records that failed validation (or were refused by the partner). One open row per
 -- record: seeing the same bad record again bumps `attempts` instead of adding rows.
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -406,5 +425,6 @@ CREATE INDEX IF NOT EXISTS entity_aliases_by_new_id ON entity_aliases (integrati
 -- keys, ids COLLATE "C", the integrations_delete_rows trigger; 3 raw as bytea with its
 -- media type (raw_type); 4 the calendar_days table (a new table, created as it is: no
 -- existing row changes); 5 field-level history (last_changes, events.changes) and
--- entity_aliases for id merges; 6 the tasks table (the engine's durable queue).
-INSERT INTO schema_migrations (version) VALUES (1), (2), (3), (4), (5), (6) ON CONFLICT DO NOTHING;
+-- entity_aliases for id merges; 6 the tasks table (the engine's durable queue);
+-- 7 webhook_deliveries.
+INSERT INTO schema_migrations (version) VALUES (1), (2), (3), (4), (5), (6), (7) ON CONFLICT DO NOTHING;

@@ -3,7 +3,8 @@
     Daemon.run()
       ├── database    embedded PostgreSQL (no URL configured) or the configured server
       ├── store       pool + schema migration + integration/schedule registration
-      ├── web         /healthz /readyz /metrics /status (uvicorn in this loop)
+      ├── web         /healthz /readyz /metrics /status /webhooks/{partner}/{integration}
+      │               (uvicorn in this loop)
       ├── watchdog    event-loop lag
       ├── signals     SIGTERM/SIGINT -> drain
       └── engine      due schedules -> tasks (durable, PostgreSQL) -> bounded workers
@@ -25,6 +26,7 @@ from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
+from starlette.routing import Route
 
 from syncd import crypto, errors
 from syncd.config import Settings
@@ -48,6 +50,8 @@ from syncd.web import admin as web_admin
 from syncd.web import board
 from syncd.web import server as web_server
 from syncd.web.app import WebContext, create_app
+from syncd.web.webhooks import PATH as WEBHOOK_PATH
+from syncd.web.webhooks import WebhookReceiver
 
 WATCHDOG_INTERVAL_S = 1.0
 # `syncd sync-now` NOTIFYs this channel after making schedules due.
@@ -361,10 +365,30 @@ class Daemon:
             # shard's fault, and taking the shard out of rotation would not fix it (the
             # runs that need the partner fail fast and retry after the cool-down).
             detail=self._readiness_detail,
-            routes=self._admin_routes(store),
+            routes=[
+                Route(WEBHOOK_PATH, self._webhook_receiver().handle, methods=["POST"]),
+                *self._admin_routes(store),
+            ],
         )
         web = self.settings.web
         await web_server.serve(create_app(ctx), web.host, web.port, task_status=task_status)
+
+    def _webhook_receiver(self) -> WebhookReceiver:
+        """Serves every configured integration's webhooks, owned by this shard or not: the
+        NOTIFY after each delivery wakes the shard that owns it."""
+        assert self.queue is not None
+        web = self.settings.web
+        return WebhookReceiver(
+            self.settings.integrations,
+            {name: info.webhooks for name, info in registry.partners().items()},
+            self.queue,
+            self._clock,  # None: the database's, as the engine's
+            self.metrics,
+            self._log,
+            max_body_bytes=web.webhook_max_body_bytes,
+            tolerance_s=web.webhook_tolerance_s,
+            wake_channel=WAKE_CHANNEL,
+        )
 
     def _admin_routes(self, store: Store) -> list[Any]:
         """/admin/* when a token is configured; none (every /admin path a 404) otherwise."""

@@ -211,10 +211,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from syncd.gc_tuning import tune_gc
     from syncd.simulator.__main__ import options_from_args
-    from syncd.simulator.server import serve
+    from syncd.simulator.server import build_simulator, serve
 
     try:
         options = options_from_args(args)
+        build_simulator(options)  # refuses an unknown --webhook account before serving
     except ValueError as exc:
         sys.stderr.write(f"syncd simulate: {exc}\n")
         return 2
@@ -339,6 +340,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8080, help="port of /metrics and /healthz")
     p.add_argument("--state-dir", type=Path, default=Path(".syncd/demo"))
     p.add_argument("--seconds", type=float, default=None, help="stop after this long (default: until Ctrl-C)")
+    p.add_argument(
+        "--no-webhooks",
+        dest="webhooks",
+        action="store_false",
+        help="changes arrive only by periodic syncs (by default the simulator also sends webhooks)",
+    )
     p.set_defaults(func=cmd_demo)
 
     from syncd.simulator.__main__ import add_arguments

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import ssl
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -78,6 +78,9 @@ class DaemonSettings(_Frozen):
     recovery_spread_s: float = Field(default=300.0, ge=0)
     # /readyz fails when tasks are due and none was claimed for this long.
     claim_stall_s: float = Field(default=600.0, gt=0)
+    # Webhook deliveries are kept this long: a redelivery within it is recognised as one
+    # (partners retry for hours, Svix senders for more than a day).
+    webhook_retention_s: float = Field(default=3 * 86_400.0, ge=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
 
@@ -141,6 +144,10 @@ class WebSettings(_Frozen):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # A webhook body larger than this is refused (413) while it is read.
+    webhook_max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # Signed timestamps further than this from our clock, either way, are replays (401).
+    webhook_tolerance_s: float = Field(default=300.0, gt=0, le=3600)
     # The bearer token of /admin/*; None (or "${VAR:-}" unset) turns the admin routes off.
     admin_token: OptionalSecret = None
 
@@ -286,6 +293,16 @@ class IntegrationSettings(_Frozen):
     resources: dict[str, ResourceSettings] = Field(default_factory=dict)
     # One of the partner's API versions, whatever its rollout says; None: the rollout decides.
     api_version: str | None = None
+    # What authenticates this integration's webhooks, in its partner's scheme (a signing
+    # secret, "login:password", a URL token); several during a rotation. None configured:
+    # its webhook route answers 404.
+    webhook_secrets: tuple[SecretStr, ...] = ()
+
+    @field_validator("webhook_secrets", mode="before")
+    @classmethod
+    def _drop_unset(cls, value: Any) -> Any:
+        # "${HOOK_SECRET:-}" resolves to "" when unset: that means "no secret", not an empty one.
+        return [v for v in value if v != ""] if isinstance(value, list | tuple) else value
 
 
 class Settings(_Frozen):
@@ -316,6 +333,9 @@ class PartnerSchema:
     credential_sets: tuple[frozenset[str], ...]
     # The API versions its connector speaks; the first is the default.
     versions: tuple[str, ...] = ()
+    # Whether it sends webhooks, and why a configured webhook secret cannot work.
+    webhooks: bool = False
+    webhook_secret_problem: Callable[[str], str | None] | None = None
 
 
 def load_settings(path: Path, environ: Mapping[str, str], partners: Mapping[str, PartnerSchema]) -> Settings:
@@ -407,6 +427,7 @@ def _cross_checks(raw: Any, partners: Mapping[str, PartnerSchema]) -> list[tuple
                 )
             continue
         problems.extend(_version_check(f"{where}.api_version", integ.get("api_version"), schema))
+        problems.extend(_webhook_checks(f"{where}.webhook_secrets", integ.get("webhook_secrets"), schema))
         creds = integ.get("credentials")
         problems.extend(_credential_checks(f"{where}.credentials", creds, schema.credential_sets))
         resources = integ.get("resources")
@@ -418,6 +439,23 @@ def _cross_checks(raw: Any, partners: Mapping[str, PartnerSchema]) -> list[tuple
                 )
             )
     return problems
+
+
+def _webhook_checks(where: str, secrets: Any, schema: PartnerSchema) -> list[tuple[str, str]]:
+    """Webhook secrets for a partner that sends no webhooks, or that its scheme cannot use
+    (reported by position: the value is a secret)."""
+    if not isinstance(secrets, list | tuple) or not [s for s in secrets if s != ""]:
+        return []
+    if not schema.webhooks:
+        return [(where, "this partner sends no webhooks")]
+    check = schema.webhook_secret_problem
+    if check is None:
+        return []
+    return [
+        (f"{where}[{i}]", problem)
+        for i, secret in enumerate(secrets)
+        if isinstance(secret, str) and secret and (problem := check(secret)) is not None
+    ]
 
 
 def _version_check(where: str, version: Any, schema: PartnerSchema) -> list[tuple[str, str]]:

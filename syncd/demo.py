@@ -5,6 +5,12 @@ has both a simulator profile and a registered connector, and keeps mutating them
 (updates, inserts, deletions) so incremental syncs have work to show; a progress line per
 integration is redrawn every second from what landed in PostgreSQL. ``config/demo.toml``
 lists each partner's integrations; those of partners not served are left out.
+
+Webhooks are on for every partner that sends them: each integration gets a secret of its
+partner's scheme (configured in ``demo.toml``, else generated for this run), and the
+simulator delivers every mutation's notifications to the daemon's
+``/webhooks/{partner}/{integration}``, so a change lands seconds after it happens rather
+than at the next sync (``--no-webhooks`` to compare).
 """
 
 from __future__ import annotations
@@ -21,14 +27,16 @@ from typing import Any
 
 import anyio
 import anyio.abc
+from pydantic import SecretStr
 
 from syncd import errors
 from syncd.app import Daemon
-from syncd.config import Settings, parse_settings
+from syncd.config import IntegrationSettings, Settings, parse_settings
 from syncd.connectors import registry
 from syncd.observability import logging as syncd_logging
-from syncd.simulator.profile import discover
+from syncd.simulator.profile import WebhookHook, discover
 from syncd.simulator.server import SimulateOptions, Simulator, SimulatorServer, build_simulator
+from syncd.simulator.webhooks import Subscription
 
 MUTATE_EVERY_S = 5.0
 MUTATIONS_PER_ACCOUNT = 12
@@ -83,6 +91,10 @@ async def main(args: argparse.Namespace) -> int:
             update={
                 "daemon": settings.daemon.model_copy(update={"state_dir": args.state_dir}),
                 "web": settings.web.model_copy(update={"port": args.port}),
+                "integrations": tuple(
+                    with_webhook_secret(i) if args.webhooks else i.model_copy(update={"webhook_secrets": ()})
+                    for i in settings.integrations
+                ),
             }
         )
         syncd_logging.configure(settings.daemon.log_level, settings.daemon.log_format)
@@ -105,6 +117,9 @@ async def main(args: argparse.Namespace) -> int:
             base = f"http://{settings.web.host}:{daemon.web_port}"
             print(f"  metrics: {base}/metrics   health: {base}/healthz   ready: {base}/readyz")
             print(f"  status page (open it in a browser): {base}/status")
+            hooked = subscribe_webhooks(sim, settings, base)
+            if hooked:
+                print(f"  webhooks: {base}/webhooks/{{partner}}/{{integration}} ({hooked} integrations)")
             print("  Ctrl-C stops (the daemon drains, then the embedded PostgreSQL stops).\n")
             tg.start_soon(_mutate, sim)
             tg.start_soon(_progress, daemon, ids)
@@ -112,8 +127,42 @@ async def main(args: argparse.Namespace) -> int:
                 tg.start_soon(_stop_after, daemon, args.seconds)
             await finished.wait()  # SIGINT/SIGTERM (or --seconds) drains the daemon, then it returns
             tg.cancel_scope.cancel()
-    print("\nsyncd demo: stopped")
+    sent = sim.webhooks.stats
+    print(f"\nsyncd demo: webhooks delivered {sent.delivered}, given up {sent.failed}")
+    print("syncd demo: stopped")
     return 0
+
+
+def with_webhook_secret(integration: IntegrationSettings) -> IntegrationSettings:
+    """The integration with a webhook secret of its partner's scheme: the configured one,
+    else one made for this run (none for a partner without webhooks)."""
+    scheme = registry.partners()[integration.partner].webhooks
+    if scheme is None or integration.webhook_secrets:
+        return integration
+    return integration.model_copy(update={"webhook_secrets": (SecretStr(scheme.new_secret()),)})
+
+
+def subscribe_webhooks(sim: Simulator, settings: Settings, base: str) -> int:
+    """Points each demo account's webhooks at its integration's route; how many."""
+    hooked = 0
+    for integration in settings.integrations:
+        account = _account_of(sim, integration)
+        if account is None or not integration.webhook_secrets:
+            continue
+        secrets = tuple(s.get_secret_value() for s in integration.webhook_secrets)
+        url = f"{base}/webhooks/{integration.partner}/{integration.id}"
+        sim.webhooks.subscribe(account, Subscription(WebhookHook(url, secrets)))
+        hooked += 1
+    return hooked
+
+
+def _account_of(sim: Simulator, integration: IntegrationSettings) -> str | None:
+    """The simulator account whose credentials the integration is configured with."""
+    configured = {k: v.get_secret_value() for k, v in integration.credentials.items()}
+    for account in sim.accounts_of(integration.partner):
+        if sim.profile(integration.partner).config_credentials(account.id, account.secret) == configured:
+            return account.id
+    return None
 
 
 def _finished(daemon: Daemon) -> bool:
@@ -135,7 +184,7 @@ async def _mutate(sim: Simulator) -> None:
         await anyio.sleep(MUTATE_EVERY_S)
         round_no += 1
         for n, account in enumerate(sim.accounts.values(), 1):
-            sim.profile(account.partner).mutate(account.data, MUTATIONS_PER_ACCOUNT, round_no * 100 + n)
+            sim.mutate(account.id, MUTATIONS_PER_ACCOUNT, round_no * 100 + n)
 
 
 async def _progress(daemon: Daemon, ids: list[str]) -> None:

@@ -11,6 +11,7 @@ from syncd.store.types import JSON, RawRecord
 
 if TYPE_CHECKING:
     from syncd import errors
+    from syncd.connectors.webhooks import WebhookScheme
     from syncd.connectors.wiring import Wiring
 
 # (HTTP status, the parsed JSON body or None) -> the error a response carrying a success
@@ -85,6 +86,9 @@ class PartnerInfo:
     # integration runs); the first is the default. A partner with one version keeps the
     # neutral name.
     versions: tuple[str, ...] = (DEFAULT_VERSION,)
+    # How the partner's webhooks are authenticated and what their events name
+    # (``syncd.connectors.webhooks``); None for a partner that sends none.
+    webhooks: WebhookScheme | None = None
 
     def __post_init__(self) -> None:
         if not self.versions or len(set(self.versions)) != len(self.versions):
@@ -101,7 +105,11 @@ class PartnerInfo:
     @property
     def schema(self) -> PartnerSchema:
         return PartnerSchema(
-            resources=self.resources, credential_sets=self.credential_sets, versions=self.versions
+            resources=self.resources,
+            credential_sets=self.credential_sets,
+            versions=self.versions,
+            webhooks=self.webhooks is not None,
+            webhook_secret_problem=self.webhooks.secret_problem if self.webhooks is not None else None,
         )
 
 

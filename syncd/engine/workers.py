@@ -244,6 +244,7 @@ class Engine:
             return
         self._last_purge = time.monotonic()
         await self._queue.purge(self._settings.task_retention_s)
+        await self._queue.purge_deliveries(self._settings.webhook_retention_s)
 
     def _start(self, workers: TaskGroup, task: Task, pool: set[int]) -> None:
         pool.add(task.id)

@@ -250,6 +250,16 @@ class Metrics:
             registry=r,
         )
 
+        self.webhooks = Counter(
+            "syncd_webhooks_total",
+            "Webhook requests by partner and result: accepted, duplicate (a redelivery), "
+            "ignored (an event type we do not act on), rejected_signature, rejected_replay "
+            "(timestamp outside the tolerance), too_large, unknown (no such route: 404), "
+            "bad_request, unavailable (the database failed: the partner retries).",
+            ["partner", "result"],
+            registry=r,
+        )
+
     def scheduler_ticked(self, at: float, waiting: int, oldest_late_s: float) -> None:
         """[scheduler] Each tick: its time and the backlog it found (``scheduling.backlog``)."""
         self.scheduler_last_tick.set(at)

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 from syncd.simulator import DEFAULT_HOST, DEFAULT_PORT, fault_presets
 from syncd.simulator.fault_spec import FaultSpec, SpecError
+from syncd.simulator.profile import WebhookHook
+from syncd.simulator.webhooks import DeliveryFaults, Subscription
 
 if TYPE_CHECKING:
     from syncd.simulator import server
@@ -112,12 +114,65 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         + fault_presets.PRESET_HELP.replace("%", "%%"),
     )
     parser.add_argument(
+        "--webhook",
+        type=_webhook,
+        action="append",
+        default=[],
+        metavar="ACCOUNT=URL",
+        help="deliver ACCOUNT's change notifications (on each /_sim/.../mutate) to URL, signed or "
+        "authenticated with --webhook-secret as its partner does (repeatable)",
+    )
+    parser.add_argument(
+        "--webhook-secret",
+        action="append",
+        default=[],
+        metavar="SECRET",
+        help="what --webhook deliveries are authenticated with: a Svix whsec_ secret, a Basic "
+        "login:password, a URL token (repeatable: a Svix sender signs with each, as in a rotation)",
+    )
+    parser.add_argument(
+        "--webhook-faults",
+        type=_delivery_faults,
+        default=DeliveryFaults(),
+        metavar="SPEC",
+        help="delivery faults, e.g. duplicate=0.2,reorder,delay-ms=0-500",
+    )
+    parser.add_argument(
         "--fault-seed",
         type=int,
         default=0,
         metavar="N",
         help="seed of the fault draws (same seed, same faults)",
     )
+
+
+def _webhook(value: str) -> tuple[str, str]:
+    account, sep, url = value.partition("=")
+    if not sep or not account or not url:
+        raise argparse.ArgumentTypeError("expected ACCOUNT=URL")
+    return account, url
+
+
+def _delivery_faults(value: str) -> DeliveryFaults:
+    """``duplicate=0.2,reorder,delay-ms=0-500``."""
+    duplicate, reorder, delay = 0.0, False, (0.0, 0.0)
+    try:
+        for part in filter(None, value.split(",")):
+            key, _, arg = part.partition("=")
+            if key == "duplicate":
+                duplicate = float(arg)
+            elif key == "reorder" and not arg:
+                reorder = True
+            elif key == "delay-ms":
+                low, high = _latency(arg)
+                delay = (low / 1000, high / 1000)
+            else:
+                raise ValueError(f"unknown {part!r}")
+        return DeliveryFaults(duplicate, reorder, delay)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{exc} (expected duplicate=SHARE,reorder,delay-ms=MIN-MAX)"
+        ) from None
 
 
 def options_from_args(args: argparse.Namespace) -> server.SimulateOptions:
@@ -149,7 +204,15 @@ def options_from_args(args: argparse.Namespace) -> server.SimulateOptions:
         generation=args.generation,
         prerender=args.prerender,
         faults=_combined(args.faults, args.fault_seed),
+        webhooks=_subscriptions(args),
     )
+
+
+def _subscriptions(args: argparse.Namespace) -> dict[str, Subscription]:
+    if args.webhook and not args.webhook_secret:
+        raise ValueError("--webhook needs at least one --webhook-secret")
+    hooks = {account: WebhookHook(url, tuple(args.webhook_secret)) for account, url in args.webhook}
+    return {account: Subscription(hook, args.webhook_faults) for account, hook in hooks.items()}
 
 
 def _combined(specs: list[FaultSpec] | None, seed: int) -> FaultSpec | None:
@@ -173,7 +236,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = options_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
-    server.serve(options)
+    try:
+        server.serve(options)
+    except ValueError as exc:  # from building the accounts (an unknown --webhook account)
+        parser.error(str(exc))
     return 0
 
 

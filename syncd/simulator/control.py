@@ -13,6 +13,10 @@ Not part of any partner API, and never counted in the request log. Endpoints:
 - ``POST /_sim/faults``                     a fault spec ``{"seed":7,"rules":[...]}`` (see
   ``fault_spec``) or a preset ``{"preset":"storm:60","seed":7}``; replaces the plan and
   restarts its clock and counters. Answers the normalised spec.
+- ``POST /_sim/{partner}/{account}/webhooks`` ``{"url":…,"secrets":[…],"duplicate":0.1,
+  "reorder":true,"delay_ms":[0,500]}``: send the account's change notifications there
+  (``syncd.simulator.webhooks``); ``DELETE`` stops them
+- ``GET  /_sim/webhooks``                   the sender's counters (queued, attempts, delivered…)
 - ``GET  /_sim/faults``                     the installed spec, its elapsed time and counters
 - ``DELETE /_sim/faults``                   back to no faults
 
@@ -34,7 +38,8 @@ from starlette.routing import Route
 from syncd.simulator import fault_presets, fault_spec
 from syncd.simulator.fault_plan import SeededFaultPlan
 from syncd.simulator.faults import NO_FAULTS
-from syncd.simulator.profile import Account
+from syncd.simulator.profile import Account, WebhookHook
+from syncd.simulator.webhooks import DeliveryFaults, Subscription
 
 if TYPE_CHECKING:
     from syncd.simulator.server import Simulator
@@ -65,6 +70,26 @@ def _number(data: dict[str, object], key: str) -> float | None:
     return float(value)
 
 
+def subscription_from_json(body: dict[str, object]) -> Subscription:
+    url, secrets = body.get("url"), body.get("secrets")
+    if not isinstance(url, str) or not isinstance(secrets, list) or not secrets:
+        raise ValueError("'url' (a string) and 'secrets' (a non-empty list) are required")
+    if not all(isinstance(s, str) and s for s in secrets):
+        raise ValueError("'secrets' must be non-empty strings")
+    delay = body.get("delay_ms", [0, 0])
+    if not isinstance(delay, list) or len(delay) != 2 or not all(isinstance(d, int | float) for d in delay):
+        raise ValueError("'delay_ms' must be [low, high]")
+    reorder = body.get("reorder", False)
+    if not isinstance(reorder, bool):
+        raise ValueError("'reorder' must be a boolean")
+    faults = DeliveryFaults(
+        duplicate=_number(body, "duplicate") or 0.0,
+        reorder=reorder,
+        delay_s=(float(delay[0]) / 1000, float(delay[1]) / 1000),
+    )
+    return Subscription(WebhookHook(url, tuple(cast("list[str]", secrets))), faults)
+
+
 def routes(sim: Simulator) -> list[Route]:
     def find(request: Request) -> Account[Any] | None:
         account = sim.accounts.get(request.path_params["account"])
@@ -93,8 +118,7 @@ def routes(sim: Simulator) -> list[Route]:
                 raise ValueError("'count' must be >= 0")
         except (ValueError, orjson.JSONDecodeError) as exc:
             return _json({"error": str(exc)}, 400)
-        profile = sim.profiles[account.partner]
-        return _json(profile.mutate(account.data, 1 if count is None else int(count), int(seed or 0)))
+        return _json(sim.mutate(account.id, 1 if count is None else int(count), int(seed or 0)))
 
     async def truth(request: Request) -> Response:
         account = find(request)
@@ -190,7 +214,25 @@ def routes(sim: Simulator) -> list[Route]:
         sim.set_faults(None)
         return _json({"status": "ok"})
 
+    async def subscribe(request: Request) -> Response:
+        account = find(request)
+        if account is None:
+            return _json({"error": "unknown account"}, 404)
+        if request.method == "DELETE":
+            sim.webhooks.subscribe(account.id, None)
+            return _json({"status": "ok"})
+        try:
+            sim.webhooks.subscribe(account.id, subscription_from_json(await _body(request)))
+        except (ValueError, NotImplementedError, orjson.JSONDecodeError) as exc:
+            return _json({"error": str(exc)}, 400)
+        return _json({"status": "ok"})
+
+    async def webhook_stats(request: Request) -> Response:
+        return _json(sim.webhooks.stats.to_json())
+
     return [
+        Route(f"{PREFIX}/webhooks", webhook_stats, methods=["GET"]),
+        Route(f"{PREFIX}/{{partner}}/{{account}}/webhooks", subscribe, methods=["POST", "DELETE"]),
         Route(f"{PREFIX}/faults", set_faults, methods=["POST"]),
         Route(f"{PREFIX}/faults", get_faults, methods=["GET"]),
         Route(f"{PREFIX}/faults", clear_faults, methods=["DELETE"]),

@@ -30,6 +30,12 @@ Writing one (routes + dataset + quirks):
   ``describe``, ``mutate`` and ``truth``: the control plane's view of it (sizes, the
   insert/edit/delete hook tests and demos drive, and the NDJSON ground truth;
   ``version_truth`` when the partner's API versions render records differently).
+- webhooks, for a partner that sends them: ``mutate_notify`` is ``mutate`` plus the
+  bodies of the events the partner would send for those changes (its own event shape);
+  ``webhook_request(hook, body, message_id, now)`` is the URL and headers of one delivery
+  attempt, authenticated in the partner's scheme (a Svix signature, Basic credentials, a
+  token in the URL). The generic sender (``syncd.simulator.webhooks``) delivers them with
+  retries and faults.
 
 A profile instance belongs to one ``Simulator``; ``self.runtime`` gives it the clocks
 (wall-clock seconds for token expiry) and ``self.settings`` the token knobs. Fault rules
@@ -120,6 +126,16 @@ class DatasetOptions:
     extra: Mapping[str, object] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class WebhookHook:
+    """Where an account's webhooks go, and what authenticates them there: signing
+    secrets, ``login:password`` pairs or a URL token, as the partner's scheme uses them
+    (the first one signs; a Svix sender signs with all of them during a rotation)."""
+
+    url: str
+    secrets: tuple[str, ...]
+
+
 def json_response(body: bytes, status: int = 200) -> Response:
     return Response(body, status, media_type=JSON_MEDIA_TYPE)
 
@@ -191,6 +207,18 @@ class Profile(Generic[D]):
     def mutate(self, data: D, count: int, seed: int) -> dict[str, object]:
         """Insert, edit and delete about ``count`` records; answers a summary."""
         raise NotImplementedError
+
+    def mutate_notify(self, data: D, count: int, seed: int) -> tuple[dict[str, object], list[bytes]]:
+        """``mutate``, and the webhook bodies announcing its changes (none by default: a
+        partner without webhooks)."""
+        return self.mutate(data, count, seed), []
+
+    def webhook_request(
+        self, hook: WebhookHook, body: bytes, message_id: str, now: float
+    ) -> tuple[str, dict[str, str]]:
+        """The URL and headers of one attempt at delivering ``body`` (``message_id`` stays
+        the same across retries; ``now`` is the wall clock)."""
+        raise NotImplementedError(f"{self.name} sends no webhooks")
 
     def truth(self, data: D, kind: str | None) -> Iterable[bytes]:
         """NDJSON lines ``{"id", "payload", ...}`` of the live records the partner serves

@@ -15,7 +15,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, TextIO, TypeVar
@@ -36,6 +36,7 @@ from syncd.simulator import (
     gateway,
     limits,
     requestlog,
+    webhooks,
 )
 from syncd.simulator.fault_spec import FaultSpec
 from syncd.simulator.faults import NO_FAULTS, FaultPlan
@@ -81,6 +82,8 @@ class Simulator:
         self.profiles: dict[str, Profile[Any]] = {cls.name: cls(settings, self.runtime) for cls in classes}
         self.accounts: dict[str, Account[Any]] = {}
         self._accounts_of: dict[str, dict[str, Account[Any]]] = {name: {} for name in self.profiles}
+        # Delivers accounts' change notifications to their hooks (SimulatorServer runs it).
+        self.webhooks = webhooks.WebhookSender(self)
 
     def profile(self, partner: str) -> Profile[Any]:
         try:
@@ -110,6 +113,14 @@ class Simulator:
             data = profile.dataset(seed + n - 1, size, options or DatasetOptions())
             self.add_account(partner, account_id, secret, data)
         return self.accounts_of(partner)
+
+    def mutate(self, account_id: str, count: int, seed: int) -> dict[str, object]:
+        """``count`` changes to the account's data, announced to its webhook hook if it has
+        one; the profile's summary, with ``webhooks``: how many deliveries were queued."""
+        account = self.accounts[account_id]
+        summary, bodies = self.profile(account.partner).mutate_notify(account.data, count, seed)
+        queued = self.webhooks.notify(account, bodies)
+        return {**summary, "webhooks": queued} if queued else summary
 
     def accounts_of(self, partner: str) -> list[Account[Any]]:
         return list(self._accounts_of[partner].values())
@@ -227,6 +238,11 @@ class SimulatorServer:
         self._server: EmbeddedServer | None = None
         self._tg: TaskGroup | None = None
         self._sock: socket.socket | None = None
+        self._sender_scope: anyio.CancelScope | None = None
+
+    async def _send_webhooks(self, scope: anyio.CancelScope) -> None:
+        with scope:
+            await self.sim.webhooks.run()
 
     @property
     def base_url(self) -> str:
@@ -273,6 +289,9 @@ class SimulatorServer:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(server.serve, [sock])
+        # Cancelled on exit (a scope cancelled before it is entered cancels at once).
+        self._sender_scope = anyio.CancelScope()
+        self._tg.start_soon(self._send_webhooks, self._sender_scope)
         try:
             with anyio.fail_after(_STARTUP_TIMEOUT_S):
                 await server.ready.wait()
@@ -294,6 +313,8 @@ class SimulatorServer:
         self._state = _State.CLOSED
         assert self._server is not None and self._tg is not None
         self._server.should_exit = True
+        if self._sender_scope is not None:
+            self._sender_scope.cancel()
         # Hung and trickling fault answers would hold the graceful shutdown for seconds.
         self.sim.runtime.hangs.cancel_all()
         try:
@@ -333,6 +354,8 @@ class SimulateOptions:
     generation: int = 0
     faults: FaultSpec | None = None
     prerender: bool = False
+    # Account id -> where its change notifications go (``syncd.simulator.webhooks``).
+    webhooks: Mapping[str, webhooks.Subscription] = field(default_factory=dict)
 
 
 def build_simulator(options: SimulateOptions) -> Simulator:
@@ -349,6 +372,8 @@ def build_simulator(options: SimulateOptions) -> Simulator:
         sim.add_accounts(partner, count, options.seed, options.listings, dataset)
     if options.faults is not None and options.faults.rules:
         sim.set_faults(options.faults)
+    for account_id, subscription in options.webhooks.items():
+        sim.webhooks.subscribe(account_id, subscription)
     return sim
 
 
@@ -369,6 +394,9 @@ async def run(options: SimulateOptions, out: TextIO = sys.stdout) -> None:
                 for account in accounts:
                     sizes = " ".join(f"{k}={v}" for k, v in profile.describe(account.data).items())
                     out.write(f"    account id={account.id} secret={account.secret} {sizes}\n")
+                    hook = sim.webhooks.subscriptions.get(account.id)
+                    if hook is not None:
+                        out.write(f"      webhooks -> {hook.hook.url}\n")
             out.flush()
             async for _ in signals:
                 break

@@ -16,7 +16,8 @@ ON CONFLICT (dedupe_key) WHERE state = 'pending' DO UPDATE SET
     params = CASE WHEN t.params ? 'ids' AND EXCLUDED.params ? 'ids'
                   THEN jsonb_set(t.params, '{ids}', (
                       SELECT jsonb_agg(DISTINCT i ORDER BY i)
-                      FROM jsonb_array_elements(t.params -> 'ids' || EXCLUDED.params -> 'ids') AS i))
+                      -- (Parenthesised: `->` and `||` share one precedence, left to right.)
+                      FROM jsonb_array_elements((t.params -> 'ids') || (EXCLUDED.params -> 'ids')) AS i))
                   ELSE t.params END,
     coalesced = t.coalesced + 1
 RETURNING id, (xmax = 0) AS inserted;
@@ -169,6 +170,22 @@ GROUP BY t.priority;
 
 -- name: purge_finished
 DELETE FROM tasks WHERE finished_at < now() - make_interval(secs => $1);
+
+-- name: record_delivery
+-- A verified webhook; nothing when this integration already has the delivery (a redelivery).
+INSERT INTO webhook_deliveries (integration_id, partner, delivery_id, event, body, media_type, targets)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (integration_id, delivery_id) DO NOTHING
+RETURNING id;
+
+-- name: wake
+SELECT pg_notify($1, $2);
+
+-- name: transaction_now
+SELECT now();
+
+-- name: purge_deliveries
+DELETE FROM webhook_deliveries WHERE received_at < now() - make_interval(secs => $1);
 
 -- name: list_tasks
 -- For `syncd tasks` and /admin/tasks: newest first; $2 NULL means every state.

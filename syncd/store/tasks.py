@@ -132,6 +132,19 @@ class Task:
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """A verified webhook delivery, as ``webhook_deliveries`` stores it."""
+
+    integration_id: str
+    partner: str
+    delivery_id: str
+    event: str
+    body: bytes
+    media_type: str | None
+    targets: int
+
+
+@dataclass(frozen=True)
 class Reclaimed:
     requeued: int = 0
     dead: int = 0
@@ -206,6 +219,41 @@ class TaskQueue:
                 else:
                     coalesced += 1
         return Enqueued(inserted, coalesced, folded)
+
+    async def record_delivery(
+        self, delivery: Delivery, tasks: Sequence[NewTask], now: datetime | None, wake_channel: str
+    ) -> Enqueued | None:
+        """Stores ``delivery`` and, when it is new, enqueues ``tasks`` and notifies
+        ``wake_channel``, all in one transaction: a delivery is never stored without its
+        work, nor its work queued twice. None for a delivery already stored. ``now`` is
+        the engine's clock; None: the database's, read in the same transaction."""
+        with translate():
+            async with self._store.connection() as conn, conn.transaction():
+                if now is None:
+                    now = await conn.fetchval(Q["transaction_now"])
+                    assert now is not None
+                stored = await conn.fetchval(
+                    Q["record_delivery"],
+                    delivery.integration_id,
+                    delivery.partner,
+                    delivery.delivery_id,
+                    delivery.event,
+                    delivery.body,
+                    delivery.media_type,
+                    delivery.targets,
+                )
+                if stored is None:
+                    return None
+                enqueued = await self.enqueue(tasks, now, conn)
+                # Delivered at commit: the owning shard claims the fetch at once.
+                await conn.execute(Q["wake"], wake_channel, delivery.integration_id)
+        return enqueued
+
+    async def purge_deliveries(self, retention_s: float) -> int:
+        with translate():
+            async with self._store.connection() as conn:
+                status: str = await conn.execute(Q["purge_deliveries"], retention_s)
+        return int(status.split()[-1])
 
     async def enqueue_due_schedules(
         self, integration_ids: Sequence[str], now: datetime, spread_s: float

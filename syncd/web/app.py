@@ -1,4 +1,5 @@
-"""Starlette app: liveness, readiness (dependency pings), Prometheus metrics, status.
+"""Starlette app: liveness, readiness (dependency pings), Prometheus metrics, status,
+and whatever routes the daemon adds (``/webhooks/...``: ``syncd.web.webhooks``).
 
 ``/healthz`` only says the event loop answers (and how late it runs); ``/readyz`` pings
 every registered dependency (the database, the worker loop) and answers 503 with the
@@ -34,7 +35,8 @@ class WebContext:
     # Facts for /readyz's body that do not decide readiness (e.g. open breakers); the key
     # "detail" appears only when there is something to report.
     detail: Callable[[], dict[str, Any]] | None = None
-    # More routes (``syncd.web.admin.mount`` when an admin token is configured).
+    # More routes: the webhook receiver, and ``syncd.web.admin.mount`` when an admin
+    # token is configured.
     routes: Sequence[BaseRoute] = ()
 
 

@@ -25,6 +25,9 @@ def test_the_demo_syncs_every_account_shows_progress_and_stops_cleanly(tmp_path:
     out = done.stdout
     assert re.search(r"health: http://127\.0\.0\.1:\d+/healthz", out), out
     assert out.rstrip().endswith("syncd demo: stopped")
+    # The simulator's mutations were announced by webhooks, and the daemon took every one.
+    delivered = re.search(r"webhooks delivered (\d+), given up (\d+)", out)
+    assert delivered and int(delivered[1]) > 0 and delivered[2] == "0", out
     # Progress lines come from what landed in PostgreSQL: both accounts, every listing.
     for account in ("acme-guesty", "beach-guesty"):
         counts = [

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from syncd import errors
 from syncd.connectors.base import Connector, PartnerInfo
+from syncd.connectors.cloudbeds.webhooks import SCHEME as WEBHOOKS
 
 if TYPE_CHECKING:
     from syncd.connectors.wiring import Wiring
@@ -80,4 +81,5 @@ PARTNER = PartnerInfo(
     connect=connect,
     other_credential_sets=(OAUTH,),
     classify_body=classify_body,
+    webhooks=WEBHOOKS,
 )

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from syncd.connectors.base import Connector, PartnerInfo
+from syncd.connectors.guesty.webhooks import SCHEME as WEBHOOKS
 
 if TYPE_CHECKING:
     from syncd.connectors.wiring import Wiring
@@ -46,4 +47,5 @@ PARTNER = PartnerInfo(
     max_token_requests_per_day=5,
     connect=connect,
     versions=VERSIONS,
+    webhooks=WEBHOOKS,
 )

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from syncd import errors
 from syncd.connectors.base import Connector, PartnerInfo
+from syncd.connectors.hostaway.webhooks import SCHEME as WEBHOOKS
 
 if TYPE_CHECKING:
     from syncd.connectors.wiring import Wiring
@@ -61,4 +62,5 @@ PARTNER = PartnerInfo(
     auth_statuses=frozenset({401, 403}),
     token_warmup_s=1.0,
     classify_body=fail_status,
+    webhooks=WEBHOOKS,
 )

@@ -14,7 +14,7 @@ import hashlib
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 import orjson
 from starlette.requests import Request
@@ -31,8 +31,9 @@ from syncd.simulator.profile import (
     Profile,
     ProfileSettings,
     TokenEndpoint,
+    WebhookHook,
 )
-from syncd.simulator.profiles.cloudbeds.data import CloudbedsAccount, failure
+from syncd.simulator.profiles.cloudbeds.data import CloudbedsAccount, Mutations, failure
 
 if TYPE_CHECKING:
     from syncd.simulator.gateway import Runtime
@@ -40,6 +41,10 @@ if TYPE_CHECKING:
 PREFIX: Final = "/api/v1.3"
 ACCESS_TTL_S: Final = 28_800  # 8 h
 TIERS: Final = (limits.Tier("Second", 10, 1.0),)  # "10 requests per second", per client id
+
+
+# (The class below has a method named ``list``, which shadows the builtin in its scope.)
+Bodies = list[bytes]
 
 
 def _json(body: bytes, status: int = 200) -> Response:
@@ -167,8 +172,24 @@ class CloudbedsProfile(Profile[CloudbedsAccount]):
         return {"seed": data.seed, "listings": properties, "reservations": reservations}
 
     def mutate(self, data: CloudbedsAccount, count: int, seed: int) -> dict[str, object]:
-        done = dataclasses.asdict(data.mutate(count, seed))
-        return {key: len(ids) for key, ids in done.items()}
+        return self.mutate_notify(data, count, seed)[0]
+
+    # -- webhooks (no signature: the subscription's URL carries a token) ------------------
+
+    def mutate_notify(
+        self, data: CloudbedsAccount, count: int, seed: int
+    ) -> tuple[dict[str, object], Bodies]:
+        done = data.mutate(count, seed)
+        summary: dict[str, object] = {key: len(ids) for key, ids in dataclasses.asdict(done).items()}
+        return summary, webhook_bodies(data, done, self.runtime.wall_clock())
+
+    def webhook_request(
+        self, hook: WebhookHook, body: bytes, message_id: str, now: float
+    ) -> tuple[str, dict[str, str]]:
+        separator = "&" if "?" in hook.url else "?"
+        return f"{hook.url}{separator}token={quote(hook.secrets[0], safe='')}", {
+            "content-type": JSON_MEDIA_TYPE
+        }
 
     def truth(self, data: CloudbedsAccount, kind: str | None) -> Iterable[bytes]:
         if kind not in (None, "properties", "reservations"):
@@ -180,6 +201,33 @@ class CloudbedsProfile(Profile[CloudbedsAccount]):
         return itertools.chain(
             hotels if kind != "reservations" else (), bookings if kind != "properties" else ()
         )
+
+
+def webhook_bodies(data: CloudbedsAccount, done: Mutations, now: float) -> list[bytes]:
+    """Cloudbeds' ``{version, event, timestamp, propertyID, propertyID_str, reservationID}``
+    per reservation change (silent edits fire nothing: nothing visible changed)."""
+    events = (
+        ("reservation/created", done.inserted),
+        ("reservation/dates_changed", done.updated),
+        ("reservation/status_changed", done.canceled),
+    )
+    bodies: list[bytes] = []
+    for name, ids in events:
+        for ident in ids:
+            j = data.reservation_index(ident)
+            if j is None:
+                continue
+            property_id = str(data.booking(j).item()["propertyID"])
+            event = {
+                "version": "1.0",
+                "event": name,
+                "timestamp": now,
+                "propertyID": int(property_id),
+                "propertyID_str": property_id,
+                "reservationID": ident,
+            }
+            bodies.append(orjson.dumps(event))
+    return bodies
 
 
 def _line(item: dict[str, object], key: str) -> bytes:

@@ -18,6 +18,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from syncd import svix
 from syncd.simulator import limits
 from syncd.simulator.profile import (
     DOCUMENTED,
@@ -29,9 +30,16 @@ from syncd.simulator.profile import (
     Profile,
     ProfileSettings,
     TokenEndpoint,
+    WebhookHook,
 )
 from syncd.simulator.profiles.guesty import auth, query, v3
-from syncd.simulator.profiles.guesty.data import GuestyAccount, Kind, QueryResult, ReservationApi
+from syncd.simulator.profiles.guesty.data import (
+    GuestyAccount,
+    Kind,
+    MutationSummary,
+    QueryResult,
+    ReservationApi,
+)
 
 if TYPE_CHECKING:
     from syncd.simulator.gateway import Runtime
@@ -193,6 +201,23 @@ class GuestyProfile(Profile[GuestyAccount]):
     def mutate(self, data: GuestyAccount, count: int, seed: int) -> dict[str, object]:
         return data.mutate(count, seed).to_json()
 
+    # -- webhooks (Svix-signed) -------------------------------------------------------------
+
+    def mutate_notify(
+        self, data: GuestyAccount, count: int, seed: int
+    ) -> tuple[dict[str, object], list[bytes]]:
+        done = data.mutate(count, seed)
+        return done.to_json(), webhook_bodies(data, done)
+
+    def webhook_request(
+        self, hook: WebhookHook, body: bytes, message_id: str, now: float
+    ) -> tuple[str, dict[str, str]]:
+        # A Svix sender signs with every secret it holds (two while one rotates).
+        return hook.url, {
+            "content-type": JSON_MEDIA_TYPE,
+            **svix.headers(hook.secrets, message_id, int(now), body),
+        }
+
     def truth(self, data: GuestyAccount, kind: str | None) -> Iterable[bytes]:
         return self.version_truth(data, kind, None)
 
@@ -204,6 +229,30 @@ class GuestyProfile(Profile[GuestyAccount]):
         if api is None:
             raise ValueError(f"version must be one of {', '.join(v for v in _VERSIONS if v)}")
         return data.truth_ndjson(kinds, api)
+
+
+def webhook_bodies(data: GuestyAccount, done: MutationSummary) -> list[bytes]:
+    """Guesty's legacy events ``{event, listing|reservation, meta}`` for one mutation, the
+    record as the API serves it now (a removed listing: its ``_id`` only)."""
+    out: list[bytes] = []
+
+    def event(name: str, key: str, record: bytes | None, ident: str) -> None:
+        if record is None:
+            record = orjson.dumps({"_id": ident})
+        meta = orjson.dumps({"eventId": f"{name}:{ident}:{len(out)}", "messageId": ident})
+        out.append(b'{"event":"%s","%s":%s,"meta":%s}' % (name.encode(), key.encode(), record, meta))
+
+    for ident in done.listings_updated:
+        event("listing.updated", "listing", data.get_listing(ident), ident)
+    for ident in done.listings_inserted:
+        event("listing.new", "listing", data.get_listing(ident), ident)
+    for ident in done.listings_deleted:
+        event("listing.removed", "listing", None, ident)
+    for ident in done.reservations_updated:
+        event("reservation.updated", "reservation", data.get_reservation(ident), ident)
+    for ident in done.reservations_inserted:
+        event("reservation.new", "reservation", data.get_reservation(ident), ident)
+    return out
 
 
 async def _form(request: Request) -> dict[str, str]:

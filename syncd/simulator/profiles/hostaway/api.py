@@ -10,6 +10,7 @@ limit (15 / 10 s) is not simulated: the gateway's buckets are per account.
 
 from __future__ import annotations
 
+import base64
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
@@ -19,7 +20,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from syncd.simulator import limits, profile, sparse
-from syncd.simulator.profile import DOCUMENTED, JSON_MEDIA_TYPE, Account, Api, Profile, TokenEndpoint
+from syncd.simulator.profile import (
+    DOCUMENTED,
+    JSON_MEDIA_TYPE,
+    Account,
+    Api,
+    Profile,
+    TokenEndpoint,
+    WebhookHook,
+)
 from syncd.simulator.profiles.hostaway import data
 from syncd.simulator.profiles.hostaway.data import HostawayAccount as Data
 
@@ -141,7 +150,31 @@ class HostawayProfile(Profile[Data]):
                 "reservations": account.reservations.count()}  # fmt: skip
 
     def mutate(self, account: Data, count: int, seed: int) -> dict[str, object]:
-        return {kind: len(ids) for kind, ids in account.mutate(count, seed)._asdict().items()}
+        return self.mutate_notify(account, count, seed)[0]
+
+    # -- webhooks (unified: reservation events, optional Basic auth, no signature) ----------
+
+    def mutate_notify(self, account: Data, count: int, seed: int) -> tuple[dict[str, object], list[bytes]]:
+        done = account.mutate(count, seed)
+        summary: dict[str, object] = {kind: len(ids) for kind, ids in done._asdict().items()}
+        events = (
+            (b"reservation.updated", done.reservations_updated),
+            (b"reservation.created", done.reservations_inserted),
+        )
+        bodies = [
+            b'{"object":"reservation","event":"%s","data":%s}' % (name, record)
+            for name, ids in events
+            for ident in ids
+            if (record := account.get_reservation(ident)) is not None
+        ]
+        return summary, bodies
+
+    def webhook_request(
+        self, hook: WebhookHook, body: bytes, message_id: str, now: float
+    ) -> tuple[str, dict[str, str]]:
+        # The login and password configured on the unified webhook, as HTTP Basic.
+        basic = base64.b64encode(hook.secrets[0].encode()).decode()
+        return hook.url, {"content-type": JSON_MEDIA_TYPE, "authorization": f"Basic {basic}"}
 
     def truth(self, account: Data, kind: str | None) -> Iterable[bytes]:
         """Listings and reservations as rendered; calendar days (``kind="calendar"`` only)
