@@ -226,8 +226,9 @@ class NewestFirstCursor:
         total = total if isinstance(total, int) else None
         if self.page > 1 and self.total is not None and total != self.total:
             # The group at ``before`` moved under its page numbers: this page may be shifted,
-            # so it is dropped and the group read again from page 1.
-            return [], replace(self, page=1, total=None, newest=newest, rereads=self.rereads + 1)
+            # so it is dropped and the group read again from page 1. Not a page without
+            # progress: a moving total shows a busy list, not one that ignores page numbers.
+            return [], replace(self, page=1, total=None, newest=newest)
         if len(records) < size:
             return fresh, NewestFirstCursor(self.before, self.seen, newest=newest, done=True)
         oldest = next((t for t in map(ts_of, reversed(records)) if t is not None), None)
