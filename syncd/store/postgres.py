@@ -93,6 +93,16 @@ class Lease:
     token: int
 
 
+def still_open(conn: Connection) -> bool:
+    """Whether a pooled connection can still be used for clean-up. One that was lost (a
+    reclaim terminated it, the server restarted) is already detached from its pool handle,
+    which then refuses every call, ``is_closed()`` included."""
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:
+        return False
+
+
 def fence_keys(key: int) -> tuple[int, int]:
     """The two signed int4 halves of a run's lock key, for the fence beside it."""
     low = key & 0xFFFF_FFFF
@@ -220,8 +230,8 @@ class Store:
                 try:
                     yield lost
                 finally:
-                    conn.remove_termination_listener(terminated)
-                    if not conn.is_closed():
+                    if still_open(conn):
+                        conn.remove_termination_listener(terminated)
                         with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
                             await conn.remove_listener(channel, notified)
 
@@ -275,7 +285,7 @@ class Store:
                     await conn.execute(Q["start_schedule"], integration_id, resource)
                     yield SyncSession(conn, integration_id, TABLES[resource], self._pool, lease)
                 finally:
-                    if not conn.is_closed():
+                    if still_open(conn):
                         with contextlib.suppress(asyncpg.PostgresError, OSError):
                             await conn.execute(Q["unlock"], key)
                             if lease is not None:
@@ -295,7 +305,7 @@ class Store:
                     await conn.execute(_CREATE_STAGING)
                     yield SyncSession(conn, integration_id, TABLES[resource], None, lease)
                 finally:
-                    if not conn.is_closed():
+                    if still_open(conn):
                         with contextlib.suppress(asyncpg.PostgresError, OSError):
                             await conn.execute(Q["unlock_lease"], LEASE_SESSION, lease.token)
 

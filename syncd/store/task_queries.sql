@@ -14,9 +14,11 @@ ON CONFLICT (dedupe_key) WHERE state = 'pending' DO UPDATE SET
     expires_at = CASE WHEN t.expires_at IS NULL OR EXCLUDED.expires_at IS NULL THEN NULL
                       ELSE GREATEST(t.expires_at, EXCLUDED.expires_at) END,
     params = CASE WHEN t.params ? 'ids' AND EXCLUDED.params ? 'ids'
-                  THEN jsonb_set(t.params, '{ids}', (
+                  -- (parenthesised: `->` and `||` bind alike, left to right)
+                  THEN jsonb_set(t.params, '{ids}', coalesce((
                       SELECT jsonb_agg(DISTINCT i ORDER BY i)
-                      FROM jsonb_array_elements(t.params -> 'ids' || EXCLUDED.params -> 'ids') AS i))
+                      FROM jsonb_array_elements((t.params -> 'ids') || (EXCLUDED.params -> 'ids')) AS i),
+                      '[]'))
                   ELSE t.params END,
     coalesced = t.coalesced + 1
 RETURNING id, (xmax = 0) AS inserted;

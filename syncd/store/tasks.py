@@ -30,6 +30,7 @@ from syncd.store.postgres import (
     Connection,
     Lease,
     Store,
+    still_open,
     translate,
 )
 from syncd.store.queries import load
@@ -235,8 +236,8 @@ class TaskQueue:
                 try:
                     yield token, lost
                 finally:
-                    conn.remove_termination_listener(terminated)
-                    if not conn.is_closed():
+                    if still_open(conn):
+                        conn.remove_termination_listener(terminated)
                         with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
                             await conn.execute("SELECT pg_advisory_unlock_all()")
 
