@@ -17,6 +17,7 @@ from typing import Any
 from syncd import errors
 from syncd.connectors.base import Connector
 from syncd.engine import outcomes
+from syncd.engine.clock import Clock
 from syncd.engine.replay import ReplayResult, fetch_into
 from syncd.engine.runner import SyncRunner
 from syncd.engine.scheduling import failure_backoff
@@ -43,8 +44,11 @@ class TaskExecutor:
         log: Any,
         *,
         once: bool = False,
+        clock: Clock | None = None,
     ) -> None:
         self._store = store
+        # Moves schedules on the engine's clock, the one due schedules are found by.
+        self._clock = clock
         self._queue = queue
         self._runner = runner
         self._connectors = connectors
@@ -113,7 +117,8 @@ class TaskExecutor:
         next_in_s: float | None = None,
         outcome: str | None = None,
     ) -> None:
-        if await self._queue.finish(task, state, error, next_in_s=next_in_s, outcome=outcome):
+        now = await self._clock.now() if self._clock is not None and next_in_s is not None else None
+        if await self._queue.finish(task, state, error, next_in_s=next_in_s, outcome=outcome, now=now):
             self._metrics.tasks_ended.labels(task.kind, state).inc()
         else:
             self._log.warning("task_finish_refused_lease_lost", task=task.id, key=task.key)

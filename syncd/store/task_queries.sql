@@ -130,14 +130,15 @@ RETURNING lease_expires_at;
 
 -- name: finish
 -- A task ends only under its lease: a worker whose lease was taken changes nothing. A
--- sync's schedule moves in the same statement ($5: seconds to its next run, NULL: stays).
+-- sync's schedule moves in the same statement ($5: seconds to its next run, NULL: stays),
+-- from $7, the engine's clock (the one enqueue_due_schedules compares with; NULL: now()).
 WITH ended AS (
     UPDATE tasks SET state = $3, finished_at = now(), last_error = $4, lease_expires_at = NULL
     WHERE id = $1 AND lease_token = $2 AND state = 'running'
     RETURNING integration_id, resource, kind
 ), scheduled AS (
     UPDATE schedules s SET last_finished_at = now(), last_outcome = $6,
-        next_due_at = now() + make_interval(secs => $5),
+        next_due_at = coalesce($7::timestamptz, now()) + make_interval(secs => $5),
         consecutive_failures = CASE WHEN $6 = 'ok' THEN 0 ELSE s.consecutive_failures + 1 END
     FROM ended
     WHERE ended.kind = 'sync' AND $5::double precision IS NOT NULL

@@ -289,13 +289,15 @@ class TaskQueue:
         *,
         next_in_s: float | None = None,
         outcome: str | None = None,
+        now: datetime | None = None,
     ) -> bool:
-        """Ends ``task`` as ``state``; a sync's schedule moves ``next_in_s`` ahead in the same
-        statement. False when the lease was lost: nothing changed."""
+        """Ends ``task`` as ``state``; a sync's schedule moves ``next_in_s`` ahead of ``now``
+        (the engine's clock; the database's when None) in the same statement. False when the
+        lease was lost: nothing changed."""
         with translate():
             async with self._store.connection() as conn:
                 count = await conn.fetchval(
-                    Q["finish"], task.id, task.lease_token, state, error, next_in_s, outcome or state
+                    Q["finish"], task.id, task.lease_token, state, error, next_in_s, outcome or state, now
                 )
         return bool(count)
 
