@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -93,6 +94,10 @@ class Lease:
     token: int
 
 
+def _names_itself(dsn: str) -> bool:
+    return "application_name" in urllib.parse.parse_qs(urllib.parse.urlsplit(dsn).query)
+
+
 def still_open(conn: Connection) -> bool:
     """Whether a pooled connection can still be used for clean-up. One that was lost (a
     reclaim terminated it, the server restarted) is already detached from its pool handle,
@@ -130,7 +135,9 @@ class Store:
                 max_size=max_size,
                 init=init_connection,
                 command_timeout=command_timeout,
-                server_settings={"application_name": "syncd"},
+                # A URL's own application_name (``?application_name=syncd-shard-2``) names
+                # this process's sessions in pg_stat_activity; asyncpg lets ours win over it.
+                server_settings={} if _names_itself(dsn) else {"application_name": "syncd"},
             )
         try:
             yield cls(pool)
