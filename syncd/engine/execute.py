@@ -1,7 +1,7 @@
 """What each kind of task does, and how it ends its task.
 
 * ``sync``: a run of ``SyncRunner``; its outcome ends the task and moves the schedule in
-  one statement, under the lease.
+  one statement, under the lease. A run interrupted by a drain puts its task back instead.
 * ``fetch``: the given ids fetched by id (a webhook named them, or a user asked) and
   applied like a sync's batch; a record the partner no longer has is soft-deleted.
 
@@ -70,7 +70,14 @@ class TaskExecutor:
 
     async def _sync(self, task: Task) -> None:
         async def reschedule(outcome: str, next_in: float) -> None:
-            state = "done" if outcome in ("ok", "interrupted") else "failed"
+            if outcome == "interrupted":
+                # The process is stopping: the task goes back as it was (its priority, a
+                # user's or a webhook's, kept) and the next process resumes from the
+                # checkpoint; the schedule has not moved, so nothing else is enqueued for it.
+                if await self._queue.retry(task, 0.0, "interrupted: the process was stopping"):
+                    self._metrics.tasks_ended.labels(task.kind, "interrupted").inc()
+                return
+            state = "done" if outcome == "ok" else "failed"
             await self._end(task, state, None if state == "done" else "run failed", next_in, outcome)
 
         key = (task.integration_id, task.resource)

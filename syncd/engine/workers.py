@@ -178,8 +178,9 @@ class Engine:
                     connections_terminated=reclaimed.terminated,
                 )
             depth = await self._queue.depth(self._owned, now)
+            room = self._has_room(depth)
             claimed = await self._claim(workers, now + horizon)
-            self._observe(depth, now.timestamp(), claimed)
+            self._observe(depth, now.timestamp(), claimed, room)
             await self._purge()
         except errors.StoreError as exc:
             if self._db_backoff.failures == 0:
@@ -216,7 +217,16 @@ class Engine:
             self._last_claim = time.monotonic()
         return len(general) + len(urgent)
 
-    def _observe(self, depth: Sequence[Any], at: float, claimed: int) -> None:
+    def _has_room(self, depth: Sequence[Any]) -> bool:
+        """Whether a slot could take some of the due work: a free general slot, or a free
+        urgent one while urgent work is due."""
+        d = self._settings
+        if len(self.slots.general) < d.worker_concurrency:
+            return True
+        urgent_due = any(r.due for r in depth if r.priority <= Priority.WEBHOOK)
+        return urgent_due and len(self.slots.urgent) < d.urgent_workers
+
+    def _observe(self, depth: Sequence[Any], at: float, claimed: int, room: bool) -> None:
         m = self._metrics
         waiting = sum(d.due for d in depth)
         oldest = max((d.oldest_s for d in depth), default=0.0)
@@ -225,8 +235,11 @@ class Engine:
             row = next((d for d in depth if d.priority == priority), None)
             m.tasks_due.labels(priority.name.lower()).set(row.due if row else 0)
             m.task_oldest_due.labels(priority.name.lower()).set(row.oldest_s if row else 0.0)
-        # Work was due and this tick claimed none of it (every slot busy, or claiming broken).
-        still_due = waiting > 0 and claimed == 0
+        # Work was due, a slot was free for it, and this tick claimed none of it: claiming is
+        # broken (no liveness lock, a claim query that never matches), not merely busy. Every
+        # slot running a long sync while thousands wait is a backlog (syncd_tasks_due), not a
+        # stall: /readyz must not take a healthy shard, and its webhooks, out of rotation.
+        still_due = waiting > 0 and claimed == 0 and room
         self._stalled_s = time.monotonic() - self._last_claim if still_due else 0.0
         if not still_due:
             self._last_claim = time.monotonic()
@@ -297,7 +310,9 @@ class Engine:
         """Run-once: the schedules due at start become tasks (once: a run that fails is not
         retried by this process), then every pending task runs (what they enqueue too)."""
         first = True
-        while True:
+        # A stop (a test's request_stop, Ctrl-C) claims nothing more: what runs drains, and
+        # what it puts back stays for the next process.
+        while not self._stop.is_set():
             self.wake = anyio.Event()
             claimed = await self._tick(workers, horizon=ONCE_HORIZON, enqueue=first, spread=False)
             if claimed is not None:

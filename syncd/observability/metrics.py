@@ -215,7 +215,8 @@ class Metrics:
         self.tasks_ended = Counter(
             "syncd_tasks_ended_total",
             "Tasks that ended, by kind and outcome: done, failed, retried, dead (out of "
-            "attempts), expired (waited past expires_at, not run), lease_lost.",
+            "attempts), expired (waited past expires_at, not run), interrupted (put back by a "
+            "drain), lease_lost.",
             ["kind", "outcome"],
             registry=r,
         )
@@ -240,8 +241,9 @@ class Metrics:
         )
         self.task_claim_stalled = Gauge(
             "syncd_task_claim_stalled_seconds",
-            "How long tasks have been due with none claimed by this shard; 0 when it claims "
-            "or nothing is due. /readyz fails past daemon.claim_stall_s.",
+            "How long tasks have been due, with a slot free for them, and none claimed by this "
+            "shard; 0 when it claims, every slot is busy or nothing is due. /readyz fails past "
+            "daemon.claim_stall_s.",
             registry=r,
         )
         self.leases_reclaimed = Counter(

@@ -339,3 +339,26 @@ async def test_purge_deletes_finished_tasks_past_retention_only(database_url: st
         assert await queue.purge(0) == 2
         left = await rows(database_url)
         assert [(r["id"], r["state"]) for r in left] == [(c.id, "running")]
+
+
+async def test_sync_now_lifts_a_waiting_sync_and_queues_behind_a_running_one(database_url: str) -> None:
+    async with opened(database_url) as (store, queue):
+        now = await store.now()
+        await queue.enqueue([sync(), sync(resource="reservations")], now)
+        (queued,) = await rows(database_url, "resource = 'reservations'")
+        # Waiting: the request coalesces into it, at the user's priority, its wait kept.
+        assert await store.sync_now("acme", "reservations") == ["reservations"]
+        (lifted,) = await rows(database_url, "resource = 'reservations'")
+        assert (lifted["id"], lifted["priority"], lifted["coalesced"]) == (queued["id"], Priority.USER, 1)
+        assert lifted["enqueued_at"] == queued["enqueued_at"]
+        # Running: the request queues a run after it (the running one may have read past the
+        # change the user waits for), never beside it.
+        (scheduled,) = await claim(queue, now, limit=1, max_priority=int(Priority.SCHEDULED) - 1)
+        assert scheduled.id == lifted["id"]
+        (props,) = await claim(queue, now)
+        assert await store.sync_now("acme", "reservations") == ["reservations"]
+        assert await claim(queue, await store.now()) == []
+        assert await queue.finish(scheduled, "done", next_in_s=3600.0, outcome="ok")
+        (after,) = await claim(queue, await store.now())
+        assert (after.resource, after.priority) == ("reservations", Priority.USER)
+        assert after.id != scheduled.id and props.resource == "properties"
