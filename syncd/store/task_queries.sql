@@ -40,10 +40,14 @@ SELECT s.integration_id, s.resource, 'sync', $3, 'sync:' || s.integration_id || 
 FROM schedules s JOIN integrations i ON i.id = s.integration_id
 WHERE s.enabled AND i.enabled AND i.status = 'active' AND s.integration_id = ANY($1::text[])
   AND s.next_due_at <= $2
+  -- Two probes, each matching a partial index's predicate (state IN (...) matches neither,
+  -- and a scan of every task per due schedule took seconds at 5,000 of each).
   AND NOT EXISTS (
       SELECT 1 FROM tasks t
-      WHERE t.dedupe_key = 'sync:' || s.integration_id || ':' || s.resource
-        AND t.state IN ('pending', 'running'))
+      WHERE t.dedupe_key = 'sync:' || s.integration_id || ':' || s.resource AND t.state = 'pending')
+  AND NOT EXISTS (
+      SELECT 1 FROM tasks t
+      WHERE t.dedupe_key = 'sync:' || s.integration_id || ':' || s.resource AND t.state = 'running')
 ON CONFLICT (dedupe_key) WHERE state = 'pending' DO NOTHING
 RETURNING integration_id, resource;
 
