@@ -32,7 +32,8 @@ def test_the_sync_now_bench_samples_with_every_worker_busy_and_prints_its_figure
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
-    assert summary["samples"] == 4
+    # A target whose scheduled sync a general slot took first is skipped, not measured.
+    assert summary["samples"] >= 1 and summary["samples"] + summary["skipped_taken"] == 4
     assert summary["workers"] == 3 and summary["busy_workers"] >= 1
     # Every other integration's scheduled syncs still waited (2 per integration, minus running).
     assert summary["queued"] >= 2 * (40 - 4) - 3

@@ -362,3 +362,12 @@ async def test_sync_now_lifts_a_waiting_sync_and_queues_behind_a_running_one(dat
         (after,) = await claim(queue, await store.now())
         assert (after.resource, after.priority) == ("reservations", Priority.USER)
         assert after.id != scheduled.id and props.resource == "properties"
+
+
+async def test_a_claim_between_two_expiry_runs_skips_what_expired(database_url: str) -> None:
+    async with opened(database_url) as (store, queue):
+        now = await store.now()
+        await queue.enqueue([fetch("stale", Priority.USER, expires_in_s=30), fetch("fresh")], now)
+        got = await claim(queue, now + timedelta(seconds=31))
+        assert [t.key for t in got] == [fetch_key("acme", "properties", "fresh")]
+        assert await queue.expire(OWNED, now + timedelta(seconds=31)) == [("fetch", Priority.USER)]
