@@ -9,9 +9,9 @@ answers every request after ``--latency-ms``. Most integrations share a few larg
 so each of the ``--workers`` general slots stays busy with a sync of many pages; the last
 ``--samples`` integrations share a small account (a user's property: a short sync).
 
-Each sample asks for a sync-now of one of those integrations (``Store.sync_now``, what
-``syncd sync-now`` does: coalesced into its pending scheduled tasks, lifted to the user's
-priority, NOTIFY), and measures on the database clock from the request
+Each sample asks for a sync-now of one of those integrations whose scheduled tasks still
+wait (``Store.sync_now``, what ``syncd sync-now`` does: coalesced into them, lifted to the
+user's priority, NOTIFY), and measures on the database clock from the request
 (``clock_timestamp()`` just before it) to the start of its tasks (``started_at``, the claim):
 the later of the two resources. ``enqueued_at`` is not the start of the wait: the request
 coalesces into a task queued long before. The next sample waits for the previous to end.
@@ -218,25 +218,25 @@ async def sample(
         requested: datetime = await scalar(conn, "SELECT clock_timestamp()")
         resources = await store.sync_now(target)
         try:
-            # The request's tasks: those that started after it (a scheduled run of the same
-            # key that was already running when it came does not count).
+            # Every task of the target was pending before the request (the check above), so
+            # the request is done when all have started. A claim statement that began just
+            # before the request may take a lifted task as it commits (its started_at, the
+            # statement's now(), is then a little earlier): that start counts as 0.
             last_start: datetime = await wait_for(
                 conn,
-                "SELECT max(started_at) FROM tasks WHERE integration_id = $1 AND started_at >= $2"
-                " HAVING count(DISTINCT resource) = $3",
+                "SELECT max(started_at) FROM tasks WHERE integration_id = $1"
+                " HAVING count(*) = count(started_at) AND count(DISTINCT resource) = $2",
                 target,
-                requested,
                 len(resources),
                 timeout_s=args.sample_timeout_s,
             )
-            latencies.append((last_start - requested).total_seconds())
+            latencies.append(max(0.0, (last_start - requested).total_seconds()))
             if latencies[-1] > 1.0:
                 print(f"{target}: started {latencies[-1]:.3f}s after the request", file=sys.stderr)
             await wait_for(
                 conn,
-                "SELECT bool_and(state = 'done') FROM tasks WHERE integration_id = $1 AND started_at >= $2",
+                "SELECT bool_and(state NOT IN ('pending', 'running')) FROM tasks WHERE integration_id = $1",
                 target,
-                requested,
                 timeout_s=args.sample_timeout_s,
             )
         except TimeoutError:

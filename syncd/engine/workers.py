@@ -1,8 +1,9 @@
 """Claims tasks from the durable queue into bounded worker slots, and keeps their leases.
 
-Each tick: due schedules become sync tasks (coalesced: one per integration x resource),
-tasks that waited past their expiry are counted and dropped, lapsed leases are reclaimed,
-then free slots are filled in priority order. ``worker_concurrency`` slots take any task;
+Each tick: tasks that waited past their expiry are counted and dropped, free slots are
+filled in priority order, due schedules become sync tasks (coalesced: one per integration x
+resource), lapsed leases are reclaimed, and free slots are filled again. A wake between
+ticks (a NOTIFY, a slot freed) only fills slots. ``worker_concurrency`` slots take any task;
 ``urgent_workers`` more take only urgent ones (a user's sync-now, a webhook's fetch), so
 those start at once while every other slot runs a long sync.
 
@@ -172,11 +173,14 @@ class Engine:
         are retried, claiming resumes when it is back)."""
         try:
             now = await self._clock.now()
+            for kind, _priority in await self._queue.expire(self._owned, now):
+                self._metrics.tasks_ended.labels(kind, "expired").inc()
+            # What already waits is claimed first (a user's sync-now must not wait for the
+            # bookkeeping below), then again for what the bookkeeping queued.
+            claimed = await self._claim(workers, now + horizon)
             if enqueue:
                 spread_s = self._settings.recovery_spread_s if spread else 0.0
                 await self._queue.enqueue_due_schedules(self._owned, now, spread_s)
-            for kind, _priority in await self._queue.expire(self._owned, now):
-                self._metrics.tasks_ended.labels(kind, "expired").inc()
             reclaimed = await self._queue.reclaim(self._owned)
             if reclaimed.requeued or reclaimed.dead or reclaimed.lost:
                 self._metrics.leases_reclaimed.inc(reclaimed.requeued + reclaimed.dead + reclaimed.lost)
@@ -187,10 +191,10 @@ class Engine:
                     lost=reclaimed.lost,
                     connections_terminated=reclaimed.terminated,
                 )
+            claimed += await self._claim(workers, now + horizon)
             depth = await self._queue.depth(self._owned, now)
-            room = self._has_room(depth)
-            claimed = await self._claim(workers, now + horizon)
-            self._observe(depth, now.timestamp(), claimed, room)
+            # When nothing was claimed the slots are as they were before the claims.
+            self._observe(depth, now.timestamp(), claimed, self._has_room(depth))
             await self._purge()
         except errors.StoreError as exc:
             if self._db_backoff.failures == 0:
@@ -212,7 +216,8 @@ class Engine:
     async def _claim(self, workers: TaskGroup, now: Any) -> int:
         d = self._settings
         lease, process = d.task_lease_s, self._process
-        if process is None:
+        full = len(self.slots.general) >= d.worker_concurrency and len(self.slots.urgent) >= d.urgent_workers
+        if process is None or full:
             return 0
         general = await self._queue.claim(
             self._owned, now, d.worker_concurrency - len(self.slots.general), self.owner, lease, process

@@ -108,8 +108,12 @@ async def test_due_work_that_a_free_slot_never_claims_is_a_stall(database_url: s
         await queue.enqueue([low("a")], await store.now())
         async with anyio.create_task_group() as tg:
             tg.start_soon(engine.run)
-            await anyio.sleep(0.6)
-            assert engine.stalled_s() > 0.3
+
+            async def stalled() -> bool:
+                return engine.stalled_s() > 0.3
+
+            with anyio.fail_after(10):
+                await poll_until(stalled)
             stalled = metrics.registry.get_sample_value("syncd_task_claim_stalled_seconds")
             assert stalled is not None and stalled > 0.3
             stop.set()
