@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import signal
 import statistics
@@ -73,8 +74,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def quantile(values: list[float], q: float) -> float:
+    """Nearest rank: the smallest value with at least ``q`` of the samples at or below it."""
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
 def toml_value(v: Any) -> str:
@@ -264,6 +266,8 @@ async def sample(
         "latency_ms": args.latency_ms,
         "startup_s": round(startup_s, 1),
         "target_p99_s": 1.0,
+        # The box's load while sampling (other processes share its cores).
+        "load_avg_1m": round(os.getloadavg()[0], 2),
     }
 
 
