@@ -114,7 +114,7 @@ async def test_due_work_that_a_free_slot_never_claims_is_a_stall(database_url: s
 
             with anyio.fail_after(10):
                 await poll_until(stalled)
-            stalled = metrics.registry.get_sample_value("syncd_task_claim_stalled_seconds")
-            assert stalled is not None and stalled > 0.3
+            gauge = metrics.registry.get_sample_value("syncd_task_claim_stalled_seconds")
+            assert gauge is not None and gauge > 0.3
             stop.set()
             engine.poke()
