@@ -22,7 +22,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
@@ -177,7 +177,7 @@ class Engine:
                 self._metrics.tasks_ended.labels(kind, "expired").inc()
             # What already waits is claimed first (a user's sync-now must not wait for the
             # bookkeeping below), then again for what the bookkeeping queued.
-            claimed = await self._claim(workers, now + horizon)
+            claimed = await self._claim(workers, now, horizon)
             if enqueue:
                 spread_s = self._settings.recovery_spread_s if spread else 0.0
                 await self._queue.enqueue_due_schedules(self._owned, now, spread_s)
@@ -191,7 +191,7 @@ class Engine:
                     lost=reclaimed.lost,
                     connections_terminated=reclaimed.terminated,
                 )
-            claimed += await self._claim(workers, now + horizon)
+            claimed += await self._claim(workers, now, horizon)
             depth = await self._queue.depth(self._owned, now)
             # When nothing was claimed the slots are as they were before the claims.
             self._observe(depth, now.timestamp(), claimed, self._has_room(depth))
@@ -213,14 +213,20 @@ class Engine:
             self._db_backoff.failed()
             return None
 
-    async def _claim(self, workers: TaskGroup, now: Any) -> int:
+    async def _claim(self, workers: TaskGroup, now: datetime, horizon: timedelta = timedelta(0)) -> int:
         d = self._settings
         lease, process = d.task_lease_s, self._process
         full = len(self.slots.general) >= d.worker_concurrency and len(self.slots.urgent) >= d.urgent_workers
         if process is None or full:
             return 0
         general = await self._queue.claim(
-            self._owned, now, d.worker_concurrency - len(self.slots.general), self.owner, lease, process
+            self._owned,
+            now,
+            d.worker_concurrency - len(self.slots.general),
+            self.owner,
+            lease,
+            process,
+            horizon=horizon,
         )
         for task in general:
             self._start(workers, task, self.slots.general)
@@ -232,6 +238,7 @@ class Engine:
             lease,
             process,
             int(Priority.WEBHOOK),
+            horizon=horizon,
         )
         for task in urgent:
             self._start(workers, task, self.slots.urgent)

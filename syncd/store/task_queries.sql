@@ -104,11 +104,13 @@ WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
 -- The next tasks by priority, then start time: SKIP LOCKED so shards never wait on each
 -- other, and never a task whose key is already running (one run of a thing at a time).
 -- $4 is the lowest priority (largest number) this claim may take: the reserved slots take
--- only urgent work. Nothing past its expiry (a claim between two ticks' expire runs). The
--- lease runs on the database clock.
+-- only urgent work; $8 how far ahead of $2 a start may be (run-once: every pending task).
+-- Nothing past its expiry at $2 (a claim between two ticks' expire runs). The lease runs on
+-- the database clock.
 WITH next AS (
     SELECT t.id FROM tasks t
-    WHERE t.state = 'pending' AND t.not_before <= $2 AND t.integration_id = ANY($1::text[])
+    WHERE t.state = 'pending' AND t.not_before <= $2::timestamptz + $8::interval
+      AND t.integration_id = ANY($1::text[])
       AND t.priority <= $4 AND (t.expires_at IS NULL OR t.expires_at > $2)
       AND NOT EXISTS (SELECT 1 FROM tasks r WHERE r.state = 'running' AND r.dedupe_key = t.dedupe_key)
     ORDER BY t.priority, t.not_before, t.id

@@ -264,14 +264,25 @@ class TaskQueue:
         lease_s: float,
         process: int,
         max_priority: int = int(Priority.LOW),
+        horizon: timedelta = timedelta(0),
     ) -> list[Task]:
-        """Up to ``limit`` tasks leased to ``owner``; ``process`` is its liveness token."""
+        """Up to ``limit`` tasks due by ``now + horizon`` (run-once takes what was pushed
+        back too), none expired by ``now``, leased to ``owner``; ``process`` is its liveness
+        token."""
         if limit <= 0:
             return []
         with translate():
             async with self._store.connection() as conn:
                 rows = await conn.fetch(
-                    Q["claim"], list(integration_ids), now, limit, max_priority, owner, lease_s, process
+                    Q["claim"],
+                    list(integration_ids),
+                    now,
+                    limit,
+                    max_priority,
+                    owner,
+                    lease_s,
+                    process,
+                    horizon,
                 )
         return sorted((Task.from_row(r) for r in rows), key=lambda t: (t.priority, t.id))
 

@@ -5,7 +5,7 @@ slot never claims is one."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import anyio
 import pytest
@@ -36,6 +36,7 @@ class NeverClaims(TaskQueue):
         lease_s: float,
         process: int,
         max_priority: int = int(Priority.LOW),
+        horizon: timedelta = timedelta(0),
     ) -> list[Task]:
         return []
 

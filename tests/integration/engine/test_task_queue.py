@@ -371,3 +371,15 @@ async def test_a_claim_between_two_expiry_runs_skips_what_expired(database_url: 
         got = await claim(queue, now + timedelta(seconds=31))
         assert [t.key for t in got] == [fetch_key("acme", "properties", "fresh")]
         assert await queue.expire(OWNED, now + timedelta(seconds=31)) == [("fetch", Priority.USER)]
+
+
+async def test_a_claim_with_a_horizon_takes_later_work_but_nothing_expired(database_url: str) -> None:
+    """Run-once claims every pending task however far its start was pushed back (a retry's
+    backoff), but an expiry is judged at the claim's own time, not at the horizon."""
+    async with opened(database_url) as (store, queue):
+        now = await store.now()
+        later = fetch("later", delay_s=3600, expires_in_s=7200)
+        await queue.enqueue([later, fetch("stale", expires_in_s=10)], now)
+        day = timedelta(days=1)
+        got = await queue.claim(OWNED, now + timedelta(seconds=20), 10, "once", LEASE_S, 0, horizon=day)
+        assert [t.key for t in got] == [later.key]
