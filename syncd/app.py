@@ -44,6 +44,7 @@ from syncd.store.credentials import CredentialStore
 from syncd.store.embedded import EmbeddedPostgres
 from syncd.store.postgres import Store
 from syncd.store.tasks import Priority, TaskQueue
+from syncd.web import admin as web_admin
 from syncd.web import board
 from syncd.web import server as web_server
 from syncd.web.app import WebContext, create_app
@@ -184,6 +185,7 @@ class Daemon:
         self.queue: TaskQueue | None = None
         self.executor: TaskExecutor | None = None
         self.engine: Engine | None = None
+        self._connectors: dict[str, Connector] = {}
         ids = [i.id for i in settings.integrations if i.enabled]
         self.owned = scheduling.owned(ids, settings.daemon.shard_index, settings.daemon.shard_count)
 
@@ -208,6 +210,7 @@ class Daemon:
                 self.settings, self.owned, transports, credentials, self.metrics, log, self.guards
             )
             self.store = store
+            self._connectors = connectors
             self.runner = SyncRunner(store, connectors, self.settings, self.metrics, log, self.stop)
             await self.runner.restore_gauges()
             d = self.settings.daemon
@@ -359,14 +362,33 @@ class Daemon:
             # shard's fault, and taking the shard out of rotation would not fix it (the
             # runs that need the partner fail fast and retry after the cool-down).
             detail=self._readiness_detail,
+            routes=self._admin_routes(store),
         )
         web = self.settings.web
         await web_server.serve(create_app(ctx), web.host, web.port, task_status=task_status)
 
+    def _admin_routes(self, store: Store) -> list[Any]:
+        """/admin/* when a token is configured; none (every /admin path a 404) otherwise."""
+        token = self.settings.web.admin_token
+        if token is None:
+            return []
+        ctx = web_admin.AdminContext(token, store, self.settings, self._connectors, self._log, self._wake)
+        return [web_admin.mount(ctx)]
+
     def _readiness_detail(self) -> dict[str, Any]:
-        """Breakers not closed (open or half-open), by name; empty when all are closed."""
+        """Breakers not closed (open or half-open), by name, and how long due tasks have
+        waited with none claimed (it fails readiness past ``claim_stall_s``); empty when
+        there is nothing to report."""
+        detail: dict[str, Any] = {}
         breakers = self.guards.readiness()
-        return {"open_breakers": breakers} if breakers else {}
+        if breakers:
+            detail["open_breakers"] = breakers
+        stalled = self.engine.stalled_s() if self.engine is not None else 0.0
+        if stalled > 0 and self.engine is not None:
+            detail["claim_stalled_s"] = round(stalled, 1)
+            detail["claim_stall_s"] = self.settings.daemon.claim_stall_s
+            detail["tasks_due"] = sum(d.due for d in self.engine.depth)
+        return detail
 
     def _api_versions(self, owned: set[str]) -> dict[str, str]:
         """The partner API version each owned integration runs (pinned or rolled out)."""
@@ -376,6 +398,12 @@ class Daemon:
             for i in self.settings.integrations
             if i.id in owned and i.partner in catalogue
         }
+
+    def _queue_status(self) -> dict[str, Any] | None:
+        if self.engine is None:
+            return None
+        e = self.engine
+        return board.queue_entry(e.depth, len(e.slots), e.stalled_s(), self.settings.daemon.claim_stall_s)
 
     async def _status(self) -> dict[str, Any]:
         """/status: each sync with its verdict, each partner's recent calls (web/board.py)."""
@@ -402,6 +430,7 @@ class Daemon:
             "integrations": len(self.owned),
             "api_versions": self._api_versions(owned),
             "draining": self.stop.is_set(),
+            "queue": self._queue_status(),
             "runs": {
                 f"{i}/{r}": {
                     "pages": s.pages,

@@ -33,7 +33,7 @@ from syncd.config import DaemonSettings
 from syncd.engine.clock import Clock
 from syncd.engine.scheduling import Backoff
 from syncd.observability.metrics import Metrics
-from syncd.store.tasks import Priority, Task, TaskQueue
+from syncd.store.tasks import Depth, Priority, Task, TaskQueue, priority_name
 
 # What a task does; it ends its task itself (``TaskQueue.finish`` / ``retry``), because a
 # sync ends its task in the same statement that moves its schedule.
@@ -90,6 +90,8 @@ class Engine:
         self._last_claim = time.monotonic()
         self._last_purge = 0.0
         self._stalled_s = 0.0
+        # The queue as the last tick saw it (for /status and /readyz).
+        self.depth: list[Depth] = []
         self._db_backoff = Backoff()
         self.workers_scope: anyio.CancelScope | None = None
         # This process's liveness token while its lock is held (None: not claiming).
@@ -180,8 +182,12 @@ class Engine:
             claimed = await self._claim(workers, now, horizon)
             if enqueue:
                 spread_s = self._settings.recovery_spread_s if spread else 0.0
-                await self._queue.enqueue_due_schedules(self._owned, now, spread_s)
+                queued = await self._queue.enqueue_due_schedules(self._owned, now, spread_s)
+                if queued:
+                    self._metrics.tasks_enqueued.labels("sync", "inserted").inc(len(queued))
             reclaimed = await self._queue.reclaim(self._owned)
+            for kind in reclaimed.dead_kinds:
+                self._metrics.tasks_ended.labels(kind, "dead").inc()
             if reclaimed.requeued or reclaimed.dead or reclaimed.lost:
                 self._metrics.leases_reclaimed.inc(reclaimed.requeued + reclaimed.dead + reclaimed.lost)
                 self._log.warning(
@@ -246,7 +252,7 @@ class Engine:
             self._last_claim = time.monotonic()
         return len(general) + len(urgent)
 
-    def _has_room(self, depth: Sequence[Any]) -> bool:
+    def _has_room(self, depth: Sequence[Depth]) -> bool:
         """Whether a slot could take some of the due work: a free general slot, or a free
         urgent one while urgent work is due."""
         d = self._settings
@@ -255,8 +261,9 @@ class Engine:
         urgent_due = any(r.due for r in depth if r.priority <= Priority.WEBHOOK)
         return urgent_due and len(self.slots.urgent) < d.urgent_workers
 
-    def _observe(self, depth: Sequence[Any], at: float, claimed: int, room: bool) -> None:
+    def _observe(self, depth: Sequence[Depth], at: float, claimed: int, room: bool) -> None:
         m = self._metrics
+        self.depth = list(depth)
         waiting = sum(d.due for d in depth)
         oldest = max((d.oldest_s for d in depth), default=0.0)
         m.scheduler_ticked(at, waiting, oldest)
@@ -357,7 +364,4 @@ class Engine:
 
 
 def _priority_name(priority: int) -> str:
-    for p in sorted(Priority, reverse=True):
-        if priority >= p:
-            return p.name.lower()
-    return Priority.USER.name.lower()
+    return priority_name(priority)
