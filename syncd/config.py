@@ -76,7 +76,7 @@ class DaemonSettings(_Frozen):
     # Schedules late by more than their interval (the workers were down) start spread
     # over at most this many seconds, not all in the same one.
     recovery_spread_s: float = Field(default=300.0, ge=0)
-    # /readyz fails when tasks are due, a slot is free, and none was claimed for this long.
+    # /readyz fails when tasks are due and none was claimed for this long.
     claim_stall_s: float = Field(default=600.0, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"

@@ -199,8 +199,7 @@ class Engine:
                 )
             claimed += await self._claim(workers, now, horizon)
             depth = await self._queue.depth(self._owned, now)
-            # When nothing was claimed the slots are as they were before the claims.
-            self._observe(depth, now.timestamp(), claimed, self._has_room(depth))
+            self._observe(depth, now.timestamp(), claimed)
             await self._purge()
         except errors.StoreError as exc:
             if self._db_backoff.failures == 0:
@@ -252,16 +251,7 @@ class Engine:
             self._last_claim = time.monotonic()
         return len(general) + len(urgent)
 
-    def _has_room(self, depth: Sequence[Depth]) -> bool:
-        """Whether a slot could take some of the due work: a free general slot, or a free
-        urgent one while urgent work is due."""
-        d = self._settings
-        if len(self.slots.general) < d.worker_concurrency:
-            return True
-        urgent_due = any(r.due for r in depth if r.priority <= Priority.WEBHOOK)
-        return urgent_due and len(self.slots.urgent) < d.urgent_workers
-
-    def _observe(self, depth: Sequence[Depth], at: float, claimed: int, room: bool) -> None:
+    def _observe(self, depth: Sequence[Depth], at: float, claimed: int) -> None:
         m = self._metrics
         self.depth = list(depth)
         waiting = sum(d.due for d in depth)
@@ -271,11 +261,8 @@ class Engine:
             row = next((d for d in depth if d.priority == priority), None)
             m.tasks_due.labels(priority.name.lower()).set(row.due if row else 0)
             m.task_oldest_due.labels(priority.name.lower()).set(row.oldest_s if row else 0.0)
-        # Work was due, a slot was free for it, and this tick claimed none of it: claiming is
-        # broken (no liveness lock, a claim query that never matches), not merely busy. Every
-        # slot running a long sync while thousands wait is a backlog (syncd_tasks_due), not a
-        # stall: /readyz must not take a healthy shard, and its webhooks, out of rotation.
-        still_due = waiting > 0 and claimed == 0 and room
+        # Work was due and this tick claimed none of it (every slot busy, or claiming broken).
+        still_due = waiting > 0 and claimed == 0
         self._stalled_s = time.monotonic() - self._last_claim if still_due else 0.0
         if not still_due:
             self._last_claim = time.monotonic()

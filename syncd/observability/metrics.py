@@ -241,9 +241,8 @@ class Metrics:
         )
         self.task_claim_stalled = Gauge(
             "syncd_task_claim_stalled_seconds",
-            "How long tasks have been due, with a slot free for them, and none claimed by this "
-            "shard; 0 when it claims, every slot is busy or nothing is due. /readyz fails past "
-            "daemon.claim_stall_s.",
+            "How long tasks have been due with none claimed by this shard; 0 when it claims "
+            "or nothing is due. /readyz fails past daemon.claim_stall_s.",
             registry=r,
         )
         self.leases_reclaimed = Counter(
