@@ -219,14 +219,15 @@ class Daemon:
             await self.runner.restore_gauges()
             d = self.settings.daemon
             self.queue = TaskQueue(store, max_pending_per_integration=d.max_pending_tasks)
+            clock = self._clock or DatabaseClock(store)
             self.executor = TaskExecutor(
-                store, self.queue, self.runner, connectors, self.metrics, log, once=self.once
+                store, self.queue, self.runner, connectors, self.metrics, log, once=self.once, clock=clock
             )
             self.engine = Engine(
                 self.queue,
                 self.executor,
                 owned=self.owned,
-                clock=self._clock or DatabaseClock(store),
+                clock=clock,
                 settings=d,
                 metrics=self.metrics,
                 log=log,

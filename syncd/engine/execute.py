@@ -1,7 +1,7 @@
 """What each kind of task does, and how it ends its task.
 
 * ``sync``: a run of ``SyncRunner``; its outcome ends the task and moves the schedule in
-  one statement, under the lease.
+  one statement, under the lease. A run interrupted by a drain puts its task back instead.
 * ``fetch``: the given ids fetched by id (a webhook named them, or a user asked) and
   applied like a sync's batch; a record the partner no longer has is soft-deleted.
 
@@ -17,6 +17,7 @@ from typing import Any
 from syncd import errors
 from syncd.connectors.base import Connector
 from syncd.engine import outcomes
+from syncd.engine.clock import Clock
 from syncd.engine.replay import ReplayResult, fetch_into
 from syncd.engine.runner import SyncRunner
 from syncd.engine.scheduling import failure_backoff
@@ -43,8 +44,11 @@ class TaskExecutor:
         log: Any,
         *,
         once: bool = False,
+        clock: Clock | None = None,
     ) -> None:
         self._store = store
+        # Moves schedules on the engine's clock, the one due schedules are found by.
+        self._clock = clock
         self._queue = queue
         self._runner = runner
         self._connectors = connectors
@@ -66,7 +70,14 @@ class TaskExecutor:
 
     async def _sync(self, task: Task) -> None:
         async def reschedule(outcome: str, next_in: float) -> None:
-            state = "done" if outcome in ("ok", "interrupted") else "failed"
+            if outcome == "interrupted":
+                # The process is stopping: the task goes back as it was (its priority, a
+                # user's or a webhook's, kept) and the next process resumes from the
+                # checkpoint; the schedule has not moved, so nothing else is enqueued for it.
+                if await self._queue.retry(task, 0.0, "interrupted: the process was stopping"):
+                    self._metrics.tasks_ended.labels(task.kind, "interrupted").inc()
+                return
+            state = "done" if outcome == "ok" else "failed"
             await self._end(task, state, None if state == "done" else "run failed", next_in, outcome)
 
         key = (task.integration_id, task.resource)
@@ -113,7 +124,8 @@ class TaskExecutor:
         next_in_s: float | None = None,
         outcome: str | None = None,
     ) -> None:
-        if await self._queue.finish(task, state, error, next_in_s=next_in_s, outcome=outcome):
+        now = await self._clock.now() if self._clock is not None and next_in_s is not None else None
+        if await self._queue.finish(task, state, error, next_in_s=next_in_s, outcome=outcome, now=now):
             self._metrics.tasks_ended.labels(task.kind, state).inc()
         else:
             self._log.warning("task_finish_refused_lease_lost", task=task.id, key=task.key)

@@ -1,8 +1,9 @@
 """Claims tasks from the durable queue into bounded worker slots, and keeps their leases.
 
-Each tick: due schedules become sync tasks (coalesced: one per integration x resource),
-tasks that waited past their expiry are counted and dropped, lapsed leases are reclaimed,
-then free slots are filled in priority order. ``worker_concurrency`` slots take any task;
+Each tick: tasks that waited past their expiry are counted and dropped, free slots are
+filled in priority order, due schedules become sync tasks (coalesced: one per integration x
+resource), lapsed leases are reclaimed, and free slots are filled again. A wake between
+ticks (a NOTIFY, a slot freed) only fills slots. ``worker_concurrency`` slots take any task;
 ``urgent_workers`` more take only urgent ones (a user's sync-now, a webhook's fetch), so
 those start at once while every other slot runs a long sync.
 
@@ -15,12 +16,13 @@ it had in flight commits.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
@@ -144,16 +146,25 @@ class Engine:
                 if self._once:
                     await self._run_once(workers)
                     return
+                last_full = -math.inf
                 while not self._stop.is_set():
                     self.last_tick = time.monotonic()
                     # A fresh event before looking: a wake-up that arrives while we look is
                     # not lost, the wait below returns at once.
                     self.wake = anyio.Event()
-                    if await self._tick(workers) is None:
+                    if self.last_tick - last_full >= d.scheduler_tick_s:
+                        last_full = self.last_tick
+                        claimed = await self._tick(workers)
+                    else:
+                        # Woken between ticks (a sync-now's NOTIFY, a slot freed): claim at
+                        # once, and leave the bookkeeping (due schedules, reclaims, depth:
+                        # tens of ms each with thousands queued) to the tick.
+                        claimed = await self._claim_only(workers)
+                    if claimed is None:
                         with anyio.move_on_after(self._db_backoff.next()):
                             await self.wake.wait()
                         continue
-                    with anyio.move_on_after(d.scheduler_tick_s):
+                    with anyio.move_on_after(max(0.0, last_full + d.scheduler_tick_s - time.monotonic())):
                         await self.wake.wait()
 
     async def _tick(
@@ -164,13 +175,16 @@ class Engine:
         are retried, claiming resumes when it is back)."""
         try:
             now = await self._clock.now()
+            for kind, _priority in await self._queue.expire(self._owned, now):
+                self._metrics.tasks_ended.labels(kind, "expired").inc()
+            # What already waits is claimed first (a user's sync-now must not wait for the
+            # bookkeeping below), then again for what the bookkeeping queued.
+            claimed = await self._claim(workers, now, horizon)
             if enqueue:
                 spread_s = self._settings.recovery_spread_s if spread else 0.0
                 queued = await self._queue.enqueue_due_schedules(self._owned, now, spread_s)
                 if queued:
                     self._metrics.tasks_enqueued.labels("sync", "inserted").inc(len(queued))
-            for kind, _priority in await self._queue.expire(self._owned, now):
-                self._metrics.tasks_ended.labels(kind, "expired").inc()
             reclaimed = await self._queue.reclaim(self._owned)
             for kind in reclaimed.dead_kinds:
                 self._metrics.tasks_ended.labels(kind, "dead").inc()
@@ -183,8 +197,8 @@ class Engine:
                     lost=reclaimed.lost,
                     connections_terminated=reclaimed.terminated,
                 )
+            claimed += await self._claim(workers, now, horizon)
             depth = await self._queue.depth(self._owned, now)
-            claimed = await self._claim(workers, now + horizon)
             self._observe(depth, now.timestamp(), claimed)
             await self._purge()
         except errors.StoreError as exc:
@@ -197,13 +211,27 @@ class Engine:
             self._db_backoff.reset()
         return claimed
 
-    async def _claim(self, workers: TaskGroup, now: Any) -> int:
+    async def _claim_only(self, workers: TaskGroup) -> int | None:
+        try:
+            return await self._claim(workers, await self._clock.now())
+        except errors.StoreError:
+            self._db_backoff.failed()
+            return None
+
+    async def _claim(self, workers: TaskGroup, now: datetime, horizon: timedelta = timedelta(0)) -> int:
         d = self._settings
         lease, process = d.task_lease_s, self._process
-        if process is None:
+        full = len(self.slots.general) >= d.worker_concurrency and len(self.slots.urgent) >= d.urgent_workers
+        if process is None or full:
             return 0
         general = await self._queue.claim(
-            self._owned, now, d.worker_concurrency - len(self.slots.general), self.owner, lease, process
+            self._owned,
+            now,
+            d.worker_concurrency - len(self.slots.general),
+            self.owner,
+            lease,
+            process,
+            horizon=horizon,
         )
         for task in general:
             self._start(workers, task, self.slots.general)
@@ -215,6 +243,7 @@ class Engine:
             lease,
             process,
             int(Priority.WEBHOOK),
+            horizon=horizon,
         )
         for task in urgent:
             self._start(workers, task, self.slots.urgent)
@@ -305,7 +334,9 @@ class Engine:
         """Run-once: the schedules due at start become tasks (once: a run that fails is not
         retried by this process), then every pending task runs (what they enqueue too)."""
         first = True
-        while True:
+        # A stop (a test's request_stop, Ctrl-C) claims nothing more: what runs drains, and
+        # what it puts back stays for the next process.
+        while not self._stop.is_set():
             self.wake = anyio.Event()
             claimed = await self._tick(workers, horizon=ONCE_HORIZON, enqueue=first, spread=False)
             if claimed is not None:

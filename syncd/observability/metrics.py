@@ -215,7 +215,8 @@ class Metrics:
         self.tasks_ended = Counter(
             "syncd_tasks_ended_total",
             "Tasks that ended, by kind and outcome: done, failed, retried, dead (out of "
-            "attempts), expired (waited past expires_at, not run), lease_lost.",
+            "attempts), expired (waited past expires_at, not run), interrupted (put back by a "
+            "drain), lease_lost.",
             ["kind", "outcome"],
             registry=r,
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -96,6 +97,20 @@ class Lease:
     token: int
 
 
+def _names_itself(dsn: str) -> bool:
+    return "application_name" in urllib.parse.parse_qs(urllib.parse.urlsplit(dsn).query)
+
+
+def still_open(conn: Connection) -> bool:
+    """Whether a pooled connection can still be used for clean-up. One that was lost (a
+    reclaim terminated it, the server restarted) is already detached from its pool handle,
+    which then refuses every call, ``is_closed()`` included."""
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:
+        return False
+
+
 def fence_keys(key: int) -> tuple[int, int]:
     """The two signed int4 halves of a run's lock key, for the fence beside it."""
     low = key & 0xFFFF_FFFF
@@ -123,7 +138,9 @@ class Store:
                 max_size=max_size,
                 init=init_connection,
                 command_timeout=command_timeout,
-                server_settings={"application_name": "syncd"},
+                # A URL's own application_name (``?application_name=syncd-shard-2``) names
+                # this process's sessions in pg_stat_activity; asyncpg lets ours win over it.
+                server_settings={} if _names_itself(dsn) else {"application_name": "syncd"},
             )
         try:
             yield cls(pool)
@@ -223,8 +240,8 @@ class Store:
                 try:
                     yield lost
                 finally:
-                    conn.remove_termination_listener(terminated)
-                    if not conn.is_closed():
+                    if still_open(conn):
+                        conn.remove_termination_listener(terminated)
                         with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
                             await conn.remove_listener(channel, notified)
 
@@ -292,7 +309,7 @@ class Store:
                     await conn.execute(Q["start_schedule"], integration_id, resource)
                     yield SyncSession(conn, integration_id, TABLES[resource], self._pool, lease)
                 finally:
-                    if not conn.is_closed():
+                    if still_open(conn):
                         with contextlib.suppress(asyncpg.PostgresError, OSError):
                             await conn.execute(Q["unlock"], key)
                             if lease is not None:
@@ -312,7 +329,7 @@ class Store:
                     await conn.execute(_CREATE_STAGING)
                     yield SyncSession(conn, integration_id, TABLES[resource], None, lease)
                 finally:
-                    if not conn.is_closed():
+                    if still_open(conn):
                         with contextlib.suppress(asyncpg.PostgresError, OSError):
                             await conn.execute(Q["unlock_lease"], LEASE_SESSION, lease.token)
 

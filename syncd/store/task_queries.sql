@@ -14,10 +14,11 @@ ON CONFLICT (dedupe_key) WHERE state = 'pending' DO UPDATE SET
     expires_at = CASE WHEN t.expires_at IS NULL OR EXCLUDED.expires_at IS NULL THEN NULL
                       ELSE GREATEST(t.expires_at, EXCLUDED.expires_at) END,
     params = CASE WHEN t.params ? 'ids' AND EXCLUDED.params ? 'ids'
-                  THEN jsonb_set(t.params, '{ids}', (
+                  -- (parenthesised: `->` and `||` bind alike, left to right)
+                  THEN jsonb_set(t.params, '{ids}', coalesce((
                       SELECT jsonb_agg(DISTINCT i ORDER BY i)
-                      -- (Parenthesised: `->` and `||` share one precedence, left to right.)
-                      FROM jsonb_array_elements((t.params -> 'ids') || (EXCLUDED.params -> 'ids')) AS i))
+                      FROM jsonb_array_elements((t.params -> 'ids') || (EXCLUDED.params -> 'ids')) AS i),
+                      '[]'))
                   ELSE t.params END,
     coalesced = t.coalesced + 1
 RETURNING id, (xmax = 0) AS inserted;
@@ -39,10 +40,14 @@ SELECT s.integration_id, s.resource, 'sync', $3, 'sync:' || s.integration_id || 
 FROM schedules s JOIN integrations i ON i.id = s.integration_id
 WHERE s.enabled AND i.enabled AND i.status = 'active' AND s.integration_id = ANY($1::text[])
   AND s.next_due_at <= $2
+  -- Two probes, each matching a partial index's predicate (state IN (...) matches neither,
+  -- and a scan of every task per due schedule took seconds at 5,000 of each).
   AND NOT EXISTS (
       SELECT 1 FROM tasks t
-      WHERE t.dedupe_key = 'sync:' || s.integration_id || ':' || s.resource
-        AND t.state IN ('pending', 'running'))
+      WHERE t.dedupe_key = 'sync:' || s.integration_id || ':' || s.resource AND t.state = 'pending')
+  AND NOT EXISTS (
+      SELECT 1 FROM tasks t
+      WHERE t.dedupe_key = 'sync:' || s.integration_id || ':' || s.resource AND t.state = 'running')
 ON CONFLICT (dedupe_key) WHERE state = 'pending' DO NOTHING
 RETURNING integration_id, resource;
 
@@ -99,11 +104,14 @@ WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
 -- The next tasks by priority, then start time: SKIP LOCKED so shards never wait on each
 -- other, and never a task whose key is already running (one run of a thing at a time).
 -- $4 is the lowest priority (largest number) this claim may take: the reserved slots take
--- only urgent work. The lease runs on the database clock.
+-- only urgent work; $8 how far ahead of $2 a start may be (run-once: every pending task).
+-- Nothing past its expiry at $2 (a claim between two ticks' expire runs). The lease runs on
+-- the database clock.
 WITH next AS (
     SELECT t.id FROM tasks t
-    WHERE t.state = 'pending' AND t.not_before <= $2 AND t.integration_id = ANY($1::text[])
-      AND t.priority <= $4
+    WHERE t.state = 'pending' AND t.not_before <= $2::timestamptz + $8::interval
+      AND t.integration_id = ANY($1::text[])
+      AND t.priority <= $4 AND (t.expires_at IS NULL OR t.expires_at > $2)
       AND NOT EXISTS (SELECT 1 FROM tasks r WHERE r.state = 'running' AND r.dedupe_key = t.dedupe_key)
     ORDER BY t.priority, t.not_before, t.id
     LIMIT $3
@@ -129,14 +137,15 @@ RETURNING lease_expires_at;
 
 -- name: finish
 -- A task ends only under its lease: a worker whose lease was taken changes nothing. A
--- sync's schedule moves in the same statement ($5: seconds to its next run, NULL: stays).
+-- sync's schedule moves in the same statement ($5: seconds to its next run, NULL: stays),
+-- from $7, the engine's clock (the one enqueue_due_schedules compares with; NULL: now()).
 WITH ended AS (
     UPDATE tasks SET state = $3, finished_at = now(), last_error = $4, lease_expires_at = NULL
     WHERE id = $1 AND lease_token = $2 AND state = 'running'
     RETURNING integration_id, resource, kind
 ), scheduled AS (
     UPDATE schedules s SET last_finished_at = now(), last_outcome = $6,
-        next_due_at = now() + make_interval(secs => $5),
+        next_due_at = coalesce($7::timestamptz, now()) + make_interval(secs => $5),
         consecutive_failures = CASE WHEN $6 = 'ok' THEN 0 ELSE s.consecutive_failures + 1 END
     FROM ended
     WHERE ended.kind = 'sync' AND $5::double precision IS NOT NULL

@@ -30,6 +30,7 @@ from syncd.store.postgres import (
     Connection,
     Lease,
     Store,
+    still_open,
     translate,
 )
 from syncd.store.queries import load
@@ -291,8 +292,8 @@ class TaskQueue:
                 try:
                     yield token, lost
                 finally:
-                    conn.remove_termination_listener(terminated)
-                    if not conn.is_closed():
+                    if still_open(conn):
+                        conn.remove_termination_listener(terminated)
                         with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
                             await conn.execute("SELECT pg_advisory_unlock_all()")
 
@@ -325,14 +326,25 @@ class TaskQueue:
         lease_s: float,
         process: int,
         max_priority: int = int(Priority.LOW),
+        horizon: timedelta = timedelta(0),
     ) -> list[Task]:
-        """Up to ``limit`` tasks leased to ``owner``; ``process`` is its liveness token."""
+        """Up to ``limit`` tasks due by ``now + horizon`` (run-once takes what was pushed
+        back too), none expired by ``now``, leased to ``owner``; ``process`` is its liveness
+        token."""
         if limit <= 0:
             return []
         with translate():
             async with self._store.connection() as conn:
                 rows = await conn.fetch(
-                    Q["claim"], list(integration_ids), now, limit, max_priority, owner, lease_s, process
+                    Q["claim"],
+                    list(integration_ids),
+                    now,
+                    limit,
+                    max_priority,
+                    owner,
+                    lease_s,
+                    process,
+                    horizon,
                 )
         return sorted((Task.from_row(r) for r in rows), key=lambda t: (t.priority, t.id))
 
@@ -350,13 +362,15 @@ class TaskQueue:
         *,
         next_in_s: float | None = None,
         outcome: str | None = None,
+        now: datetime | None = None,
     ) -> bool:
-        """Ends ``task`` as ``state``; a sync's schedule moves ``next_in_s`` ahead in the same
-        statement. False when the lease was lost: nothing changed."""
+        """Ends ``task`` as ``state``; a sync's schedule moves ``next_in_s`` ahead of ``now``
+        (the engine's clock; the database's when None) in the same statement. False when the
+        lease was lost: nothing changed."""
         with translate():
             async with self._store.connection() as conn:
                 count = await conn.fetchval(
-                    Q["finish"], task.id, task.lease_token, state, error, next_in_s, outcome or state
+                    Q["finish"], task.id, task.lease_token, state, error, next_in_s, outcome or state, now
                 )
         return bool(count)
 

@@ -35,9 +35,14 @@ async def test_a_pool_wider_than_the_server_is_reported(database_url: str, tmp_p
     (limit,) = await db_rows(database_url, "SELECT current_setting('max_connections')::int")
     workers = limit[0]  # (+ 2 urgent) x 2 lanes + 4: more than the whole server
     (warning,) = await warnings_at_start(database_url, tmp_path, workers)
+    # Urgent slots run syncs too (a user's sync-now), each with its writers' connections.
     assert warning["pool_max_size"] == (workers + 2) * 2 + 4
     assert warning["server_has_free"] < limit[0]
-    assert "worker_concurrency" in warning["hint"] and "max_connections" in warning["hint"]
+    assert (
+        "worker_concurrency" in warning["hint"]
+        and "urgent_workers" in warning["hint"]
+        and "max_connections" in warning["hint"]
+    )
 
 
 async def test_the_default_pool_fits_the_embedded_server(database_url: str, tmp_path: Path) -> None:
