@@ -9,6 +9,7 @@
 --                      source_updated_at) naming it when it changed
 --   {{old}} {{new}}    the compared fields of the stored row (t.) and the incoming one
 --   {{staging_columns}} the staging table's column definitions
+--   {{cascade}}        for a parent resource, one ``cascade`` CTE per child; else nothing
 -- Parameters are positional ($1 …), as in queries.sql.
 
 -- name: create_staging
@@ -53,6 +54,7 @@ WITH written AS (
            version, CASE WHEN created THEN NULL ELSE last_changed_fields END, source_updated_at
     FROM written WHERE created OR cardinality(last_changed_fields) > 0
 )
+{{cascade}}
 SELECT count(*) FILTER (WHERE created) AS inserted,
        count(*) FILTER (WHERE NOT created AND cardinality(last_changed_fields) > 0) AS updated
 FROM written;
@@ -72,7 +74,41 @@ WITH written AS (
     INSERT INTO events (integration_id, resource, external_id, kind, version, source_updated_at)
     SELECT $1, '{{resource}}', external_id, 'created', version, source_updated_at FROM written
 )
+{{cascade}}
 SELECT count(*) FROM written;
+
+-- name: cascade
+-- (A fragment of a parent's upsert and insert_new, one per child resource.) A child task
+-- per written parent row that is new or whose {{child}} triggers changed, if the
+-- integration syncs {{child}}: written by the batch's own statement, so it commits with
+-- the rows that call for it, and a crash loses both or neither. A pending task of the same
+-- key (the same parent) absorbs it. Low priority (resources.CHILD_PRIORITY).
+, cascade_{{child}} AS (
+    INSERT INTO tasks AS k (integration_id, resource, kind, priority, dedupe_key, params)
+    SELECT $1, '{{child}}', 'child', {{priority}}, 'child:' || $1 || ':{{child}}:' || w.external_id,
+           jsonb_build_object('ids', jsonb_build_array(w.external_id))
+    FROM written w
+    WHERE ({{trigger}})
+      AND EXISTS (SELECT 1 FROM schedules s
+                  WHERE s.integration_id = $1 AND s.resource = '{{child}}' AND s.enabled)
+    ON CONFLICT (dedupe_key) WHERE state = 'pending' DO UPDATE SET coalesced = k.coalesced + 1
+)
+
+-- name: sweep_children
+-- A child resource's rows of the parents that a batch carries in full (``Batch.parents``)
+-- which the batch does not hold ($3): the partner no longer has them. In the batch's
+-- transaction, after its rows.
+WITH gone AS (
+    UPDATE {{table}} SET deleted_at = now(), version = version + 1, fetched_at = now(),
+        last_changed_fields = '{deleted_at}'
+    WHERE integration_id = $1 AND {{parent_key}} = ANY($2::text[]) AND deleted_at IS NULL
+      AND NOT (external_id = ANY($3::text[]))
+    RETURNING external_id, version, source_updated_at
+), logged AS (
+    INSERT INTO events (integration_id, resource, external_id, kind, version, source_updated_at)
+    SELECT $1, '{{resource}}', external_id, 'deleted', version, source_updated_at FROM gone
+)
+SELECT count(*) FROM gone;
 
 -- name: any_row
 SELECT EXISTS (SELECT 1 FROM {{table}} WHERE integration_id = $1);

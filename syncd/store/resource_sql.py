@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from importlib import resources as package_files
 
 from syncd.store.queries import parse
-from syncd.store.resources import Column, Resource
+from syncd.store.resources import CHILD_PRIORITY, Column, Resource, children
 
 TEMPLATES = parse(package_files.files("syncd.store").joinpath("resource_queries.sql").read_text("utf-8"))
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
@@ -32,6 +32,8 @@ class ResourceSQL:
     soft_delete: str
     unseen: str
     count_live: str
+    # A child resource's sweep of the children its parents no longer have; None otherwise.
+    sweep_children: str | None = None
 
 
 def staging_table(resource: Resource) -> str:
@@ -65,6 +67,24 @@ def _values(resource: Resource, table: str) -> dict[str, str]:
     }
 
 
+def _cascade(resource: Resource, statement: str) -> str:
+    """The ``cascade`` CTEs of ``resource``'s ``statement`` (empty when it has no children):
+    in ``insert_new`` every row is new; in ``upsert`` a row calls for a child task when it
+    was inserted or one of its child's triggers changed."""
+    fragments = []
+    for child in children(resource.name):
+        assert child.cascade is not None
+        triggers = ", ".join(f"'{t}'" for t in child.cascade.triggers)
+        trigger = (
+            "true"
+            if statement == "insert_new"
+            else (f"w.created OR w.last_changed_fields && ARRAY[{triggers}]::text[]")
+        )
+        values = {"child": child.name, "trigger": trigger, "priority": str(CHILD_PRIORITY)}
+        fragments.append(_render("cascade", values))
+    return "\n".join(fragments)
+
+
 def _render(template: str, values: dict[str, str]) -> str:
     def fill(match: re.Match[str]) -> str:
         return values[match.group(1)]  # a KeyError here is a typo in a template
@@ -74,11 +94,15 @@ def _render(template: str, values: dict[str, str]) -> str:
 
 def render(resource: Resource) -> ResourceSQL:
     values = _values(resource, resource.table)
+    sweep_children = None
+    if resource.cascade is not None:
+        sweep_children = _render("sweep_children", {**values, "parent_key": resource.cascade.key})
     return ResourceSQL(
         staging_table=values["staging"],
-        **{name: _render(name, values) for name in (
+        **{name: _render(name, {**values, "cascade": _cascade(resource, name)}) for name in (
             "create_staging", "upsert", "insert_new", "any_row", "soft_delete", "unseen", "count_live"
         )},
+        sweep_children=sweep_children,
     )  # fmt: skip
 
 

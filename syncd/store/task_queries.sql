@@ -22,7 +22,10 @@ ON CONFLICT (dedupe_key) WHERE state = 'pending' DO UPDATE SET
 RETURNING id, (xmax = 0) AS inserted;
 
 -- name: pending_for_integration
-SELECT count(*) FROM tasks WHERE integration_id = $1 AND state = 'pending';
+-- The bound's count: child tasks (at most one pending per parent, written by the parent's
+-- sync) are left out, so a first sync's photo backlog does not turn every webhook of the
+-- integration into a full sync.
+SELECT count(*) FROM tasks WHERE integration_id = $1 AND state = 'pending' AND kind <> 'child';
 
 -- name: enqueue_due_schedules
 -- One sync task per due schedule that has none pending or running, so a schedule missed

@@ -21,10 +21,12 @@ canonical bounds (``models.canonical_values``). ``listing_to_property``/
 
 from __future__ import annotations
 
+import hashlib
+from datetime import datetime
 from typing import Any
 
 from syncd.connectors.guesty import wire
-from syncd.models import Property, Reservation, ReservationStatus, canonical_values, field_names
+from syncd.models import Photo, Property, Reservation, ReservationStatus, canonical_values, field_names
 from syncd.observability import drift
 
 _STATUS = {
@@ -46,6 +48,8 @@ _NO_GUEST = wire.Guest()
 _NO_MONEY = wire.Money()
 _PROPERTY = canonical_values(Property)
 _RESERVATION = canonical_values(Reservation)
+_PHOTO = canonical_values(Photo)
+_blake2b = hashlib.blake2b
 PROPERTY_FIELDS = field_names(Property)
 RESERVATION_FIELDS = field_names(Reservation)
 
@@ -113,6 +117,36 @@ def _listing(w: wire.Listing) -> tuple[Any, ...]:
         w.listed,
         prices.basePrice,  # base_price
         prices.currency,
+        photos_fingerprint(w.pictures),
+    )
+
+
+def photos_fingerprint(pictures: Any) -> str | None:
+    """A digest of the ``pictures`` array's bytes as the list page sends them: any picture
+    added, removed, re-ordered or re-captioned changes it (and so fetches the photos
+    again). Bytes, not decoded pictures: decoding them on every listing of every page would
+    cost more than the digest. A change of the partner's formatting alone fetches each
+    listing's photos once more, which is harmless. None when the page shows no pictures
+    (absent, null or empty)."""
+    if len(pictures) <= 4 and bytes(pictures) in (b"", b"null", b"[]"):
+        return None
+    return _blake2b(pictures, digest_size=8).hexdigest()
+
+
+def picture_values(raw: bytes, listing_id: str, position: int, updated_at: datetime) -> tuple[Any, ...]:
+    """One picture of ``listing_id`` (its ``position`` in the listing's array, the listing's
+    ``lastUpdatedAt``) as a canonical photo; field order: models.Photo."""
+    p = wire.PICTURE.decode(raw)
+    return _PHOTO(
+        (
+            f"{listing_id}:{p.id}",  # external_id
+            updated_at,  # source_updated_at
+            listing_id,  # property_external_id
+            position,
+            p.original,  # url
+            p.thumbnail,  # thumbnail_url
+            p.caption,
+        )
     )
 
 

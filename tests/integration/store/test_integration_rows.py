@@ -129,4 +129,4 @@ async def test_migrate_drops_the_old_foreign_keys_and_keeps_one_trigger(database
     )
     assert [r["tgname"] for r in triggers] == ["integrations_delete_rows"]
     versions = await db_rows(database_url, "SELECT version FROM schema_migrations ORDER BY 1")
-    assert [r["version"] for r in versions] == [1, 2, 3]
+    assert {1, 2, 3} <= {r["version"] for r in versions}  # and the later generations

@@ -114,7 +114,7 @@ async def test_migrate_keeps_the_bytes_of_payloads_stored_as_json(database_url: 
     [row] = await db_rows(database_url, "SELECT raw, raw_type FROM properties")
     assert (row["raw"], row["raw_type"]) == (sent.encode(), "application/json")
     versions = await db_rows(database_url, "SELECT version FROM schema_migrations ORDER BY 1")
-    assert [r["version"] for r in versions] == [1, 2, 3]
+    assert {1, 2, 3} <= {r["version"] for r in versions}  # and the later generations
     conn = await asyncpg.connect(database_url)
     try:
         for resource in RESOURCES.values():
