@@ -10,6 +10,7 @@
 --   {{old}} {{new}}    the compared fields of the stored row (t.) and the incoming one
 --   {{staging_columns}} the staging table's column definitions
 --   {{cascade}}        for a parent resource, one ``cascade`` CTE per child; else nothing
+--                      (in upsert, insert_new and soft_delete)
 -- Parameters are positional ($1 …), as in queries.sql.
 
 -- name: create_staging
@@ -78,16 +79,17 @@ WITH written AS (
 SELECT count(*) FROM written;
 
 -- name: cascade
--- (A fragment of a parent's upsert and insert_new, one per child resource.) A child task
--- per written parent row that is new or whose {{child}} triggers changed, if the
--- integration syncs {{child}}: written by the batch's own statement, so it commits with
--- the rows that call for it, and a crash loses both or neither. A pending task of the same
--- key (the same parent) absorbs it. Low priority (resources.CHILD_PRIORITY).
+-- (A fragment of a parent's upsert, insert_new and soft_delete, one per child resource.)
+-- A child task per parent row that is new, deleted, or whose {{child}} triggers changed,
+-- if the integration syncs {{child}}: written by the statement that writes the parent, so
+-- it commits with the rows that call for it, and a crash loses both or neither. A pending
+-- task of the same key (the same parent) absorbs it. Low priority (resources.CHILD_PRIORITY).
+-- A deleted parent's child task finds it gone and soft-deletes its children.
 , cascade_{{child}} AS (
     INSERT INTO tasks AS k (integration_id, resource, kind, priority, dedupe_key, params)
     SELECT $1, '{{child}}', 'child', {{priority}}, 'child:' || $1 || ':{{child}}:' || w.external_id,
            jsonb_build_object('ids', jsonb_build_array(w.external_id))
-    FROM written w
+    FROM {{source}} w
     WHERE ({{trigger}})
       AND EXISTS (SELECT 1 FROM schedules s
                   WHERE s.integration_id = $1 AND s.resource = '{{child}}' AND s.enabled)
@@ -123,6 +125,7 @@ WITH gone AS (
     INSERT INTO events (integration_id, resource, external_id, kind, version, source_updated_at)
     SELECT $1, '{{resource}}', external_id, 'deleted', version, source_updated_at FROM gone
 )
+{{cascade}}
 SELECT count(*) FROM gone;
 
 -- name: unseen

@@ -68,19 +68,22 @@ def _values(resource: Resource, table: str) -> dict[str, str]:
 
 
 def _cascade(resource: Resource, statement: str) -> str:
-    """The ``cascade`` CTEs of ``resource``'s ``statement`` (empty when it has no children):
-    in ``insert_new`` every row is new; in ``upsert`` a row calls for a child task when it
-    was inserted or one of its child's triggers changed."""
-    fragments = []
+    """The ``cascade`` CTEs of ``resource``'s ``statement`` (empty when it has no children or
+    the statement writes no parent rows): every row ``insert_new`` or ``soft_delete`` writes
+    calls for a child task; in ``upsert``, a row inserted or with a trigger changed."""
+    fragments: list[str] = []
+    if statement not in ("upsert", "insert_new", "soft_delete"):
+        return ""
     for child in children(resource.name):
         assert child.cascade is not None
         triggers = ", ".join(f"'{t}'" for t in child.cascade.triggers)
-        trigger = (
-            "true"
-            if statement == "insert_new"
-            else (f"w.created OR w.last_changed_fields && ARRAY[{triggers}]::text[]")
-        )
-        values = {"child": child.name, "trigger": trigger, "priority": str(CHILD_PRIORITY)}
+        if statement == "upsert":
+            # A resurrected parent's children were deleted with it.
+            trigger = f"w.created OR w.last_changed_fields && ARRAY['deleted_at', {triggers}]::text[]"
+        else:  # every row insert_new writes is new, every row soft_delete writes is gone
+            trigger = "true"
+        source = "gone" if statement == "soft_delete" else "written"
+        values = {"child": child.name, "trigger": trigger, "priority": str(CHILD_PRIORITY), "source": source}
         fragments.append(_render("cascade", values))
     return "\n".join(fragments)
 

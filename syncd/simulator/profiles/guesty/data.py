@@ -363,6 +363,17 @@ class GuestyAccount:
                 return "ru", self.reservation_id(j)
         return "ri", self.reservation_id(self.reservation_table.insert(ts))
 
+    def edit_listing(self, listing_id: str, *, photos: bool) -> None:
+        """One update of a live listing, now: a photo edit (its pictures alone change) or an
+        edit of its other fields (its pictures stay). For tests that need to know which."""
+        i = self.listing_index(listing_id)
+        if i is None:
+            raise KeyError(listing_id)
+        self._clock_ms += 1
+        self.listing_table.update(i, self._clock_ms)
+        if photos:
+            self._edit_pictures(i, encoding.mix64(self.seed ^ self._clock_ms))
+
     def _edit_pictures(self, i: int, h: int) -> None:
         """A photo edit of listing ``i`` (its update already counted): a picture added,
         removed or re-captioned. [assumption] such an edit moves the listing's
