@@ -4,7 +4,8 @@
 
 -- name: enqueue
 -- A pending task of the same key absorbs the new one: the earlier start, the higher
--- priority (lower number), the later expiry (none beats any), the union of the ids.
+-- priority (lower number), the later expiry (none beats any), the union of the ids
+-- (parenthesized: -> and || bind alike, left to right).
 INSERT INTO tasks AS t (integration_id, resource, kind, priority, dedupe_key, params,
                         not_before, expires_at, max_attempts, enqueued_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -16,7 +17,7 @@ ON CONFLICT (dedupe_key) WHERE state = 'pending' DO UPDATE SET
     params = CASE WHEN t.params ? 'ids' AND EXCLUDED.params ? 'ids'
                   THEN jsonb_set(t.params, '{ids}', (
                       SELECT jsonb_agg(DISTINCT i ORDER BY i)
-                      FROM jsonb_array_elements(t.params -> 'ids' || EXCLUDED.params -> 'ids') AS i))
+                      FROM jsonb_array_elements((t.params -> 'ids') || (EXCLUDED.params -> 'ids')) AS i))
                   ELSE t.params END,
     coalesced = t.coalesced + 1
 RETURNING id, (xmax = 0) AS inserted;

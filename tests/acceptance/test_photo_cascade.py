@@ -81,9 +81,8 @@ async def assert_photos_match(database_url: str, account: GuestyAccount) -> None
         )
         for r in rows
     }
-    assert stored.keys() == truth.keys(), (
-        f"missing {sorted(truth.keys() - stored.keys())[:3]}, extra {sorted(stored.keys() - truth.keys())[:3]}"
-    )
+    missing, extra = sorted(truth.keys() - stored.keys()), sorted(stored.keys() - truth.keys())
+    assert not missing and not extra, f"missing {missing[:3]}, extra {extra[:3]}"
     stale = [k for k in truth if stored[k] != truth[k]]
     assert not stale, f"{len(stale)} stale photos, e.g. {stale[:3]}"
 
@@ -97,7 +96,9 @@ async def child_tasks(database_url: str, after_id: int = 0) -> list[Any]:
     )
 
 
-async def test_photos_are_fetched_only_for_listings_whose_photos_changed(database_url: str, tmp_path: Path) -> None:
+async def test_photos_are_fetched_only_for_listings_whose_photos_changed(
+    database_url: str, tmp_path: Path
+) -> None:
     sim = simulator()
     account = sim.account(ACCOUNT[1])
     live = [t.id for t in account.truth_listings()]
