@@ -10,8 +10,9 @@
   the same transaction. A child resource has no sync of its own: its schedule only says
   the integration syncs it (a ``sync`` task of it ends at once).
 
-A failing fetch or child task is retried with backoff up to its attempts, then it is dead (counted, and
-visible in ``syncd tasks``). Kinds a connector cannot do yet end as dead with the reason.
+A failing fetch or child task is retried with backoff up to its attempts, then it is dead
+(counted, and visible in ``syncd tasks``). Kinds a connector cannot do yet end as dead
+with the reason.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from syncd.http.transport import Transports
 from syncd.observability.logging import get_logger
 from syncd.observability.metrics import Metrics
 from syncd.pipeline import RECORD_ERRORS
+from syncd.store.resources import RESOURCES
 from syncd.simulator import limits
 from syncd.simulator.profile import DatasetOptions, discover
 from syncd.simulator.server import Simulator, SimulatorServer
@@ -83,6 +84,8 @@ async def contract_problems(
         await connector.check_access()
         problems: list[str] = []
         for resource in sorted(info.resources):
+            if RESOURCES[resource].cascade is not None:
+                continue  # a child resource: read per parent (stream_children), not listed
             normalize = connector.normalizer(resource)
             pages = 0
             async for page in connector.stream(resource, None, ResourceSettings()):
