@@ -28,12 +28,12 @@ from syncd.http.transport import Transports
 from syncd.observability.logging import get_logger
 from syncd.observability.metrics import Metrics
 from syncd.pipeline import RECORD_ERRORS
-from syncd.store.resources import RESOURCES
 from syncd.simulator import limits
 from syncd.simulator.profile import DatasetOptions, discover
 from syncd.simulator.server import Simulator, SimulatorServer
 from syncd.store.credentials import CredentialStore
 from syncd.store.postgres import Store
+from syncd.store.resources import RESOURCES
 from tests.support import integration, settings_of, simulated_partner
 
 pytestmark = pytest.mark.anyio

@@ -16,8 +16,8 @@ import pytest
 from syncd import errors
 from syncd.models import Photo, Property, values_of
 from syncd.store.codecs import init_connection
-from syncd.store.postgres import SyncSession, create_staging_tables
-from syncd.store.types import TABLES, Batch, row_for
+from syncd.store.postgres import SyncSession
+from syncd.store.types import TABLES, Batch, create_staging_tables, row_for
 
 pytestmark = pytest.mark.anyio
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
