@@ -98,7 +98,7 @@ CREATE TABLE IF NOT EXISTS properties (
     listed             boolean NOT NULL,
     base_price         numeric(14, 2),
     currency           text,
-    photos_fingerprint text,
+    photos_fingerprint bigint,
     source_updated_at  timestamptz NOT NULL,
     fetched_at         timestamptz NOT NULL DEFAULT now(),
     version            integer NOT NULL DEFAULT 1,
@@ -141,7 +141,7 @@ CREATE TABLE IF NOT EXISTS reservations (
 CREATE INDEX IF NOT EXISTS reservations_by_property ON reservations (integration_id, property_external_id);
 
 -- A digest of a property's photos as its list page shows them: its change fetches them.
-ALTER TABLE properties ADD COLUMN IF NOT EXISTS photos_fingerprint text;
+ALTER TABLE properties ADD COLUMN IF NOT EXISTS photos_fingerprint bigint;
 
 -- One row per picture of a property, fetched by child tasks (a property whose photos
 -- changed: syncd.store.resources.Cascade); external_id is "<property id>:<picture id>".

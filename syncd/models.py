@@ -84,7 +84,7 @@ class Property(_Record):
     currency: str | None = Field(default=None, min_length=3, max_length=3)
     # A digest of the property's photos as its list page shows them (None: the partner's
     # list shows none): its change is what fetches the photos again (resources.Cascade).
-    photos_fingerprint: str | None = Field(default=None, max_length=64)
+    photos_fingerprint: Annotated[int | None, SqlType("bigint")] = None
 
 
 class Reservation(_Record):

@@ -3,7 +3,7 @@ accepts exactly what the canonical pydantic models accept, with the same values.
 
 from __future__ import annotations
 
-import hashlib
+import zlib
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -158,7 +158,7 @@ def test_the_adapter_puts_each_wire_field_in_its_canonical_position() -> None:
     )  # fmt: skip
     values = dict(zip(field_names(Property), adapter.listing_values(raw), strict=True))
     pictures = b'[{"_id":"P1","original":"https://img/p1.jpg","caption":"Pool"}]'
-    fingerprint = hashlib.blake2b(pictures, digest_size=8).hexdigest()
+    fingerprint = zlib.crc32(pictures) | len(pictures) << 32
     assert values == {
         "external_id": "L1", "source_updated_at": datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
         "title": "Title", "nickname": "Nick", "property_type": "APARTMENT", "accommodates": 4,

@@ -39,7 +39,7 @@ async def conn(database_url: str) -> AsyncIterator[asyncpg.Connection]:
         await connection.close()
 
 
-def listing(ext: str, at: datetime, fingerprint: str | None = "f1", title: str = "Flat") -> tuple[Any, ...]:
+def listing(ext: str, at: datetime, fingerprint: int | None = 1, title: str = "Flat") -> tuple[Any, ...]:
     record = Property(external_id=ext, source_updated_at=at, title=title, photos_fingerprint=fingerprint)
     return row_for(
         TABLES["properties"], values_of(record), orjson.dumps({"_id": ext, "t": title, "f": fingerprint})
@@ -87,13 +87,13 @@ async def test_parents_enqueue_child_tasks_only_when_new_or_their_triggers_chang
         Batch(rows=[listing("L1", later, title="Loft"), listing("L2", T0), listing("L3", later)])
     )
     assert await child_keys(conn) == ["child:acme:photos:L1", "child:acme:photos:L2", "child:acme:photos:L3"]
-    await session.apply(Batch(rows=[listing("L2", later, fingerprint="f2")]))  # photos changed
-    await session.apply(Batch(rows=[listing("L2", later + timedelta(1), fingerprint="f2", title="X")]))
+    await session.apply(Batch(rows=[listing("L2", later, fingerprint=2)]))  # photos changed
+    await session.apply(Batch(rows=[listing("L2", later + timedelta(1), fingerprint=2, title="X")]))
     pending = await conn.fetch("SELECT dedupe_key, coalesced FROM tasks WHERE state = 'pending' ORDER BY 1")
     assert [tuple(r) for r in pending] == [("child:acme:photos:L2", 0), ("child:acme:photos:L3", 0)]
 
     # A third photo change of L2 while its task still waits: absorbed, one task per parent.
-    await session.apply(Batch(rows=[listing("L2", later + timedelta(2), fingerprint="f3", title="X")]))
+    await session.apply(Batch(rows=[listing("L2", later + timedelta(2), fingerprint=3, title="X")]))
     pending = await conn.fetch("SELECT dedupe_key, coalesced FROM tasks WHERE state = 'pending' ORDER BY 1")
     assert [tuple(r) for r in pending] == [("child:acme:photos:L2", 1), ("child:acme:photos:L3", 0)]
 
@@ -111,7 +111,7 @@ async def test_no_child_task_when_the_integration_does_not_sync_the_child(conn: 
     session = SyncSession(conn, "acme", TABLES["properties"])
     await session.start_run()
     await session.apply(Batch(rows=[listing("L1", T0)]))
-    await session.apply(Batch(rows=[listing("L1", T0 + timedelta(1), fingerprint="f9")]))
+    await session.apply(Batch(rows=[listing("L1", T0 + timedelta(1), fingerprint=9)]))
     assert await child_keys(conn) == []
 
 
