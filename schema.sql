@@ -103,6 +103,7 @@ CREATE TABLE IF NOT EXISTS properties (
     fetched_at         timestamptz NOT NULL DEFAULT now(),
     version            integer NOT NULL DEFAULT 1,
     last_changed_fields text[],
+    last_changes       json,
     deleted_at         timestamptz,
     raw                bytea NOT NULL,
     raw_type           text NOT NULL,
@@ -133,12 +134,38 @@ CREATE TABLE IF NOT EXISTS reservations (
     fetched_at            timestamptz NOT NULL DEFAULT now(),
     version               integer NOT NULL DEFAULT 1,
     last_changed_fields   text[],
+    last_changes          json,
     deleted_at            timestamptz,
     raw                   bytea NOT NULL,
     raw_type              text NOT NULL,
     PRIMARY KEY (integration_id, external_id)
 );
 CREATE INDEX IF NOT EXISTS reservations_by_property ON reservations (integration_id, property_external_id);
+
+-- One row per listing-day (external_id '<property external id>:<YYYY-MM-DD>'), over the
+-- window each run fetches; days that leave the window stay as last seen. Calendar days
+-- carry no partner timestamp: source_updated_at is the fixed models.UNTIMED, so a day is
+-- rewritten only when its bytes change.
+CREATE TABLE IF NOT EXISTS calendar_days (
+    integration_id        text COLLATE "C" NOT NULL,
+    external_id           text COLLATE "C" NOT NULL,
+    property_external_id  text COLLATE "C" NOT NULL,
+    day                   date NOT NULL,
+    status                text NOT NULL,
+    partner_status        text NOT NULL,
+    price                 numeric(14, 2),
+    currency              text,
+    min_nights            integer,
+    source_updated_at     timestamptz NOT NULL,
+    fetched_at            timestamptz NOT NULL DEFAULT now(),
+    version               integer NOT NULL DEFAULT 1,
+    last_changed_fields   text[],
+    deleted_at            timestamptz,
+    raw                   bytea NOT NULL,
+    raw_type              text NOT NULL,
+    PRIMARY KEY (integration_id, external_id)
+);
+CREATE INDEX IF NOT EXISTS calendar_days_by_property ON calendar_days (integration_id, property_external_id, day);
 
 -- A digest of a property's photos as its list page shows them: its change fetches them.
 ALTER TABLE properties ADD COLUMN IF NOT EXISTS photos_fingerprint bigint;
@@ -168,7 +195,8 @@ CREATE INDEX IF NOT EXISTS photos_by_property ON photos (integration_id, propert
 -- trigger that deletes an integration's rows, the migrations). A new resource's table is
 -- added here; tests/integration/store/test_resource_schema.py fails until it is.
 CREATE OR REPLACE FUNCTION syncd_resource_tables() RETURNS regclass[] LANGUAGE sql STABLE AS $$
-    SELECT ARRAY['properties'::regclass, 'reservations'::regclass, 'photos'::regclass]
+    SELECT ARRAY['properties'::regclass, 'reservations'::regclass, 'calendar_days'::regclass,
+                 'photos'::regclass]
 $$;
 
 -- Databases created before the keys were dropped (looked up first: ALTER TABLE would take
@@ -342,8 +370,9 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_open
     ON dead_letters (integration_id, resource, external_id) WHERE resolved_at IS NULL;
 
--- Change feed: one row per real change (created / updated / deleted), with the names of
--- the canonical fields that changed. Written in the same transaction as the change.
+-- Change feed: one row per real change (created / updated / deleted / restored / merged),
+-- with the names of the canonical fields that changed and, from schema version 5, their old
+-- and new values (`changes`, below). Written in the same transaction as the change.
 -- Consumers read it in id order; there is deliberately no per-record index, which would
 -- cost every sync a second index insert per change (look records up by external_id in
 -- their own table, whose version counts the changes).
@@ -359,9 +388,53 @@ CREATE TABLE IF NOT EXISTS events (
     occurred_at        timestamptz NOT NULL DEFAULT now()
 );
 
+-- Field-level history (schema version 5): each event's `changes` is {field: [old, new]}
+-- for the canonical fields that changed, in the model's field order. `json`, not `jsonb`:
+-- it is built as text and stored as it is built (jsonb would parse it into a tree and
+-- serialize that, on every changed row of a sync). On PostgreSQL 18 the upsert builds it
+-- from RETURNING OLD and NEW; before 18 only its SET clause sees the stored row and the
+-- incoming one together, so it writes the diff into the row's last_changes for RETURNING
+-- to carry to the event (on 18 the upsert has no use for it and leaves it NULL; deletions
+-- and merges, rare, write theirs there on every version). Created events carry no values:
+-- the row is the first version, and a first sync of a million records does not pay for a
+-- second copy of each. Looked up first, as above: ALTER TABLE would take an exclusive lock
+-- on every start, waiting for running syncs.
+DO $$
+DECLARE
+    target record;
+BEGIN
+    FOR target IN
+        SELECT t AS tbl, 'last_changes' AS col FROM unnest(syncd_resource_tables()) AS t
+        UNION ALL SELECT 'events'::regclass, 'changes'
+    LOOP
+        IF NOT EXISTS (
+            SELECT 1 FROM pg_attribute
+            WHERE attrelid = target.tbl AND attname = target.col AND NOT attisdropped
+        ) THEN
+            EXECUTE format('ALTER TABLE %s ADD COLUMN IF NOT EXISTS %I json', target.tbl, target.col);
+        END IF;
+    END LOOP;
+END $$;
+
+-- A partner id that changed (a merge): records the partner sends under old_id afterwards
+-- (overlap re-reads, webhooks, late pages) are stored under new_id, the entity's id now.
+-- Kept flat: when new_id itself merges on, every alias pointing at it is repointed, so one
+-- lookup resolves an id. `syncd history` reads it to follow an entity across its ids.
+CREATE TABLE IF NOT EXISTS entity_aliases (
+    integration_id  text NOT NULL REFERENCES integrations (id) ON DELETE CASCADE,
+    resource        text NOT NULL,
+    old_id          text NOT NULL,
+    new_id          text NOT NULL,
+    merged_at       timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (integration_id, resource, old_id)
+);
+CREATE INDEX IF NOT EXISTS entity_aliases_by_new_id ON entity_aliases (integration_id, resource, new_id);
+
 -- Schema generations this database has been brought to (each is applied by the statements
 -- above, idempotently): 1 the first; 2 properties/reservations without per-row foreign
 -- keys, ids COLLATE "C", the integrations_delete_rows trigger; 3 raw as bytea with its
--- media type (raw_type); 6 the tasks table (the engine's durable queue); 10 the photos
--- table and properties.photos_fingerprint (cascades).
-INSERT INTO schema_migrations (version) VALUES (1), (2), (3), (6), (10) ON CONFLICT DO NOTHING;
+-- media type (raw_type); 4 the calendar_days table (a new table, created as it is: no
+-- existing row changes); 5 field-level history (last_changes, events.changes) and
+-- entity_aliases for id merges; 6 the tasks table (the engine's durable queue); 7 the
+-- photos table and properties.photos_fingerprint (cascades).
+INSERT INTO schema_migrations (version) VALUES (1), (2), (3), (4), (5), (6), (7) ON CONFLICT DO NOTHING;

@@ -44,6 +44,7 @@ from syncd.store.credentials import CredentialStore
 from syncd.store.embedded import EmbeddedPostgres
 from syncd.store.postgres import Store
 from syncd.store.tasks import Priority, TaskQueue
+from syncd.web import admin as web_admin
 from syncd.web import board
 from syncd.web import server as web_server
 from syncd.web.app import WebContext, create_app
@@ -81,9 +82,13 @@ async def open_store(settings: Settings, dsn: str) -> AsyncIterator[Store]:
     async with Store.open(
         dsn,
         min_size=db.pool_min_size,
-        # Each running sync holds its lock's connection and, past its first batch, the
-        # extra writers' (write_lanes - 1); 3 more serve scheduling, LISTEN and the web.
-        max_size=max(db.pool_max_size, settings.daemon.worker_concurrency * db.write_lanes + 3),
+        # Each running task holds its lock's connection and, past a sync's first batch, the
+        # extra writers' (write_lanes - 1); 4 more serve scheduling, LISTEN, the engine's
+        # liveness lock and the web.
+        max_size=max(
+            db.pool_max_size,
+            (settings.daemon.worker_concurrency + settings.daemon.urgent_workers) * db.write_lanes + 4,
+        ),
         command_timeout=db.command_timeout_s,
     ) as store:
         await store.migrate()
@@ -107,8 +112,9 @@ async def warn_if_connections_short(store: Store, settings: Settings, log: Any) 
             more_wanted=wanted,
             server_has_free=headroom,
             hint=(
-                f"the pool grows to worker_concurrency ({d.worker_concurrency}) x write_lanes "
-                f"({settings.database.write_lanes}) + 3; lower either, or raise the server's max_connections"
+                f"the pool grows to (worker_concurrency + urgent_workers) ({d.worker_concurrency} + "
+                f"{d.urgent_workers}) x write_lanes ({settings.database.write_lanes}) + 4; lower them, "
+                "or raise the server's max_connections"
             ),
         )
 
@@ -179,6 +185,7 @@ class Daemon:
         self.queue: TaskQueue | None = None
         self.executor: TaskExecutor | None = None
         self.engine: Engine | None = None
+        self._connectors: dict[str, Connector] = {}
         ids = [i.id for i in settings.integrations if i.enabled]
         self.owned = scheduling.owned(ids, settings.daemon.shard_index, settings.daemon.shard_count)
 
@@ -203,6 +210,7 @@ class Daemon:
                 self.settings, self.owned, transports, credentials, self.metrics, log, self.guards
             )
             self.store = store
+            self._connectors = connectors
             self.runner = SyncRunner(store, connectors, self.settings, self.metrics, log, self.stop)
             await self.runner.restore_gauges()
             d = self.settings.daemon
@@ -353,14 +361,33 @@ class Daemon:
             # shard's fault, and taking the shard out of rotation would not fix it (the
             # runs that need the partner fail fast and retry after the cool-down).
             detail=self._readiness_detail,
+            routes=self._admin_routes(store),
         )
         web = self.settings.web
         await web_server.serve(create_app(ctx), web.host, web.port, task_status=task_status)
 
+    def _admin_routes(self, store: Store) -> list[Any]:
+        """/admin/* when a token is configured; none (every /admin path a 404) otherwise."""
+        token = self.settings.web.admin_token
+        if token is None:
+            return []
+        ctx = web_admin.AdminContext(token, store, self.settings, self._connectors, self._log, self._wake)
+        return [web_admin.mount(ctx)]
+
     def _readiness_detail(self) -> dict[str, Any]:
-        """Breakers not closed (open or half-open), by name; empty when all are closed."""
+        """Breakers not closed (open or half-open), by name, and how long due tasks have
+        waited with none claimed (it fails readiness past ``claim_stall_s``); empty when
+        there is nothing to report."""
+        detail: dict[str, Any] = {}
         breakers = self.guards.readiness()
-        return {"open_breakers": breakers} if breakers else {}
+        if breakers:
+            detail["open_breakers"] = breakers
+        stalled = self.engine.stalled_s() if self.engine is not None else 0.0
+        if stalled > 0 and self.engine is not None:
+            detail["claim_stalled_s"] = round(stalled, 1)
+            detail["claim_stall_s"] = self.settings.daemon.claim_stall_s
+            detail["tasks_due"] = sum(d.due for d in self.engine.depth)
+        return detail
 
     def _api_versions(self, owned: set[str]) -> dict[str, str]:
         """The partner API version each owned integration runs (pinned or rolled out)."""
@@ -370,6 +397,12 @@ class Daemon:
             for i in self.settings.integrations
             if i.id in owned and i.partner in catalogue
         }
+
+    def _queue_status(self) -> dict[str, Any] | None:
+        if self.engine is None:
+            return None
+        e = self.engine
+        return board.queue_entry(e.depth, len(e.slots), e.stalled_s(), self.settings.daemon.claim_stall_s)
 
     async def _status(self) -> dict[str, Any]:
         """/status: each sync with its verdict, each partner's recent calls (web/board.py)."""
@@ -396,6 +429,7 @@ class Daemon:
             "integrations": len(self.owned),
             "api_versions": self._api_versions(owned),
             "draining": self.stop.is_set(),
+            "queue": self._queue_status(),
             "runs": {
                 f"{i}/{r}": {
                     "pages": s.pages,

@@ -156,6 +156,14 @@ def cmd_sync_now(args: argparse.Namespace) -> int:
     return int(_run_async(admin.sync_now, settings, args.integration, args.resource))
 
 
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from syncd import admin
+
+    settings = _operator(args)
+    a = args
+    return int(_run_async(admin.tasks, settings, a.state, a.integration, a.limit, a.json))
+
+
 def cmd_dlq_list(args: argparse.Namespace) -> int:
     from syncd import admin
 
@@ -170,6 +178,14 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
     settings = _operator(args)
     a = args
     return int(_run_async(admin.dlq_replay, settings, a.integration, a.resource, a.id, a.limit, a.json))
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from syncd import admin
+
+    settings = _operator(args)
+    a = args
+    return int(_run_async(admin.history, settings, a.integration, a.resource, a.external_id, a.json))
 
 
 NEW_SECRET_ENV = "SYNCD_NEW_CLIENT_SECRET"
@@ -205,6 +221,21 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     tune_gc()
     serve(options)
     return 0
+
+
+# The states `syncd tasks --state` accepts (syncd.admin.TASK_STATES; not imported from
+# there, which would load the daemon's modules for every command).
+TASK_STATES = ("pending", "running", "done", "failed", "skipped", "expired", "dead", "lost")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -253,11 +284,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--integration", required=True)
     p.set_defaults(func=cmd_rotate_secret)
 
-    p = sub.add_parser("sync-now", help="sync an integration (or one resource) now, not at its next interval")
+    p = sub.add_parser("sync-now", help="queue a sync of an integration (or one resource) at user priority")
     p.add_argument("--config", "-c", type=Path, required=True)
     p.add_argument("--integration", required=True)
     p.add_argument("--resource")
     p.set_defaults(func=cmd_sync_now)
+
+    p = sub.add_parser("tasks", help="the task queue, newest first (pending, running, recently finished)")
+    p.add_argument("--config", "-c", type=Path, required=True)
+    p.add_argument("--state", choices=TASK_STATES)
+    p.add_argument("--integration")
+    p.add_argument("--limit", type=_positive, default=100)
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=cmd_tasks)
 
     dlq = sub.add_parser("dlq", help="dead letters: records the partner sent that failed validation")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
@@ -265,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", type=Path, required=True)
     p.add_argument("--integration")
     p.add_argument("--resource")
-    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--limit", type=_positive, default=100)
     p.add_argument("--payload", action="store_true", help="include the stored (redacted) payload")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=cmd_dlq_list)
@@ -276,9 +315,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--integration")
     p.add_argument("--resource")
     p.add_argument("--id", action="append", default=[], help="only this external id (repeatable)")
-    p.add_argument("--limit", type=int, default=10_000)
+    p.add_argument("--limit", type=_positive, default=10_000)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=cmd_dlq_replay)
+
+    p = sub.add_parser(
+        "history",
+        help="one record's change events, oldest first: field: old -> new (follows id merges; "
+        "exit 1 if it has none)",
+    )
+    p.add_argument("integration", metavar="INTEGRATION")
+    p.add_argument("resource", metavar="RESOURCE", help="properties, reservations, ...")
+    p.add_argument("external_id", metavar="EXTERNAL_ID", help="the partner's id (a former id works too)")
+    p.add_argument("--config", "-c", type=Path, required=True)
+    p.add_argument(
+        "--json", action="store_true", help="one JSON object per line, changes as {field: [old, new]}"
+    )
+    p.set_defaults(func=cmd_history)
 
     p = sub.add_parser("demo", help="embedded PostgreSQL + partner simulator + daemon, with live progress")
     p.add_argument("--listings", type=int, default=2000, help="listings per simulated account")

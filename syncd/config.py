@@ -12,6 +12,7 @@ import ssl
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -41,6 +42,7 @@ DEFAULT_OVERLAP_S = 30.0
 DEFAULT_INTERVAL_S = 900.0
 DATABASE_URL_ENV = "SYNCD_DATABASE_URL"
 SECRET_KEYS_ENV = "SYNCD_SECRET_KEYS"
+MIN_ADMIN_TOKEN_CHARS = 32
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SLUG = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
@@ -139,6 +141,16 @@ class WebSettings(_Frozen):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # The bearer token of /admin/*; None (or "${VAR:-}" unset) turns the admin routes off.
+    admin_token: OptionalSecret = None
+
+    @field_validator("admin_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        # Short tokens are guessable over HTTP; `openssl rand -hex 32` gives 64 characters.
+        if value is not None and len(value.get_secret_value()) < MIN_ADMIN_TOKEN_CHARS:
+            raise ValueError(f"must be at least {MIN_ADMIN_TOKEN_CHARS} characters (openssl rand -hex 32)")
+        return value
 
 
 class BreakerSettings(_Frozen):
@@ -260,6 +272,10 @@ class ResourceSettings(_Frozen):
     full_resync_interval_s: float | None = Field(default=None, gt=0)
     # A run that takes longer stops (keeping what it committed) and is retried later.
     run_deadline_s: float = Field(default=6 * 3600.0, gt=0)
+    # Date-windowed resources (a listing's calendar): the days fetched each run, from
+    # ``window_start`` (None: today, UTC; a fixed date for backfills and replays).
+    window_days: int = Field(default=365, ge=1, le=3 * 366)
+    window_start: date | None = None
 
 
 class IntegrationSettings(_Frozen):

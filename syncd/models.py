@@ -56,6 +56,20 @@ class ReservationStatus(enum.StrEnum):
     OTHER = "other"
 
 
+class CalendarStatus(enum.StrEnum):
+    AVAILABLE = "available"
+    UNAVAILABLE = "unavailable"  # blocked by the host or the partner
+    RESERVED = "reserved"  # taken by a booking, confirmed or pending
+    OTHER = "other"
+
+
+# The ``source_updated_at`` of a record whose partner sends no modification time (a
+# calendar day). Every copy of it ties, so the store's same-stamp rule writes a copy only
+# when its bytes differ: an unchanged record writes nothing, a changed one its new version.
+# The fetch time would make every copy newer and rewrite every record on every run.
+UNTIMED = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -117,6 +131,18 @@ class Photo(_Record):
     url: str = Field(min_length=1, max_length=4096)
     thumbnail_url: str | None = Field(default=None, max_length=4096)
     caption: str | None = None
+
+
+class CalendarDay(_Record):
+    """One listing-day: ``external_id`` is ``<property external id>:<YYYY-MM-DD>``."""
+
+    property_external_id: ExternalId
+    day: date
+    status: CalendarStatus
+    partner_status: str
+    price: Decimal | None = Field(default=None, ge=0, le=MAX_MONEY)
+    currency: str | None = Field(default=None, min_length=3, max_length=3)
+    min_nights: int | None = Field(default=None, ge=0, le=10_000)
 
 
 # --- the ingest hot path -------------------------------------------------------------------

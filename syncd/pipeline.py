@@ -100,6 +100,7 @@ class _Batcher:
     def reset(self) -> None:
         self.rows: dict[str, tuple[Any, ...]] = {}
         self.dead: dict[str, DeadLetter] = {}
+        self.merges: dict[str, str] = {}  # new id -> old id, as the pages said
         self.checkpoint: dict[str, Any] | None = None
         self.pages = 0
         self.fetched = 0
@@ -128,6 +129,7 @@ class _Batcher:
             rows=list(self.rows.values()),
             dead_letters=list(self.dead.values()),
             resolved=resolved,
+            merges=[(old, new) for new, old in self.merges.items()],
             checkpoint=self.checkpoint,
             pages=self.pages,
             fetched=self.fetched,
@@ -201,6 +203,8 @@ async def run(
                 batcher.add_dead(dead_letter(connector, resource, raw, exc))
                 continue
             batcher.add_row(row)
+        if page.merged_from:
+            batcher.merges.update(page.merged_from)
         batcher.checkpoint = page.checkpoint
         batcher.pages += 1
         batcher.fetched += len(page.records)

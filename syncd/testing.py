@@ -18,6 +18,7 @@ import orjson
 from syncd.config import ResourceSettings
 from syncd.connectors.base import Normalizer, Page, PartnerInfo
 from syncd.http.transport import PartnerTransport
+from syncd.store.types import RawRecord
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class FakeConnector:
     listed_ids: list[str] | None = None
     existing: dict[str, dict[str, Any]] | None = None
     page_delay_s: float = 0.0  # a slow partner
+    # new id -> old id: records the partner re-identified, said on the page that carries them
+    merged_from: dict[str, str] = field(default_factory=dict)
     fetch_one_calls: list[str] = field(default_factory=list)
     partner: FakePartner = field(kw_only=True)
     info: PartnerInfo = field(init=False)
@@ -69,7 +72,10 @@ class FakeConnector:
             if self.page_delay_s:
                 await anyio.sleep(self.page_delay_s)
             chunk = self.records[i : i + self.page_size]
-            yield Page([orjson.dumps(r) for r in chunk], {"offset": i + len(chunk)})
+            ids = [self.partner.id_of(r) for r in chunk] if self.merged_from else []
+            merged = {new: self.merged_from[new] for new in ids if new in self.merged_from}
+            records: list[RawRecord] = [orjson.dumps(r) for r in chunk]
+            yield Page(records, {"offset": i + len(chunk)}, merged_from=merged or None)
 
     def live_ids(self, resource: str) -> AsyncGenerator[list[str], None] | None:
         ids = self.listed_ids if self.listed_ids is not None else [self._id(r) for r in self.records]

@@ -171,6 +171,17 @@ def toml_of(document: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def schema_versions() -> list[int]:
+    """The schema generations schema.sql declares (its INSERT INTO schema_migrations)."""
+    import re
+
+    from syncd.store.queries import schema_sql
+
+    found = re.search(r"INSERT INTO schema_migrations \(version\) VALUES ([^;]+?) ON CONFLICT", schema_sql())
+    assert found is not None, "schema.sql declares no schema_migrations versions"
+    return sorted(int(v) for v in re.findall(r"\((\d+)\)", found.group(1)))
+
+
 async def db_rows(database_url: str, query: str, *args: Any) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(database_url)
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -30,12 +30,19 @@ class Page:
     ``records``, exactly what ``normalizer(resource)(record)`` would return; None for a
     record the pipeline must normalize itself (and so dead-letter if that fails).
     ``media_type`` names the records' format (``application/json``, ``application/xml``,
-    ...); it is stored beside each record's bytes."""
+    ...); it is stored beside each record's bytes.
+
+    ``merged_from`` is optional too: for a partner whose record ids can change (a merge),
+    new id -> the id the record had before, for the records of this page that say so. The
+    store then keeps one entity: the row under the old id takes the new id (or, if both
+    exist, the old one is deleted as merged), and copies still sent under the old id land
+    on the new one. Saying it again (an overlap re-read) changes nothing."""
 
     records: list[RawRecord]
     checkpoint: dict[str, Any]
     prenormalized: list[tuple[Any, ...] | None] | None = None
     media_type: str = JSON
+    merged_from: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Pure paginators. No I/O: they turn responses into the next request and a checkpoint.
+"""Pure paginators. No I/O: they turn responses into the next request and a checkpoint
+(``rescanned`` only logs: the limit every walk puts on a list that keeps shifting).
 
 ``UpdatedSinceCursor`` walks a partner list sorted by its update timestamp, with a filter
 ``updated >= ts`` and a ``skip`` counted *within* that filter. Anchoring every request on a
@@ -22,8 +23,21 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from syncd import errors
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_CONSECUTIVE_RESCANS = 5
+
+
+def rescanned(where: str, rescans: int, at: str, log: Any) -> int:
+    """The consecutive rescans of a walk after one more (its page shifted under it, at
+    ``at``); past ``MAX_CONSECUTIVE_RESCANS`` the walk fails: the list never holds still."""
+    if rescans >= MAX_CONSECUTIVE_RESCANS:
+        raise errors.PaginationError(f"{where}: the walk keeps shifting at {at}")
+    if log is not None:
+        log.info("tie_group_shifted", endpoint=where, updated_since=at)
+    return rescans + 1
+
 
 TimestampOf = Callable[[Any], "datetime | None"]
 IdOf = Callable[[Any], "str | None"]

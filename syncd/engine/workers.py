@@ -31,7 +31,7 @@ from syncd.config import DaemonSettings
 from syncd.engine.clock import Clock
 from syncd.engine.scheduling import Backoff
 from syncd.observability.metrics import Metrics
-from syncd.store.tasks import Priority, Task, TaskQueue
+from syncd.store.tasks import Depth, Priority, Task, TaskQueue, priority_name
 
 # What a task does; it ends its task itself (``TaskQueue.finish`` / ``retry``), because a
 # sync ends its task in the same statement that moves its schedule.
@@ -88,6 +88,8 @@ class Engine:
         self._last_claim = time.monotonic()
         self._last_purge = 0.0
         self._stalled_s = 0.0
+        # The queue as the last tick saw it (for /status and /readyz).
+        self.depth: list[Depth] = []
         self._db_backoff = Backoff()
         self.workers_scope: anyio.CancelScope | None = None
         # This process's liveness token while its lock is held (None: not claiming).
@@ -105,7 +107,12 @@ class Engine:
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._hold_liveness)
-            await self._live.wait()
+            while not self._live.is_set():  # the database may be away at start
+                if self._stop.is_set():
+                    tg.cancel_scope.cancel()
+                    return
+                with anyio.move_on_after(0.5):
+                    await self._live.wait()
             try:
                 await self._run_workers()
             finally:
@@ -159,10 +166,14 @@ class Engine:
             now = await self._clock.now()
             if enqueue:
                 spread_s = self._settings.recovery_spread_s if spread else 0.0
-                await self._queue.enqueue_due_schedules(self._owned, now, spread_s)
+                queued = await self._queue.enqueue_due_schedules(self._owned, now, spread_s)
+                if queued:
+                    self._metrics.tasks_enqueued.labels("sync", "inserted").inc(len(queued))
             for kind, _priority in await self._queue.expire(self._owned, now):
                 self._metrics.tasks_ended.labels(kind, "expired").inc()
             reclaimed = await self._queue.reclaim(self._owned)
+            for kind in reclaimed.dead_kinds:
+                self._metrics.tasks_ended.labels(kind, "dead").inc()
             if reclaimed.requeued or reclaimed.dead or reclaimed.lost:
                 self._metrics.leases_reclaimed.inc(reclaimed.requeued + reclaimed.dead + reclaimed.lost)
                 self._log.warning(
@@ -211,8 +222,9 @@ class Engine:
             self._last_claim = time.monotonic()
         return len(general) + len(urgent)
 
-    def _observe(self, depth: Sequence[Any], at: float, claimed: int) -> None:
+    def _observe(self, depth: Sequence[Depth], at: float, claimed: int) -> None:
         m = self._metrics
+        self.depth = list(depth)
         waiting = sum(d.due for d in depth)
         oldest = max((d.oldest_s for d in depth), default=0.0)
         m.scheduler_ticked(at, waiting, oldest)
@@ -308,7 +320,4 @@ class Engine:
 
 
 def _priority_name(priority: int) -> str:
-    for p in sorted(Priority, reverse=True):
-        if priority >= p:
-            return p.name.lower()
-    return Priority.USER.name.lower()
+    return priority_name(priority)

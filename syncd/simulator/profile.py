@@ -47,6 +47,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TYPE_CHECKING, ClassVar, Generic, Literal, TypeVar
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.requests import Request
@@ -117,6 +118,15 @@ class DatasetOptions:
     generation: int = 0
     prerender: bool = False
     extra: Mapping[str, object] = field(default_factory=dict)
+
+
+def json_response(body: bytes, status: int = 200) -> Response:
+    return Response(body, status, media_type=JSON_MEDIA_TYPE)
+
+
+async def form_fields(request: Request) -> dict[str, str]:
+    """The urlencoded body (Starlette caches it: ``identify`` and the handler share one read)."""
+    return dict(parse_qsl((await request.body()).decode(errors="replace"), keep_blank_values=True))
 
 
 def status_code(status: int) -> str:

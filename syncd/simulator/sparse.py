@@ -19,6 +19,8 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
+from syncd.simulator.encoding import mix64
+
 ALL_BEFORE = -(1 << 62)
 ALL_AFTER = 1 << 62
 
@@ -239,3 +241,67 @@ class _Window:
     base_n: int
     v_lo: int
     v_hi: int
+
+
+def pick_live(table: OverrideTable, h: int) -> int | None:
+    """A live index derived from ``h``, probing forward past deleted ones."""
+    for step in range(min(table.total, 4096)):
+        i = (h + step) % table.total
+        if table.is_live(i):
+            return i
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """A validated list request over the half-open window ``[lo_ms, hi_ms)`` of update times."""
+
+    limit: int = 100
+    offset: int = 0
+    order: str = "id"  # "id", or by update time: "asc" / "desc"
+    lo_ms: int = ALL_BEFORE
+    hi_ms: int = ALL_AFTER
+    after_id: int | None = None  # the partner's id of the record the page starts after
+
+
+def select_page(table: OverrideTable, q: ListQuery, after: int | None) -> tuple[list[int], int]:
+    """A page of indexes and how many match: by index (``q.order`` "id"), else by (time,
+    index) ascending ("asc") or descending ("desc"); with ``after`` (an index), only those
+    past that record's *current* place (none if it is deleted)."""
+    lo, hi, order, offset, limit = q.lo_ms, q.hi_ms, q.order, q.offset, q.limit
+    count = table.count(lo, hi)
+    if order == "id":
+        return table.select(lo, hi, False, offset, offset + limit), count
+    start, stop = 0, count  # positions, in ascending (time, id) order, the cursor leaves
+    if after is not None:
+        if not table.is_live(after):
+            return [], count
+        t = table.timestamp(after)
+        before = table.count(lo, min(max(t, lo), hi))  # in the window, earlier than the cursor
+        at = 0
+        if lo <= t < hi:
+            tied = table.select(t, t + 1, True, 0, table.count(t, t + 1))
+            before += bisect.bisect_left(tied, after)
+            at = 1
+        start, stop = (before + at, count) if order == "asc" else (0, before)
+    if order == "asc":
+        a = start + offset
+        return table.select(lo, hi, True, a, min(stop, a + limit)), count
+    b = stop - offset
+    picked = table.select(lo, hi, True, max(start, b - limit), b) if b > start else []
+    picked.reverse()
+    return picked, count
+
+
+def mutation_seconds(key: int, count: int, clock_s: int) -> list[tuple[int, int]]:
+    """(hash, second) of ``count`` mutations after ``clock_s``: groups of one to four share
+    a second, one to three seconds apart (the tie groups of whole-second partners)."""
+    out, left = [], 0
+    for n in range(count):
+        h = mix64(key ^ n)
+        if left == 0:
+            left = 1 + (h >> 40) % 4
+            clock_s += 1 + (h >> 44) % 3
+        left -= 1
+        out.append((h, clock_s))
+    return out

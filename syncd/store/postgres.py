@@ -39,6 +39,9 @@ if TYPE_CHECKING:  # asyncpg's classes are generic only in its stubs
 else:
     Connection = Any
 _MIGRATION_LOCK = 0x5F5D_0001  # advisory lock key: one migrator at a time across shards
+# The first PostgreSQL major version with RETURNING OLD: its upsert hands each event the
+# changed fields' old values without storing them in the row (resource_queries.sql).
+RETURNING_OLD_SINCE = 18
 
 
 @contextlib.contextmanager
@@ -230,12 +233,26 @@ class Store:
             rows = await self._pool.fetch(Q["sync_status"], list(integration_ids))
         return [dict(r) for r in rows]
 
+    async def integration_ids(self) -> list[str]:
+        with translate():
+            rows = await self._pool.fetch(Q["integration_ids"])
+        return [r["id"] for r in rows]
+
     async def dead_letters(
         self, integration_ids: Sequence[str], resource: str | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
         """Open dead letters, newest first."""
         with translate():
             rows = await self._pool.fetch(Q["list_dead_letters"], list(integration_ids), resource, limit)
+        return [dict(r) for r in rows]
+
+    async def history(self, integration_id: str, resource: str, external_id: str) -> list[dict[str, Any]]:
+        """The entity's change events, oldest first, across the ids it had (merges): asked
+        by an old id, the answer is the entity's whole history under its id now."""
+        with translate():
+            async with self._pool.acquire() as conn:
+                current = await conn.fetchval(Q["current_id"], integration_id, resource, external_id)
+                rows = await conn.fetch(Q["entity_history"], integration_id, resource, current)
         return [dict(r) for r in rows]
 
     async def set_integration_status(self, integration_id: str, status: str, reason: str | None) -> None:
@@ -369,6 +386,8 @@ class BatchWriter:
         # Set by ``SyncSession.start_run`` when the integration has no rows of this
         # resource yet: batches are then plain inserts (resource_queries.sql: insert_new).
         self.first_sync = False
+        returning_old = conn.get_server_version().major >= RETURNING_OLD_SINCE
+        self._upsert = spec.sql.upsert if returning_old else spec.sql.upsert_before_18
 
     async def apply(self, batch: Batch, turn: Turn | None = None, after: Turn | None = None) -> ApplyResult:
         """Rows, their change events, dead letters and the checkpoint: one transaction,
@@ -429,7 +448,10 @@ class BatchWriter:
                 batch.rows.clear()
             if after is not None:
                 await after.upserted.wait()
+            if batch.merges:
+                await self._merge(batch.merges)
             if copied:
+                await self._conn.execute(spec.sql.follow_aliases, self.integration_id)
                 inserted, updated = await self._write_rows()
             if batch.parents and spec.sql.sweep_children is not None:
                 await self._conn.fetchval(spec.sql.sweep_children, self.integration_id, batch.parents, kept)
@@ -472,6 +494,18 @@ class BatchWriter:
         unchanged = copied - inserted - updated
         return ApplyResult(inserted, updated, unchanged, len(batch.dead_letters))
 
+    async def _merge(self, merges: list[tuple[str, str]]) -> None:
+        """Records the partner re-identified: one entity each, under its new id (see
+        resource_queries.sql: record_alias, rename, merge_into). Rare, so one pair at a time."""
+        sql = self.spec.sql
+        for old, new in merges:
+            if old == new:
+                continue
+            if await self._conn.fetchval(sql.record_alias, self.integration_id, old, new) is None:
+                continue  # already applied: the partner said it again
+            if not await self._conn.fetchval(sql.rename, self.integration_id, old, new):
+                await self._conn.fetchval(sql.merge_into, self.integration_id, old, new)
+
     async def _write_rows(self) -> tuple[int, int]:
         """Staged rows into the table: (inserted, updated)."""
         if self.first_sync:
@@ -481,7 +515,7 @@ class BatchWriter:
                 return inserted, 0
             except asyncpg.UniqueViolationError:
                 self.first_sync = False  # a record came again: upsert from here on
-        counts = await self._conn.fetchrow(self.spec.sql.upsert, self.integration_id)
+        counts = await self._conn.fetchrow(self._upsert, self.integration_id)
         assert counts is not None  # the statement always returns one row
         return counts["inserted"], counts["updated"]
 

@@ -250,6 +250,11 @@ LEFT JOIN sync_state st ON st.integration_id = s.integration_id AND st.resource 
 WHERE i.id = ANY($1::text[])
 ORDER BY i.id, s.resource;
 
+-- name: integration_ids
+-- Every integration some daemon registered: operator commands work from a config that
+-- names only the database.
+SELECT id FROM integrations ORDER BY id;
+
 -- name: list_dead_letters
 -- Open dead letters, newest first; $2 NULL means every resource.
 SELECT integration_id, resource, external_id, error_class, reason, attempts, first_seen_at,
@@ -275,3 +280,24 @@ WITH due AS (
 )
 SELECT array_agg(resource ORDER BY resource) AS resources, pg_notify('syncd_wake', $1) AS notified
 FROM due;
+
+-- name: current_id
+-- The id an entity has now, when ``$3`` is one it had before a merge (aliases are flat).
+SELECT coalesce(
+    (SELECT new_id FROM entity_aliases WHERE integration_id = $1 AND resource = $2 AND old_id = $3), $3);
+
+-- name: entity_history
+-- Every event of one entity, oldest first, under its current id ($3) and every id it had
+-- before a merge. events has no per-record index (it would cost every sync an index
+-- insert per change), so this reads the integration's events: an operator's lookup, not
+-- a hot path.
+SELECT e.external_id, e.kind, e.version, e.changed_fields, e.changes, e.source_updated_at,
+       e.occurred_at
+FROM events e
+WHERE e.integration_id = $1 AND e.resource = $2
+  AND e.external_id IN (
+      SELECT $3::text
+      UNION ALL
+      SELECT old_id FROM entity_aliases WHERE integration_id = $1 AND resource = $2 AND new_id = $3
+  )
+ORDER BY e.id;

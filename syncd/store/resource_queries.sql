@@ -8,6 +8,11 @@
 --   {{changes}}        one CASE per compared field (every field but external_id and
 --                      source_updated_at) naming it when it changed
 --   {{old}} {{new}}    the compared fields of the stored row (t.) and the incoming one
+--   {{set_changes}} {{returned_changes}}
+--                      the changed fields' old and new values, {field: [old, new]} (json),
+--                      built in the SET clause (servers before 18: last_changes carries
+--                      them) or in RETURNING from OLD and NEW (18 and later)
+--   {{moved_columns}}  every canonical field but external_id, for rows moved to a new id
 --   {{staging_columns}} the staging table's column definitions
 --   {{cascade}}        for a parent resource, one ``cascade`` CTE per child; else nothing
 --                      (in upsert, insert_new and soft_delete)
@@ -23,10 +28,15 @@ CREATE TEMP TABLE IF NOT EXISTS {{staging}} (
 -- name: upsert
 -- Last write wins by the partner's timestamp: a row is written only when the incoming
 -- copy is newer, or as new with other bytes (partners with whole-second timestamps change
--- a record twice in one second; an overlap re-read has the same bytes). The UPDATE sees the old row (t) and the new one (EXCLUDED), so it
--- records which canonical fields changed (last_changed_fields) and bumps version only on a
--- real change (or a resurrection); RETURNING feeds one event per real change. xmax = 0
--- marks rows this statement inserted. No read of the old rows beyond the conflict check.
+-- a record twice in one second; an overlap re-read has the same bytes). The UPDATE sees
+-- the old row (t) and the new one (EXCLUDED), so it records which canonical fields changed
+-- (last_changed_fields) and bumps version only on a real change (or a resurrection);
+-- RETURNING feeds one event per real change, with each changed field's old and new value.
+-- Rendered twice: on PostgreSQL 18 RETURNING reads them from OLD and NEW, only for rows
+-- that really changed, and nothing more is stored in the row; before 18 the SET clause
+-- writes them into last_changes, the one place that sees both rows, for RETURNING to
+-- carry. xmax = 0 marks rows this statement inserted. No read of the old rows beyond the
+-- conflict check.
 WITH written AS (
     INSERT INTO {{table}} AS t (integration_id, {{columns}}, raw, raw_type)
     SELECT $1, {{staged}}, raw, raw_type
@@ -38,6 +48,7 @@ WITH written AS (
             CASE WHEN t.deleted_at IS NOT NULL THEN 'deleted_at' END,
             {{changes}}
         ], NULL),
+        last_changes = {{set_changes}},
         version = t.version + CASE
             WHEN t.deleted_at IS NOT NULL
               OR ({{old}})
@@ -47,12 +58,17 @@ WITH written AS (
     WHERE t.source_updated_at < EXCLUDED.source_updated_at
        OR (t.source_updated_at = EXCLUDED.source_updated_at AND t.raw <> EXCLUDED.raw)
     RETURNING t.external_id, t.version, t.source_updated_at, t.last_changed_fields,
-              (t.xmax = 0) AS created
+              {{returned_changes}} AS changes, (t.xmax = 0) AS created
 ), logged AS (
+    -- A row that was soft-deleted and comes back is 'restored' (its changes name deleted_at).
     INSERT INTO events (integration_id, resource, external_id, kind, version, changed_fields,
-                        source_updated_at)
-    SELECT $1, '{{resource}}', external_id, CASE WHEN created THEN 'created' ELSE 'updated' END,
-           version, CASE WHEN created THEN NULL ELSE last_changed_fields END, source_updated_at
+                        source_updated_at, changes)
+    SELECT $1, '{{resource}}', external_id,
+           CASE WHEN created THEN 'created'
+                WHEN 'deleted_at' = ANY (last_changed_fields) THEN 'restored'
+                ELSE 'updated' END,
+           version, CASE WHEN created THEN NULL ELSE last_changed_fields END, source_updated_at,
+           CASE WHEN created THEN NULL ELSE changes END
     FROM written WHERE created OR cardinality(last_changed_fields) > 0
 )
 {{cascade}}
@@ -100,15 +116,20 @@ SELECT count(*) FROM written;
 -- A child resource's rows of the parents that a batch carries in full (``Batch.parents``)
 -- which the batch does not hold ($3): the partner no longer has them. In the batch's
 -- transaction, after its rows.
+-- Its deletions are recorded as soft_delete records them.
 WITH gone AS (
     UPDATE {{table}} SET deleted_at = now(), version = version + 1, fetched_at = now(),
-        last_changed_fields = '{deleted_at}'
+        last_changed_fields = '{deleted_at}',
+        last_changes = json_build_object('deleted_at', json_build_array(NULL::timestamptz, now()))
     WHERE integration_id = $1 AND {{parent_key}} = ANY($2::text[]) AND deleted_at IS NULL
       AND NOT (external_id = ANY($3::text[]))
-    RETURNING external_id, version, source_updated_at
+    RETURNING external_id, version, source_updated_at, last_changes
 ), logged AS (
-    INSERT INTO events (integration_id, resource, external_id, kind, version, source_updated_at)
-    SELECT $1, '{{resource}}', external_id, 'deleted', version, source_updated_at FROM gone
+    INSERT INTO events (integration_id, resource, external_id, kind, version, changed_fields,
+                        source_updated_at, changes)
+    SELECT $1, '{{resource}}', external_id, 'deleted', version, '{deleted_at}', source_updated_at,
+           last_changes
+    FROM gone
 )
 SELECT count(*) FROM gone;
 
@@ -118,15 +139,104 @@ SELECT EXISTS (SELECT 1 FROM {{table}} WHERE integration_id = $1);
 -- name: soft_delete
 WITH gone AS (
     UPDATE {{table}} SET deleted_at = now(), version = version + 1, fetched_at = now(),
-        last_changed_fields = '{deleted_at}'
+        last_changed_fields = '{deleted_at}',
+        last_changes = json_build_object('deleted_at', json_build_array(NULL::timestamptz, now()))
     WHERE integration_id = $1 AND external_id = ANY($2::text[]) AND deleted_at IS NULL
-    RETURNING external_id, version, source_updated_at
+    RETURNING external_id, version, source_updated_at, last_changes
 ), logged AS (
-    INSERT INTO events (integration_id, resource, external_id, kind, version, source_updated_at)
-    SELECT $1, '{{resource}}', external_id, 'deleted', version, source_updated_at FROM gone
+    INSERT INTO events (integration_id, resource, external_id, kind, version, changed_fields,
+                        source_updated_at, changes)
+    SELECT $1, '{{resource}}', external_id, 'deleted', version, '{deleted_at}', source_updated_at,
+           last_changes
+    FROM gone
 )
 {{cascade}}
 SELECT count(*) FROM gone;
+
+-- name: record_alias
+-- The partner says record $3 was previously $2 (a merge). Records sent under $2 from now
+-- on belong to $3 (follow_aliases); ids that already pointed at $2 now point at $3, so
+-- every alias resolves in one step; $3 is a live id again if it was an alias itself.
+-- Returns a row only when the alias is new: a merge signalled again (an overlap re-read
+-- of $3's page) changes nothing. The three changes touch different rows ($2 <> $3).
+WITH repointed AS (
+    UPDATE entity_aliases SET new_id = $3, merged_at = now()
+    WHERE integration_id = $1 AND resource = '{{resource}}' AND new_id = $2 AND old_id <> $3
+), revived AS (
+    DELETE FROM entity_aliases WHERE integration_id = $1 AND resource = '{{resource}}' AND old_id = $3
+)
+INSERT INTO entity_aliases (integration_id, resource, old_id, new_id)
+VALUES ($1, '{{resource}}', $2, $3)
+ON CONFLICT (integration_id, resource, old_id) DO UPDATE SET new_id = EXCLUDED.new_id, merged_at = now()
+WHERE entity_aliases.new_id <> EXCLUDED.new_id
+RETURNING old_id;
+
+-- name: rename
+-- A merge whose new id has no row yet: the entity keeps its row (and its history) under
+-- its new id; version + 1 and a 'merged' event saying old -> new.
+WITH renamed AS (
+    UPDATE {{table}} SET external_id = $3, version = version + 1, fetched_at = now(),
+        last_changed_fields = '{external_id}',
+        last_changes = json_build_object('external_id', json_build_array($2::text, $3::text))
+    WHERE integration_id = $1 AND external_id = $2
+      AND NOT EXISTS (SELECT 1 FROM {{table}} WHERE integration_id = $1 AND external_id = $3)
+    RETURNING external_id, version, source_updated_at, last_changed_fields, last_changes
+), logged AS (
+    INSERT INTO events (integration_id, resource, external_id, kind, version, changed_fields,
+                        source_updated_at, changes)
+    SELECT $1, '{{resource}}', external_id, 'merged', version, last_changed_fields,
+           source_updated_at, last_changes
+    FROM renamed
+)
+SELECT count(*) FROM renamed;
+
+-- name: merge_into
+-- A merge where both ids have rows: the old one is soft-deleted as merged into the new
+-- one (version + 1), and each gets a 'merged' event saying old -> new; the new row's data
+-- and version stay as they are (its own copy from the partner decides them).
+WITH gone AS (
+    UPDATE {{table}} o SET deleted_at = coalesce(o.deleted_at, now()), version = o.version + 1,
+        fetched_at = now(),
+        last_changed_fields = CASE WHEN o.deleted_at IS NULL
+                                   THEN '{external_id,deleted_at}' ELSE '{external_id}' END::text[],
+        last_changes = CASE WHEN o.deleted_at IS NULL
+            THEN json_build_object('external_id', json_build_array($2::text, $3::text),
+                                   'deleted_at', json_build_array(NULL::timestamptz, now()))
+            ELSE json_build_object('external_id', json_build_array($2::text, $3::text)) END
+    WHERE o.integration_id = $1 AND o.external_id = $2
+      AND EXISTS (SELECT 1 FROM {{table}} n WHERE n.integration_id = $1 AND n.external_id = $3)
+    RETURNING o.external_id, o.version, o.source_updated_at, o.last_changed_fields, o.last_changes
+), logged AS (
+    INSERT INTO events (integration_id, resource, external_id, kind, version, changed_fields,
+                        source_updated_at, changes)
+    SELECT $1, '{{resource}}', external_id, 'merged', version, last_changed_fields,
+           source_updated_at, last_changes
+    FROM gone
+    UNION ALL
+    SELECT $1, '{{resource}}', n.external_id, 'merged', n.version, '{external_id}',
+           n.source_updated_at, json_build_object('external_id', json_build_array($2::text, $3::text))
+    FROM {{table}} n
+    WHERE n.integration_id = $1 AND n.external_id = $3 AND EXISTS (SELECT 1 FROM gone)
+)
+SELECT count(*) FROM gone;
+
+-- name: follow_aliases
+-- Staged copies of ids that merged into another (overlap re-reads, late pages, targeted
+-- fetches) move to the id the entity has now, so they update it by last write wins rather
+-- than resurrect a second entity; a copy whose new id is staged too is dropped (the
+-- partner's copy under the current id is the record now). The uncorrelated EXISTS is
+-- evaluated once: an integration without aliases (nearly all) scans nothing.
+WITH moved AS (
+    DELETE FROM {{staging}} s USING entity_aliases a
+    WHERE EXISTS (SELECT 1 FROM entity_aliases WHERE integration_id = $1 AND resource = '{{resource}}')
+      AND a.integration_id = $1 AND a.resource = '{{resource}}' AND a.old_id = s.external_id
+    RETURNING a.new_id, s.*
+)
+INSERT INTO {{staging}} ({{columns}}, raw, raw_type)
+SELECT DISTINCT ON (new_id) new_id, {{moved_columns}}, raw, raw_type
+FROM moved
+WHERE NOT EXISTS (SELECT 1 FROM {{staging}} s WHERE s.external_id = moved.new_id)
+ORDER BY new_id, source_updated_at DESC;
 
 -- name: unseen
 -- Deletion candidates after an ID sweep: live rows the sweep did not see and that were not
@@ -151,6 +261,7 @@ CREATE TABLE {{table}} (
     fetched_at timestamptz NOT NULL DEFAULT now(),
     version integer NOT NULL DEFAULT 1,
     last_changed_fields text[],
+    last_changes json,
     deleted_at timestamptz,
     raw bytea NOT NULL,
     raw_type text NOT NULL,

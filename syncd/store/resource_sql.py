@@ -18,6 +18,8 @@ _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 _LIST = ",\n        "  # keeps a rendered statement readable in pg_stat_statements and logs
 # Not compared for a change: the conflict key, and the timestamp that decides the write.
 _NOT_COMPARED = frozenset({"external_id", "source_updated_at"})
+# Arguments of one concat_ws in a row's changes: a function takes at most 100.
+_PIECES_PER_CALL = 90
 
 
 @dataclass(frozen=True)
@@ -26,12 +28,17 @@ class ResourceSQL:
 
     staging_table: str
     create_staging: str
-    upsert: str
+    upsert: str  # PostgreSQL 18 and later (RETURNING OLD)
+    upsert_before_18: str
     insert_new: str
     any_row: str
     soft_delete: str
     unseen: str
     count_live: str
+    record_alias: str
+    rename: str
+    merge_into: str
+    follow_aliases: str
     # A child resource's sweep of the children its parents no longer have; None otherwise.
     sweep_children: str | None = None
 
@@ -43,6 +50,31 @@ def staging_table(resource: Resource) -> str:
 def _definition(column: Column, sql_type: str) -> str:
     collate = f' COLLATE "{column.collation}"' if column.collation else ""
     return f"{column.name} {sql_type}{collate}{'' if column.nullable else ' NOT NULL'}"
+
+
+def change_values(compared: list[str], old: str, new: str) -> str:
+    """A row's changed fields as json text, {field: [old, new]} in the model's order, from
+    the stored row (``old``) and the written one (``new``); NULL when none changed.
+
+    Built as text, only for the fields that changed (one comparison each for the others):
+    ``concat_ws`` skips the NULL pieces. Field names are plain identifiers (resources.py),
+    so they need no JSON escaping; ``json_build_array`` escapes the values."""
+    pieces = [
+        f"CASE WHEN {old}.deleted_at IS NOT NULL "
+        f"""THEN '"deleted_at": ' || json_build_array({old}.deleted_at, NULL) END""",
+        *(
+            f"CASE WHEN {old}.{name} IS DISTINCT FROM {new}.{name} "
+            f"""THEN '"{name}": ' || json_build_array({old}.{name}, {new}.{name}) END"""
+            for name in compared
+        ),
+    ]
+    indent = "\n                "
+    calls = [
+        f"nullif(concat_ws(', ',{indent}" + f",{indent}".join(pieces[n : n + _PIECES_PER_CALL]) + "), '')"
+        for n in range(0, len(pieces), _PIECES_PER_CALL)
+    ]
+    joined = calls[0] if len(calls) == 1 else f"nullif(concat_ws(', ', {', '.join(calls)}), '')"
+    return f"('{{' || {joined} || '}}')::json"
 
 
 def _values(resource: Resource, table: str) -> dict[str, str]:
@@ -62,6 +94,9 @@ def _values(resource: Resource, table: str) -> dict[str, str]:
         ),
         "old": ", ".join(f"t.{name}" for name in compared),
         "new": ", ".join(f"EXCLUDED.{name}" for name in compared),
+        "set_changes": change_values(compared, "t", "EXCLUDED"),
+        "returned_changes": "t.last_changes",
+        "moved_columns": ", ".join(c.name for c in columns if c.name != "external_id"),
         "staging_columns": ", ".join(f"{c.name} {c.staged_type}" for c in columns),
         "table_columns": ",\n    ".join(_definition(c, c.sql_type) for c in columns),
     }
@@ -97,13 +132,26 @@ def _render(template: str, values: dict[str, str]) -> str:
 
 def render(resource: Resource) -> ResourceSQL:
     values = _values(resource, resource.table)
+    compared = [c.name for c in resource.columns if c.name not in _NOT_COMPARED]
+    returning_old = {
+        **values,
+        "set_changes": "NULL",
+        # Only rows that really changed: the others' comparisons are not made twice.
+        "returned_changes": "CASE WHEN cardinality(new.last_changed_fields) > 0 THEN "
+        + change_values(compared, "old", "new")
+        + " END",
+    }
     sweep_children = None
     if resource.cascade is not None:
         sweep_children = _render("sweep_children", {**values, "parent_key": resource.cascade.key})
+    upsert_cascade = _cascade(resource, "upsert")
     return ResourceSQL(
         staging_table=values["staging"],
+        upsert=_render("upsert", {**returning_old, "cascade": upsert_cascade}),
+        upsert_before_18=_render("upsert", {**values, "cascade": upsert_cascade}),
         **{name: _render(name, {**values, "cascade": _cascade(resource, name)}) for name in (
-            "create_staging", "upsert", "insert_new", "any_row", "soft_delete", "unseen", "count_live"
+            "create_staging", "insert_new", "any_row", "soft_delete", "unseen", "count_live",
+            "record_alias", "rename", "merge_into", "follow_aliases",
         )},
         sweep_children=sweep_children,
     )  # fmt: skip

@@ -19,7 +19,7 @@ from typing import Any, Union, get_args, get_origin
 
 from pydantic import AwareDatetime, BaseModel
 
-from syncd.models import Photo, Property, Reservation, SqlType
+from syncd.models import CalendarDay, Photo, Property, Reservation, SqlType
 
 # Python type of a canonical field -> its column type. A field may say otherwise with
 # ``models.SqlType`` (``bedrooms real``).
@@ -139,6 +139,8 @@ RESOURCES: dict[str, Resource] = {
     for r in (
         Resource("properties", Property, "properties", sweep=True),
         Resource("reservations", Reservation, "reservations", sweep=True),
+        # Days outside the synced window are neither fetched nor deleted: no sweep.
+        Resource("calendar", CalendarDay, "calendar_days"),
         Resource(
             "photos",
             Photo,

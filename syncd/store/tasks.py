@@ -50,6 +50,12 @@ class Priority(enum.IntEnum):
 KINDS = ("sync", "fetch", "child", "push")
 
 
+def priority_name(priority: int) -> str:
+    """The band a priority falls in, by name: a number between two bands takes the lower."""
+    bands = [p for p in sorted(Priority, reverse=True) if priority >= p]
+    return (bands[0] if bands else Priority.USER).name.lower()
+
+
 def sync_key(integration_id: str, resource: str) -> str:
     """The dedupe key of an integration x resource's sync (task_queries.sql builds the same)."""
     return f"sync:{integration_id}:{resource}"
@@ -131,6 +137,8 @@ class Reclaimed:
     dead: int = 0
     lost: int = 0
     terminated: int = 0
+    # The kind of each task given up (out of attempts), for syncd_tasks_ended_total.
+    dead_kinds: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -254,7 +262,13 @@ class TaskQueue:
                 tokens = [r["lease_token"] for r in rows if r["lease_token"] is not None]
                 terminated = await conn.fetchval(Q["terminate_holders"], tokens, LEASE_SESSION, LEASE_WRITER)
         states = [r["state"] for r in rows]
-        return Reclaimed(states.count("pending"), states.count("dead"), states.count("lost"), terminated or 0)
+        return Reclaimed(
+            states.count("pending"),
+            states.count("dead"),
+            states.count("lost"),
+            terminated or 0,
+            tuple(r["kind"] for r in rows if r["state"] == "dead"),
+        )
 
     async def claim(
         self,

@@ -105,6 +105,9 @@ class Batch:
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     resolved: list[str] = field(default_factory=list)  # ids whose open dead letters are now fixed
+    # (old id, new id) of records the partner re-identified (``Page.merged_from``), in the
+    # order it said so: applied before the rows, in the batch's transaction.
+    merges: list[tuple[str, str]] = field(default_factory=list)
     checkpoint: dict[str, Any] | None = None
     pages: int = 0
     fetched: int = 0

@@ -7,7 +7,7 @@ failing ones, so Kubernetes stops routing to a shard that cannot do its job.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from syncd.observability.metrics import Metrics
 from syncd.web import status_page
@@ -34,6 +34,8 @@ class WebContext:
     # Facts for /readyz's body that do not decide readiness (e.g. open breakers); the key
     # "detail" appears only when there is something to report.
     detail: Callable[[], dict[str, Any]] | None = None
+    # More routes (``syncd.web.admin.mount`` when an admin token is configured).
+    routes: Sequence[BaseRoute] = ()
 
 
 async def _run_pings(pings: Mapping[str, Ping]) -> tuple[list[str], dict[str, str]]:
@@ -83,5 +85,6 @@ def create_app(ctx: WebContext) -> Starlette:
             Route("/readyz", readyz),
             Route("/metrics", metrics),
             Route("/status", status),
+            *ctx.routes,
         ]
     )

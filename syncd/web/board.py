@@ -15,6 +15,12 @@ and, per partner of this shard's integrations (``partners``), over the last ``wi
      "breaker": {"state": "closed", "retry_in_s": 0.0,
                  "integrations": {"acme": {"state": "open", "retry_in_s": 12.0}}},
      "health": {"state": ..., "reason": ...}}
+
+and the shard's task queue at the engine's last tick (``queue``)::
+
+    {"due": 12, "oldest_s": 95.0, "running": 8,
+     "claim_stalled_s": 0.0, "claim_stall_s": 600.0,   # /readyz fails past the second
+     "priorities": [{"priority": "user", "due": 0, "oldest_s": 0.0}, ...]}   # every band
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any
 from syncd.http.breaker import State as BreakerState
 from syncd.http.guards import PARTNER_SCOPE, BreakerView
 from syncd.observability.callstats import CallSummary
+from syncd.store.tasks import Depth, Priority, priority_name
 from syncd.web import health
 
 
@@ -67,4 +74,24 @@ def partner_entry(
             },
         },
         "health": {"state": found.state.value, "reason": found.reason},
+    }
+
+
+def queue_entry(
+    depth: Sequence[Depth], running: int, stalled_s: float, stall_limit_s: float
+) -> dict[str, Any]:
+    """Due tasks and the oldest one's wait per priority band (every band, zeros included)."""
+    due = {p.name.lower(): 0 for p in Priority}
+    oldest = {p.name.lower(): 0.0 for p in Priority}
+    for d in depth:
+        name = priority_name(d.priority)
+        due[name] += d.due
+        oldest[name] = max(oldest[name], round(d.oldest_s, 1))
+    return {
+        "due": sum(d.due for d in depth),
+        "oldest_s": round(max((d.oldest_s for d in depth), default=0.0), 1),
+        "running": running,
+        "claim_stalled_s": round(stalled_s, 1),
+        "claim_stall_s": stall_limit_s,
+        "priorities": [{"priority": name, "due": due[name], "oldest_s": oldest[name]} for name in due],
     }

@@ -269,6 +269,44 @@ def _api_version(version: Any) -> str:
     return f' <span class="api-version">API {_e(version)}</span>' if version else ""
 
 
+# --- the task queue ------------------------------------------------------------------
+
+
+def _queue(queue: Mapping[str, Any] | None) -> str:
+    """Due tasks per priority with the oldest one's wait, the running ones, and a stall."""
+    if not queue:
+        return ""
+
+    def fig(value: str, label: str, css: str = "", hint: str = "") -> str:
+        title = f' title="{_e(hint)}"' if hint else ""
+        return f'<div class="fig {css}"{title}><b>{_e(value)}</b><span>{_e(label)}</span></div>'
+
+    figures = []
+    for band in queue.get("priorities") or []:
+        due, oldest = band.get("due") or 0, band.get("oldest_s") or 0.0
+        wait = f" · oldest {reltime.duration(float(oldest))}" if due else ""
+        figures.append(
+            fig(_number(due), f"{band.get('priority')} due{wait}", "", "tasks that could start now")
+        )
+    figures.append(fig(_number(queue.get("running")), "running", "", "tasks this process runs now"))
+    stalled, limit = queue.get("claim_stalled_s") or 0.0, queue.get("claim_stall_s")
+    if isinstance(stalled, int | float) and stalled > 0:
+        css = "bad" if isinstance(limit, int | float) and stalled > limit else "warn"
+        figures.append(
+            fig(
+                reltime.duration(float(stalled)),
+                "none claimed",
+                css,
+                "tasks due and none claimed for this long",
+            )
+        )
+    return (
+        '<section id="queue"><h2>Task queue</h2><div class="card"><div class="figures">'
+        + "".join(figures)
+        + "</div></div></section>"
+    )
+
+
 # --- the page ------------------------------------------------------------------------
 
 
@@ -315,7 +353,9 @@ def render(status: Mapping[str, Any]) -> str:
             if partner_cards
             else "<p>No partner on this shard.</p>"
         )
-        + "</section><section><h2>Integrations</h2>"
+        + "</section>"
+        + _queue(status.get("queue"))
+        + "<section><h2>Integrations</h2>"
         + _integrations(status, now)
         + "</section>"
         + _legend()

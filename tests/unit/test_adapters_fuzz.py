@@ -9,6 +9,7 @@ Partner-neutral: every partner with a connector and a simulator profile is fuzze
 
 from __future__ import annotations
 
+import copy
 import json
 from functools import cache
 from typing import Any
@@ -123,13 +124,16 @@ def test_every_rendered_record_normalizes(partner: str, version: str, resource: 
 def test_drifted_records_are_values_or_dead_letters(
     partner: str, version: str, resource: str, data: st.DataObject
 ) -> None:
-    record = dict(data.draw(st.sampled_from(samples(partner, version, resource))))
+    record = copy.deepcopy(data.draw(st.sampled_from(samples(partner, version, resource))))
+    # The record itself or an object inside it (a child record stored under its parent's id).
+    objects = [record, *(v for v in record.values() if isinstance(v, dict))]
     for _ in range(data.draw(st.integers(1, 4))):
-        key = data.draw(st.sampled_from(sorted(record)) | st.text(max_size=12))
+        target = data.draw(st.sampled_from(objects))
+        key = data.draw((st.sampled_from(sorted(target)) if target else st.nothing()) | st.text(max_size=12))
         if data.draw(st.booleans()):
-            record[key] = data.draw(JSON)
+            target[key] = data.draw(JSON)
         else:
-            record.pop(key, None)
+            target.pop(key, None)
     _check(partner, version, resource, _dumps(record))
 
 

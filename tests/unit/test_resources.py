@@ -60,13 +60,22 @@ def test_a_resource_needs_the_keys_of_every_canonical_record_and_plain_names() -
 @pytest.mark.parametrize("name", sorted(RESOURCES))
 def test_every_statement_is_rendered_whole(name: str) -> None:
     sql = render(RESOURCES[name])
-    statements = [sql.create_staging, sql.upsert, sql.insert_new, sql.any_row, sql.soft_delete, sql.unseen]
-    assert all("{{" not in s and "}}" not in s for s in [*statements, sql.count_live])
+    statements = [sql.create_staging, sql.upsert, sql.upsert_before_18, sql.insert_new, sql.any_row]
+    statements += [sql.soft_delete, sql.unseen]
+    merges = [sql.record_alias, sql.rename, sql.merge_into, sql.follow_aliases]
+    assert all("{{" not in s and "}}" not in s for s in [*statements, *merges, sql.count_live])
     assert f"FROM {RESOURCES[name].table} " in sql.count_live
     # One CASE per compared field: every field but the key and the timestamp that decides.
+    # Per compared field (every field but the key and the timestamp that decides): a CASE
+    # naming it in last_changed_fields, and one giving its old and new values, from the SET
+    # clause before PostgreSQL 18, from RETURNING OLD and NEW since.
     compared = len(RESOURCES[name].columns) - 2
+    assert sql.upsert_before_18.count("IS DISTINCT FROM EXCLUDED.") == 2 * compared
+    assert sql.upsert_before_18.count("json_build_array(t.") == compared + 1  # and deleted_at
     assert sql.upsert.count("IS DISTINCT FROM EXCLUDED.") == compared
-    assert f"'{name}'" in sql.upsert  # the events' resource
+    assert sql.upsert.count("IS DISTINCT FROM new.") == compared
+    assert sql.upsert.count("json_build_array(old.") == compared + 1
+    assert f"'{name}'" in sql.upsert and f"'{name}'" in sql.upsert_before_18  # the events' resource
 
 
 def test_a_staged_row_ends_with_the_record_s_bytes_and_their_media_type() -> None:

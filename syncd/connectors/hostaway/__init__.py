@@ -54,7 +54,7 @@ PARTNER = PartnerInfo(
     # Not documented; a few requests in flight keep 20 / 10 s busy without bursts.
     max_concurrency=4,
     page_size=100,
-    resources=frozenset({"properties", "reservations"}),
+    resources=frozenset({"properties", "reservations", "calendar"}),
     credential_keys=frozenset({"client_id", "client_secret"}),
     app_rate_limits=("15/10s",),
     connect=connect,

@@ -1,11 +1,13 @@
-"""The Hostaway driver: listings and reservations, each walked incrementally by its own
+"""The Hostaway driver: listings, reservations and their calendar, each walked by its own
 documented means (partners.md section 2).
 
 * **Listings** have ``limit``/``offset`` paging, ``sortOrder=latestActivity`` (oldest
   activity first) and the filter ``latestActivityStart``: ``pagination.UpdatedSinceCursor``
-  fits as is. Each request is anchored on the newest
-  ``latestActivityOn`` consumed with an offset counted only within that second's tie group,
-  and re-reads the last record consumed to prove the group did not shrink under us.
+  fits as is. Each request is anchored on the newest ``latestActivityOn`` consumed with an
+  offset counted only within that second's tie group, and re-reads the last record
+  consumed to prove the group did not shrink under us.
+* **The calendar** is read listing by listing over the window (``children``), without the
+  embedded bookings; a day has no update time, so each run reads it all (``calendar``).
 * **Reservations** page by the cursor ``afterId`` (``offset`` is deprecated) in
   ``sortOrder=updatedOn`` with ``latestActivityStart``: ``cursor.AfterIdCursor``, whose
   docstring explains how a modified or deleted cursor record is detected.
@@ -19,7 +21,7 @@ Every body is ``{status, result, ...}``; a ``"fail"`` status on a 2xx is refused
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -27,10 +29,11 @@ import msgspec
 
 from syncd import errors
 from syncd.config import ResourceSettings
+from syncd.connectors import children
 from syncd.connectors.base import Normalizer, Page, PartnerInfo
-from syncd.connectors.hostaway import PARTNER, adapter, wire
+from syncd.connectors.hostaway import PARTNER, adapter, calendar, wire
 from syncd.connectors.hostaway.cursor import AfterIdCursor, hostaway_time, parse_time
-from syncd.connectors.pagination import MAX_CONSECUTIVE_RESCANS, UpdatedSinceCursor
+from syncd.connectors.pagination import UpdatedSinceCursor, rescanned
 from syncd.http.auth import ClientCredentials
 from syncd.http.client import PartnerClient
 from syncd.store.types import RawRecord
@@ -38,6 +41,7 @@ from syncd.store.types import RawRecord
 _NORMALIZERS: dict[str, Normalizer] = {
     "properties": adapter.listing_values,
     "reservations": adapter.reservation_values,
+    "calendar": calendar.day_values,
 }
 _PATHS = {"properties": "/listings", "reservations": "/reservations"}
 
@@ -95,13 +99,15 @@ class HostawayConnector:
         return _NORMALIZERS[resource]
 
     def external_id(self, resource: str, raw: RawRecord) -> str | None:
-        return _str_id(raw)
+        return calendar.day_id(raw) if resource == "calendar" else _str_id(raw)
 
     def stream(
         self, resource: str, checkpoint: dict[str, Any] | None, settings: ResourceSettings
     ) -> AsyncGenerator[Page, None]:
         if resource == "properties":
             return self._listings(checkpoint, settings.overlap_s)
+        if resource == "calendar":
+            return children.walk(self._listing_ids(), checkpoint, children.Window.of(settings), self._days)
         return self._reservations(checkpoint, settings.overlap_s)
 
     async def _list(self, path: str, params: dict[str, str | int]) -> list[RawRecord]:
@@ -122,7 +128,7 @@ class HostawayConnector:
             page = await self._list("/listings", params)
             records = cursor.verify(page, _str_id)
             if records is None:
-                rescans = self._rescanned("/listings", rescans, cursor.ts)
+                rescans = rescanned("/listings", rescans, hostaway_time(cursor.ts), self._log)
                 cursor = cursor.rescan()
                 continue
             rescans = 0
@@ -140,7 +146,7 @@ class HostawayConnector:
             page = await self._list("/reservations", cursor.params())
             records = cursor.verify(page, _int_id, _updated_on)
             if records is None:
-                rescans = self._rescanned("/reservations", rescans, cursor.since)
+                rescans = rescanned("/reservations", rescans, hostaway_time(cursor.since), self._log)
                 cursor = cursor.rescan()
                 continue
             rescans = 0
@@ -153,31 +159,26 @@ class HostawayConnector:
             if len(page) < self._page_size:
                 return
 
-    def _rescanned(self, path: str, rescans: int, at: datetime) -> int:
-        if rescans >= MAX_CONSECUTIVE_RESCANS:
-            raise errors.PaginationError(f"{path}: the walk keeps shifting at {at}")
-        if self._log is not None:
-            self._log.info("tie_group_shifted", endpoint=path, updated_since=hostaway_time(at))
-        return rescans + 1
-
     def live_ids(self, resource: str) -> AsyncGenerator[list[str], None] | None:
         return self._listing_ids() if resource == "properties" else None
 
-    async def _listing_ids(self) -> AsyncGenerator[list[str], None]:
-        # A plain offset walk: an id missed because the list shifted is only a candidate,
-        # and the sweep confirms every candidate with ``fetch_one`` before deleting it.
-        offset = 0
-        while True:
-            page = await self._list("/listings", {"offset": offset})
-            yield [i for i in map(_str_id, page) if i is not None]
-            if len(page) < self._page_size:
-                return
-            offset += len(page)
+    def _listing_ids(self) -> AsyncGenerator[list[str], None]:
+        return children.offset_ids(lambda n: self._list("/listings", {"offset": n}), _str_id, self._page_size)
+
+    def calendar(self, listing_ids: Sequence[str], settings: ResourceSettings) -> AsyncGenerator[Page, None]:
+        """The calendar window of exactly ``listing_ids``, one page per listing, in order."""
+        return children.for_parents(listing_ids, children.Window.of(settings), self._days)
+
+    async def _days(self, listing_id: str, window: children.Window) -> list[RawRecord] | None:
+        params = {"startDate": str(window.first), "endDate": str(window.last), "includeResources": "0"}
+        url = f"/listings/{int(listing_id)}/calendar"  # ids are integers: anything else is refused here
+        return await self._client.get_or_none("/listings/{id}/calendar", url, params, decode=_records)
 
     async def fetch_one(self, resource: str, external_id: str) -> bytes | None:
-        if resource not in _PATHS or not external_id.isdigit():
+        if resource == "calendar":  # one day, ``<listing id>:<YYYY-MM-DD>``
+            return await children.fetch_one(external_id, self._days)
+        if (path := _PATHS.get(resource)) is None or not external_id.isdigit():
             raise errors.PartnerRejected(f"fetch_one: no {resource} record {external_id!r} at Hostaway")
-        path = _PATHS[resource]
         return await self._client.get_or_none(f"{path}/{{id}}", f"{path}/{int(external_id)}", decode=_single)
 
     async def check_access(self) -> None:

@@ -33,9 +33,9 @@ async def warnings_at_start(database_url: str, state: Path, workers: int) -> lis
 
 async def test_a_pool_wider_than_the_server_is_reported(database_url: str, tmp_path: Path) -> None:
     (limit,) = await db_rows(database_url, "SELECT current_setting('max_connections')::int")
-    workers = limit[0]  # x 2 lanes + 3: more than the whole server
+    workers = limit[0]  # (+ 2 urgent) x 2 lanes + 4: more than the whole server
     (warning,) = await warnings_at_start(database_url, tmp_path, workers)
-    assert warning["pool_max_size"] == workers * 2 + 3
+    assert warning["pool_max_size"] == (workers + 2) * 2 + 4
     assert warning["server_has_free"] < limit[0]
     assert "worker_concurrency" in warning["hint"] and "max_connections" in warning["hint"]
 

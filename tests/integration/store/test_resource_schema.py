@@ -23,7 +23,7 @@ from syncd.store.queries import QUERIES
 from syncd.store.resource_sql import expected_table
 from syncd.store.resources import RESOURCES, Resource
 from syncd.store.types import Batch, TableSpec, row_for
-from tests.support import db_rows
+from tests.support import db_rows, schema_versions
 
 pytestmark = pytest.mark.anyio
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -73,7 +73,7 @@ async def test_every_resource_table_in_schema_sql_agrees_with_its_model(
     to a model without its column (or a column without its field) fails here."""
     resource = RESOURCES[name]
     assert await disagreement(conn, resource) == {}
-    assert len(await shape(conn, resource.table)) == len(resource.columns) + 7  # the bookkeeping
+    assert len(await shape(conn, resource.table)) == len(resource.columns) + 8  # the bookkeeping
 
 
 async def test_the_schema_s_shared_statements_know_every_resource_table(conn: asyncpg.Connection) -> None:
@@ -114,11 +114,39 @@ async def test_migrate_keeps_the_bytes_of_payloads_stored_as_json(database_url: 
     [row] = await db_rows(database_url, "SELECT raw, raw_type FROM properties")
     assert (row["raw"], row["raw_type"]) == (sent.encode(), "application/json")
     versions = await db_rows(database_url, "SELECT version FROM schema_migrations ORDER BY 1")
-    assert {1, 2, 3} <= {r["version"] for r in versions}  # and the later generations
+    assert [r["version"] for r in versions] == schema_versions()
+    assert schema_versions()[:3] == [1, 2, 3]
     conn = await asyncpg.connect(database_url)
     try:
         for resource in RESOURCES.values():
             assert await disagreement(conn, resource) == {}
+    finally:
+        await conn.close()
+
+
+async def test_migrate_adds_the_calendar_days_table_to_a_version_3_database(database_url: str) -> None:
+    """Schema version 4 is one new table: a database without it gets it, matching its model,
+    and keeps its other rows."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("DROP TABLE calendar_days")
+        await conn.execute("DELETE FROM schema_migrations WHERE version = 4")
+        await conn.execute(
+            "CREATE OR REPLACE FUNCTION syncd_resource_tables() RETURNS regclass[] LANGUAGE sql STABLE"
+            " AS $$ SELECT ARRAY['properties'::regclass, 'reservations'::regclass] $$"
+        )
+    finally:
+        await conn.close()
+    async with Store.open(database_url) as store:
+        await store.migrate()
+    versions = await db_rows(database_url, "SELECT version FROM schema_migrations ORDER BY 1")
+    assert [r["version"] for r in versions] == schema_versions()
+    assert 4 in schema_versions()
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await disagreement(conn, RESOURCES["calendar"]) == {}
+        listed = await conn.fetchval("SELECT array_length(syncd_resource_tables(), 1)")
+        assert listed == len(RESOURCES)
     finally:
         await conn.close()
 
@@ -162,6 +190,7 @@ CREATE TABLE gadgets (
     fetched_at         timestamptz NOT NULL DEFAULT now(),
     version            integer NOT NULL DEFAULT 1,
     last_changed_fields text[],
+    last_changes       json,
     deleted_at         timestamptz,
     raw                bytea NOT NULL,
     raw_type           text NOT NULL,
@@ -228,7 +257,7 @@ async def test_a_new_resource_costs_its_model_and_its_table(conn: asyncpg.Connec
         ("gadgets", "g1", "created", 1, None),
         ("gadgets", "g2", "created", 1, None),
         ("gadgets", "g1", "updated", 2, ["price", "made_on"]),
-        ("gadgets", "g2", "deleted", 2, None),
+        ("gadgets", "g2", "deleted", 2, ["deleted_at"]),
     ]
 
 

@@ -26,7 +26,8 @@ RULES = PartnerRules(auth_statuses=PARTNER.auth_statuses, body_error=PARTNER.cla
 
 
 class Api:
-    """Routes ``GET /listings``, ``/reservations`` and their ``/{id}`` to an account; ``before``
+    """Routes ``GET /listings``, ``/reservations``, their ``/{id}`` and a listing's
+    ``/calendar`` to an account; ``before``
     runs ahead of every list request (changes made while a client walks the list)."""
 
     def __init__(
@@ -40,6 +41,14 @@ class Api:
         self.requests.append(request)
         parts = request.url.path.removeprefix("/v1/").split("/")
         resource = parts[0]
+        if parts[-1] == "calendar":
+            try:
+                days = self.account.calendar(parts[1], dict(request.url.params))
+            except ValueError as exc:
+                return httpx.Response(400, content=data.fail_body(str(exc)), headers=JSON)
+            if days is None:
+                return httpx.Response(404, content=data.fail_body("not found"), headers=JSON)
+            return httpx.Response(200, content=data.record_body(days), headers=JSON)
         if len(parts) == 2:
             get = self.account.get_listing if resource == "listings" else self.account.get_reservation
             found = get(int(parts[1])) if parts[1].isdigit() else None

@@ -11,6 +11,7 @@ import pytest
 
 from syncd.simulator.profiles.hostaway import data
 from syncd.simulator.profiles.hostaway.records import LISTING_ID0, RESERVATION_ID0
+from syncd.simulator.sparse import ListQuery
 from tests.unit.hostaway import oracle
 
 TIME = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
@@ -36,8 +37,8 @@ def test_same_seed_same_bytes_and_another_seed_other_data() -> None:
     b.mutate(40, seed=1)
     q = data.parse_query("reservations", {"limit": "100"})
     assert a.query_reservations(q) == b.query_reservations(q)
-    assert a.query_listings(data.ListQuery()) == b.query_listings(data.ListQuery())
-    assert data.HostawayAccount(5, 50).query_listings(data.ListQuery()) != a.query_listings(data.ListQuery())
+    assert a.query_listings(ListQuery()) == b.query_listings(ListQuery())
+    assert data.HostawayAccount(5, 50).query_listings(ListQuery()) != a.query_listings(ListQuery())
 
 
 def test_records_have_the_documented_shape() -> None:

@@ -13,13 +13,12 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
-from urllib.parse import parse_qsl
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from syncd.simulator import limits
+from syncd.simulator import limits, profile, sparse
 from syncd.simulator.profile import DOCUMENTED, JSON_MEDIA_TYPE, Account, Api, Profile, TokenEndpoint
 from syncd.simulator.profiles.hostaway import data
 from syncd.simulator.profiles.hostaway.data import HostawayAccount as Data
@@ -31,18 +30,10 @@ if TYPE_CHECKING:
 TTL_S: Final = 730 * 86_400  # "24 months"
 WARMUP_S: Final = 1.0
 ACCOUNT_ID0: Final = 58_000  # account ids are integers
-_KINDS: Final = {"properties": "listings", "listings": "listings", "reservations": "reservations"}
+_KINDS: Final = {k: k for k in ("listings", "reservations", "calendar")} | {"properties": "listings"}
+_json, _form = profile.json_response, profile.form_fields
 Accounts = Mapping[str, Account[Data]]
 Handler = Callable[[Request, Account[Data]], Awaitable[Response]]
-
-
-def _json(body: bytes, status: int = 200) -> Response:
-    return Response(body, status, media_type=JSON_MEDIA_TYPE)
-
-
-async def _form(request: Request) -> dict[str, str]:
-    """The urlencoded body (Starlette caches it: ``identify`` and the handler share one read)."""
-    return dict(parse_qsl((await request.body()).decode(errors="replace"), keep_blank_values=True))
 
 
 class HostawayProfile(Profile[Data]):
@@ -59,6 +50,7 @@ class HostawayProfile(Profile[Data]):
             TokenEndpoint("/v1/accessTokens", self.token, self.token_client),
             Api("/v1/listings", self._lister("listings", Data.query_listings)),
             Api("/v1/listings/{id}", self._getter("Listing", Data.get_listing)),
+            Api("/v1/listings/{id}/calendar", self._calendar),
             Api("/v1/reservations", self._lister("reservations", Data.query_reservations)),
             Api("/v1/reservations/{id}", self._getter("Reservation", Data.get_reservation)),
         ]
@@ -113,7 +105,7 @@ class HostawayProfile(Profile[Data]):
     # -- routes ---------------------------------------------------------------------------
 
     def _lister(
-        self, resource: str, run: Callable[[Data, data.ListQuery], tuple[list[bytes], int]]
+        self, resource: str, run: Callable[[Data, sparse.ListQuery], tuple[list[bytes], int]]
     ) -> Handler:
         async def serve(request: Request, account: Account[Data]) -> Response:
             try:
@@ -132,6 +124,13 @@ class HostawayProfile(Profile[Data]):
 
         return serve
 
+    async def _calendar(self, request: Request, account: Account[Data]) -> Response:
+        try:
+            days = account.data.calendar(request.path_params["id"], request.query_params)
+        except ValueError as exc:
+            return self.error(400, f"startDate/endDate: {exc}")
+        return self.error(404, "Listing not found") if days is None else _json(data.record_body(days))
+
     # -- the dataset ----------------------------------------------------------------------
 
     def dataset(self, seed: int, size: int, options: DatasetOptions) -> Data:
@@ -145,8 +144,12 @@ class HostawayProfile(Profile[Data]):
         return {kind: len(ids) for kind, ids in account.mutate(count, seed)._asdict().items()}
 
     def truth(self, account: Data, kind: str | None) -> Iterable[bytes]:
+        """Listings and reservations as rendered; calendar days (``kind="calendar"`` only)
+        in ``calendar_window``, each under its listing's id, as a child walk stores them."""
         if kind is not None and kind not in _KINDS:
-            raise ValueError("kind must be properties (listings) or reservations")
+            raise ValueError("kind must be properties (listings), reservations or calendar")
+        if kind == "calendar":
+            return account.calendar_truth()
         kinds = ("listings", "reservations") if kind is None else (_KINDS[kind],)
         return (
             b'{"id":%d,"kind":"%s","payload":%s}\n' % (i, k.encode(), raw)

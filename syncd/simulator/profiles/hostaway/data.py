@@ -9,22 +9,24 @@ still served); ``latestActivityStart``/``End`` are inclusive bounds on ``latestA
 (listings) or newest-first (reservations) unless ``latestActivity[Desc]``/``updatedOn``,
 ties by id; other documented filters are refused, never ignored. ``afterId``: the records
 after that record's *current* place (a modified one moved; a deleted one: an empty page).
-Listings are deleted (gets 404); reservations are cancelled, never deleted.
+Listings are deleted (gets 404); reservations are cancelled, never deleted. Calendars:
+``syncd.simulator.calendar``; ``calendar_window`` holds the days mutations edit and truth covers.
 """
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import orjson
 
-from syncd.simulator.encoding import mix64, parse_iso_ms, stream_key
+from syncd.simulator import calendar, sparse
+from syncd.simulator.encoding import format_date, mix64, stream_key
+from syncd.simulator.params import QueryError as QueryError  # the API shell's 400
+from syncd.simulator.params import int_param, moment_ms
 from syncd.simulator.profiles.hostaway import records
 from syncd.simulator.profiles.hostaway.records import LISTING_ID0, RESERVATION_ID0, ListingFields
-from syncd.simulator.sparse import ALL_AFTER, ALL_BEFORE, OverrideTable
+from syncd.simulator.sparse import ALL_AFTER, ALL_BEFORE, ListQuery, OverrideTable, pick_live, select_page
 
 LISTING_TIE = 7
 RESERVATION_TIE = 5
@@ -41,40 +43,6 @@ _NOT_SIMULATED = frozenset(
 )  # fmt: skip
 
 
-class QueryError(ValueError):
-    """A list query the API refuses (400); the message is the ``fail`` result."""
-
-
-@dataclass(frozen=True, slots=True)
-class ListQuery:
-    """A validated list request over the half-open window ``[lo_ms, hi_ms)`` of update times."""
-
-    limit: int = DEFAULT_LIMIT
-    offset: int = 0
-    order: str = "id"  # "id", or by update time: "asc" / "desc"
-    lo_ms: int = ALL_BEFORE
-    hi_ms: int = ALL_AFTER
-    after_id: int | None = None
-
-
-def _int(params: Mapping[str, str], name: str, default: int | None, lo: int) -> int | None:
-    raw = params.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isdigit() or int(raw) < lo:
-        raise QueryError(f"'{name}' must be an integer >= {lo}")
-    return int(raw)
-
-
-def _moment_ms(value: str, name: str, end: bool) -> int:
-    try:
-        ms = parse_iso_ms(value)
-    except ValueError:
-        raise QueryError(f"'{name}' must be YYYY-MM-DD or YYYY-MM-DD HH:MM:SS") from None
-    # Inclusive ends: a date covers its whole day, a time its whole second.
-    return ms + (86_400_000 if len(value) == 10 else 1000) if end else ms
-
-
 def parse_query(resource: str, params: Mapping[str, str]) -> ListQuery:
     """The query string of ``GET /listings`` or ``GET /reservations`` as a ``ListQuery``."""
     refused = _NOT_SIMULATED.intersection(params)
@@ -83,16 +51,16 @@ def parse_query(resource: str, params: Mapping[str, str]) -> ListQuery:
     order = _SORTS[resource].get(params.get("sortOrder") or None)
     if order is None:
         raise QueryError(f"sortOrder {params['sortOrder']!r} is not supported here")
-    after_id = _int(params, "afterId", None, 0)
+    after_id = int_param(params, "afterId", None, 0)
     if after_id is not None and resource != "reservations":
         raise QueryError("'afterId' is a reservations cursor")
     start, end = params.get("latestActivityStart"), params.get("latestActivityEnd")
     return ListQuery(
-        limit=_int(params, "limit", DEFAULT_LIMIT, 1) or DEFAULT_LIMIT,
-        offset=_int(params, "offset", 0, 0) or 0,
+        limit=int_param(params, "limit", DEFAULT_LIMIT, 1) or DEFAULT_LIMIT,
+        offset=int_param(params, "offset", 0, 0) or 0,
         order=order,
-        lo_ms=ALL_BEFORE if not start else _moment_ms(start, "latestActivityStart", False),
-        hi_ms=ALL_AFTER if not end else _moment_ms(end, "latestActivityEnd", True),
+        lo_ms=ALL_BEFORE if not start else moment_ms(start, "latestActivityStart", False),
+        hi_ms=ALL_AFTER if not end else moment_ms(end, "latestActivityEnd", True),
         after_id=after_id,
     )
 
@@ -105,6 +73,7 @@ class Mutations(NamedTuple):
     listings_deleted: tuple[int, ...] = ()
     reservations_updated: tuple[int, ...] = ()
     reservations_inserted: tuple[int, ...] = ()
+    calendar_days_edited: tuple[str, ...] = ()
 
 
 class HostawayAccount:
@@ -122,6 +91,8 @@ class HostawayAccount:
         self._clock_s = max(self.listings.max_base_ts(), self.reservations.max_base_ts()) // 1000
         self._listing_of: dict[int, int] = {}  # inserted reservation -> its listing index
         self._mutations = 0
+        self.edits = calendar.Edits()
+        self.calendar_window = (records.T0_S // 86_400, 60)  # (first day number, days)
 
     def listing_fields(self, i: int, table: OverrideTable | None = None) -> ListingFields:
         t = table or self.listings
@@ -152,38 +123,65 @@ class HostawayAccount:
         j = reservation_id - RESERVATION_ID0
         return self.reservation(j) if self.reservations.is_live(j) else None
 
+    def calendar(self, ident: str, params: Mapping[str, str]) -> bytes | None:
+        """``GET /listings/{id}/calendar``: the JSON list of the days ``startDate`` to ``endDate``
+        (ValueError: refused), or None when there is no such listing."""
+        get = params.get
+        first, last = calendar.parse_window(get("startDate"), get("endDate"), self.calendar_window)
+        embed = get("includeResources") != "0"  # documented default: 1
+        days = self.calendar_days(int(ident), first, last, embed) if ident.isdigit() else None
+        return None if days is None else b"[%s]" % b",".join(days)
+
+    def calendar_days(self, listing_id: int, first: int, last: int, embed: bool) -> list[bytes] | None:
+        """The listing's days ``first`` to ``last`` (day numbers), or None if it is gone;
+        ``embed``: with the reservations that take each day."""
+        i = listing_id - LISTING_ID0
+        if not self.listings.is_live(i):
+            return None
+        f, per = self.listing_fields(i), self.per_listing
+        mine = [j for j in range(i * per, (i + 1) * per) if j < self.reservations.base_count]
+        mine += [j for j, k in self._listing_of.items() if k == i]
+        stays = [records.stay(self.reservation_fields(j)) for j in mine if self.reservations.is_live(j)]
+        days = calendar.days(i, *records.nightly(f), stays, first, last, self.edits)
+        held = (lambda d: [self.reservation(b - RESERVATION_ID0) for b in d.bookings]) if embed else None
+        return [records.render_day(f.id, d, b",".join(held(d)) if held else b"") for d in days]
+
     def query_listings(self, q: ListQuery) -> tuple[list[bytes], int]:
         """One page of listings and the number of matches (the envelope's ``count``)."""
-        picked, count = _select(self.listings, q, None)
+        picked, count = select_page(self.listings, q, None)
         return [self.listing(i) for i in picked], count
 
     def query_reservations(self, q: ListQuery) -> tuple[list[bytes], int]:
         after = None if q.after_id is None else q.after_id - RESERVATION_ID0
-        picked, count = _select(self.reservations, q, after)
+        picked, count = select_page(self.reservations, q, after)
         return [self.reservation(j) for j in picked], count
 
     def mutate(self, count: int, seed: int) -> Mutations:
         """``count`` deterministic changes: 35 % listing edits, 10 % new listings, 10 % listing
-        deletions, 35 % reservation edits (to ``modified`` or ``cancelled``), 10 % new bookings."""
+        deletions, 35 % reservation edits (to ``modified`` or ``cancelled``), 10 % new bookings;
+        and ``count // 4`` edits of calendar days (``calendar.Edits``)."""
         touched: dict[str, list[int]] = {k: [] for k in ("lu", "li", "ld", "ru", "ri")}
         key = stream_key(self.seed ^ (seed * 0x9E3779B1), 1000 + self._mutations)
         self._mutations += 1
-        left = 0
-        for n in range(count):
-            h = mix64(key ^ n)
-            if left == 0:  # a new group: one to four changes share the next second
-                left = 1 + (h >> 40) % 4
-                self._clock_s += 1 + (h >> 44) % 3
-            left -= 1
-            kind, ident = self._mutate_one(h, self._clock_s * 1000)
+        for h, second in sparse.mutation_seconds(key, count, self._clock_s):
+            kind, ident = self._mutate_one(h, second * 1000)
+            self._clock_s = second
             touched[kind].append(ident)
         unique = {k: tuple(dict.fromkeys(v)) for k, v in touched.items()}
-        return Mutations(unique["lu"], unique["li"], unique["ld"], unique["ru"], unique["ri"])
+        edited = self.edits.mutate(
+            key ^ 1 << 40,
+            count // 4,
+            lambda h: pick_live(self.listings, h),
+            lambda i: records.nightly(self.listing_fields(i))[0],
+            self.calendar_window,
+        )
+        days = tuple(dict.fromkeys(f"{LISTING_ID0 + i}:{format_date(d)}" for i, d in edited))
+        return Mutations(unique["lu"], unique["li"], unique["ld"], unique["ru"], unique["ri"], days)
 
     def _mutate_one(self, h: int, ts: int) -> tuple[str, int]:
         roll = h % 100
         if roll < 55:
-            i = _pick_live(self.listings, h >> 8)
+            i = pick_live(self.listings, h >> 8)
             if i is not None and roll < 35:
                 self.listings.update(i, ts)
                 return "lu", LISTING_ID0 + i
@@ -191,11 +189,11 @@ class HostawayAccount:
                 self.listings.delete(i, ts)
                 return "ld", LISTING_ID0 + i
             return "li", LISTING_ID0 + self.listings.insert(ts)
-        j = _pick_live(self.reservations, h >> 8) if roll < 90 else None
+        j = pick_live(self.reservations, h >> 8) if roll < 90 else None
         if j is not None:
             self.reservations.update(j, ts)
             return "ru", RESERVATION_ID0 + j
-        i = _pick_live(self.listings, h >> 16)
+        i = pick_live(self.listings, h >> 16)
         j = self.reservations.insert(ts)
         self._listing_of[j] = 0 if i is None else i
         return "ri", RESERVATION_ID0 + j
@@ -216,40 +214,12 @@ class HostawayAccount:
         render, id0 = (self.listing, LISTING_ID0) if listings else (self.reservation, RESERVATION_ID0)
         return ((id0 + i, render(i, table)) for i in range(table.total) if i not in table.deleted)
 
-
-def _pick_live(table: OverrideTable, h: int) -> int | None:
-    """A live index derived from ``h``, probing forward past deleted ones."""
-    for step in range(min(table.total, 4096)):
-        i = (h + step) % table.total
-        if table.is_live(i):
-            return i
-    return None
-
-
-def _select(table: OverrideTable, q: ListQuery, after: int | None) -> tuple[list[int], int]:
-    lo, hi = q.lo_ms, q.hi_ms
-    count = table.count(lo, hi)
-    if q.order == "id":
-        return table.select(lo, hi, False, q.offset, q.offset + q.limit), count
-    start, stop = 0, count  # positions, in ascending (time, id) order, the cursor leaves
-    if after is not None:
-        if not table.is_live(after):
-            return [], count
-        t = table.timestamp(after)
-        before = table.count(lo, min(max(t, lo), hi))  # in the window, earlier than the cursor
-        at = 0
-        if lo <= t < hi:
-            tied = table.select(t, t + 1, True, 0, table.count(t, t + 1))
-            before += bisect.bisect_left(tied, after)
-            at = 1
-        start, stop = (before + at, count) if q.order == "asc" else (0, before)
-    if q.order == "asc":
-        a = start + q.offset
-        return table.select(lo, hi, True, a, min(stop, a + q.limit)), count
-    b = stop - q.offset
-    picked = table.select(lo, hi, True, max(start, b - q.limit), b) if b > start else []
-    picked.reverse()
-    return picked, count
+    def calendar_truth(self) -> Iterator[bytes]:
+        """The truth of every live listing's days in ``calendar_window`` (``includeResources=0``)."""
+        first, span = self.calendar_window
+        for listing_id, _ in self.live("listings"):
+            days = self.calendar_days(listing_id, first, first + span - 1, False) or []
+            yield from (calendar.truth_line(listing_id, first + k, day) for k, day in enumerate(days))
 
 
 def list_body(page: list[bytes], count: int, q: ListQuery) -> bytes:

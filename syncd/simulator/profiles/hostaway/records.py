@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from syncd.simulator import calendar
 from syncd.simulator.encoding import format_date
 
 T0_S = 1_735_689_600  # 2025-01-01 00:00:00 UTC: every base time derives from it
@@ -105,6 +106,11 @@ def _price_cents(f: ListingFields) -> int:
     return 4_000 + (f.h >> 24) % 40_000 + 500 * (f.version - 1)
 
 
+def nightly(f: ListingFields) -> tuple[int, int]:
+    """The listing's calendar terms: its price in cents and its minimum stay."""
+    return _price_cents(f), 1 + (f.h >> 7) % 3
+
+
 _IMAGES = tuple(
     b",".join(
         b'{"url":"https://img.hostaway.sim/%%d/%d.jpg","caption":%%s,"sortOrder":%d}' % (k, k)
@@ -164,3 +170,26 @@ def render_reservation(f: ReservationFields) -> bytes:
            _date(arrival), _date(arrival + nights), placeholder, nights,
            cents // 100, cents % 100, currency, paid, status.encode(), updated, updated)
     )  # fmt: skip
+
+
+def render_day(listing_id: int, d: calendar.Day, embedded: bytes) -> bytes:
+    """A calendar day object; ``embedded``: its reservations' records (``includeResources``)."""
+    status = d.status.encode()
+    return (
+        b'{"id":%d,"date":"%s","isAvailable":%d,"isProcessed":1,"status":"%s","price":%d.%02d,'
+        b'"minimumStay":%d,"maximumStay":1125,"closedOnArrival":null,"closedOnDeparture":null,"note":null,'
+        b'"reservations":[%s]}'
+        % (listing_id * 100_000 + d.day, _date(d.day), status == b"available", status, d.price_cents // 100,
+           d.price_cents % 100, d.min_nights, embedded)
+    )  # fmt: skip
+
+
+def stay(f: ReservationFields) -> calendar.Stay:
+    """What a reservation does to its listing's calendar (live bookings take their nights)."""
+    status, _, arrival, nights, _, _, placeholder = _reservation_parts(f)
+    takes = _TAKES.get(status) if not placeholder else None
+    return calendar.Stay(arrival, nights, takes, f.id)
+
+
+_TAKES = {"new": calendar.RESERVED, "modified": calendar.RESERVED, "ownerStay": calendar.RESERVED,
+          "pending": calendar.PENDING, "awaitingPayment": calendar.PENDING}  # fmt: skip
