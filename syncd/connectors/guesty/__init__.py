@@ -34,7 +34,8 @@ def connect(wiring: Wiring) -> Connector:
 
     wiring.client.auth = wiring.client_credentials(endpoint=TOKEN_ENDPOINT, scope=SCOPE)
     driver = GuestyV3Connector if wiring.api_version == VERSION else GuestyConnector
-    return driver(wiring.client, wiring.page_size, log=wiring.log)
+    # The pictures digest costs every listing of every page: only when photos are synced.
+    return driver(wiring.client, wiring.page_size, log=wiring.log, photos="photos" in wiring.resources)
 
 
 PARTNER = PartnerInfo(

@@ -22,6 +22,7 @@ canonical bounds (``models.canonical_values``). ``listing_to_property``/
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -67,6 +68,16 @@ def listing_values_of(listing: wire.Listing) -> tuple[Any, ...]:
     return _PROPERTY(_listing(listing))
 
 
+def listing_values_unpictured(raw: bytes) -> tuple[Any, ...]:
+    """``listing_values`` without the pictures digest (None), for integrations that do not
+    sync photos."""
+    return _PROPERTY(_listing(wire.LISTING.decode(raw), _no_fingerprint))
+
+
+def listing_values_of_unpictured(listing: wire.Listing) -> tuple[Any, ...]:
+    return _PROPERTY(_listing(listing, _no_fingerprint))
+
+
 def reservation_values_of(reservation: wire.Reservation) -> tuple[Any, ...]:
     return _RESERVATION(_reservation(reservation))
 
@@ -93,7 +104,7 @@ def reservation_to_canonical(raw: bytes) -> Reservation:
 # A tuple, not a dict: this runs once per record (a dict and the lookups that turn it into
 # a row would be about a third of a listing's normalisation). Field order: models.Property,
 # which the comments name; tests/unit/test_canonical_check.py compares every position by name.
-def _listing(w: wire.Listing) -> tuple[Any, ...]:
+def _listing(w: wire.Listing, fingerprint: Callable[[Any], int | None] | None = None) -> tuple[Any, ...]:
     address = w.address or _NO_ADDRESS
     prices = w.prices or _NO_PRICES
     return (
@@ -117,7 +128,7 @@ def _listing(w: wire.Listing) -> tuple[Any, ...]:
         w.listed,
         prices.basePrice,  # base_price
         prices.currency,
-        photos_fingerprint(w.pictures),
+        (fingerprint or photos_fingerprint)(w.pictures),
     )
 
 
@@ -133,6 +144,10 @@ def photos_fingerprint(pictures: Any) -> int | None:
     if size <= 4 and bytes(pictures) in (b"", b"null", b"[]"):
         return None
     return _crc32(pictures) | size << 32
+
+
+def _no_fingerprint(pictures: Any) -> None:
+    return None
 
 
 def picture_values(raw: bytes, listing_id: str, position: int, updated_at: datetime) -> tuple[Any, ...]:

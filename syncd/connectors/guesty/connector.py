@@ -124,6 +124,11 @@ _LIST_DECODERS = {
     "/listings": _typed_listed(wire.LISTING_PAGE, adapter.listing_values_of),
     "/reservations": _typed_listed(wire.RESERVATION_PAGE, adapter.reservation_values_of),
 }
+# An integration that does not sync photos: listings without the pictures digest.
+_LIST_DECODERS_UNPICTURED = {
+    **_LIST_DECODERS,
+    "/listings": _typed_listed(wire.LISTING_PAGE, adapter.listing_values_of_unpictured),
+}
 
 
 def _kept_values(listed: _Listed, kept: list[RawRecord]) -> list[tuple[Any, ...] | None] | None:
@@ -152,12 +157,24 @@ def _single(body: bytes) -> bytes:
 class GuestyConnector:
     info: PartnerInfo = PARTNER
 
-    def __init__(self, client: PartnerClient, page_size: int = PARTNER.page_size, log: Any = None) -> None:
+    def __init__(
+        self,
+        client: PartnerClient,
+        page_size: int = PARTNER.page_size,
+        log: Any = None,
+        *,
+        photos: bool = True,
+    ) -> None:
         self._client = client
         self._page_size = min(page_size, PARTNER.page_size)
         self._log = log
+        # Photos synced: listings carry their pictures digest (``photos_fingerprint``).
+        self._decoders = _LIST_DECODERS if photos else _LIST_DECODERS_UNPICTURED
+        self._photos = photos
 
     def normalizer(self, resource: str) -> Normalizer:
+        if resource == "properties" and not self._photos:
+            return adapter.listing_values_unpictured
         return _NORMALIZERS[resource]
 
     def external_id(self, resource: str, raw: RawRecord) -> str | None:
@@ -274,7 +291,7 @@ class GuestyConnector:
             "sort": "lastUpdatedAt",
             "filters": orjson.dumps(filters).decode(),
         }
-        return await self._client.get(endpoint, params=params, decode=_LIST_DECODERS.get(endpoint, _listed))
+        return await self._client.get(endpoint, params=params, decode=self._decoders.get(endpoint, _listed))
 
     async def _one_by_one(
         self, endpoint: str, cursor: UpdatedSinceCursor, failure: errors.UndecodableBody
