@@ -98,6 +98,7 @@ CREATE TABLE IF NOT EXISTS properties (
     listed             boolean NOT NULL,
     base_price         numeric(14, 2),
     currency           text,
+    photos_fingerprint bigint,
     source_updated_at  timestamptz NOT NULL,
     fetched_at         timestamptz NOT NULL DEFAULT now(),
     version            integer NOT NULL DEFAULT 1,
@@ -166,11 +167,36 @@ CREATE TABLE IF NOT EXISTS calendar_days (
 );
 CREATE INDEX IF NOT EXISTS calendar_days_by_property ON calendar_days (integration_id, property_external_id, day);
 
+-- A digest of a property's photos as its list page shows them: its change fetches them.
+ALTER TABLE properties ADD COLUMN IF NOT EXISTS photos_fingerprint bigint;
+
+-- One row per picture of a property, fetched by child tasks (a property whose photos
+-- changed: syncd.store.resources.Cascade); external_id is "<property id>:<picture id>".
+CREATE TABLE IF NOT EXISTS photos (
+    integration_id        text COLLATE "C" NOT NULL,
+    external_id           text COLLATE "C" NOT NULL,
+    property_external_id  text COLLATE "C" NOT NULL,
+    position              integer NOT NULL,
+    url                   text NOT NULL,
+    thumbnail_url         text,
+    caption               text,
+    source_updated_at     timestamptz NOT NULL,
+    fetched_at            timestamptz NOT NULL DEFAULT now(),
+    version               integer NOT NULL DEFAULT 1,
+    last_changed_fields   text[],
+    deleted_at            timestamptz,
+    raw                   bytea NOT NULL,
+    raw_type              text NOT NULL,
+    PRIMARY KEY (integration_id, external_id)
+);
+CREATE INDEX IF NOT EXISTS photos_by_property ON photos (integration_id, property_external_id);
+
 -- Every canonical resource's table, for the statements below that treat them alike (the
 -- trigger that deletes an integration's rows, the migrations). A new resource's table is
 -- added here; tests/integration/store/test_resource_schema.py fails until it is.
 CREATE OR REPLACE FUNCTION syncd_resource_tables() RETURNS regclass[] LANGUAGE sql STABLE AS $$
-    SELECT ARRAY['properties'::regclass, 'reservations'::regclass, 'calendar_days'::regclass]
+    SELECT ARRAY['properties'::regclass, 'reservations'::regclass, 'calendar_days'::regclass,
+                 'photos'::regclass]
 $$;
 
 -- Databases created before the keys were dropped (looked up first: ALTER TABLE would take
@@ -318,6 +344,9 @@ CREATE UNIQUE INDEX IF NOT EXISTS tasks_pending_key ON tasks (dedupe_key) WHERE 
 CREATE INDEX IF NOT EXISTS tasks_running_key ON tasks (dedupe_key) WHERE state = 'running';
 CREATE INDEX IF NOT EXISTS tasks_claim ON tasks (priority, not_before, id) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS tasks_pending_integration ON tasks (integration_id) WHERE state = 'pending';
+-- The per-integration bound counts targeted work only (task_queries.sql: pending_for_integration).
+CREATE INDEX IF NOT EXISTS tasks_pending_targeted ON tasks (integration_id)
+    WHERE state = 'pending' AND kind <> 'child';
 CREATE INDEX IF NOT EXISTS tasks_leases ON tasks (lease_expires_at) WHERE state = 'running';
 CREATE INDEX IF NOT EXISTS tasks_finished ON tasks (finished_at) WHERE finished_at IS NOT NULL;
 -- Lease tokens are int4 (advisory locks take two int4 keys: a namespace and the token).
@@ -426,5 +455,5 @@ CREATE INDEX IF NOT EXISTS entity_aliases_by_new_id ON entity_aliases (integrati
 -- media type (raw_type); 4 the calendar_days table (a new table, created as it is: no
 -- existing row changes); 5 field-level history (last_changes, events.changes) and
 -- entity_aliases for id merges; 6 the tasks table (the engine's durable queue);
--- 7 webhook_deliveries.
-INSERT INTO schema_migrations (version) VALUES (1), (2), (3), (4), (5), (6), (7) ON CONFLICT DO NOTHING;
+-- 7 webhook_deliveries; 8 the photos table and properties.photos_fingerprint (cascades).
+INSERT INTO schema_migrations (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8) ON CONFLICT DO NOTHING;

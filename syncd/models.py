@@ -96,6 +96,9 @@ class Property(_Record):
     listed: bool = True
     base_price: Decimal | None = Field(default=None, ge=0, le=MAX_MONEY)
     currency: str | None = Field(default=None, min_length=3, max_length=3)
+    # A digest of the property's photos as its list page shows them (None: the partner's
+    # list shows none): its change is what fetches the photos again (resources.Cascade).
+    photos_fingerprint: Annotated[int | None, SqlType("bigint")] = None
 
 
 class Reservation(_Record):
@@ -116,6 +119,18 @@ class Reservation(_Record):
     balance_due: Decimal | None = Field(default=None, ge=-MAX_MONEY, le=MAX_MONEY)
     currency: str | None = Field(default=None, min_length=3, max_length=3)
     source_created_at: AwareDatetime | None = Field(default=None, ge=MIN_TIME, le=MAX_TIME)
+
+
+class Photo(_Record):
+    """One picture of a property (a child resource: fetched per property whose photos
+    changed). ``external_id`` is "<property id>:<picture id>"; ``source_updated_at`` is the
+    property's own timestamp when its pictures were read."""
+
+    property_external_id: ExternalId
+    position: int = Field(ge=0, le=10_000)
+    url: str = Field(min_length=1, max_length=4096)
+    thumbnail_url: str | None = Field(default=None, max_length=4096)
+    caption: str | None = None
 
 
 class CalendarDay(_Record):

@@ -47,6 +47,25 @@ class Page:
 
 
 @dataclass(frozen=True)
+class ChildPage:
+    """Every child record ``parents`` have now, of a child resource (``resources.Cascade``):
+    a stored child of theirs that is not among ``records`` is gone. A parent the partner no
+    longer has comes with no records. ``values``: each record's canonical values, aligned
+    with ``records``, or the error that refused it (a dead letter): a child's values depend
+    on its parent (its id, the record's position, the parent's timestamp), which the
+    record's own bytes do not carry, so the connector computes them."""
+
+    parents: list[str]
+    records: list[RawRecord]
+    values: list[tuple[Any, ...] | Exception]
+    media_type: str = JSON
+
+
+# (child resource, parent ids) -> pages of their children.
+StreamChildren = Callable[[str, list[str]], AsyncGenerator[ChildPage, None]]
+
+
+@dataclass(frozen=True)
 class PartnerInfo:
     """A partner's documented facts and how to wire its driver.
 
@@ -121,7 +140,8 @@ Normalizer = Callable[[RawRecord], tuple[Any, ...]]
 class Connector(Protocol):
     """A partner driver bound to one integration (one partner account).
 
-    Optionally also ``async committed(resource, checkpoint)``: see ``committed_hook``.
+    Optionally also ``async committed(resource, checkpoint)``: see ``committed_hook``; and
+    ``stream_children(resource, parent_ids)`` for child resources: see ``children_of``.
     """
 
     info: PartnerInfo
@@ -173,3 +193,14 @@ def committed_hook(connector: Connector) -> CommittedHook | None:
     """
     hook: CommittedHook | None = getattr(connector, "committed", None)
     return hook
+
+
+def children_of(connector: Connector) -> StreamChildren | None:
+    """The connector's optional ``stream_children(resource, parent_ids)``, or None (it offers
+    no child resource).
+
+    A child task (a parent's trigger fields changed: ``resources.Cascade``) calls it with the
+    parents' ids; it yields ``ChildPage``s covering each of them. It goes through the
+    integration's own client, so child requests share the integration's rate budget."""
+    stream: StreamChildren | None = getattr(connector, "stream_children", None)
+    return stream

@@ -226,4 +226,5 @@ def wire(
         metrics=metrics,
         log=log,
         api_version=version,
+        resources=frozenset(integration.resources),
     )

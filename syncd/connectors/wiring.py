@@ -36,6 +36,8 @@ class Wiring:
     log: Any
     # One of ``info.versions``: pinned by the integration or chosen by the partner's rollout.
     api_version: str
+    # The resources the integration syncs (a connector may skip work for the others).
+    resources: frozenset[str] = frozenset()
 
     @property
     def token_url(self) -> str:

@@ -4,9 +4,15 @@
   one statement, under the lease. A run interrupted by a drain puts its task back instead.
 * ``fetch``: the given ids fetched by id (a webhook named them, or a user asked) and
   applied like a sync's batch; a record the partner no longer has is soft-deleted.
+* ``child``: the children of the given parents (a sync found their trigger fields
+  changed: ``resources.Cascade``), streamed by the connector's ``stream_children`` and
+  applied like a fetch; a parent's children the partner no longer has are soft-deleted in
+  the same transaction. A child resource has no sync of its own: its schedule only says
+  the integration syncs it (a ``sync`` task of it ends at once).
 
-A failing fetch is retried with backoff up to its attempts, then it is dead (counted, and
-visible in ``syncd tasks``). Kinds a connector cannot do yet end as dead with the reason.
+A failing fetch or child task is retried with backoff up to its attempts, then it is dead
+(counted, and visible in ``syncd tasks``). Kinds a connector cannot do yet end as dead
+with the reason.
 """
 
 from __future__ import annotations
@@ -15,15 +21,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from syncd import errors
-from syncd.connectors.base import Connector
+from syncd.connectors.base import Connector, children_of
 from syncd.engine import outcomes
 from syncd.engine.clock import Clock
 from syncd.engine.replay import ReplayResult, fetch_into
 from syncd.engine.runner import SyncRunner
 from syncd.engine.scheduling import failure_backoff
 from syncd.observability.metrics import Metrics
+from syncd.pipeline import dead_letter
 from syncd.store.postgres import Store
+from syncd.store.resources import RESOURCES
 from syncd.store.tasks import Task, TaskQueue
+from syncd.store.types import Batch, row_for
 
 # A sync whose run lock another process holds (an operator's replay, a shard in a rollout)
 # goes again after this many seconds.
@@ -65,10 +74,18 @@ class TaskExecutor:
             await self._sync(task)
         elif task.kind == "fetch":
             await self._fetch(task)
+        elif task.kind == "child":
+            await self._child(task)
         else:
             await self._end(task, "dead", f"task kind {task.kind!r} is not handled by this version")
 
     async def _sync(self, task: Task) -> None:
+        definition = RESOURCES.get(task.resource)
+        if definition is not None and definition.cascade is not None:
+            interval = self._runner.resource_settings(task.integration_id, task.resource).interval_s
+            await self._end(task, "done", None, interval, "ok")
+            return
+
         async def reschedule(outcome: str, next_in: float) -> None:
             if outcome == "interrupted":
                 # The process is stopping: the task goes back as it was (its priority, a
@@ -103,6 +120,34 @@ class TaskExecutor:
             await self._failed(task, exc, log)
             return
         log.info("fetch_done", **result.to_json())
+        await self._end(task, "done")
+
+    async def _child(self, task: Task) -> None:
+        connector = self._connectors[task.integration_id]
+        stream = children_of(connector)
+        definition = RESOURCES.get(task.resource)
+        if stream is None or definition is None or definition.cascade is None:
+            await self._end(task, "dead", f"{task.resource!r} is not a child resource this connector offers")
+            return
+        log = self._log.bind(integration=task.integration_id, resource=task.resource, task=task.id)
+        kept = letters = 0
+        try:
+            async with self._store.task_session(task.integration_id, task.resource, task.lease) as session:
+                async for page in stream(task.resource, task.ids):
+                    batch = Batch(parents=list(page.parents))
+                    for raw, values in zip(page.records, page.values, strict=True):
+                        if isinstance(values, Exception):
+                            batch.dead_letters.append(dead_letter(connector, task.resource, raw, values))
+                            continue
+                        batch.rows.append(row_for(session.spec, values, raw, page.media_type))
+                        batch.resolved.append(str(values[0]))
+                    kept += len(batch.rows)
+                    letters += len(batch.dead_letters)
+                    await session.apply(batch)
+        except (errors.PartnerError, errors.CircuitOpen, errors.StoreError) as exc:
+            await self._failed(task, exc, log)
+            return
+        log.info("child_done", parents=len(task.ids), children=kept, dead_lettered=letters)
         await self._end(task, "done")
 
     async def _failed(self, task: Task, exc: Exception, log: Any) -> None:

@@ -444,6 +444,9 @@ class BatchWriter:
     async def _apply(self, batch: Batch, turn: Turn | None, after: Turn | None) -> ApplyResult:
         spec = self.spec
         copied = len(batch.rows)
+        # The children a child batch keeps (external_id leads every row), read before the
+        # rows are released.
+        kept = [row[0] for row in batch.rows] if batch.parents else []
         async with self._conn.transaction():
             inserted = updated = 0
             if self._fence is not None:
@@ -467,6 +470,8 @@ class BatchWriter:
             if copied:
                 await self._conn.execute(spec.sql.follow_aliases, self.integration_id)
                 inserted, updated = await self._write_rows()
+            if batch.parents and spec.sql.sweep_children is not None:
+                await self._conn.fetchval(spec.sql.sweep_children, self.integration_id, batch.parents, kept)
             if turn is not None:
                 turn.upserted.set()
             if after is not None:

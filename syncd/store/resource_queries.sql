@@ -14,6 +14,8 @@
 --                      them) or in RETURNING from OLD and NEW (18 and later)
 --   {{moved_columns}}  every canonical field but external_id, for rows moved to a new id
 --   {{staging_columns}} the staging table's column definitions
+--   {{cascade}}        for a parent resource, one ``cascade`` CTE per child; else nothing
+--                      (in upsert, insert_new and soft_delete)
 -- Parameters are positional ($1 …), as in queries.sql.
 
 -- name: create_staging
@@ -69,6 +71,7 @@ WITH written AS (
            CASE WHEN created THEN NULL ELSE changes END
     FROM written WHERE created OR cardinality(last_changed_fields) > 0
 )
+{{cascade}}
 SELECT count(*) FILTER (WHERE created) AS inserted,
        count(*) FILTER (WHERE NOT created AND cardinality(last_changed_fields) > 0) AS updated
 FROM written;
@@ -88,7 +91,47 @@ WITH written AS (
     INSERT INTO events (integration_id, resource, external_id, kind, version, source_updated_at)
     SELECT $1, '{{resource}}', external_id, 'created', version, source_updated_at FROM written
 )
+{{cascade}}
 SELECT count(*) FROM written;
+
+-- name: cascade
+-- (A fragment of a parent's upsert, insert_new and soft_delete, one per child resource.)
+-- A child task per parent row that is new, deleted, or whose {{child}} triggers changed,
+-- if the integration syncs {{child}}: written by the statement that writes the parent, so
+-- it commits with the rows that call for it, and a crash loses both or neither. A pending
+-- task of the same key (the same parent) absorbs it. Low priority (resources.CHILD_PRIORITY).
+-- A deleted parent's child task finds it gone and soft-deletes its children.
+, cascade_{{child}} AS (
+    INSERT INTO tasks AS k (integration_id, resource, kind, priority, dedupe_key, params)
+    SELECT $1, '{{child}}', 'child', {{priority}}, 'child:' || $1 || ':{{child}}:' || w.external_id,
+           jsonb_build_object('ids', jsonb_build_array(w.external_id))
+    FROM {{source}} w
+    WHERE ({{trigger}})
+      AND EXISTS (SELECT 1 FROM schedules s
+                  WHERE s.integration_id = $1 AND s.resource = '{{child}}' AND s.enabled)
+    ON CONFLICT (dedupe_key) WHERE state = 'pending' DO UPDATE SET coalesced = k.coalesced + 1
+)
+
+-- name: sweep_children
+-- A child resource's rows of the parents that a batch carries in full (``Batch.parents``)
+-- which the batch does not hold ($3): the partner no longer has them. In the batch's
+-- transaction, after its rows.
+-- Its deletions are recorded as soft_delete records them.
+WITH gone AS (
+    UPDATE {{table}} SET deleted_at = now(), version = version + 1, fetched_at = now(),
+        last_changed_fields = '{deleted_at}',
+        last_changes = json_build_object('deleted_at', json_build_array(NULL::timestamptz, now()))
+    WHERE integration_id = $1 AND {{parent_key}} = ANY($2::text[]) AND deleted_at IS NULL
+      AND NOT (external_id = ANY($3::text[]))
+    RETURNING external_id, version, source_updated_at, last_changes
+), logged AS (
+    INSERT INTO events (integration_id, resource, external_id, kind, version, changed_fields,
+                        source_updated_at, changes)
+    SELECT $1, '{{resource}}', external_id, 'deleted', version, '{deleted_at}', source_updated_at,
+           last_changes
+    FROM gone
+)
+SELECT count(*) FROM gone;
 
 -- name: any_row
 SELECT EXISTS (SELECT 1 FROM {{table}} WHERE integration_id = $1);
@@ -107,6 +150,7 @@ WITH gone AS (
            last_changes
     FROM gone
 )
+{{cascade}}
 SELECT count(*) FROM gone;
 
 -- name: record_alias

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from importlib import resources as package_files
 
 from syncd.store.queries import parse
-from syncd.store.resources import Column, Resource
+from syncd.store.resources import CHILD_PRIORITY, Column, Resource, children
 
 TEMPLATES = parse(package_files.files("syncd.store").joinpath("resource_queries.sql").read_text("utf-8"))
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
@@ -39,6 +39,8 @@ class ResourceSQL:
     rename: str
     merge_into: str
     follow_aliases: str
+    # A child resource's sweep of the children its parents no longer have; None otherwise.
+    sweep_children: str | None = None
 
 
 def staging_table(resource: Resource) -> str:
@@ -100,6 +102,27 @@ def _values(resource: Resource, table: str) -> dict[str, str]:
     }
 
 
+def _cascade(resource: Resource, statement: str) -> str:
+    """The ``cascade`` CTEs of ``resource``'s ``statement`` (empty when it has no children or
+    the statement writes no parent rows): every row ``insert_new`` or ``soft_delete`` writes
+    calls for a child task; in ``upsert``, a row inserted or with a trigger changed."""
+    fragments: list[str] = []
+    if statement not in ("upsert", "insert_new", "soft_delete"):
+        return ""
+    for child in children(resource.name):
+        assert child.cascade is not None
+        triggers = ", ".join(f"'{t}'" for t in child.cascade.triggers)
+        if statement == "upsert":
+            # A resurrected parent's children were deleted with it.
+            trigger = f"w.created OR w.last_changed_fields && ARRAY['deleted_at', {triggers}]::text[]"
+        else:  # every row insert_new writes is new, every row soft_delete writes is gone
+            trigger = "true"
+        source = "gone" if statement == "soft_delete" else "written"
+        values = {"child": child.name, "trigger": trigger, "priority": str(CHILD_PRIORITY), "source": source}
+        fragments.append(_render("cascade", values))
+    return "\n".join(fragments)
+
+
 def _render(template: str, values: dict[str, str]) -> str:
     def fill(match: re.Match[str]) -> str:
         return values[match.group(1)]  # a KeyError here is a typo in a template
@@ -118,14 +141,19 @@ def render(resource: Resource) -> ResourceSQL:
         + change_values(compared, "old", "new")
         + " END",
     }
+    sweep_children = None
+    if resource.cascade is not None:
+        sweep_children = _render("sweep_children", {**values, "parent_key": resource.cascade.key})
+    upsert_cascade = _cascade(resource, "upsert")
     return ResourceSQL(
         staging_table=values["staging"],
-        upsert=_render("upsert", returning_old),
-        upsert_before_18=_render("upsert", values),
-        **{name: _render(name, values) for name in (
+        upsert=_render("upsert", {**returning_old, "cascade": upsert_cascade}),
+        upsert_before_18=_render("upsert", {**values, "cascade": upsert_cascade}),
+        **{name: _render(name, {**values, "cascade": _cascade(resource, name)}) for name in (
             "create_staging", "insert_new", "any_row", "soft_delete", "unseen", "count_live",
             "record_alias", "rename", "merge_into", "follow_aliases",
         )},
+        sweep_children=sweep_children,
     )  # fmt: skip
 
 

@@ -19,7 +19,7 @@ from typing import Any, Union, get_args, get_origin
 
 from pydantic import AwareDatetime, BaseModel
 
-from syncd.models import CalendarDay, Property, Reservation, SqlType
+from syncd.models import CalendarDay, Photo, Property, Reservation, SqlType
 
 # Python type of a canonical field -> its column type. A field may say otherwise with
 # ``models.SqlType`` (``bedrooms real``).
@@ -85,6 +85,25 @@ def columns_of(model: type[BaseModel]) -> tuple[Column, ...]:
     return tuple(column_of(name, info.annotation, info.metadata) for name, info in model.model_fields.items())
 
 
+# The priority of child tasks (``tasks.Priority.LOW``: work nobody waits for), written into
+# the parent's upsert; tests/unit/test_resources.py holds the two equal.
+CHILD_PRIORITY = 30
+
+
+@dataclass(frozen=True)
+class Cascade:
+    """A child resource's tie to its parent: a sync batch that creates a parent row, or
+    changes one of its ``triggers`` (canonical fields of the parent), enqueues a child task
+    for that parent in the batch's own transaction (resource_queries.sql: cascade), when
+    the integration syncs the child resource. ``key``: the child's column naming its
+    parent's external_id. The child task fetches the parent's children
+    (``Connector.stream_children``); those it no longer has are soft-deleted."""
+
+    parent: str
+    key: str
+    triggers: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class Resource:
     """A canonical resource: what adapters produce for it and where the store keeps it.
@@ -97,6 +116,7 @@ class Resource:
     model: type[BaseModel]
     table: str
     sweep: bool = False
+    cascade: Cascade | None = None
 
     def __post_init__(self) -> None:
         for what in (self.name, self.table):
@@ -106,6 +126,8 @@ class Resource:
         for required in ("external_id", "source_updated_at"):
             if required not in fields:
                 raise TypeError(f"{self.model.__name__} has no {required}: every canonical record does")
+        if self.cascade is not None and self.cascade.key not in fields:
+            raise TypeError(f"{self.model.__name__} has no {self.cascade.key}, its cascade's parent key")
 
     @property
     def columns(self) -> tuple[Column, ...]:
@@ -119,5 +141,32 @@ RESOURCES: dict[str, Resource] = {
         Resource("reservations", Reservation, "reservations", sweep=True),
         # Days outside the synced window are neither fetched nor deleted: no sweep.
         Resource("calendar", CalendarDay, "calendar_days"),
+        Resource(
+            "photos",
+            Photo,
+            "photos",
+            sweep=True,
+            cascade=Cascade("properties", "property_external_id", ("photos_fingerprint",)),
+        ),
     )
 }
+
+
+def children(parent: str) -> list[Resource]:
+    """The resources whose cascade names ``parent``."""
+    return [r for r in RESOURCES.values() if r.cascade is not None and r.cascade.parent == parent]
+
+
+def _check_cascades() -> None:
+    for r in RESOURCES.values():
+        if r.cascade is None:
+            continue
+        parent = RESOURCES.get(r.cascade.parent)
+        if parent is None or parent.cascade is not None:
+            raise ValueError(f"{r.name}: its parent must be a resource without a parent of its own")
+        unknown = set(r.cascade.triggers) - set(parent.model.model_fields)
+        if unknown:
+            raise ValueError(f"{r.name}: triggers {sorted(unknown)} are not fields of {parent.name}")
+
+
+_check_cascades()

@@ -4,7 +4,8 @@
 
 -- name: enqueue
 -- A pending task of the same key absorbs the new one: the earlier start, the higher
--- priority (lower number), the later expiry (none beats any), the union of the ids.
+-- priority (lower number), the later expiry (none beats any), the union of the ids
+-- (parenthesized: -> and || bind alike, left to right).
 INSERT INTO tasks AS t (integration_id, resource, kind, priority, dedupe_key, params,
                         not_before, expires_at, max_attempts, enqueued_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -24,7 +25,10 @@ ON CONFLICT (dedupe_key) WHERE state = 'pending' DO UPDATE SET
 RETURNING id, (xmax = 0) AS inserted;
 
 -- name: pending_for_integration
-SELECT count(*) FROM tasks WHERE integration_id = $1 AND state = 'pending';
+-- The bound's count: child tasks (at most one pending per parent, written by the parent's
+-- sync) are left out, so a first sync's photo backlog does not turn every webhook of the
+-- integration into a full sync.
+SELECT count(*) FROM tasks WHERE integration_id = $1 AND state = 'pending' AND kind <> 'child';
 
 -- name: enqueue_due_schedules
 -- One sync task per due schedule that has none pending or running, so a schedule missed

@@ -186,7 +186,9 @@ class TaskQueue:
         pending: dict[str, int] = {}
         with translate():
             for task in tasks:
-                if task.kind in ("fetch", "child"):
+                # Only fetches fold: a child resource has no sync to fold into (its tasks are
+                # bounded anyway, one pending per parent).
+                if task.kind == "fetch":
                     if task.integration_id not in pending:
                         pending[task.integration_id] = await conn.fetchval(
                             Q["pending_for_integration"], task.integration_id

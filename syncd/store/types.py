@@ -111,6 +111,9 @@ class Batch:
     checkpoint: dict[str, Any] | None = None
     pages: int = 0
     fetched: int = 0
+    # A child resource's batch: the parents whose every child it holds (their rows not in
+    # it are soft-deleted in its transaction: resource_queries.sql sweep_children).
+    parents: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.rows) + len(self.dead_letters)

@@ -49,7 +49,10 @@ async def test_full_sync_then_300_mutations_apply_exactly(database_url: str, tmp
         ("properties", i)
         for i in (*summary.listings_updated, *summary.listings_deleted, *summary.listings_inserted)
     } | {("reservations", i) for i in (*summary.reservations_updated, *summary.reservations_inserted)}
-    assert changed == expected
+    # Photos are not synced here: a listing whose only edit was to its pictures keeps its
+    # version (no canonical field changed; its raw copy is the new one).
+    assert changed <= expected
+    assert {i for _, i in expected - changed} <= set(summary.listings_photos)
     # Updated or deleted records moved by exactly one version, however often they changed.
     for key in changed & before.keys():
         assert after[key] == before[key] + 1
@@ -69,7 +72,8 @@ async def test_full_sync_then_300_mutations_apply_exactly(database_url: str, tmp
     updated_only = (
         set(summary.listings_updated) - set(summary.listings_inserted) - set(summary.listings_deleted)
     ) | (set(summary.reservations_updated) - set(summary.reservations_inserted))
-    assert counts["updated"] == len(updated_only)
+    photos_only = {i for _, i in expected - changed}
+    assert counts["updated"] == len(updated_only - photos_only)
 
 
 async def test_malformed_listing_is_dead_lettered_and_its_page_saved(

@@ -35,7 +35,9 @@ CASES = sorted(
     for partner in set(discover()) & set(registry.partners())
     for version in registry.partners()[partner].versions
     for resource in registry.partners()[partner].resources
-    if resource in RESOURCES
+    # A child resource's records are normalized with their parent's context, by the
+    # connector's stream_children (tested with it), not by ``normalizer``.
+    if resource in RESOURCES and RESOURCES[resource].cascade is None
 )
 
 JSON = st.recursive(

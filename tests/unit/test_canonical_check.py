@@ -3,6 +3,7 @@ accepts exactly what the canonical pydantic models accept, with the same values.
 
 from __future__ import annotations
 
+import zlib
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -152,16 +153,19 @@ def test_the_adapter_puts_each_wire_field_in_its_canonical_position() -> None:
             "address": {"street": "1 Rue", "city": "Paris", "state": "IDF", "zipcode": "75001",
                         "country": "France", "lat": 48.8, "lng": 2.3},
             "prices": {"basePrice": 120.5, "currency": "EUR"},
+            "pictures": [{"_id": "P1", "original": "https://img/p1.jpg", "caption": "Pool"}],
         }
     )  # fmt: skip
     values = dict(zip(field_names(Property), adapter.listing_values(raw), strict=True))
+    pictures = b'[{"_id":"P1","original":"https://img/p1.jpg","caption":"Pool"}]'
+    fingerprint = zlib.crc32(pictures) | len(pictures) << 32
     assert values == {
         "external_id": "L1", "source_updated_at": datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
         "title": "Title", "nickname": "Nick", "property_type": "APARTMENT", "accommodates": 4,
         "bedrooms": 2.5, "bathrooms": 1.5, "timezone": "Europe/Paris", "street": "1 Rue",
         "city": "Paris", "state": "IDF", "postal_code": "75001", "country": "France",
         "latitude": 48.8, "longitude": 2.3, "active": False, "listed": True,
-        "base_price": Decimal("120.5"), "currency": "EUR",
+        "base_price": Decimal("120.5"), "currency": "EUR", "photos_fingerprint": fingerprint,
     }  # fmt: skip
 
 

@@ -42,7 +42,7 @@ id = "Acme Corp"
 partner = "guesty"
 credentials = { client_id = "cid" }
 resources.properties = { interval_s = -1 }
-resources.photos = {}
+resources.payouts = {}
 [[integrations]]
 id = "b"
 partner = "hotelx"
@@ -115,7 +115,7 @@ def test_cross_checks_name_unknown_partner_resource_credential_and_duplicates(tm
     assert set(info.value.problems) >= {
         ("partners.nosuch", f"unknown partner (known: {known})"),
         ("integrations[0].credentials.client_secret", "required"),
-        ("integrations[0].resources.photos", "unknown resource (known: properties, reservations)"),
+        ("integrations[0].resources.payouts", "unknown resource (known: photos, properties, reservations)"),
         ("integrations[1].partner", f"unknown partner 'hotelx' (known: {known})"),
         ("integrations[3].id", "duplicate integration id 'c'"),
     }

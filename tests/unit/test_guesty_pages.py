@@ -77,3 +77,19 @@ def test_values_stay_aligned_when_the_anchor_is_dropped() -> None:
         kept = [r for n, r in enumerate(listed.records) if n != dropped]
         assert _kept_values(listed, kept) == [listing_values(r) for r in kept]
     assert _kept_values(listed, list(listed.records)) == listed.values
+
+
+def test_the_pictures_digest_is_computed_only_for_integrations_that_sync_photos() -> None:
+    """Both paths (a page decoded whole, a record alone) agree, with or without photos."""
+    from syncd.connectors.guesty import adapter
+    from syncd.connectors.guesty.connector import _LIST_DECODERS, _LIST_DECODERS_UNPICTURED
+    from syncd.simulator.profiles.guesty.render import ListingRenderer
+
+    raw = ListingRenderer(7).render_base(3)
+    body = b'{"results":[' + raw + b"]}"
+    [with_photos] = _LIST_DECODERS["/listings"](body).values or [None]
+    [without] = _LIST_DECODERS_UNPICTURED["/listings"](body).values or [None]
+    assert with_photos == adapter.listing_values(raw) and with_photos is not None
+    assert without == adapter.listing_values_unpictured(raw) and without is not None
+    assert with_photos[-1] is not None and without[-1] is None
+    assert with_photos[:-1] == without[:-1]

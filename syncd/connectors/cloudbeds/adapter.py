@@ -61,7 +61,7 @@ def hotel_values(raw: bytes, fetched_at: datetime) -> tuple[Any, ...]:
     title = h.propertyName or "Untitled property"
     none5, none7 = (None,) * 5, (None,) * 7  # nickname..bathrooms, street..longitude
     values = (str(h.propertyID), fetched_at, title, *none5, h.propertyTimezone, *none7, True, True, None)
-    return _PROPERTY((*values, _currency(h)))
+    return _PROPERTY((*values, _currency(h), None))  # no photos fingerprint
 
 
 def reservation_values(raw: bytes, hotels: Mapping[str, Local]) -> tuple[Any, ...]:

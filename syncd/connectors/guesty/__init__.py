@@ -4,6 +4,9 @@ OAuth2 client credentials (24 h tokens, at most 5 per key per 24 h: persist them
 15/s, 120/min, 5000/h per account, ``limit``/``skip`` pagination (max 100), 24-hex
 ``_id`` strings, ISO UTC timestamps with milliseconds.
 
+Listing photos are a child resource (``photos``): the list's ``pictures`` digest
+(``adapter.photos_fingerprint``) tells which listings' photos to read again.
+
 Two API versions: ``legacy`` (the default) reads reservations from ``/reservations``,
 incrementally by ``lastUpdatedAt`` (deprecated, removal 1 Mar 2027); ``v3`` from
 ``/reservations-v3/search``, which has no update filter (``reservations_v3``).
@@ -32,7 +35,8 @@ def connect(wiring: Wiring) -> Connector:
 
     wiring.client.auth = wiring.client_credentials(endpoint=TOKEN_ENDPOINT, scope=SCOPE)
     driver = GuestyV3Connector if wiring.api_version == VERSION else GuestyConnector
-    return driver(wiring.client, wiring.page_size, log=wiring.log)
+    # The pictures digest costs every listing of every page: only when photos are synced.
+    return driver(wiring.client, wiring.page_size, log=wiring.log, photos="photos" in wiring.resources)
 
 
 PARTNER = PartnerInfo(
@@ -42,7 +46,7 @@ PARTNER = PartnerInfo(
     rate_limits=("15/s", "120/min", "5000/h"),
     max_concurrency=15,
     page_size=100,
-    resources=frozenset({"properties", "reservations"}),
+    resources=frozenset({"properties", "reservations", "photos"}),
     credential_keys=frozenset({"client_id", "client_secret"}),
     max_token_requests_per_day=5,
     connect=connect,

@@ -1,4 +1,5 @@
-"""The Guesty driver: listings and reservations, incrementally by ``lastUpdatedAt``."""
+"""The Guesty driver: listings and reservations, incrementally by ``lastUpdatedAt``; a
+listing's photos as a child resource (``stream_children``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import orjson
 
 from syncd import errors
 from syncd.config import ResourceSettings
-from syncd.connectors.base import Normalizer, Page, PartnerInfo
+from syncd.connectors.base import ChildPage, Normalizer, Page, PartnerInfo
 from syncd.connectors.guesty import PARTNER, adapter, wire
 from syncd.connectors.json_repair import repair_lone_surrogates
 from syncd.connectors.pagination import MAX_CONSECUTIVE_RESCANS, UpdatedSinceCursor, format_ts, parse_ts
@@ -30,6 +31,10 @@ ENDPOINTS = {"properties": "/listings", "reservations": "/reservations"}
 MAX_BROKEN_PER_PAGE = 5
 # Page requests in flight during a long listing (one anchored, the rest ahead).
 PAGES_IN_FLIGHT = 4
+# GET /listings/{id}?fields=...: partners.md documents ``fields=pictures`` for photos.
+# [assumption] ``fields`` takes several names here as on the list (space-separated), so the
+# listing's ``lastUpdatedAt`` comes along: the photo rows' partner timestamp.
+PICTURE_FIELDS = "pictures lastUpdatedAt"
 _RAW_ID = re.compile(rb'"_id"\s*:\s*"([0-9A-Za-z_-]{1,64})"')
 _NORMALIZERS: dict[str, Normalizer] = {
     "properties": adapter.listing_values,
@@ -119,6 +124,11 @@ _LIST_DECODERS = {
     "/listings": _typed_listed(wire.LISTING_PAGE, adapter.listing_values_of),
     "/reservations": _typed_listed(wire.RESERVATION_PAGE, adapter.reservation_values_of),
 }
+# An integration that does not sync photos: listings without the pictures digest.
+_LIST_DECODERS_UNPICTURED = {
+    **_LIST_DECODERS,
+    "/listings": _typed_listed(wire.LISTING_PAGE, adapter.listing_values_of_unpictured),
+}
 
 
 def _kept_values(listed: _Listed, kept: list[RawRecord]) -> list[tuple[Any, ...] | None] | None:
@@ -147,12 +157,24 @@ def _single(body: bytes) -> bytes:
 class GuestyConnector:
     info: PartnerInfo = PARTNER
 
-    def __init__(self, client: PartnerClient, page_size: int = PARTNER.page_size, log: Any = None) -> None:
+    def __init__(
+        self,
+        client: PartnerClient,
+        page_size: int = PARTNER.page_size,
+        log: Any = None,
+        *,
+        photos: bool = True,
+    ) -> None:
         self._client = client
         self._page_size = min(page_size, PARTNER.page_size)
         self._log = log
+        # Photos synced: listings carry their pictures digest (``photos_fingerprint``).
+        self._decoders = _LIST_DECODERS if photos else _LIST_DECODERS_UNPICTURED
+        self._photos = photos
 
     def normalizer(self, resource: str) -> Normalizer:
+        if resource == "properties" and not self._photos:
+            return adapter.listing_values_unpictured
         return _NORMALIZERS[resource]
 
     def external_id(self, resource: str, raw: RawRecord) -> str | None:
@@ -269,7 +291,7 @@ class GuestyConnector:
             "sort": "lastUpdatedAt",
             "filters": orjson.dumps(filters).decode(),
         }
-        return await self._client.get(endpoint, params=params, decode=_LIST_DECODERS.get(endpoint, _listed))
+        return await self._client.get(endpoint, params=params, decode=self._decoders.get(endpoint, _listed))
 
     async def _one_by_one(
         self, endpoint: str, cursor: UpdatedSinceCursor, failure: errors.UndecodableBody
@@ -332,6 +354,28 @@ class GuestyConnector:
             found = [bytes(r) for r in page.results if _id_of(r) == external_id]
             return found[0] if found else None
         raise errors.PartnerRejected(f"fetch_one is not supported for {resource}")
+
+    async def stream_children(self, resource: str, parent_ids: list[str]) -> AsyncGenerator[ChildPage, None]:
+        """Each listing's pictures (``photos``), one request per listing: a listing whose
+        photos changed (its list page's ``pictures`` digest moved) is read again whole."""
+        if resource != "photos":
+            raise errors.PartnerRejected(f"{resource} is not a child resource of Guesty listings")
+        for listing_id in parent_ids:
+            path = f"/listings/{quote(listing_id, safe='')}"
+            params: dict[str, str | int] = {"fields": PICTURE_FIELDS}
+            found = await self._client.get_or_none(
+                "/listings/{id}", path, params, decode=wire.LISTING_PICTURES.decode
+            )
+            if found is None:  # the listing is gone: so are its photos
+                yield ChildPage([listing_id], [], [])
+                continue
+            values: list[tuple[Any, ...] | Exception] = []
+            for position, raw in enumerate(found.pictures):
+                try:
+                    values.append(adapter.picture_values(raw, listing_id, position, found.lastUpdatedAt))
+                except (msgspec.MsgspecError, ValueError) as exc:  # pydantic's is a ValueError
+                    values.append(exc)
+            yield ChildPage([listing_id], list(found.pictures), values)
 
     async def check_access(self) -> None:
         params: dict[str, str | int] = {"limit": 1, "fields": "_id"}

@@ -62,6 +62,29 @@ class Listing(msgspec.Struct, gc=False):
     prices: Prices | None = None
     active: bool = True
     listed: bool = True
+    # The pictures array as sent, not decoded: only its digest is read from a list page
+    # (``adapter.photos_fingerprint``); the photos themselves come with ``ListingPictures``.
+    pictures: msgspec.Raw = msgspec.Raw(b"")
+
+
+class Picture(msgspec.Struct, gc=False):
+    """One entry of a listing's ``pictures[]`` (partners.md: docs/listing-photos).
+    [assumption] its fields: ``_id``, ``original`` (the full-size URL), ``thumbnail`` and
+    ``caption``, as community code reads them; partners.md names only the array."""
+
+    id: str = msgspec.field(name="_id")
+    original: str
+    thumbnail: str | None = None
+    caption: str | None = None
+
+
+class ListingPictures(msgspec.Struct, gc=False):
+    """``GET /listings/{id}?fields=pictures lastUpdatedAt``: the listing's pictures, each kept
+    as its raw bytes (a photo row's ``raw``)."""
+
+    id: str = msgspec.field(name="_id")
+    lastUpdatedAt: datetime
+    pictures: list[msgspec.Raw] = msgspec.field(default_factory=list)
 
 
 class Guest(msgspec.Struct, gc=False):
@@ -138,3 +161,5 @@ RESERVATION = msgspec.json.Decoder(Reservation)
 SEARCH_PAGE = msgspec.json.Decoder(SearchPage)
 RESERVATION_V3_PAGE = msgspec.json.Decoder(ReservationV3Page)
 RESERVATION_V3 = msgspec.json.Decoder(ReservationV3)
+PICTURE = msgspec.json.Decoder(Picture)
+LISTING_PICTURES = msgspec.json.Decoder(ListingPictures)

@@ -90,6 +90,7 @@ def listing_tuple(w: wire.Listing) -> tuple[Any, ...]:
         True,  # listed: not documented
         w.price,  # base_price
         w.currencyCode,  # currency
+        None,  # photos_fingerprint: photos are not offered as a child resource here
     )
 
 

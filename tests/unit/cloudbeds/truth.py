@@ -26,7 +26,7 @@ def truth_properties(account: CloudbedsAccount) -> dict[str, tuple[Any, ...]]:
     for i in account.live_hotels():
         h = account.hotel(i)
         tz = rec.ZONES[h.zone][0]
-        out[h.id] = (h.id, None, h.name, *(None,) * 5, tz, *(None,) * 7, True, True, None, h.currency)
+        out[h.id] = (h.id, None, h.name, *(None,) * 5, tz, *(None,) * 7, True, True, None, h.currency, None)
     return out
 
 

@@ -47,7 +47,7 @@ def listing_truth(f: ListingFields) -> tuple[Any, ...]:
         str(f.id), _utc(f.activity_s), name or internal or "Untitled listing", internal, None,
         2 + h % 7, float(1 + (h >> 4) % 4), 1.5 if h & 0x100 else 1.0, place[5].decode(),
         place[14], place[10], place[11], place[13], place[12] or place[3].decode(), place[7], place[8],
-        True, True, Decimal(cents).scaleb(-2), place[6].decode(),
+        True, True, Decimal(cents).scaleb(-2), place[6].decode(), None,
     )  # fmt: skip
 
 

@@ -260,9 +260,16 @@ def test_mutations_show_up_in_queries_truth_and_gets() -> None:
         old, new = before[ident], after[ident]
         assert new.version >= 2
         assert _ms(str(new.payload["lastUpdatedAt"])) > base_max
-        changed = {k for k in ("title", "accommodates", "prices") if old.payload[k] != new.payload[k]}
+        changed = {
+            k for k in ("title", "accommodates", "prices", "pictures") if old.payload[k] != new.payload[k]
+        }
         assert changed, ident
+        # Only a photo edit changes the pictures.
+        assert "pictures" not in changed or ident in summary.listings_photos, ident
         assert orjson.loads(account.get_listing(ident) or b"null") == new.payload
+    edited = set(summary.listings_photos) - set(summary.listings_deleted) - set(summary.listings_inserted)
+    assert edited, "a quarter of the listing updates are photo edits"
+    assert all(before[i].payload["pictures"] != after[i].payload["pictures"] for i in edited)
     for ident in summary.listings_deleted:
         assert ident not in after
         assert account.get_listing(ident) is None

@@ -88,6 +88,7 @@ class GuestyProfile(Profile[GuestyAccount]):
         return [
             TokenEndpoint(TOKEN_PATH, self.token, self.token_client),
             Api(f"{API_PREFIX}/listings", self.list_listings),
+            # ``fields`` projects the record (``?fields=pictures`` for a listing's photos).
             Api(f"{API_PREFIX}/listings/{{id}}", self.get_listing),
             Api(f"{API_PREFIX}/reservations", self.list_reservations),
             Api(f"{API_PREFIX}/reservations/{{id}}", self.get_reservation),
@@ -222,9 +223,11 @@ class GuestyProfile(Profile[GuestyAccount]):
         return self.version_truth(data, kind, None)
 
     def version_truth(self, data: GuestyAccount, kind: str | None, version: str | None) -> Iterable[bytes]:
+        if kind in ("photo", "photos"):
+            return data.truth_photos_ndjson()
         kinds = _KINDS.get(kind)
         if kinds is None:
-            raise ValueError("kind must be listing (properties) or reservation (reservations)")
+            raise ValueError("kind must be listing (properties), reservation (reservations) or photos")
         api = _VERSIONS.get(version)
         if api is None:
             raise ValueError(f"version must be one of {', '.join(v for v in _VERSIONS if v)}")

@@ -53,6 +53,9 @@ class MutationSummary:
     reservations_inserted: tuple[str, ...]
     first_ts: str | None
     last_ts: str | None
+    # Listings whose pictures were edited (also in ``listings_updated``: an edit bumps the
+    # listing's lastUpdatedAt); the other updated listings kept their pictures.
+    listings_photos: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -60,6 +63,7 @@ class MutationSummary:
                 "updated": list(self.listings_updated),
                 "inserted": list(self.listings_inserted),
                 "deleted": list(self.listings_deleted),
+                "photos": list(self.listings_photos),
             },
             "reservations": {
                 "updated": list(self.reservations_updated),
@@ -122,6 +126,10 @@ class GuestyAccount:
         )
         self._clock_ms = max(self.listing_table.max_base_ts(), self.reservation_table.max_base_ts())
         self._mutations = 0
+        # Photo edits (sparse): a listing's pictures after its edits, and how many of its
+        # version bumps were photo edits (they leave its other fields as they were).
+        self.pictures: dict[int, tuple[tuple[int, int], ...]] = {}
+        self.photo_bumps: dict[int, int] = {}
         self._base_listings: PrerenderedRecords | None = None
         self._base_reservations: PrerenderedRecords | None = None
 
@@ -158,16 +166,28 @@ class GuestyAccount:
             return None
         return j
 
-    def render_listing(self, i: int, table: OverrideTable | None = None) -> bytes:
+    def render_listing(
+        self,
+        i: int,
+        table: OverrideTable | None = None,
+        photos: tuple[dict[int, tuple[tuple[int, int], ...]], dict[int, int]] | None = None,
+    ) -> bytes:
+        """Listing ``i`` as served now (or as of a snapshot: ``table`` and ``photos``)."""
         t = table or self.listing_table
+        pictures, bumps = photos or (self.pictures, self.photo_bumps)
         created = t.created.get(i)
         body = self._render_l.render(
             i,
-            t.version(i),
+            t.version(i) - bumps.get(i, 0),  # a photo edit changes nothing else
             t.timestamp(i),
             self._render_l.base_created(i) if created is None else created,
             i in self.malformed,
         )
+        edited = pictures.get(i)
+        if edited is not None:
+            start = body.index(b'"pictures":[') + 11
+            end = body.index(b"]", start) + 1  # no caption holds a bracket
+            body = body[:start] + self._render_l.pictures_json(i, edited) + body[end:]
         return body.replace(b'"title":"', b'"title":"\x00', 1) if i in self.broken_json else body
 
     def render_reservation(self, j: int, table: OverrideTable | None = None) -> bytes:
@@ -286,9 +306,10 @@ class GuestyAccount:
     # -- mutations ------------------------------------------------------------------------
 
     def mutate(self, count: int, seed: int) -> MutationSummary:
-        """Apply ``count`` deterministic mutations (40 % listing updates, 15 % inserts,
-        10 % deletions, 25 % reservation updates, 10 % reservation inserts)."""
-        touched: dict[str, list[str]] = {k: [] for k in ("lu", "li", "ld", "ru", "ri")}
+        """Apply ``count`` deterministic mutations (40 % listing updates, a quarter of them
+        photo edits, 15 % inserts, 10 % deletions, 25 % reservation updates, 10 %
+        reservation inserts)."""
+        touched: dict[str, list[str]] = {k: [] for k in ("lu", "li", "ld", "ru", "ri", "lp")}
         key = encoding.stream_key(self.seed ^ (seed * 0x9E3779B1), 7 + self._mutations)
         first_ts: int | None = None
         group_left = 0
@@ -302,6 +323,8 @@ class GuestyAccount:
             first_ts = ts if first_ts is None else first_ts
             kind, ident = self._mutate_one(h, ts)
             touched[kind].append(ident)
+            if kind == "lp":
+                touched["lu"].append(ident)
         self._mutations += 1
 
         def ids(kind: str) -> tuple[str, ...]:
@@ -315,6 +338,7 @@ class GuestyAccount:
             ids("ri"),
             None if first_ts is None else encoding.format_iso_ms(first_ts),
             None if first_ts is None else encoding.format_iso_ms(self._clock_ms),
+            ids("lp"),
         )
 
     def _mutate_one(self, h: int, ts: int) -> tuple[str, str]:
@@ -323,6 +347,9 @@ class GuestyAccount:
             i = self._pick_live(self.listing_table, h >> 8, self.malformed)
             if i is not None and roll < 40:
                 self.listing_table.update(i, ts)
+                if (h >> 60) & 3 == 0:
+                    self._edit_pictures(i, h)
+                    return "lp", self.listing_id(i)
                 return "lu", self.listing_id(i)
             if i is not None:
                 self.listing_table.delete(i, ts)
@@ -335,6 +362,34 @@ class GuestyAccount:
                 self.reservation_table.update(j, ts)
                 return "ru", self.reservation_id(j)
         return "ri", self.reservation_id(self.reservation_table.insert(ts))
+
+    def edit_listing(self, listing_id: str, *, photos: bool) -> None:
+        """One update of a live listing, now: a photo edit (its pictures alone change) or an
+        edit of its other fields (its pictures stay). For tests that need to know which."""
+        i = self.listing_index(listing_id)
+        if i is None:
+            raise KeyError(listing_id)
+        self._clock_ms += 1
+        self.listing_table.update(i, self._clock_ms)
+        if photos:
+            self._edit_pictures(i, encoding.mix64(self.seed ^ self._clock_ms))
+
+    def _edit_pictures(self, i: int, h: int) -> None:
+        """A photo edit of listing ``i`` (its update already counted): a picture added,
+        removed or re-captioned. [assumption] such an edit moves the listing's
+        ``lastUpdatedAt`` (partners.md does not say; without it no incremental list sees it)."""
+        pictures = list(self.pictures.get(i) or self._render_l.base_pictures(i))
+        op = (h >> 56) % 3
+        if op == 0 and len(pictures) < 8:
+            pictures.append((max(k for k, _ in pictures) + 1, (h >> 50) & 15))
+        elif op == 1 and len(pictures) > 1:
+            del pictures[(h >> 45) % len(pictures)]
+        else:
+            n = (h >> 45) % len(pictures)
+            k, caption = pictures[n]
+            pictures[n] = (k, (caption + 1 + (h >> 50) % 15) & 15)  # always another caption
+        self.pictures[i] = tuple(pictures)
+        self.photo_bumps[i] = self.photo_bumps.get(i, 0) + 1
 
     @staticmethod
     def _pick_live(table: OverrideTable, h: int, avoid: frozenset[int]) -> int | None:
@@ -353,10 +408,11 @@ class GuestyAccount:
     def truth_listings(self) -> Iterator[TruthRecord]:
         """Every valid live listing in ``_id`` order, streamed from a snapshot of the overrides."""
         table = self.listing_table.copy()
+        photos = (dict(self.pictures), dict(self.photo_bumps))
         for i in range(table.total):
             if i in table.deleted or i in self.malformed or i in self.broken_json:
                 continue
-            payload = orjson.loads(self.render_listing(i, table))
+            payload = orjson.loads(self.render_listing(i, table, photos))
             yield TruthRecord("listing", self.listing_id(i), table.version(i), payload)
 
     def truth_reservations(self) -> Iterator[TruthRecord]:
@@ -367,11 +423,37 @@ class GuestyAccount:
             payload = orjson.loads(self.render_reservation(j, table))
             yield TruthRecord("reservation", self.reservation_id(j), table.version(j), payload)
 
+    def truth_photos_ndjson(self) -> Iterator[bytes]:
+        """Every picture of every valid live listing, in listing ``_id`` then array order:
+        NDJSON ``{"kind":"photo","id":"<listing id>:<picture id>","listing","position",
+        "version" (the listing's),"payload" (the picture as served)}``."""
+        table = self.listing_table.copy()
+        photos = (dict(self.pictures), dict(self.photo_bumps))
+        for i in range(table.total):
+            if i in table.deleted or i in self.malformed or i in self.broken_json:
+                continue
+            listing = orjson.loads(self.render_listing(i, table, photos))
+            for position, picture in enumerate(listing.get("pictures") or []):
+                yield (
+                    orjson.dumps(
+                        {
+                            "kind": "photo",
+                            "id": f"{listing['_id']}:{picture['_id']}",
+                            "listing": listing["_id"],
+                            "position": position,
+                            "version": table.version(i),
+                            "payload": picture,
+                        }
+                    )
+                    + b"\n"
+                )
+
     def truth_ndjson(
         self, kinds: tuple[Kind, ...] = ("listing", "reservation"), reservations: ReservationApi = "legacy"
     ) -> Iterator[bytes]:
         """NDJSON lines ``{"kind","id","version","payload"}`` without a parse/serialise round
         trip; ``reservations`` names the API whose rendering the reservations' payloads are."""
+        photos = (dict(self.pictures), dict(self.photo_bumps))
         for kind in kinds:
             table = (self.listing_table if kind == "listing" else self.reservation_table).copy()
             for i in range(table.total):
@@ -380,7 +462,7 @@ class GuestyAccount:
                 ):
                     continue
                 if kind == "listing":
-                    ident, body = self._render_l.listing_id(i), self.render_listing(i, table)
+                    ident, body = self._render_l.listing_id(i), self.render_listing(i, table, photos)
                 else:
                     ident, body = self._render_r.reservation_id(i), self.render_reservation(i, table)
                     if reservations == "v3":

@@ -99,6 +99,18 @@ class ListingRenderer:
     def base_created(i: int) -> int:
         return ListingRenderer.base_ts(i) - _LISTING_CREATED_LAG_MS
 
+    def base_pictures(self, i: int) -> tuple[tuple[int, int], ...]:
+        """Listing ``i``'s pictures before any photo edit, as (suffix, caption index) pairs:
+        exactly those ``render`` writes (a picture's id is the listing's picture prefix and
+        its suffix)."""
+        h2 = _mix(self._pic_key ^ i)
+        return tuple((k, (h2 >> (4 + 4 * k)) & 15) for k in range(2 + h2 % 3))
+
+    def pictures_json(self, i: int, pictures: tuple[tuple[int, int], ...]) -> bytes:
+        """The ``pictures`` array of listing ``i`` holding ``pictures`` (after photo edits)."""
+        pid = b"%08x%015x" % (PICTURE_ID_PREFIX + i, _mix(self._pic_key ^ i) >> 4)
+        return b"[" + b",".join(_picture(k) % (pid, pid, pid, _CAPTIONS[c]) for k, c in pictures) + b"]"
+
     def render_base(self, i: int, t0_ms: int = T0_MS, version: int = 1) -> bytes:
         """Listing ``i`` as never mutated (in its dataset generation): the full-sync hot path."""
         updated = t0_ms + (i // LISTING_TIE_GROUP) * 1000
