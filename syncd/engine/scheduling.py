@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
-
-from syncd.store.types import Schedule
 
 Key = tuple[str, str]
 
@@ -19,29 +16,6 @@ def shard_of(integration_id: str, shard_count: int) -> int:
 
 def owned(integration_ids: Iterable[str], shard_index: int, shard_count: int) -> list[str]:
     return [i for i in integration_ids if shard_of(i, shard_count) == shard_index]
-
-
-def due(schedules: Iterable[Schedule], running: Collection[Key], now: datetime) -> list[Schedule]:
-    """Schedules whose time has come and that are not already running here, oldest first."""
-    ready = [s for s in schedules if s.next_due_at <= now and (s.integration_id, s.resource) not in running]
-    return sorted(ready, key=lambda s: s.next_due_at)
-
-
-@dataclass(frozen=True)
-class Backlog:
-    """How far the scheduler is behind: the schedules waiting, and the oldest one's lateness."""
-
-    waiting: int
-    oldest_late_s: float
-
-
-def backlog(ready: Sequence[Schedule], now: datetime) -> Backlog:
-    """The backlog at ``now`` of ``ready``, the schedules ``due`` returned. A healthy daemon
-    claims a due schedule within a tick: lateness beyond that means every worker slot is busy."""
-    if not ready:
-        return Backlog(0, 0.0)
-    oldest = min(s.next_due_at for s in ready)
-    return Backlog(len(ready), max(0.0, (now - oldest).total_seconds()))
 
 
 def next_interval(interval_s: float, jitter: float, rand: float) -> float:

@@ -262,7 +262,7 @@ class Metrics:
         )
 
     def scheduler_ticked(self, at: float, waiting: int, oldest_late_s: float) -> None:
-        """[scheduler] Each tick: its time and the backlog it found (``scheduling.backlog``)."""
+        """[scheduler] Each tick: its time and the backlog it found (the queue's due tasks)."""
         self.scheduler_last_tick.set(at)
         self.schedules_overdue.set(waiting)
         self.schedule_overdue_seconds.set(oldest_late_s)

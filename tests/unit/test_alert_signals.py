@@ -1,45 +1,19 @@
-"""The signals the alerting rules read that the daemon computes itself: the scheduler's
-backlog (pure), its tick's gauges, and token requests counted by outcome."""
+"""The signals the alerting rules read that the daemon computes itself: the scheduler
+tick's gauges (its backlog is the task queue's depth, tests/integration/engine), and token
+requests counted by outcome."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from syncd import errors
 from syncd.connectors.registry import counted
-from syncd.engine import scheduling
 from syncd.observability.metrics import Metrics
-from syncd.store.types import Schedule
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
-
-
-def schedule(integration_id: str, resource: str, due_in_s: float) -> Schedule:
-    return Schedule(integration_id, resource, 900.0, NOW + timedelta(seconds=due_in_s), 0)
-
-
-def test_backlog_counts_what_is_due_and_not_running_and_the_oldest_lateness() -> None:
-    schedules = [
-        schedule("acme", "properties", -30),
-        schedule("acme", "reservations", -600),  # running: not waiting
-        schedule("globex", "properties", -90),
-        schedule("globex", "reservations", 5),  # not due yet
-        schedule("initech", "properties", 0),  # due exactly now
-    ]
-    ready = scheduling.due(schedules, {("acme", "reservations")}, NOW)
-    assert scheduling.backlog(ready, NOW) == scheduling.Backlog(waiting=3, oldest_late_s=90.0)
-    # Whatever order the caller passes them in.
-    assert scheduling.backlog(list(reversed(ready)), NOW).oldest_late_s == 90.0
-
-
-def test_backlog_is_empty_when_nothing_waits() -> None:
-    schedules = [schedule("acme", "properties", 60), schedule("globex", "properties", -5)]
-    assert scheduling.backlog(scheduling.due(schedules, {("globex", "properties")}, NOW), NOW) == (
-        scheduling.Backlog(0, 0.0)
-    )
 
 
 def test_a_scheduler_tick_sets_its_gauges() -> None:
