@@ -20,7 +20,7 @@ import base64
 import hashlib
 import itertools
 import re
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
@@ -83,7 +83,8 @@ class BookingProfile(Profile[BookingAccount]):
         self.ttl_s = TOKEN_TTL_S if ttl == DOCUMENTED else ttl
         self.max_tokens_per_hour = MAX_TOKENS_PER_HOUR
         self.tokens: dict[str, tuple[str, float]] = {}  # jwt -> (account id, expiry)
-        self.issued: dict[str, deque[float]] = {}  # account id -> issue times (wall clock)
+        self.issued: dict[str, deque[float]] = {}  # account id -> issue times in the last hour
+        self.issued_total: Counter[str] = Counter()  # account id -> tokens ever issued
         self.tokens_refused = 0
         self.no_access: set[str] = set()
         self.hold_acks: anyio.Event | None = None
@@ -99,9 +100,9 @@ class BookingProfile(Profile[BookingAccount]):
 
     # -- auth -------------------------------------------------------------------------------
 
-    def tokens_issued(self, account_id: str, window_s: float = 3600.0) -> int:
-        """Tokens issued to the account in the trailing window."""
-        since = self.runtime.wall_clock() - window_s
+    def tokens_issued(self, account_id: str) -> int:
+        """Tokens issued to the account in the trailing hour (what the cap counts)."""
+        since = self.runtime.wall_clock() - 3600
         return sum(1 for t in self.issued.get(account_id, ()) if t > since)
 
     async def token_client(
@@ -134,6 +135,7 @@ class BookingProfile(Profile[BookingAccount]):
             body = b'{"error":"too many tokens requested: at most 30 per hour"}'
             return Response(body, 429, headers={"Retry-After": "60"}, media_type=JSON_MEDIA_TYPE)
         issued.append(now)
+        self.issued_total[account.id] += 1
         serial = next(self._serial)
         claims = {
             "sub": "connectivity-auth-proxy",

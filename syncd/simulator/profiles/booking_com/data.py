@@ -117,6 +117,7 @@ class BookingAccount:
         self.acks = 0
         self.error_acks = 0
         self.ack_posts = 0
+        self.error_acked: set[int] = set()  # ids ever acknowledged with an error
         self._rng = random.Random(seed)
         for _ in range(size):
             self._book()
@@ -176,6 +177,8 @@ class BookingAccount:
             if i in pending:
                 del pending[i]
                 done += 1
+                if error:
+                    self.error_acked.add(i)
         if error:
             self.error_acks += done
         else:
