@@ -87,6 +87,7 @@ class _Polled:
     queue: Queue
     ok: list[str]
     failed: list[str]
+    stamp: str  # the polled message's TimeStamp, echoed by the acknowledgement
     acked: anyio.Event = field(default_factory=anyio.Event)
 
 
@@ -163,7 +164,7 @@ class BookingConnector:
             return
         for serial in sorted(s for s in self._polled if s <= upto):
             polled = self._polled[serial]
-            stamp = datetime.now(UTC).isoformat(timespec="seconds")
+            stamp = polled.stamp
             answer = polled.queue.answer
             if polled.ok:
                 await self._acknowledge(polled.queue, wire.acknowledgement(answer, polled.ok, stamp))
@@ -244,7 +245,10 @@ class BookingConnector:
             assert ident is not None  # values carry it
             ok.append(ident)
         serial = next(self._serial)
-        polled = self._polled[serial] = _Polled(queue, ok, failed)
+        # [assumption] The acknowledgement's TimeStamp echoes the message's: the pages do
+        # not say what it must hold, and an echo keeps the same answer to the same message.
+        stamp = got.timestamp or datetime.now(UTC).isoformat(timespec="seconds")
+        polled = self._polled[serial] = _Polled(queue, ok, failed, stamp)
         checkpoint = {"queue": queue.name, "poll": serial}
         page = Page(records, checkpoint, values, media_type=wire.MEDIA_TYPE, awaits_commit=True)
         return page, polled
