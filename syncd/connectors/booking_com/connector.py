@@ -22,9 +22,11 @@ its exact bytes and the property has the partner's copy. One without a readable 
 cannot be acknowledged at all; a poll that brings nothing acknowledgeable ends the run
 (it would bring the same again).
 
-Pace (partners.md): a queue that was empty is not polled again for ``empty_poll_s``
-(20 s), a poll follows an acknowledgement by ``ack_pause_s`` (5 s), and the partner's
-``max_concurrency`` of 1 keeps every call of an integration sequential.
+Pace (partners.md): a queue found empty is not polled again for ``empty_poll_s`` (20 s):
+a run that comes sooner skips it rather than hold a worker while it waits (the schedule
+brings the next run); a poll follows an acknowledgement by ``ack_pause_s`` (5 s), slept
+within the run; the partner's ``max_concurrency`` of 1 keeps every call of an
+integration sequential.
 """
 
 from __future__ import annotations
@@ -137,10 +139,16 @@ class BookingConnector:
     ) -> AsyncGenerator[Page, None]:
         """Every queue drained: a page per poll, each acknowledged (``committed``) before the
         next poll. The checkpoint only names the poll; the queue itself is the position."""
+        # Polls of an earlier run that never reached ``committed`` (it failed or was cut
+        # short) are not this run's to acknowledge: they may not be durable. The partner
+        # delivers them again.
+        self._polled.clear()
         for queue in QUEUES:
+            if not self._rested(queue):
+                continue  # found empty moments ago: the next run asks (no slot held waiting)
             delivered: set[str] = set()
             while True:
-                await self._wait_turn(queue)
+                await self._ack_pause()
                 got = await self._poll(queue)
                 if not got.items:
                     self._empty_at[queue.name] = self._clock()
@@ -195,16 +203,17 @@ class BookingConnector:
 
     # -- the queue --------------------------------------------------------------------------
 
-    async def _wait_turn(self, queue: Queue) -> None:
-        now, waits = self._clock(), [0.0]
+    def _rested(self, queue: Queue) -> bool:
+        """Whether ``queue`` may be polled now: not found empty within ``empty_poll_s``."""
         empty_at = self._empty_at.get(queue.name)
-        if empty_at is not None:
-            waits.append(empty_at + self._pace.empty_poll_s - now)
+        return empty_at is None or self._clock() - empty_at >= self._pace.empty_poll_s
+
+    async def _ack_pause(self) -> None:
+        """The documented pause after an acknowledgement (this run's or the last one's)."""
         if self._acked_at is not None:
-            waits.append(self._acked_at + self._pace.ack_pause_s - now)
-        wait = max(waits)
-        if wait > 0:
-            await self._sleep(wait)
+            wait = self._acked_at + self._pace.ack_pause_s - self._clock()
+            if wait > 0:
+                await self._sleep(wait)
 
     async def _poll(self, queue: Queue) -> wire.Message:
         try:
