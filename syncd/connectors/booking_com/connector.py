@@ -225,8 +225,14 @@ class BookingConnector:
 
     async def _acknowledge(self, queue: Queue, body: bytes) -> None:
         try:
+            # Labelled apart from the poll (same path): acknowledgements are what an
+            # operator counts when a queue does not drain.
             answer = await self._client.post(
-                queue.path, content=body, content_type=wire.MEDIA_TYPE, decode=wire.message
+                f"{queue.path}:ack",
+                queue.path,
+                content=body,
+                content_type=wire.MEDIA_TYPE,
+                decode=wire.message,
             )
         except errors.PartnerRejected as exc:
             if exc.status == 403:
