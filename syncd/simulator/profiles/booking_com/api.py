@@ -81,7 +81,10 @@ class BookingProfile(Profile[BookingAccount]):
         super().__init__(settings, runtime)
         ttl = self.settings.token_ttl_s
         self.ttl_s = TOKEN_TTL_S if ttl == DOCUMENTED else ttl
-        self.max_tokens_per_hour = MAX_TOKENS_PER_HOUR
+        # A cap the simulator switched off (``max_tokens_per_day=None``) is off here too;
+        # otherwise the documented hourly one (the per-day knob has no hourly meaning).
+        off = self.settings.max_tokens_per_day is None
+        self.max_tokens_per_hour: int | None = None if off else MAX_TOKENS_PER_HOUR
         self.tokens: dict[str, tuple[str, float]] = {}  # jwt -> (account id, expiry)
         self.issued: dict[str, deque[float]] = {}  # account id -> issue times in the last hour
         self.issued_total: Counter[str] = Counter()  # account id -> tokens ever issued
@@ -130,7 +133,7 @@ class BookingProfile(Profile[BookingAccount]):
         issued = self.issued.setdefault(account.id, deque())
         while issued and issued[0] <= now - 3600:
             issued.popleft()
-        if len(issued) >= self.max_tokens_per_hour:
+        if self.max_tokens_per_hour is not None and len(issued) >= self.max_tokens_per_hour:
             self.tokens_refused += 1
             body = b'{"error":"too many tokens requested: at most 30 per hour"}'
             return Response(body, 429, headers={"Retry-After": "60"}, media_type=JSON_MEDIA_TYPE)
