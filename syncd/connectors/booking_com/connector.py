@@ -217,11 +217,16 @@ class BookingConnector:
 
     async def _poll(self, queue: Queue) -> wire.Message:
         try:
-            return await self._client.get(queue.path, decode=wire.message)
+            got = await self._client.get(queue.path, decode=wire.message)
         except errors.PartnerRejected as exc:
             if exc.status == 403:
                 raise _no_access(exc) from exc
             raise
+        if got.errors:
+            # [assumption] OTA answers may carry ``Errors`` under HTTP 200: an error, never
+            # an empty queue (which would end the run as if all were drained).
+            raise errors.PartnerRejected(f"{queue.path} answered errors: {'; '.join(got.errors)[:200]}")
+        return got
 
     async def _acknowledge(self, queue: Queue, body: bytes) -> None:
         try:

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from syncd import errors
 from syncd.config import ResourceSettings
 from syncd.connectors.booking_com.connector import BookingConnector, Pace
 from syncd.http.client import ClientOptions, PartnerClient
@@ -103,3 +104,14 @@ async def test_a_run_cut_short_leaves_its_poll_unacknowledged_for_the_next_to_re
     assert first.checkpoint["poll"] < again[0]["poll"] and data.redeliveries == 2
     assert data.acks == 2 and data.ack_posts == 1
     assert data.pending() == {"new": 0, "modified": 0}
+
+
+async def test_errors_under_a_success_status_are_an_error_not_an_empty_queue() -> None:
+    body = b'<OTA_HotelResNotifRQ><Errors><Error Type="6" ShortText="Hotel not active"/></Errors>'
+    body += b"</OTA_HotelResNotifRQ>"
+    options = ClientOptions(partner="booking_com", integration_id="i", base_url=BASE)
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=body))
+    client = PartnerClient(transport, options, throttle=Throttle(), metrics=Metrics(), log=get_logger())
+    connector = BookingConnector(client, Pace(0.0, 0.0))
+    with pytest.raises(errors.PartnerRejected, match="Hotel not active"):
+        await drain(connector, Partner(BookingAccount(seed=1, size=0)))
