@@ -49,6 +49,14 @@ T = TypeVar("T")
 Decode = Callable[[bytes], T]
 
 
+@dataclass(frozen=True, slots=True)
+class Body:
+    """A request body sent as is, and its media type."""
+
+    data: bytes
+    media_type: str
+
+
 @dataclass(frozen=True)
 class ClientOptions:
     partner: str
@@ -152,6 +160,30 @@ class PartnerClient:
             retry_rate_limited=False,
         )
 
+    async def post(
+        self, endpoint: str, path: str | None = None, *, content: bytes, content_type: str, decode: Decode[T]
+    ) -> T:
+        """An authenticated POST of ``content`` to ``base_url + path``, retried like a GET:
+        only for requests the partner may receive twice without harm (an acknowledgement)."""
+        url = self._url(path or endpoint)
+        body = Body(content, content_type)
+        return await self._retried(
+            lambda attempt, deadline: self._exchange(
+                "POST", url, endpoint, attempt, deadline, decode, body=body
+            )
+        )
+
+    async def post_json(self, url: str, endpoint: str, document: Mapping[str, str]) -> Any:
+        """``post_form_json`` for token endpoints that take a JSON document."""
+        target = httpx.URL(url)
+        body = Body(orjson.dumps(dict(document)), "application/json")
+        return await self._retried(
+            lambda attempt, deadline: self._exchange(
+                "POST", target, endpoint, attempt, deadline, orjson.loads, body=body, authorized=False
+            ),
+            retry_rate_limited=False,
+        )
+
     # --- one logical request --------------------------------------------------------------
 
     def _url(self, path: str) -> httpx.URL | str:
@@ -242,6 +274,7 @@ class PartnerClient:
         *,
         params: Mapping[str, str | int] | None = None,
         form: Mapping[str, str] | None = None,
+        body: Body | None = None,
         authorized: bool = True,
     ) -> T:
         """One attempt: breaker, throttle, auth, the wire. On an auth failure the
@@ -276,6 +309,7 @@ class PartnerClient:
                         params,
                         form,
                         headers,
+                        body,
                     )
                 except errors.AuthFailed:
                     if not authorized or auth_attempt == 2 or headers is None:
@@ -306,6 +340,7 @@ class PartnerClient:
         params: Mapping[str, str | int] | None,
         form: Mapping[str, str] | None,
         headers: Mapping[str, str] | None,
+        content: Body | None = None,
     ) -> T:
         """The request on the wire, classified, decoded; every outcome reported to the
         breakers, the throttle, the metrics and the log."""
@@ -326,11 +361,14 @@ class PartnerClient:
                 with anyio.fail_after(probe_timeout if by_probe else max(left, 0.0)):
                     if headers:
                         headers = {**_DEFAULT_HEADERS, **headers}
+                    if content is not None:
+                        headers = {**(headers or _DEFAULT_HEADERS), "Content-Type": content.media_type}
                     request = httpx.Request(
                         method,
                         url,
                         params=params,
                         data=form,
+                        content=content.data if content is not None else None,
                         headers=headers or _DEFAULT_HEADERS,
                         extensions=self._timeout,
                     )
