@@ -152,6 +152,21 @@ class PartnerClient:
             retry_rate_limited=False,
         )
 
+    async def post_json_once(
+        self, url: str, endpoint: str, body: Mapping[str, str], headers: Mapping[str, str]
+    ) -> Any:
+        """One unauthenticated JSON POST with ``headers`` (a token endpoint's client
+        authentication), sent exactly once: for requests that spend a single-use input (an
+        authorization code, a rotating refresh token) a resend after the partner acted is a
+        reuse, so the caller decides what a failure means. Guarded by the breakers."""
+        content = orjson.dumps(dict(body))
+        sent = {**headers, "Content-Type": "application/json"}
+        deadline = time.monotonic() + self.options.request_deadline_s
+        return await self._exchange(
+            "POST", httpx.URL(url), endpoint, 1, deadline, orjson.loads,
+            content=content, authorized=False, headers=sent,
+        )  # fmt: skip
+
     # --- one logical request --------------------------------------------------------------
 
     def _url(self, path: str) -> httpx.URL | str:
@@ -243,6 +258,8 @@ class PartnerClient:
         params: Mapping[str, str | int] | None = None,
         form: Mapping[str, str] | None = None,
         authorized: bool = True,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> T:
         """One attempt: breaker, throttle, auth, the wire. On an auth failure the
         credentials are refreshed once and the request resent (same attempt number)."""
@@ -253,12 +270,14 @@ class PartnerClient:
             self._rejections.inc()
             raise
         throttle = self._throttle if authorized else self._unthrottled
+        fixed = headers
+        headers = None
         for auth_attempt in (1, 2):
             admitted = await throttle.acquire()
             try:
                 if admitted.waited > 0.001:
                     self._limiter_wait.observe(admitted.waited)
-                headers = await self.auth.headers() if authorized else None
+                headers = await self.auth.headers() if authorized else dict(fixed or {}) or None
                 # Admitted after auth: a token request (itself guarded) must not find this
                 # request holding the only half-open probe slot.
                 permits = self._admit()
@@ -276,6 +295,7 @@ class PartnerClient:
                         params,
                         form,
                         headers,
+                        content,
                     )
                 except errors.AuthFailed:
                     if not authorized or auth_attempt == 2 or headers is None:
@@ -306,6 +326,7 @@ class PartnerClient:
         params: Mapping[str, str | int] | None,
         form: Mapping[str, str] | None,
         headers: Mapping[str, str] | None,
+        content: bytes | None = None,
     ) -> T:
         """The request on the wire, classified, decoded; every outcome reported to the
         breakers, the throttle, the metrics and the log."""
@@ -331,6 +352,7 @@ class PartnerClient:
                         url,
                         params=params,
                         data=form,
+                        content=content,
                         headers=headers or _DEFAULT_HEADERS,
                         extensions=self._timeout,
                     )
