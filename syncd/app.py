@@ -190,6 +190,7 @@ class Daemon:
         self.executor: TaskExecutor | None = None
         self.engine: Engine | None = None
         self._connectors: dict[str, Connector] = {}
+        self._wire_one: Any = None  # (integration id) -> a connector, while running
         ids = [i.id for i in settings.integrations if i.enabled]
         self.owned = scheduling.owned(ids, settings.daemon.shard_index, settings.daemon.shard_count)
 
@@ -215,6 +216,14 @@ class Daemon:
             )
             self.store = store
             self._connectors = connectors
+
+            def wire_one(integration_id: str) -> Connector:
+                found = build_connectors(
+                    self.settings, [integration_id], transports, credentials, self.metrics, log, self.guards
+                )
+                return found[integration_id]
+
+            self._wire_one = wire_one
             self.runner = SyncRunner(store, connectors, self.settings, self.metrics, log, self.stop)
             await self.runner.restore_gauges()
             d = self.settings.daemon
@@ -389,7 +398,17 @@ class Daemon:
             max_body_bytes=web.webhook_max_body_bytes,
             tolerance_s=web.webhook_tolerance_s,
             wake_channel=WAKE_CHANNEL,
+            rotate_secret=self._rotate_secret,
         )
+
+    async def _rotate_secret(self, integration_id: str, secret: str) -> None:
+        """A partner's webhook announced a new client secret: switch to it (tried,
+        committed, verified, rolled back). An integration another shard syncs is wired for
+        this one call: the credentials row is shared, so every shard reads the new secret."""
+        connector = self._connectors.get(integration_id)
+        if connector is None:
+            connector = self._wire_one(integration_id)
+        await connector.rotate_secret(secret)
 
     def _admin_routes(self, store: Store) -> list[Any]:
         """/admin/* when a token is configured; none (every /admin path a 404) otherwise."""

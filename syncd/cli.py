@@ -202,6 +202,21 @@ def cmd_rotate_secret(args: argparse.Namespace) -> int:
     return int(_run_async(admin.rotate_secret, settings, args.integration, new_secret))
 
 
+def cmd_authorize(args: argparse.Namespace) -> int:
+    from syncd import admin
+
+    settings = _operator(args)
+    # From a file (or stdin), never argv: other users of the machine can read arguments.
+    try:
+        text = sys.stdin.read() if str(args.code_file) == "-" else args.code_file.read_text()
+    except OSError as exc:
+        raise errors.ConfigError([("--code-file", f"cannot read it: {exc.strerror}")]) from None
+    code = text.strip()
+    if not code or len(code.split()) != 1:
+        raise errors.ConfigError([("--code-file", "holds no authorization code (one word expected)")])
+    return int(_run_async(admin.authorize, settings, args.integration, code))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from syncd import demo
 
@@ -284,6 +299,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", type=Path, required=True)
     p.add_argument("--integration", required=True)
     p.set_defaults(func=cmd_rotate_secret)
+
+    p = sub.add_parser(
+        "authorize",
+        help="exchange a one-time authorization code (from the partner's consent page) for the "
+        "integration's refresh token, stored encrypted; exit 2 if the partner refuses it",
+    )
+    p.add_argument("integration", metavar="INTEGRATION")
+    p.add_argument("--code-file", type=Path, required=True, help="a file holding the code ('-': stdin)")
+    p.add_argument("--config", "-c", type=Path, required=True)
+    p.set_defaults(func=cmd_authorize)
 
     p = sub.add_parser("sync-now", help="queue a sync of an integration (or one resource) at user priority")
     p.add_argument("--config", "-c", type=Path, required=True)

@@ -432,7 +432,9 @@ class RefreshTokenGrant(_StoredTokenAuth):
                         await txn.record_request("grant_refused")
                         refused = exc
         if refused is not None:
-            raise errors.AuthFailed(f"refresh token refused; re-authorization needed ({refused})") from refused
+            raise errors.AuthFailed(
+                f"refresh token refused; re-authorization needed ({refused})"
+            ) from refused
         await self._warm_up(stored.issued_at)
         self._adopt(stored.access_token, stored.expires_at)
 
