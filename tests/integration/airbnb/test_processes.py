@@ -1,10 +1,11 @@
 """Airbnb's rotating refresh tokens under real contention: four real ``syncd run``
 processes share one integration through several access-token expiries (a 3 s lifetime),
 while the partner's data changes and its webhooks spread fetch tasks over all four (each
-needs tokens at the moment they expire, not only the process running the syncs). A refresh token works once and rotates: the simulator
-refuses a reuse, counts it and revokes the family (which would stop every process), so
-the counts below are the proof. The one-time authorization code in the configuration is
-exchanged once, by whichever process gets the credentials row lock first."""
+needs tokens when they expire, not only the process running the syncs). A refresh token
+works once and rotates: the simulator refuses a reuse, counts it and revokes the family
+(which would stop every process), so the counts below are the proof. The one-time
+authorization code in the configuration is exchanged once, by whichever process gets the
+credentials row lock first."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ import pytest
 
 from syncd import crypto
 from syncd.simulator import limits
-from syncd.simulator.profile import DatasetOptions
-from syncd.simulator.profile import WebhookHook
+from syncd.simulator.profile import DatasetOptions, WebhookHook
+from syncd.simulator.profiles.airbnb.api import AirbnbProfile
 from syncd.simulator.server import Simulator, SimulatorServer
 from syncd.simulator.webhooks import Subscription
 from tests.support import (
@@ -30,6 +31,7 @@ from tests.support import (
     db_rows,
     integration,
     open_daemon,
+    poll_until,
     simulated_partner,
     write_config,
 )
@@ -73,6 +75,7 @@ async def test_four_processes_through_token_expiries_never_reuse_a_refresh_token
         limit_settings=limits.LimitSettings(enabled=False), token_ttl_s=TOKEN_TTL_S, latency_ms=(2.0, 20.0)
     )
     profile = sim.profile(PARTNER)
+    assert isinstance(profile, AirbnbProfile)
     account_id, secret = profile.credentials(1)
     sim.add_account(PARTNER, account_id, secret, profile.dataset(5, 300, DatasetOptions()))
     async with SimulatorServer(sim) as server:
@@ -102,9 +105,8 @@ async def test_four_processes_through_token_expiries_never_reuse_a_refresh_token
             for round_ in range(7):  # the partner's data changes (and says so) while tokens expire
                 await anyio.sleep(RUN_S / 7)
                 sim.mutate(account_id, 12, seed=round_)
-            with anyio.move_on_after(60):
-                while not await _matches(database_url, sim, account_id):
-                    await anyio.sleep(0.5)
+            with anyio.move_on_after(60):  # a revoked family never converges: asserted below
+                await poll_until(lambda: _matches(database_url, sim, account_id), 0.5)
         finally:
             for process in processes:
                 if process.returncode is None:
