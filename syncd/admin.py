@@ -327,7 +327,7 @@ async def authorize(settings: Settings, integration: str, code: str) -> int:
     encrypted); ConfigError (exit 2) when it refused it, the code was sent before, or the
     integration's partner takes no authorization code."""
     (integration_id,) = _configured(settings, integration)
-    async with _drivers(settings, [integration_id]) as (_, _, connectors):
+    async with _drivers(settings, [integration_id]) as (store, _, connectors):
         exchange = code_exchange(connectors[integration_id])
         if exchange is None:
             raise errors.ConfigError(
@@ -344,6 +344,8 @@ async def authorize(settings: Settings, integration: str, code: str) -> int:
                     )
                 ]
             ) from None
+        # Un-parks an integration an authentication failure parked: its grant is new.
+        await store.set_integration_status(integration_id, "active", None)
     print(f"{integration_id}: authorized; refresh token stored (encrypted), the daemon uses it from now on")
     return 0
 
