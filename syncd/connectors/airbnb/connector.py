@@ -91,10 +91,10 @@ _DECODERS = {"properties": _listings, "reservations": _reservations}
 
 def _single(body: bytes) -> bytes:
     got = wire.SINGLE.decode(body)
-    record = got.listing if got.listing is not None else got.reservation
-    if record is None or not bytes(record).lstrip().startswith(b"{"):
+    record = bytes(got.listing) or bytes(got.reservation)
+    if not record.lstrip().startswith(b"{"):
         raise ValueError("a response without a listing or reservation object")
-    return bytes(record)
+    return record
 
 
 class AirbnbConnector:

@@ -23,8 +23,9 @@ class Listed(msgspec.Struct, gc=False):
 
 
 class Single(msgspec.Struct, gc=False):
-    listing: msgspec.Raw | None = None
-    reservation: msgspec.Raw | None = None
+    # (``msgspec.Raw`` takes no union: an absent member stays the empty slice.)
+    listing: msgspec.Raw = msgspec.Raw(b"")
+    reservation: msgspec.Raw = msgspec.Raw(b"")
 
 
 class Head(msgspec.Struct, gc=False):
