@@ -341,6 +341,11 @@ class ClientCredentials(_StoredTokenAuth):
         return form
 
 
+def _code_mark(code: str) -> str:
+    """The audit outcome that records an authorization code as sent (its fingerprint)."""
+    return "authorization_code " + fingerprint(code)
+
+
 class RefreshTokenGrant(_StoredTokenAuth):
     """OAuth2 refresh_token grant, and the authorization-code exchange that starts it.
 
@@ -355,8 +360,10 @@ class RefreshTokenGrant(_StoredTokenAuth):
 
     The refresh token comes from the configuration (``initial_refresh_token``), from an
     authorization code exchanged once (``authorization_code``: never sent twice, even
-    across restarts and processes: each code sent is recorded before it is sent), or from
-    ``exchange_code`` (``syncd authorize``), and from then on from the credentials row.
+    across restarts and processes: each code sent is recorded before it is sent; a
+    configured code not sent yet replaces whatever grant is stored, which is how an
+    operator re-authorizes by configuration), or from ``exchange_code`` (``syncd
+    authorize``), and from then on from the credentials row.
     """
 
     def __init__(
@@ -414,13 +421,15 @@ class RefreshTokenGrant(_StoredTokenAuth):
             stored = txn.current
             # Usable: another process refreshed while we waited for the row lock.
             if not self._usable(stored.access_token, stored.expires_at):
-                if stored.grant_refused_at is not None:
+                if self._code and not await self._code_sent(self._code):
+                    # A configured code never sent is a new grant: the first one, or the
+                    # operator's re-authorization (it replaces a refused or stale one).
+                    stored = await self._exchange(txn, self._code)
+                elif stored.grant_refused_at is not None:
                     raise errors.AuthFailed(
                         "refresh token refused by the partner at "
                         f"{stored.grant_refused_at:%Y-%m-%d %H:%M:%S} UTC; re-authorization needed"
                     )
-                if stored.refresh_token is None and self._initial_refresh is None and self._code:
-                    stored = await self._exchange(txn, self._code)
                 else:
                     try:
                         stored = await self._request(txn)
@@ -449,8 +458,11 @@ class RefreshTokenGrant(_StoredTokenAuth):
             self._adopt(stored.access_token, stored.expires_at)
         return stored
 
+    async def _code_sent(self, code: str) -> bool:
+        return await self._store.token_request_recorded(self._integration_id, _code_mark(code))
+
     async def _exchange(self, txn: TokenTransaction, code: str) -> StoredToken:
-        mark = "authorization_code " + fingerprint(code)
+        mark = _code_mark(code)
         if await self._store.token_request_recorded(self._integration_id, mark):
             raise errors.AuthFailed(
                 "this authorization code was sent to the partner before and is single-use; "

@@ -8,9 +8,10 @@ is thin. What this package relies on, each fact marked by where it comes from:
   ``{access_token, expires_at (unix), refresh_token, user_id}``. Calls send
   ``X-Airbnb-OAuth-Token: <access token>`` and ``X-Airbnb-API-Key: <client id>``.
 * [assumption] The refresh token rotates on every refresh and a used one is invalid
-  (OAuth 2.1's advice for public partners; Cloudbeds does the same): refreshes are
-  single-flight across processes and the new token is stored before use
-  (``http.auth.RefreshTokenGrant``). A refused refresh token means re-authorization.
+  (OAuth 2.1's advice for partner apps): refreshes are single-flight across processes
+  and the new token is stored before use (``http.auth.RefreshTokenGrant``). A refused
+  refresh token means re-authorization. Assumed because it is the strictest reading: a
+  client that survives it survives a partner that lets old tokens live.
 * [assumption] The JSON token request carries no ``grant_type``: the community client
   sends ``{code}`` or ``{refresh_token}`` alone.
 * [assumption] A client secret the partner rotates arrives by webhook (the field report's

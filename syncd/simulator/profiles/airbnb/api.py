@@ -125,6 +125,9 @@ class AirbnbProfile(Profile[Data]):
             "authorization_code": self.mint_code(account_id),
         }
 
+    def authorization_code(self, account_id: str) -> str | None:
+        return self.mint_code(account_id)
+
     def mint_code(self, account_id: str) -> str:
         """What ``https://www.airbnb.com/oauth2/auth`` hands the operator after consent."""
         serial = next(self._serial)
