@@ -36,7 +36,7 @@ class TokenRequestShape:
     form with ``grant_type`` and the client's id and secret in the body, retried on
     transient errors): a JSON body, the client authenticated with HTTP Basic, no
     ``grant_type`` (the partner tells the grant by the field it gets: ``code``,
-    ``refresh_token``). A JSON request is sent once: it spends a single-use input."""
+    ``refresh_token``). Such a request is sent once: it spends a single-use input."""
 
     json_body: bool = False
     basic_client_auth: bool = False
@@ -72,14 +72,20 @@ class Wiring:
             raise errors.ConfigError([(f"partners.{self.info.name}.token_url", "required for this auth")])
         return str(url)
 
-    def token_fetch(self, endpoint: str, shape: TokenRequestShape = FORM) -> TokenFetch:
+    def token_fetch(
+        self, endpoint: str, shape: TokenRequestShape = FORM, *, once: bool = False
+    ) -> TokenFetch:
         """A POST to the token URL (``endpoint``: its label in metrics and logs) in the
         partner's ``shape``, each request counted in ``syncd_token_requests_total`` by
-        outcome. The grants build OAuth2's form; the shape moves its fields."""
+        outcome. The grants build OAuth2's form; the shape moves its fields. ``once`` (and
+        any JSON shape): never resent by the client (a grant that spends its input)."""
         client, url = self.client, self.token_url
 
         async def fetch(form: dict[str, str]) -> dict[str, Any]:
-            if not shape.json_body:
+            if not shape.json_body and not shape.basic_client_auth:
+                if once:
+                    sent: dict[str, Any] = await client.post_once(url, endpoint, form=form)
+                    return sent
                 body: dict[str, Any] = await client.post_form_json(url, endpoint, form)
                 return body
             fields = dict(form)
@@ -89,7 +95,12 @@ class Wiring:
             if shape.basic_client_auth:
                 pair = f"{fields.pop('client_id', '')}:{fields.pop('client_secret', '')}"
                 headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
-            answer: dict[str, Any] = await client.post_json_once(url, endpoint, fields, headers)
+            if shape.json_body:
+                answer: dict[str, Any] = await client.post_once(
+                    url, endpoint, json_body=fields, headers=headers
+                )
+            else:
+                answer = await client.post_once(url, endpoint, form=fields, headers=headers)
             return answer
 
         return counted(fetch, self.info.name, self.metrics)
@@ -125,7 +136,8 @@ class Wiring:
             client_secret=self.credentials["client_secret"],
             initial_refresh_token=self.credentials.get("refresh_token"),
             authorization_code=self.credentials.get("authorization_code"),
-            fetch=self.token_fetch(endpoint, shape),
+            # Sent once: a resend after the partner acted presents a used refresh token.
+            fetch=self.token_fetch(endpoint, shape, once=True),
             store=self.tokens,
             refresh_buffer_s=self.settings.token_refresh_buffer_s,
             warmup_s=self.info.token_warmup_s,

@@ -433,7 +433,7 @@ class RefreshTokenGrant(_StoredTokenAuth):
                 else:
                     try:
                         stored = await self._request(txn)
-                    except (errors.PartnerRejected, errors.UndecodableBody) as exc:
+                    except (errors.PartnerRejected, errors.UndecodableBody, errors.AnswerLost) as exc:
                         # invalid_grant (revoked, or already used), or a success we could
                         # not read: either way this refresh token is spent. Committed with
                         # the row, so no process sends it again.

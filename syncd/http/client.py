@@ -152,19 +152,29 @@ class PartnerClient:
             retry_rate_limited=False,
         )
 
-    async def post_json_once(
-        self, url: str, endpoint: str, body: Mapping[str, str], headers: Mapping[str, str]
+    async def post_once(
+        self,
+        url: str,
+        endpoint: str,
+        *,
+        form: Mapping[str, str] | None = None,
+        json_body: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
-        """One unauthenticated JSON POST with ``headers`` (a token endpoint's client
-        authentication), sent exactly once: for requests that spend a single-use input (an
-        authorization code, a rotating refresh token) a resend after the partner acted is a
-        reuse, so the caller decides what a failure means. Guarded by the breakers."""
-        content = orjson.dumps(dict(body))
-        sent = {**headers, "Content-Type": "application/json"}
+        """One unauthenticated POST of a form or a JSON body, with ``headers`` (a token
+        endpoint's client authentication), sent exactly once: for requests that spend a
+        single-use input (an authorization code, a rotating refresh token) a resend after
+        the partner acted is a reuse, so the caller decides what a failure means. Guarded
+        by the breakers."""
+        sent = dict(headers or {})
+        content = None
+        if json_body is not None:
+            content = orjson.dumps(dict(json_body))
+            sent["Content-Type"] = "application/json"
         deadline = time.monotonic() + self.options.request_deadline_s
         return await self._exchange(
             "POST", httpx.URL(url), endpoint, 1, deadline, orjson.loads,
-            content=content, authorized=False, headers=sent,
+            form=form, content=content, authorized=False, headers=sent or None,
         )  # fmt: skip
 
     # --- one logical request --------------------------------------------------------------
@@ -361,7 +371,15 @@ class PartnerClient:
                         status, resp_headers = resp.status_code, resp.headers
                         status_label = str(status)
                         rate_headers = _rate_headers(resp_headers)
-                        body = await bodies.read_capped(resp, self.options.max_body_bytes)
+                        try:
+                            body = await bodies.read_capped(resp, self.options.max_body_bytes)
+                        except httpx.TransportError as exc:
+                            if not 200 <= status < 300:
+                                raise
+                            status_label = "transport_error"
+                            raise errors.AnswerLost(
+                                f"{endpoint} answered {status}, then the body was cut ({type(exc).__name__})"
+                            ) from exc
                     finally:
                         await resp.aclose()
             except TimeoutError as exc:  # our deadline (httpx raises its own types)
