@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import pytest
 
-from syncd import crypto, errors
+from syncd import admin, crypto, errors
 from syncd.app import Daemon
 from syncd.connectors import registry
 from syncd.http.transport import Transports
@@ -173,8 +173,14 @@ async def test_a_refused_refresh_token_parks_the_integration_without_a_storm_unt
         assert metrics.integration_auth_failed.labels("bnb")._value.get() == 1
         assert len(sim.request_log.entries(path=TOKEN_PATH)) == token_requests
 
-        # A new code (syncd authorize's path) is a new grant: the integration works again.
-        await connector.authorize(profile.mint_code(account_id))  # type: ignore[attr-defined]
-        await connector.check_access()
+        # A new code (syncd authorize) is a new grant: un-parked, the next run syncs and
+        # clears the metric, without a restart.
+        assert await admin.authorize(settings, "bnb", profile.mint_code(account_id)) == 0
         stored = await tokens.load_token("bnb")
         assert stored is not None and stored.grant_refused_at is None
+        daemon = Daemon(settings, once=True, metrics=metrics)
+        await daemon.run()
+        assert daemon.summary().counts()["ok"] == len(RESOURCES)
+        assert metrics.integration_auth_failed.labels("bnb")._value.get() == 0
+        assert {r["status"] for r in await store.sync_status(["bnb"])} == {"active"}
+        await connector.check_access()  # the driver built before re-reads the new grant
