@@ -274,19 +274,30 @@ class _StoredTokenAuth:
         with a real call, and roll back to the previous secret if that call fails."""
         register_secret(new_secret)
         async with self._lock:
+            spent: errors.PartnerError | None = None
             async with self._store.token_lock(self._integration_id) as txn:
                 await self._check_cap(txn)
-                body = await self._rotation_request(txn, new_secret)
-                token = body.get("access_token")
-                if not isinstance(token, str) or not token:
-                    raise errors.AuthFailed("token response carries no access_token")
-                issued_at = datetime.now(UTC)
-                expires_at = expiry(body)
-                await txn.save_client_secret(new_secret, fingerprint(self._configured_secret))
-                await txn.record_request("ok")
-                # A rotated refresh token is the newest one whatever the verification says.
-                await txn.save(token, token_type(body), expires_at, refresh_token(body), issued_at)
-                version = txn.current.secret_version + 1
+                try:
+                    body = await self._rotation_request(txn, new_secret)
+                except errors.PartnerError as exc:
+                    if not await self._spent(txn, exc):
+                        raise
+                    spent = exc  # recorded in txn: committed, then raised
+                else:
+                    token = body.get("access_token")
+                    if not isinstance(token, str) or not token:
+                        raise errors.AuthFailed("token response carries no access_token")
+                    issued_at = datetime.now(UTC)
+                    expires_at = expiry(body)
+                    await txn.save_client_secret(new_secret, fingerprint(self._configured_secret))
+                    await txn.record_request("ok")
+                    # A rotated refresh token is the newest one whatever the verification says.
+                    await txn.save(token, token_type(body), expires_at, refresh_token(body), issued_at)
+                    version = txn.current.secret_version + 1
+            if spent is not None:
+                raise errors.AuthFailed(
+                    f"refresh token refused; re-authorization needed ({spent})"
+                ) from spent
             await self._warm_up(issued_at)
             self._adopt(token, expires_at)
         try:
@@ -295,6 +306,10 @@ class _StoredTokenAuth:
             await self._store.restore_client_secret(self._integration_id, version)
             self._token = None
             raise
+
+    async def _spent(self, txn: TokenTransaction, exc: errors.PartnerError) -> bool:
+        """Whether ``exc`` spent a single-use grant (then recorded in ``txn``, committed)."""
+        return False
 
     def _adopt(self, token: str | None, expires_at: datetime | None) -> None:
         register_secret(token, expires_at.timestamp() if expires_at is not None else None)
@@ -433,12 +448,9 @@ class RefreshTokenGrant(_StoredTokenAuth):
                 else:
                     try:
                         stored = await self._request(txn)
-                    except (errors.PartnerRejected, errors.UndecodableBody, errors.AnswerLost) as exc:
-                        # invalid_grant (revoked, or already used), or a success we could
-                        # not read: either way this refresh token is spent. Committed with
-                        # the row, so no process sends it again.
-                        await txn.mark_grant_refused()
-                        await txn.record_request("grant_refused")
+                    except errors.PartnerError as exc:
+                        if not await self._spent(txn, exc):
+                            raise
                         refused = exc
         if refused is not None:
             raise errors.AuthFailed(
@@ -446,6 +458,21 @@ class RefreshTokenGrant(_StoredTokenAuth):
             ) from refused
         await self._warm_up(stored.issued_at)
         self._adopt(stored.access_token, stored.expires_at)
+
+    async def _spent(self, txn: TokenTransaction, exc: errors.PartnerError) -> bool:
+        """invalid_grant (revoked, or already used), or a success whose answer was lost:
+        either way this refresh token is spent. Committed with the row, so no process
+        sends it again."""
+        if not isinstance(exc, errors.PartnerRejected | errors.UndecodableBody | errors.AnswerLost):
+            return False
+        await txn.mark_grant_refused()
+        await txn.record_request("grant_refused")
+        return True
+
+    async def _rotation_request(self, txn: TokenTransaction, new_secret: str) -> dict[str, Any]:
+        if txn.current.grant_refused_at is not None:  # its refresh token must not be sent again
+            raise errors.AuthFailed("re-authorization needed first: the new secret cannot be tried")
+        return await super()._rotation_request(txn, new_secret)
 
     async def exchange_code(self, code: str) -> StoredToken:
         """Exchange a one-time authorization code for the integration's first (or a new)

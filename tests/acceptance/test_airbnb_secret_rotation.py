@@ -166,6 +166,18 @@ async def test_a_secret_that_fails_is_rolled_back_and_answered_with_an_error(
         answer = await s.post(body)
         assert answer.status_code == 200
         assert (await s.stored_secret())[0] == new
+        # With the grant refused (re-authorization needed) the new secret cannot be tried:
+        # the refused refresh token is never sent again to try it.
+        await db_rows(
+            database_url, "UPDATE credentials SET grant_refused_at = now() WHERE integration_id = 'bnb'"
+        )
+        token_requests = len(s.sim.request_log.entries(path="/airbnb/v2/oauth2/authorizations"))
+        _, body = s.profile.rotate_client_secret(account)
+        answer = await s.post(body)
+        assert answer.status_code == 422
+        assert len(s.sim.request_log.entries(path="/airbnb/v2/oauth2/authorizations")) == token_requests
+        assert (await s.stored_secret())[0] == new and s.profile.reused == 0
+
     # The failures were logged, and no log line carried a secret.
     logged = "".join(capfd.readouterr())
     assert "client_secret_rotation_refused" in logged and "client_secret_rotated" in logged
