@@ -142,7 +142,8 @@ class Connector(Protocol):
 
     Optionally also ``async committed(resource, checkpoint)``: see ``committed_hook``;
     ``stream_children(resource, parent_ids)`` for child resources: see ``children_of``; and
-    ``async authorize(code)`` for an authorization-code partner: see ``code_exchange``.
+    ``async authorize(code)`` and ``authorization_url(redirect_uri, state, scope)`` for an
+    authorization-code partner: see ``code_exchange``.
     """
 
     info: PartnerInfo
@@ -220,3 +221,14 @@ def code_exchange(connector: Connector) -> CodeExchange | None:
     token, stored encrypted with its access token; a refused code raises AuthFailed."""
     exchange: CodeExchange | None = getattr(connector, "authorize", None)
     return exchange
+
+
+# (redirect URI, state, scope or None) -> the partner's consent page for this app.
+ConsentUrl = Callable[[str, str, "str | None"], str]
+
+
+def consent_url(connector: Connector) -> ConsentUrl | None:
+    """The connector's optional ``authorization_url(redirect_uri, state, scope)``: where
+    the operator consents and gets the one-time code (``syncd authorize --url``)."""
+    url: ConsentUrl | None = getattr(connector, "authorization_url", None)
+    return url

@@ -58,7 +58,7 @@ def connect(wiring: Wiring) -> Connector:
         shape=TokenRequestShape(json_body=True, basic_client_auth=True, grant_type_field=False),
         call_headers=CallHeaders(TOKEN_HEADER, "", {API_KEY_HEADER: client_id}),
     )
-    return AirbnbConnector(wiring.client, wiring.page_size, log=wiring.log)
+    return AirbnbConnector(wiring.client, wiring.page_size, log=wiring.log, client_id=client_id)
 
 
 PARTNER = PartnerInfo(

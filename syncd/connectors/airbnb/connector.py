@@ -22,14 +22,14 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import msgspec
 
 from syncd import errors
 from syncd.config import ResourceSettings
 from syncd.connectors import children
-from syncd.connectors.airbnb import PARTNER, adapter, wire
+from syncd.connectors.airbnb import AUTHORIZE_URL, PARTNER, adapter, wire
 from syncd.connectors.base import Normalizer, Page, PartnerInfo
 from syncd.connectors.pagination import UpdatedSinceCursor, format_ts, rescanned
 from syncd.http.auth import RefreshTokenGrant
@@ -100,8 +100,11 @@ def _single(body: bytes) -> bytes:
 class AirbnbConnector:
     info: PartnerInfo = PARTNER
 
-    def __init__(self, client: PartnerClient, page_size: int = PARTNER.page_size, log: Any = None) -> None:
+    def __init__(
+        self, client: PartnerClient, page_size: int = PARTNER.page_size, log: Any = None, client_id: str = ""
+    ) -> None:
         self._client = client
+        self._client_id = client_id
         self._page_size = max(2, min(page_size, PARTNER.page_size))  # the walk re-reads one record
         self._log = log
 
@@ -163,6 +166,13 @@ class AirbnbConnector:
         if not isinstance(auth, RefreshTokenGrant):  # pragma: no cover - set by the wiring
             raise TypeError("Airbnb integrations authenticate with an authorization-code grant")
         return auth
+
+    def authorization_url(self, redirect_uri: str, state: str, scope: str | None) -> str:
+        """[C] ``https://www.airbnb.com/oauth2/auth?client_id&redirect_uri&scope&state``."""
+        query = {"client_id": self._client_id, "redirect_uri": redirect_uri, "state": state}
+        if scope:
+            query["scope"] = scope
+        return f"{AUTHORIZE_URL}?{urlencode(query)}"
 
     async def authorize(self, code: str) -> None:
         """``syncd authorize``: the one-time code exchanged once for the refresh token."""

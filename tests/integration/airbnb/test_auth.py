@@ -92,6 +92,17 @@ async def test_syncd_authorize_exchanges_a_code_once_and_exits_2_when_refused(
         config = write_config(document, tmp_path)
         code_file = tmp_path / "code"
 
+        # The consent page, where the operator gets a code.
+        page = await _syncd(
+            "authorize", "bnb", "--url", "--redirect-uri", "https://ops.test/cb", "--config", str(config)
+        )
+        assert page.returncode == 0, page.stderr
+        url = page.stdout.splitlines()[0]
+        assert url.startswith(
+            "https://www.airbnb.com/oauth2/auth?client_id=airbnb-client-1&redirect_uri=https"
+        )
+        assert "state=" in url and "then: syncd authorize bnb --code-file" in page.stdout
+
         # Not authorized yet: the run fails at once, saying what to do.
         once = await _syncd("run", "--once", "--config", str(config))
         assert once.returncode == 3
