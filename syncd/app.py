@@ -18,6 +18,7 @@ an uncommitted batch rolls back, its checkpoint with it, so nothing is lost.
 from __future__ import annotations
 
 import contextlib
+import random
 import signal
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -56,6 +57,8 @@ from syncd.web.webhooks import WebhookReceiver
 WATCHDOG_INTERVAL_S = 1.0
 # `syncd sync-now` NOTIFYs this channel after making schedules due.
 WAKE_CHANNEL = "syncd_wake"
+# Tries at migrating and registering on start (a deadlock with a sibling's writes).
+START_ATTEMPTS = 5
 # The scheduler is "alive" for /readyz if it ticked within this many tick intervals.
 SCHEDULER_STALE_TICKS = 5
 
@@ -95,10 +98,20 @@ async def open_store(settings: Settings, dsn: str) -> AsyncIterator[Store]:
         ),
         command_timeout=db.command_timeout_s,
     ) as store:
-        await store.migrate()
-        for integ in settings.integrations:
-            resources = {name: (res.interval_s, res.enabled) for name, res in integ.resources.items()}
-            await store.register_integration(integ.id, integ.partner, integ.enabled, resources)
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                await store.migrate()
+                for integ in settings.integrations:
+                    resources = {name: (res.interval_s, res.enabled) for name, res in integ.resources.items()}
+                    await store.register_integration(integ.id, integ.partner, integ.enabled, resources)
+                break
+            except errors.Conflict:
+                # schema.sql's DDL locks tables in its own order while another process,
+                # started a moment earlier, already writes them: PostgreSQL aborts one of
+                # the two as a deadlock victim. Both steps are idempotent: do them again.
+                if attempt == START_ATTEMPTS:
+                    raise
+                await anyio.sleep(random.uniform(0.1, 0.5) * attempt)
         yield store
 
 
