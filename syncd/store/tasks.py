@@ -329,9 +329,11 @@ class TaskQueue:
         process: int,
         max_priority: int = int(Priority.LOW),
         horizon: timedelta = timedelta(0),
+        not_started_since: datetime | None = None,
     ) -> list[Task]:
         """Up to ``limit`` tasks due by ``now + horizon`` (run-once takes what was pushed
-        back too), none expired by ``now``, leased to ``owner``; ``process`` is its liveness
+        back too), none expired by ``now``, none started since ``not_started_since`` (the
+        database's clock) when given, leased to ``owner``; ``process`` is its liveness
         token."""
         if limit <= 0:
             return []
@@ -347,14 +349,36 @@ class TaskQueue:
                     lease_s,
                     process,
                     horizon,
+                    not_started_since,
+                )
+        return sorted((Task.from_row(r) for r in rows), key=lambda t: (t.priority, t.id))
+
+    async def claim_siblings(self, task: Task, now: datetime, limit: int) -> list[Task]:
+        """Up to ``limit`` more pending tasks of ``task``'s kind, integration and resource,
+        leased under ``task``'s lease: they are renewed, released and fenced with it."""
+        if limit <= 0:
+            return []
+        with translate():
+            async with self._store.connection() as conn:
+                rows = await conn.fetch(
+                    Q["claim_siblings"],
+                    task.integration_id,
+                    task.resource,
+                    task.kind,
+                    now,
+                    limit,
+                    task.id,
+                    task.lease_token,
                 )
         return sorted((Task.from_row(r) for r in rows), key=lambda t: (t.priority, t.id))
 
     async def renew(self, task: Task, lease_s: float) -> bool:
-        """False when the lease is no longer this worker's (it lapsed and was reclaimed)."""
+        """False when the lease is no longer this worker's (it lapsed and was reclaimed).
+        Renews every task held under it."""
         with translate():
             async with self._store.connection() as conn:
-                return await conn.fetchval(Q["renew"], task.id, task.lease_token, lease_s) is not None
+                rows = await conn.fetch(Q["renew"], task.lease_token, lease_s)
+        return bool(rows)
 
     async def finish(
         self,
@@ -376,6 +400,27 @@ class TaskQueue:
                 )
         return bool(count)
 
+    async def finish_many(self, tasks: Sequence[Task], state: str, error: str | None = None) -> int:
+        """Ends tasks held under one lease alike (not syncs: no schedule moves); how many
+        were still this lease's."""
+        if not tasks:
+            return 0
+        token = tasks[0].lease_token
+        if any(t.lease_token != token for t in tasks):
+            raise ValueError("finish_many takes the tasks of one lease")
+        with translate():
+            async with self._store.connection() as conn:
+                rows = await conn.fetch(Q["finish_many"], [t.id for t in tasks], token, state, error)
+        return len(rows)
+
+    async def release(self, task: Task, delay_s: float, error: str | None) -> int:
+        """Every task still running under ``task``'s lease back to pending after
+        ``delay_s`` (its worker crashed or is stopping); how many."""
+        with translate():
+            async with self._store.connection() as conn:
+                rows = await conn.fetch(Q["release"], task.lease_token, delay_s, error)
+        return len(rows)
+
     async def retry(self, task: Task, delay_s: float, error: str | None) -> str | None:
         """Back to pending after ``delay_s``: 'pending', 'lost' (a twin waits), or None when
         the lease was lost."""
@@ -384,11 +429,20 @@ class TaskQueue:
                 state: str | None = await conn.fetchval(Q["retry"], task.id, task.lease_token, delay_s, error)
         return state
 
-    async def depth(self, integration_ids: Sequence[str], now: datetime) -> list[Depth]:
+    async def depth(
+        self, integration_ids: Sequence[str], now: datetime, not_started_since: datetime | None = None
+    ) -> list[Depth]:
         with translate():
             async with self._store.connection() as conn:
-                rows = await conn.fetch(Q["queue_depth"], list(integration_ids), now)
+                rows = await conn.fetch(Q["queue_depth"], list(integration_ids), now, not_started_since)
         return [Depth(r["priority"], r["due"], max(0.0, r["oldest_s"] or 0.0)) for r in rows]
+
+    async def database_now(self) -> datetime:
+        """The database's clock, the one claims stamp ``started_at`` with."""
+        with translate():
+            async with self._store.connection() as conn:
+                now: datetime = await conn.fetchval(Q["transaction_now"])
+        return now
 
     async def purge(self, retention_s: float) -> int:
         with translate():
