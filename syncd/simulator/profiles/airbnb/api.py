@@ -29,6 +29,7 @@ import base64
 import binascii
 import hashlib
 import itertools
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
@@ -130,8 +131,9 @@ class AirbnbProfile(Profile[Data]):
 
     def mint_code(self, account_id: str) -> str:
         """What ``https://www.airbnb.com/oauth2/auth`` hands the operator after consent."""
-        serial = next(self._serial)
-        code = "code" + hashlib.sha256(f"{account_id}/{serial}".encode()).hexdigest()[:28]
+        # Random, like the partner's: a code from an earlier simulator (a previous demo run
+        # whose database is kept) must not look like one this simulator issued.
+        code = "code" + secrets.token_hex(14)
         self.codes[code] = account_id
         return code
 
