@@ -353,6 +353,8 @@ CREATE INDEX IF NOT EXISTS tasks_pending_targeted ON tasks (integration_id)
 CREATE INDEX IF NOT EXISTS tasks_leases ON tasks (lease_expires_at) WHERE state = 'running';
 -- Renewal and release find every task of a lease (a claim's siblings share its token).
 CREATE INDEX IF NOT EXISTS tasks_running_token ON tasks (lease_token) WHERE state = 'running';
+-- A claim skips fetches of an integration x resource that already has a batch running.
+CREATE INDEX IF NOT EXISTS tasks_running_target ON tasks (integration_id, resource) WHERE state = 'running';
 CREATE INDEX IF NOT EXISTS tasks_finished ON tasks (finished_at) WHERE finished_at IS NOT NULL;
 -- Lease tokens are int4 (advisory locks take two int4 keys: a namespace and the token).
 CREATE SEQUENCE IF NOT EXISTS task_lease_tokens AS integer CYCLE;

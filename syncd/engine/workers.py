@@ -236,6 +236,7 @@ class Engine:
             horizon=horizon,
             not_started_since=self._once_since,
             aging_s=d.priority_aging_s,
+            one_fetch_batch=True,
         )
         for task in general:
             self._start(workers, task, self.slots.general)
@@ -250,6 +251,7 @@ class Engine:
             horizon=horizon,
             not_started_since=self._once_since,
             aging_s=d.priority_aging_s,
+            one_fetch_batch=True,
         )
         for task in urgent:
             self._start(workers, task, self.slots.urgent)

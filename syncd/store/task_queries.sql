@@ -117,19 +117,36 @@ WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
 -- task that waited longest goes first.
 -- Nothing past its expiry at $2 (a claim between two ticks' expire runs). The lease runs on
 -- the database clock.
-WITH next AS (
-    SELECT t.id FROM tasks t
+WITH candidates AS (
+    SELECT t.id, t.not_before,
+           CASE WHEN $11::double precision IS NULL OR t.priority <= $10::int THEN t.priority
+                ELSE GREATEST($10::int, t.priority - 10 * floor(
+                    greatest(0, extract(epoch FROM $2::timestamptz - t.not_before)) / $11)::int) END AS rank,
+           -- Fetches: only the first of each integration x resource (see below).
+           row_number() OVER (
+               PARTITION BY CASE WHEN $12::boolean AND t.kind = 'fetch' THEN t.integration_id || ' ' || t.resource
+                                 ELSE t.id::text END
+               ORDER BY t.priority, t.not_before, t.id) AS nth
+    FROM tasks t
     WHERE t.state = 'pending' AND t.not_before <= $2::timestamptz + $8::interval
       AND t.integration_id = ANY($1::text[])
       AND t.priority <= $4 AND (t.expires_at IS NULL OR t.expires_at > $2)
       AND ($9::timestamptz IS NULL OR t.started_at IS NULL OR t.started_at < $9)
       AND NOT EXISTS (SELECT 1 FROM tasks r WHERE r.state = 'running' AND r.dedupe_key = t.dedupe_key)
-    ORDER BY CASE WHEN $11::double precision IS NULL OR t.priority <= $10::int THEN t.priority
-                  ELSE GREATEST($10::int, t.priority - 10 * floor(
-                      greatest(0, extract(epoch FROM $2::timestamptz - t.not_before)) / $11)::int) END,
-             t.not_before, t.id
+      -- $12: one batch of fetches per integration x resource at a time (the engine's
+      -- executor runs a fetch with every sibling waiting when it starts: claim_siblings); a
+      -- second would only wait on the same partner budget while holding a slot that a
+      -- sync or another integration could use.
+      AND NOT ($12::boolean AND t.kind = 'fetch' AND EXISTS (
+          SELECT 1 FROM tasks r
+          WHERE r.state = 'running' AND r.kind = 'fetch'
+            AND r.integration_id = t.integration_id AND r.resource = t.resource))
+), next AS (
+    SELECT t.id FROM tasks t JOIN candidates c ON c.id = t.id
+    WHERE c.nth = 1 AND t.state = 'pending'
+    ORDER BY c.rank, c.not_before, c.id
     LIMIT $3
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF t SKIP LOCKED
 )
 UPDATE tasks t SET state = 'running', attempts = t.attempts + 1, lease_owner = $5, lease_process = $7,
     lease_token = nextval('task_lease_tokens'), lease_expires_at = now() + make_interval(secs => $6),

@@ -331,12 +331,14 @@ class TaskQueue:
         horizon: timedelta = timedelta(0),
         not_started_since: datetime | None = None,
         aging_s: float | None = None,
+        one_fetch_batch: bool = False,
     ) -> list[Task]:
         """Up to ``limit`` tasks due by ``now + horizon`` (run-once takes what was pushed
         back too), none expired by ``now``, none started since ``not_started_since`` (the
         database's clock) when given, leased to ``owner``; ``process`` is its liveness
         token. ``aging_s``: a band of priority gained per that many seconds waited (up to
-        the webhook band)."""
+        the webhook band). ``one_fetch_batch``: no fetch of an integration x resource that
+        has one running, and at most one per claim (each becomes a batch of its siblings)."""
         if limit <= 0:
             return []
         with translate():
@@ -354,6 +356,7 @@ class TaskQueue:
                     not_started_since,
                     int(Priority.WEBHOOK),
                     aging_s,
+                    one_fetch_batch,
                 )
         return sorted((Task.from_row(r) for r in rows), key=lambda t: (t.priority, t.id))
 

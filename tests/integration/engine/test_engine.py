@@ -39,6 +39,7 @@ class NeverClaims(TaskQueue):
         horizon: timedelta = timedelta(0),
         not_started_since: datetime | None = None,
         aging_s: float | None = None,
+        one_fetch_batch: bool = False,
     ) -> list[Task]:
         return []
 

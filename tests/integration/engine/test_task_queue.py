@@ -189,6 +189,39 @@ async def test_waiting_work_ages_up_to_the_webhook_band_but_never_past_a_user(da
         assert await order("other", None) == ["user", "hook", "sync", "older-low", "old-low", "new-low"]
 
 
+async def test_the_engine_claims_one_fetch_batch_per_integration_and_resource(database_url: str) -> None:
+    """With ``one_fetch_batch`` (the engine's claims) a burst of fetches for one
+    integration x resource takes one slot, not every free one: one per claim, none while one
+    runs; other resources, other integrations and syncs are claimed beside it."""
+    async with opened(database_url) as (store, queue):
+        now = await store.now()
+        other = NewTask(
+            "other", "properties", "fetch", Priority.WEBHOOK, "fetch:other:properties:o1", {"ids": ["o1"]}
+        )
+        await queue.enqueue(
+            [*(fetch(f"p{n}") for n in range(5)), other, sync(priority=Priority.SCHEDULED)], now
+        )
+
+        async def claim_engine() -> list[Task]:
+            return await queue.claim(OWNED, now, 10, "test", LEASE_S, 0, one_fetch_batch=True)
+
+        first = await claim_engine()
+        assert sorted(t.key for t in first) == sorted(
+            [
+                fetch_key("acme", "properties", "p0"),
+                "fetch:other:properties:o1",
+                sync_key("acme", "properties"),
+            ]
+        )
+        assert await claim_engine() == []  # acme's fetch batch runs: its other fetches wait
+        (batch,) = [t for t in first if t.ids == ["p0"]]
+        siblings = await queue.claim_siblings(batch, now, 10)
+        assert sorted(t.ids[0] for t in siblings) == ["p1", "p2", "p3", "p4"]
+        await queue.finish_many([batch, *siblings], "done")
+        await queue.enqueue([fetch("p5")], now)
+        assert [t.ids for t in await claim_engine()] == [["p5"]]  # the batch ended: the next one starts
+
+
 async def test_urgent_claims_take_only_urgent_work(database_url: str) -> None:
     async with opened(database_url) as (store, queue):
         now = await store.now()
