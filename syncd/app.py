@@ -33,6 +33,7 @@ from syncd.config import Settings
 from syncd.connectors import registry
 from syncd.connectors.base import Connector
 from syncd.engine import outcomes, scheduling
+from syncd.engine.access import PushExecutor
 from syncd.engine.clock import Clock, DatabaseClock
 from syncd.engine.execute import TaskExecutor
 from syncd.engine.runner import SyncRunner
@@ -42,6 +43,7 @@ from syncd.http.transport import Transports
 from syncd.observability.logging import get_logger
 from syncd.observability.metrics import Metrics
 from syncd.observability.systemd import SystemdNotifier
+from syncd.store import access as access_store
 from syncd.store.credentials import CredentialStore
 from syncd.store.embedded import EmbeddedPostgres
 from syncd.store.postgres import Store
@@ -99,6 +101,14 @@ async def open_store(settings: Settings, dsn: str) -> AsyncIterator[Store]:
         for integ in settings.integrations:
             resources = {name: (res.interval_s, res.enabled) for name, res in integ.resources.items()}
             await store.register_integration(integ.id, integ.partner, integ.enabled, resources)
+        # After every integration is registered: a follower names another one.
+        for integ in settings.integrations:
+            if integ.locks is None:
+                await access_store.drop_follower(store, integ.id)
+            else:
+                await access_store.register_follower(
+                    store, integ.id, integ.locks.follows, "reservations", list(integ.locks.devices)
+                )
         yield store
 
 
@@ -220,8 +230,18 @@ class Daemon:
             d = self.settings.daemon
             self.queue = TaskQueue(store, max_pending_per_integration=d.max_pending_tasks)
             clock = self._clock or DatabaseClock(store)
+            locks = {i.id: i.locks for i in self.settings.integrations if i.locks is not None}
+            pushes = PushExecutor(store, self.queue, connectors, locks, self.metrics, log, clock)
             self.executor = TaskExecutor(
-                store, self.queue, self.runner, connectors, self.metrics, log, once=self.once, clock=clock
+                store,
+                self.queue,
+                self.runner,
+                connectors,
+                self.metrics,
+                log,
+                once=self.once,
+                clock=clock,
+                pushes=pushes,
             )
             self.engine = Engine(
                 self.queue,

@@ -108,6 +108,9 @@ class PartnerInfo:
     # How the partner's webhooks are authenticated and what their events name
     # (``syncd.connectors.webhooks``); None for a partner that sends none.
     webhooks: WebhookScheme | None = None
+    # Its drivers push access codes for another integration's reservations
+    # (``syncd.connectors.access``); its integrations then need a ``locks`` section.
+    access_codes: bool = False
 
     def __post_init__(self) -> None:
         if not self.versions or len(set(self.versions)) != len(self.versions):
@@ -129,6 +132,7 @@ class PartnerInfo:
             versions=self.versions,
             webhooks=self.webhooks is not None,
             webhook_secret_problem=self.webhooks.secret_problem if self.webhooks is not None else None,
+            locks=self.access_codes,
         )
 
 

@@ -141,6 +141,31 @@ class PartnerClient:
                 return None
             raise
 
+    async def post_json(
+        self,
+        endpoint: str,
+        body: Any,
+        *,
+        decode: Decode[T],
+        idempotent: bool,
+        headers: Mapping[str, str] | None = None,
+    ) -> T:
+        """POST ``body`` as JSON to ``base_url + endpoint``, authenticated and throttled.
+
+        Retried by method: an ``idempotent`` call (its repetition changes nothing: a read,
+        an update to absolute values, a delete) by the usual rules; any other only when the
+        partner provably did not act on it (``errors.NotSent``: no connection; a 429). A
+        timeout, a reset or a 5xx after the request went out is raised to the caller, who
+        must find out what happened before trying again (docs/pushes.md)."""
+        url = self._url(endpoint)
+        content = orjson.dumps(body)
+        return await self._retried(
+            lambda attempt, deadline: self._exchange(
+                "POST", url, endpoint, attempt, deadline, decode, content=content, extra_headers=headers
+            ),
+            retry_unsent_only=not idempotent,
+        )
+
     async def post_form_json(self, url: str, endpoint: str, form: Mapping[str, str]) -> Any:
         """One unauthenticated form POST (token endpoints); retried on transient errors only.
         Not rate-limited by the API's tiers, but guarded by the breakers."""
@@ -165,7 +190,10 @@ class PartnerClient:
         return url
 
     async def _retried(
-        self, exchange: Callable[[int, float], Awaitable[T]], retry_rate_limited: bool = True
+        self,
+        exchange: Callable[[int, float], Awaitable[T]],
+        retry_rate_limited: bool = True,
+        retry_unsent_only: bool = False,
     ) -> T:
         """Attempt 1 directly; after a retryable failure, tenacity runs attempts 2..n. Every
         attempt's exchange ends by the request's deadline (monotonic ``started`` +
@@ -180,7 +208,10 @@ class PartnerClient:
         try:
             return await exchange(1, deadline)
         except errors.PartnerError as exc:
-            if not self._should_retry(exc, retry_rate_limited) or self.options.max_attempts < 2:
+            if (
+                not self._should_retry(exc, retry_rate_limited, retry_unsent_only)
+                or self.options.max_attempts < 2
+            ):
                 raise
             first = exc
         # What tenacity's wait/stop/before_sleep would have done after attempt 1.
@@ -189,12 +220,14 @@ class PartnerClient:
             raise first
         self._count_retry(first)
         await anyio.sleep(delay)
-        async for attempt in self._retrying(retry_rate_limited, started):
+        async for attempt in self._retrying(retry_rate_limited, started, retry_unsent_only):
             with attempt:
                 return await exchange(attempt.retry_state.attempt_number + 1, deadline)
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
-    def _retrying(self, retry_rate_limited: bool, started: float) -> AsyncRetrying:
+    def _retrying(
+        self, retry_rate_limited: bool, started: float, retry_unsent_only: bool = False
+    ) -> AsyncRetrying:
         """Attempts 2..n (tenacity counts them from 1): stop at ``max_attempts`` or when the
         next attempt would start past the deadline; wait by class (``backoff_delay``)."""
         o = self.options
@@ -212,15 +245,19 @@ class PartnerClient:
         return AsyncRetrying(
             stop=stop_after_attempt(o.max_attempts - 1) | stop_before_delay(remaining),
             wait=wait,
-            retry=retry_if_exception(lambda exc: self._should_retry(exc, retry_rate_limited)),
+            retry=retry_if_exception(
+                lambda exc: self._should_retry(exc, retry_rate_limited, retry_unsent_only)
+            ),
             before_sleep=before_sleep,
             sleep=anyio.sleep,
             reraise=True,
         )
 
     @staticmethod
-    def _should_retry(exc: BaseException, retry_rate_limited: bool) -> bool:
+    def _should_retry(exc: BaseException, retry_rate_limited: bool, retry_unsent_only: bool = False) -> bool:
         if isinstance(exc, errors.RateLimited) and not retry_rate_limited:
+            return False
+        if retry_unsent_only and not isinstance(exc, errors.NotSent | errors.RateLimited):
             return False
         return is_retryable(exc)
 
@@ -243,6 +280,8 @@ class PartnerClient:
         params: Mapping[str, str | int] | None = None,
         form: Mapping[str, str] | None = None,
         authorized: bool = True,
+        content: bytes | None = None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> T:
         """One attempt: breaker, throttle, auth, the wire. On an auth failure the
         credentials are refreshed once and the request resent (same attempt number)."""
@@ -259,6 +298,13 @@ class PartnerClient:
                 if admitted.waited > 0.001:
                     self._limiter_wait.observe(admitted.waited)
                 headers = await self.auth.headers() if authorized else None
+                sent_headers = headers
+                if content is not None:
+                    sent_headers = {
+                        **(headers or {}),
+                        **(extra_headers or {}),
+                        "Content-Type": "application/json",
+                    }
                 # Admitted after auth: a token request (itself guarded) must not find this
                 # request holding the only half-open probe slot.
                 permits = self._admit()
@@ -275,7 +321,8 @@ class PartnerClient:
                         permits,
                         params,
                         form,
-                        headers,
+                        sent_headers,
+                        content,
                     )
                 except errors.AuthFailed:
                     if not authorized or auth_attempt == 2 or headers is None:
@@ -306,6 +353,7 @@ class PartnerClient:
         params: Mapping[str, str | int] | None,
         form: Mapping[str, str] | None,
         headers: Mapping[str, str] | None,
+        content: bytes | None = None,
     ) -> T:
         """The request on the wire, classified, decoded; every outcome reported to the
         breakers, the throttle, the metrics and the log."""
@@ -331,6 +379,7 @@ class PartnerClient:
                         url,
                         params=params,
                         data=form,
+                        content=content,
                         headers=headers or _DEFAULT_HEADERS,
                         extensions=self._timeout,
                     )
@@ -349,6 +398,12 @@ class PartnerClient:
                 raise errors.PartnerUnavailable(
                     f"{endpoint} not answered in full within request_deadline_s "
                     f"({self.options.request_deadline_s:g} s)"
+                ) from exc
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                # No connection, so no request: the partner did nothing.
+                status_label = "transport_error"
+                raise errors.NotSent(
+                    f"{type(exc).__name__} calling {endpoint}: {redact_text(str(exc))[:160]}"
                 ) from exc
             except httpx.TimeoutException as exc:
                 status_label = "timeout"
