@@ -21,6 +21,7 @@ from syncd.app import Daemon
 from syncd.config import Settings
 from syncd.engine.access import desired_code
 from syncd.simulator import fault_presets, limits
+from syncd.simulator.fault_spec import CutParams, FaultSpec, Rule
 from syncd.simulator.profile import DatasetOptions
 from syncd.simulator.profiles.hostaway.data import HostawayAccount
 from syncd.simulator.profiles.hostaway.records import LISTING_ID0
@@ -151,13 +152,22 @@ def assert_codes_match(workspace: SeamWorkspace, expected: dict[str, tuple[str, 
     )
 
 
+def lock_faults() -> FaultSpec:
+    """10 % of the lock's calls faulted (RELIABILITY's mix: 5xx, hangs, resets, cut and
+    garbled bodies), and one create in five carried out with its answer cut off, so that
+    "done, answer lost" happens in every run, not by luck."""
+    noisy = fault_presets.dirty_network(10, paths=("/access_codes/*",), accounts=(LOCKS[1],), seed=3)
+    lost = Rule("truncated", 0.2, ("/access_codes/create",), (LOCKS[1],), params=CutParams(0.0, 0.5))
+    return FaultSpec((lost, *noisy.rules), noisy.seed)
+
+
 async def test_one_code_per_live_stay_through_bookings_changes_and_cancellations_with_faults(
     database_url: str, tmp_path: Path
 ) -> None:
     sim = simulator()
     source: HostawayAccount = sim.account(SOURCE[1])
     workspace: SeamWorkspace = sim.account(LOCKS[1])
-    sim.set_faults(fault_presets.dirty_network(10, paths=("/access_codes/*",), accounts=(LOCKS[1],), seed=3))
+    sim.set_faults(lock_faults())
     async with SimulatorServer(sim) as server:
         settings = lock_settings(server, database_url, tmp_path)
         await converge(settings, database_url)
