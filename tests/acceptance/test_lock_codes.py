@@ -9,10 +9,13 @@ switched off: the daemon must not rely on it.
 
 from __future__ import annotations
 
+import signal
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import anyio
 import asyncpg
 import orjson
 import pytest
@@ -28,7 +31,16 @@ from syncd.simulator.profiles.hostaway.records import LISTING_ID0
 from syncd.simulator.profiles.seam.data import SeamWorkspace
 from syncd.simulator.server import Simulator, SimulatorServer
 from syncd.store import access
-from tests.support import daemon_config, db_rows, integration, settings_of, simulated_partner
+from tests.support import (
+    daemon_config,
+    db_rows,
+    integration,
+    open_daemon,
+    poll_until,
+    settings_of,
+    simulated_partner,
+    write_config,
+)
 
 pytestmark = pytest.mark.anyio
 SOURCE = ("pms", "58001", "sim-secret-1")
@@ -203,3 +215,48 @@ async def cancelled(database_url: str) -> int:
         SOURCE[0],
     )
     return int(rows[0][0])
+
+
+@pytest.mark.slow
+async def test_kill_9_after_the_reservations_commit_still_pushes_after_restart(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The outbox: a real ``syncd run`` commits the source's reservations (their push tasks in
+    the same statements) while the lock provider cannot be reached, and is killed with
+    SIGKILL before any code is pushed; a new process pushes every one of them."""
+    sim = simulator()
+    workspace: SeamWorkspace = sim.account(LOCKS[1])
+    async with SimulatorServer(sim) as server:
+        document = lock_document(server, database_url, tmp_path)
+        live_url = document["partners"]["seam"]["base_url"]
+        document["partners"]["seam"]["base_url"] = "http://127.0.0.1:9"  # refused: nothing sent
+        config = write_config(document, tmp_path)
+        first = await open_daemon(config)
+
+        async def committed_with_pushes() -> bool:
+            rows = await db_rows(
+                database_url,
+                "SELECT (SELECT count(*) FROM reservations WHERE integration_id = $1),"
+                " (SELECT count(*) FROM tasks WHERE kind = 'push')",
+                SOURCE[0],
+            )
+            return bool(rows[0][0] > 0 and rows[0][1] > 0)
+
+        with anyio.fail_after(60):
+            await poll_until(committed_with_pushes)
+        first.send_signal(signal.SIGKILL)
+        assert await first.wait() == -signal.SIGKILL
+        assert workspace.codes == {}, "nothing reached the lock provider"
+        waiting = await db_rows(
+            database_url, "SELECT count(*) FROM tasks WHERE kind = 'push' AND state IN ('pending', 'running')"
+        )
+        assert waiting[0][0] > 0
+
+        document["partners"]["seam"]["base_url"] = live_url
+        config = write_config(document, tmp_path)
+        command = [sys.executable, "-m", "syncd", "run", "--once", "--config", str(config)]
+        with anyio.fail_after(120):
+            second = await anyio.run_process(command, check=False)
+        assert second.returncode == 0, second.stderr.decode()[-2000:]
+        settings = settings_of(document)
+        assert_codes_match(workspace, await expected_codes(database_url, settings))
