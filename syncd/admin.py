@@ -26,6 +26,7 @@ from syncd.config import Settings
 from syncd.connectors.base import Connector
 from syncd.engine.replay import ReplayResult, replay
 from syncd.observability.logging import get_logger
+from syncd.store import access
 from syncd.store.credentials import CredentialStore
 from syncd.store.postgres import Store
 from syncd.store.resources import RESOURCES
@@ -165,12 +166,36 @@ STATUS_COLUMNS = (
 )  # fmt: skip
 
 
+ACCESS_CODE_COLUMNS = ("integration_id", "follows", *access.STATES)
+
+
 async def status(settings: Settings, integration: str | None, as_json: bool) -> int:
-    """Per integration x resource: health, last success, next run, open dead letters."""
+    """Per integration x resource: health, last success, next run, open dead letters; then,
+    for lock integrations, their access codes by state (never a code)."""
     async with _store(settings) as store:
-        rows = await store.sync_status(await select(store, settings, integration))
+        ids = await select(store, settings, integration)
+        rows = await store.sync_status(ids)
+        follows = {
+            i.id: i.locks.follows for i in settings.integrations if i.locks is not None and i.id in ids
+        }
+        counts = await access.counts(store, list(follows)) if follows else {}
     _short(rows, "last_error", as_json)
     _emit(rows, STATUS_COLUMNS, as_json)
+    if follows:
+        codes = [
+            {
+                "integration_id": lock,
+                "follows": source,
+                **{s: counts.get(lock, {}).get(s, 0) for s in access.STATES},
+            }
+            for lock, source in sorted(follows.items())
+        ]
+        if as_json:
+            for row in codes:
+                print(dumps({"access_codes": row}))
+        else:
+            print("\nACCESS CODES")
+            _emit(codes, ACCESS_CODE_COLUMNS, as_json)
     return 0
 
 

@@ -449,6 +449,15 @@ class Daemon:
         e = self.engine
         return board.queue_entry(e.depth, len(e.slots), e.stalled_s(), self.settings.daemon.claim_stall_s)
 
+    async def _access_codes(self, owned: set[str]) -> dict[str, Any] | None:
+        """Lock integrations' codes by state and their latest failures (never a code)."""
+        follows = {i.id: i.locks.follows for i in self.settings.integrations if i.locks and i.id in owned}
+        if not follows or self.store is None:
+            return None
+        counts = await access_store.counts(self.store, list(follows))
+        failures = await access_store.failures(self.store, list(follows), limit=5)
+        return board.access_codes_entry(follows, counts, failures)
+
     async def _status(self) -> dict[str, Any]:
         """/status: each sync with its verdict, each partner's recent calls (web/board.py)."""
         progress = self.runner.progress if self.runner else {}
@@ -475,6 +484,7 @@ class Daemon:
             "api_versions": self._api_versions(owned),
             "draining": self.stop.is_set(),
             "queue": self._queue_status(),
+            "access_codes": await self._access_codes(owned),
             "runs": {
                 f"{i}/{r}": {
                     "pages": s.pages,

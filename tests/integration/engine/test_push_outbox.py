@@ -227,3 +227,42 @@ async def test_a_code_the_lock_refuses_is_a_dead_letter_and_a_metric(
         )
         == 1
     )
+
+
+async def test_status_shows_codes_by_state_and_failures_never_a_code(
+    database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from syncd import admin
+    from syncd.web import board, status_page
+
+    sim = seam_simulator(failing_devices=["device_2"])
+    workspace: SeamWorkspace = sim.account("seam-acct-1")
+    async with SimulatorServer(sim) as server:
+        settings = settings_of(document(server, database_url, tmp_path))
+        await registered(database_url, tmp_path)
+        async with Store.open(database_url) as store:
+            await write(store, stay("R1"), stay("R2", listing="L2"))
+            daemon = Daemon(settings, once=True)
+            await daemon.run()
+            entry = board.access_codes_entry(
+                {LOCK: SRC}, await access.counts(store, [LOCK]), await access.failures(store, [LOCK])
+            )
+    pins = [c.pin for c in workspace.codes.values()]
+    assert len(pins) == 2
+    page = status_page.render({"now": datetime.now(UTC).isoformat(), "access_codes": entry})
+    assert "Lock codes" in page and "failed_to_set_on_device" in page and f"{SRC}:R2" in page
+    assert entry["integrations"][LOCK]["states"] == {
+        "setting": 0,
+        "set": 1,
+        "failed": 1,
+        "removing": 0,
+        "removed": 0,
+    }
+
+    assert await admin.status(settings, LOCK, as_json=False) == 0
+    out = capsys.readouterr().out
+    assert "ACCESS CODES" in out and "lk" in out
+    for pin in pins:  # the guests' secrets appear nowhere
+        assert pin not in page and pin not in out
+    logged = await db_rows(database_url, "SELECT string_agg(coalesce(last_error, ''), ' ') FROM access_codes")
+    assert all(pin not in (logged[0][0] or "") for pin in pins)
