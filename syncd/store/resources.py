@@ -104,9 +104,10 @@ class Cascade:
     triggers: tuple[str, ...]
 
 
-# The priority of push tasks (``tasks.Priority.SCHEDULED``): a guest's door code waits on
-# it, but nobody watches it happen; tests/unit/test_resources.py holds the two equal.
-PUSH_PRIORITY = 20
+# The priority of push tasks (``tasks.Priority.WEBHOOK``): a guest at the door waits on
+# them, and they are few and small beside the syncs of a busy queue (the urgent slots take
+# them too); tests/unit/test_resources.py holds the two equal.
+PUSH_PRIORITY = 10
 
 
 @dataclass(frozen=True)
