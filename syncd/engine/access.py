@@ -155,18 +155,43 @@ class PushExecutor:
             return "this integration's partner pushes no access codes"
         if task.integration_id not in self._locks:
             return "this integration has no locks section"
-        if not isinstance(task.params.get("source"), str):
-            return "a push task names its source integration"
+        if not isinstance(task.params.get("source"), str) and not task.params.get("codes"):
+            return "a push task names its source integration, or the codes a webhook named"
         return None
 
     async def run(self, task: Task) -> None:
         connector = self._connectors[task.integration_id]
         provider = access_codes_of(connector)
         assert provider is not None
-        source = str(task.params["source"])
-        for reservation_id in task.ids:
-            await self._push_one(task, connector.info.name, provider, source, reservation_id)
+        for code_id in task.params.get("codes") or ():
+            await self._settled(task, connector.info.name, provider, str(code_id))
+        if isinstance(task.params.get("source"), str):
+            source = str(task.params["source"])
+            for reservation_id in task.ids:
+                await self._push_one(task, connector.info.name, provider, source, reservation_id)
         await self._refresh_gauge(task.integration_id)
+
+    async def _settled(self, task: Task, partner: str, provider: AccessCodes, code_id: str) -> None:
+        """A webhook said code ``code_id`` settled: ask the provider and record it, only while
+        the journal still waits for that very code with those very times (a reservation's
+        push in progress decides everything else, and its follow-up asks again anyway)."""
+        lock_id = task.integration_id
+        call = _Calls(self._metrics, partner)
+        async with self._store.leased_connection(task.lease) as conn:
+            found = await access.code_by_partner_id(conn, lock_id, code_id)
+            if found is None:
+                return
+            source, reservation_id, code = found
+            if code.state != "setting":
+                return
+            remote = await call.run("get", provider.get(code_id))
+            if remote is None or (remote.starts_at, remote.ends_at) != (code.starts_at, code.ends_at):
+                return
+            if remote.status not in (SET, FAILED):
+                return
+            log = self._log.bind(integration=lock_id, source=source, reservation=reservation_id, task=task.id)
+            ref = f"{source}:{reservation_id}"
+            await self._settle(task, conn, code, remote, self._locks[lock_id], call, log, ref, source=source)
 
     async def given_up(self, task: Task, exc: BaseException) -> None:
         """The task is out of attempts: each of its reservations gets a dead letter."""
@@ -279,8 +304,10 @@ class PushExecutor:
         call: _Calls,
         log: Any,
         ref: str,
+        source: str | None = None,
     ) -> None:
-        lock_id, source = task.integration_id, str(task.params["source"])
+        lock_id = task.integration_id
+        source = source or str(task.params["source"])
         reservation_id = ref.split(":", 1)[1]
         if remote.status == SET:
             await access.save_code(

@@ -121,6 +121,15 @@ async def code_row(
     return None if row is None else _code(row)
 
 
+async def code_by_partner_id(
+    conn: Connection, integration_id: str, partner_code_id: str
+) -> tuple[str, str, CodeRow] | None:
+    """(source integration, reservation, the journal row) of the code the partner calls
+    ``partner_code_id``, or None when no reservation's row holds it now."""
+    row = await conn.fetchrow(Q["code_by_partner_id"], integration_id, partner_code_id)
+    return None if row is None else (row["source_id"], row["reservation_id"], _code(row))
+
+
 async def save_code(
     conn: Connection, integration_id: str, source_id: str, reservation_id: str, code: CodeRow
 ) -> None:

@@ -24,6 +24,11 @@ WHERE r.integration_id = $1 AND r.external_id = $2;
 SELECT *, extract(epoch FROM now() - key_since)::float8 AS pending_s FROM access_codes
 WHERE integration_id = $1 AND source_id = $2 AND reservation_id = $3;
 
+-- name: code_by_partner_id
+SELECT *, extract(epoch FROM now() - key_since)::float8 AS pending_s FROM access_codes
+WHERE integration_id = $1 AND partner_code_id = $2 AND state <> 'removed'
+LIMIT 1;
+
 -- name: save_code
 -- The one write of an access code's row: what the push knows now. key_since moves only
 -- when the desired state (its key) changes.

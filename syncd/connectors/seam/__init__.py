@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from syncd.connectors.base import Connector, PartnerInfo
+from syncd.connectors.seam.webhooks import SCHEME as WEBHOOKS
 
 if TYPE_CHECKING:
     from syncd.connectors.wiring import Wiring
@@ -47,4 +48,5 @@ PARTNER = PartnerInfo(
     credential_keys=frozenset({"api_key"}),
     connect=connect,
     access_codes=True,
+    webhooks=WEBHOOKS,
 )

@@ -266,3 +266,46 @@ async def test_status_shows_codes_by_state_and_failures_never_a_code(
         assert pin not in page and pin not in out
     logged = await db_rows(database_url, "SELECT string_agg(coalesce(last_error, ''), ' ') FROM access_codes")
     assert all(pin not in (logged[0][0] or "") for pin in pins)
+
+
+async def test_seam_webhooks_settle_codes_without_polling(database_url: str, tmp_path: Path) -> None:
+    """Svix-signed ``access_code.set_on_device`` events (the simulator sends them when its
+    locks confirm) become targeted tasks that record the code as set, long before the
+    hour-long poll would; a duplicate delivery changes nothing."""
+    import anyio
+
+    from syncd.connectors.webhooks import svix_new_secret
+    from syncd.simulator.profile import WebhookHook
+    from syncd.simulator.webhooks import DeliveryFaults, Subscription
+    from tests.support import poll_until
+
+    sim = seam_simulator()
+    secret = svix_new_secret()
+    async with SimulatorServer(sim) as server:
+        doc = document(server, database_url, tmp_path)
+        doc["web"]["enabled"] = True
+        doc["integrations"][1]["webhook_secrets"] = [secret]
+        doc["integrations"][1]["locks"]["settle_poll_s"] = 3600.0
+        settings = settings_of(doc)
+        await registered(database_url, tmp_path)
+        async with anyio.create_task_group() as tg:
+            daemon: Daemon = await tg.start(Daemon(settings).run)
+            url = f"http://127.0.0.1:{daemon.web_port}/webhooks/seam/{LOCK}"
+            sim.webhooks.subscribe(
+                "seam-acct-1", Subscription(WebhookHook(url, (secret,)), DeliveryFaults(duplicate=1.0))
+            )
+            async with Store.open(database_url) as store:
+                await write(store, stay("R1"), stay("R2", listing="L2"))
+
+                async def all_set() -> bool:
+                    return (await access.counts(store, [LOCK])).get(LOCK) == {"set": 2}
+
+                with anyio.fail_after(20):
+                    await poll_until(all_set)
+            daemon.request_stop()
+    settled = await db_rows(
+        database_url,
+        "SELECT count(*) FROM tasks WHERE kind = 'push' AND dedupe_key LIKE 'pushcode:%' AND state = 'done'",
+    )
+    assert settled[0][0] >= 2
+    assert sim.webhooks.stats.delivered >= 4  # every event twice: the duplicate was a no-op
