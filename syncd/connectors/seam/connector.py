@@ -156,7 +156,12 @@ class SeamConnector:
         raise KeyError(f"seam syncs no {resource!r}")
 
     async def check_access(self) -> None:
-        await self._client.post_json("/devices/list", {}, decode=wire.OK.decode, idempotent=True)
+        await self.device_ids()
+
+    async def device_ids(self) -> list[str]:
+        """The workspace's lock devices (what a ``locks.devices`` mapping may name)."""
+        found = await self._client.post_json("/devices/list", {}, decode=wire.DEVICES.decode, idempotent=True)
+        return [d.device_id for d in found.devices]
 
     async def rotate_secret(self, new_secret: str) -> None:
         raise errors.PartnerRejected("Seam API keys are replaced in the configuration, not rotated")

@@ -35,6 +35,14 @@ class CodeList(msgspec.Struct):
     pagination: Pagination = msgspec.field(default_factory=Pagination)
 
 
+class Device(msgspec.Struct):
+    device_id: str
+
+
+class DeviceList(msgspec.Struct):
+    devices: list[Device] = msgspec.field(default_factory=list)
+
+
 class Ok(msgspec.Struct):
     ok: bool = True
 
@@ -42,3 +50,4 @@ class Ok(msgspec.Struct):
 CODE = msgspec.json.Decoder(CodeBody)
 CODES = msgspec.json.Decoder(CodeList)
 OK = msgspec.json.Decoder(Ok)
+DEVICES = msgspec.json.Decoder(DeviceList)
