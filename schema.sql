@@ -348,6 +348,8 @@ CREATE INDEX IF NOT EXISTS tasks_pending_integration ON tasks (integration_id) W
 CREATE INDEX IF NOT EXISTS tasks_pending_targeted ON tasks (integration_id)
     WHERE state = 'pending' AND kind <> 'child';
 CREATE INDEX IF NOT EXISTS tasks_leases ON tasks (lease_expires_at) WHERE state = 'running';
+-- Renewal and release find every task of a lease (a claim's siblings share its token).
+CREATE INDEX IF NOT EXISTS tasks_running_token ON tasks (lease_token) WHERE state = 'running';
 CREATE INDEX IF NOT EXISTS tasks_finished ON tasks (finished_at) WHERE finished_at IS NOT NULL;
 -- Lease tokens are int4 (advisory locks take two int4 keys: a namespace and the token).
 CREATE SEQUENCE IF NOT EXISTS task_lease_tokens AS integer CYCLE;
@@ -407,14 +409,18 @@ CREATE TABLE IF NOT EXISTS events (
     occurred_at        timestamptz NOT NULL DEFAULT now()
 );
 
--- Field-level history (schema version 5): each event's `changes` is {field: [old, new]}
--- for the canonical fields that changed, in the model's field order. `json`, not `jsonb`:
--- it is built as text and stored as it is built (jsonb would parse it into a tree and
--- serialize that, on every changed row of a sync). On PostgreSQL 18 the upsert builds it
--- from RETURNING OLD and NEW; before 18 only its SET clause sees the stored row and the
--- incoming one together, so it writes the diff into the row's last_changes for RETURNING
--- to carry to the event (on 18 the upsert has no use for it and leaves it NULL; deletions
--- and merges, rare, write theirs there on every version). Created events carry no values:
+-- Field-level history (schema version 5): each event names the canonical fields that
+-- changed (changed_fields) and carries their old and new values. On PostgreSQL 18 an
+-- update's values are two composites of the resource's `<table>_fields` type (deleted_at,
+-- then the compared fields), in events.old_<table> and new_<table>: RETURNING OLD and NEW
+-- fill them by position, NULL where a field did not change, without converting a value
+-- to text (the same values as JSON text cost PostgreSQL about three times as much per
+-- changed row). Those types and columns are made from the models by Store.migrate
+-- (resource_queries.sql: fields_type, schema version 9), which appends a field a model
+-- gains. Before 18 only the upsert's SET clause sees the stored row and the incoming one
+-- together, so it writes them as JSON, {field: [old, new]}, into the row's last_changes
+-- for RETURNING to carry to events.changes; deletions and merges, rare, write theirs
+-- there on every version. `syncd history` reads either. Created events carry no values:
 -- the row is the first version, and a first sync of a million records does not pay for a
 -- second copy of each. Looked up first, as above: ALTER TABLE would take an exclusive lock
 -- on every start, waiting for running syncs.
@@ -500,5 +506,7 @@ CREATE INDEX IF NOT EXISTS access_codes_by_partner_id ON access_codes (integrati
 -- existing row changes); 5 field-level history (last_changes, events.changes) and
 -- entity_aliases for id merges; 6 the tasks table (the engine's durable queue);
 -- 7 webhook_deliveries; 8 the photos table and properties.photos_fingerprint (cascades);
--- 9 followers and access_codes (pushes to a lock provider).
-INSERT INTO schema_migrations (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8), (9) ON CONFLICT DO NOTHING;
+-- 9 typed change values: each resource's <table>_fields type and events.old_/new_<table>
+-- (made by Store.migrate from the models, after this file); 10 followers and access_codes
+-- (pushes to a lock provider).
+INSERT INTO schema_migrations (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8), (9), (10) ON CONFLICT DO NOTHING;

@@ -17,12 +17,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
+
+from syncd import errors
 from syncd.connectors.base import Connector
 from syncd.pipeline import RECORD_ERRORS, UNIDENTIFIED_PREFIX, dead_letter
 from syncd.store.postgres import Store, SyncSession
 from syncd.store.types import Batch, row_for
 
 REPLAY_BATCH = 200
+# What one id's GET may raise without the others' being wrong (the partner refused or
+# failed that request, or its circuit is open).
+FETCH_ERRORS = (errors.PartnerError, errors.CircuitOpen)
 
 
 @dataclass
@@ -81,20 +87,34 @@ async def fetch_into(
     result: ReplayResult,
     *,
     delete_gone: bool = False,
+    concurrency: int = 1,
+    failed: dict[str, Exception] | None = None,
 ) -> None:
     """Fetches each id and applies it through ``session`` in batches: a clean record is
     upserted (and its open dead letter resolved), a bad one dead-lettered. A record the
     partner no longer has resolves its letter; with ``delete_gone`` (a targeted fetch: the
-    partner just told us it changed) it is also soft-deleted where the resource sweeps."""
+    partner just told us it changed) it is also soft-deleted where the resource sweeps.
+
+    Up to ``concurrency`` GETs are in flight (the partner client still holds each to the
+    integration's rate budget). A partner error raises, unless ``failed`` is given: then
+    the id and its error go there and the other ids are still applied."""
     normalize = connector.normalizer(resource)
+    limiter = anyio.CapacityLimiter(max(1, concurrency))
     for start in range(0, len(ids), REPLAY_BATCH):
         batch = Batch()
         gone: list[str] = []
-        for external_id in ids[start : start + REPLAY_BATCH]:
-            if external_id.startswith(UNIDENTIFIED_PREFIX):
-                result.unidentified.append(external_id)
+        window = ids[start : start + REPLAY_BATCH]
+        chunk = [i for i in window if not i.startswith(UNIDENTIFIED_PREFIX)]
+        result.unidentified.extend(i for i in window if i.startswith(UNIDENTIFIED_PREFIX))
+        fetched, errors_by_id = await _fetch_all(connector, resource, chunk, limiter)
+        if errors_by_id:
+            if failed is None:
+                raise next(e for i in chunk if (e := errors_by_id.get(i)) is not None)
+            failed.update(errors_by_id)
+        for external_id in chunk:
+            if external_id not in fetched:
                 continue
-            raw = await connector.fetch_one(resource, external_id)
+            raw = fetched[external_id]
             if raw is None:
                 result.gone.append(external_id)
                 gone.append(external_id)
@@ -111,3 +131,23 @@ async def fetch_into(
         await session.apply(batch)
         if delete_gone and gone:
             await session.soft_delete(gone)
+
+
+async def _fetch_all(
+    connector: Connector, resource: str, ids: list[str], limiter: anyio.CapacityLimiter
+) -> tuple[dict[str, bytes | None], dict[str, Exception]]:
+    """Each id's record (None: gone) or the partner error its GET ended with."""
+    fetched: dict[str, bytes | None] = {}
+    failed: dict[str, Exception] = {}
+
+    async def get(external_id: str) -> None:
+        async with limiter:
+            try:
+                fetched[external_id] = await connector.fetch_one(resource, external_id)
+            except FETCH_ERRORS as exc:
+                failed[external_id] = exc
+
+    async with anyio.create_task_group() as tg:
+        for external_id in ids:
+            tg.start_soon(get, external_id)
+    return fetched, failed

@@ -298,7 +298,7 @@ class Engine:
                             "task_crashed", task=task.id, key=task.key, error_type=type(exc).__name__
                         )
                         with anyio.CancelScope(shield=True), contextlib.suppress(errors.StoreError):
-                            await self._queue.retry(
+                            await self._queue.release(
                                 task, self._settings.retry_failed_after_s, f"crashed: {exc!r}"[:500]
                             )
                     finally:
@@ -310,7 +310,7 @@ class Engine:
             # its lease lapses (uncommitted work rolled back with its transaction).
             if not lost.is_set():
                 with anyio.CancelScope(shield=True), contextlib.suppress(errors.StoreError):
-                    await self._queue.retry(task, 0.0, "interrupted by shutdown")
+                    await self._queue.release(task, 0.0, "interrupted by shutdown")
             raise
         finally:
             pool.discard(task.id)

@@ -154,6 +154,15 @@ class Store:
                 await conn.execute(Q["lock"], _MIGRATION_LOCK)
                 try:
                     await conn.execute(schema_sql())
+                    for spec in TABLES.values():
+                        await conn.execute(spec.sql.fields_ddl)
+                        found = await conn.fetchval(Q["composite_fields"], spec.sql.fields_type)
+                        if tuple(found) != spec.sql.fields:
+                            raise errors.StoreError(
+                                f"the type {spec.sql.fields_type} has its fields in another order than the "
+                                f"model's ({', '.join(found)}; expected {', '.join(spec.sql.fields)}): "
+                                "a model field was inserted before existing ones instead of appended"
+                            )
                 finally:
                     await conn.execute(Q["unlock"], _MIGRATION_LOCK)
                 await conn.execute(_CREATE_STAGING)
@@ -269,8 +278,8 @@ class Store:
         with translate():
             async with self._pool.acquire() as conn:
                 current = await conn.fetchval(Q["current_id"], integration_id, resource, external_id)
-                rows = await conn.fetch(Q["entity_history"], integration_id, resource, current)
-        return [dict(r) for r in rows]
+                rows = await conn.fetch(TABLES[resource].sql.history, integration_id, current)
+        return [_with_changes(dict(r)) for r in rows]
 
     async def set_integration_status(self, integration_id: str, status: str, reason: str | None) -> None:
         # Reasons and errors are shown by `syncd status` and /status: never a secret there.
@@ -685,3 +694,13 @@ class SyncSession:
             await self._conn.execute(
                 Q["finish_run_failed"], self.integration_id, self.spec.resource, storable_text(error)[:2000]
             )
+
+
+def _with_changes(event: dict[str, Any]) -> dict[str, Any]:
+    """An event with its ``changes`` as {field: [old, new]}, whether the upsert wrote them
+    as JSON (servers before 18, deletions, merges) or as the typed composites (18 and later:
+    ``old_values``/``new_values``, NULL where a field did not change)."""
+    old, new = event.pop("old_values"), event.pop("new_values")
+    if event["changes"] is None and old is not None and new is not None:
+        event["changes"] = {name: [old[name], new[name]] for name in event["changed_fields"] or ()}
+    return event

@@ -286,18 +286,8 @@ FROM due;
 SELECT coalesce(
     (SELECT new_id FROM entity_aliases WHERE integration_id = $1 AND resource = $2 AND old_id = $3), $3);
 
--- name: entity_history
--- Every event of one entity, oldest first, under its current id ($3) and every id it had
--- before a merge. events has no per-record index (it would cost every sync an index
--- insert per change), so this reads the integration's events: an operator's lookup, not
--- a hot path.
-SELECT e.external_id, e.kind, e.version, e.changed_fields, e.changes, e.source_updated_at,
-       e.occurred_at
-FROM events e
-WHERE e.integration_id = $1 AND e.resource = $2
-  AND e.external_id IN (
-      SELECT $3::text
-      UNION ALL
-      SELECT old_id FROM entity_aliases WHERE integration_id = $1 AND resource = $2 AND new_id = $3
-  )
-ORDER BY e.id;
+-- name: composite_fields
+-- A composite type's attributes in order (Store.migrate checks the history types').
+SELECT coalesce(array_agg(a.attname::text ORDER BY a.attnum), '{}')
+FROM pg_attribute a JOIN pg_type t ON a.attrelid = t.typrelid
+WHERE t.oid = to_regtype($1) AND a.attnum > 0 AND NOT a.attisdropped;

@@ -9,9 +9,15 @@
 --                      source_updated_at) naming it when it changed
 --   {{old}} {{new}}    the compared fields of the stored row (t.) and the incoming one
 --   {{set_changes}} {{returned_changes}}
---                      the changed fields' old and new values, {field: [old, new]} (json),
---                      built in the SET clause (servers before 18: last_changes carries
---                      them) or in RETURNING from OLD and NEW (18 and later)
+--                      servers before 18: the changed fields' old and new values,
+--                      {field: [old, new]} (json), built in the SET clause (the row's
+--                      last_changes carries them to RETURNING); 18 and later: NULL
+--   {{returned_old}} {{returned_new}}
+--                      18 and later: the changed fields' old and new values as the
+--                      resource's {{fields}} composite, from RETURNING's OLD and NEW (a
+--                      field that did not change is NULL in both; changed_fields says
+--                      which did); before 18: NULL
+--   {{fields}}         the composite type of the resource's deleted_at and compared fields
 --   {{moved_columns}}  every canonical field but external_id, for rows moved to a new id
 --   {{staging_columns}} the staging table's column definitions
 --   {{cascade}}        for a parent resource, one ``cascade`` CTE per child; else nothing
@@ -36,10 +42,11 @@ CREATE TEMP TABLE IF NOT EXISTS {{staging}} (
 -- (last_changed_fields) and bumps version only on a real change (or a resurrection);
 -- RETURNING feeds one event per real change, with each changed field's old and new value.
 -- Rendered twice: on PostgreSQL 18 RETURNING reads them from OLD and NEW, only for rows
--- that really changed, and nothing more is stored in the row; before 18 the SET clause
--- writes them into last_changes, the one place that sees both rows, for RETURNING to
--- carry. xmax = 0 marks rows this statement inserted. No read of the old rows beyond the
--- conflict check.
+-- that really changed, into two typed composites (no value is converted to text: JSON
+-- built here cost PostgreSQL about three times as much per changed row), and nothing more
+-- is stored in the row; before 18 the SET clause writes them as JSON into last_changes,
+-- the one place that sees both rows, for RETURNING to carry. xmax = 0 marks rows this
+-- statement inserted. No read of the old rows beyond the conflict check.
 WITH written AS (
     INSERT INTO {{table}} AS t (integration_id, {{columns}}, raw, raw_type)
     SELECT $1, {{staged}}, raw, raw_type
@@ -61,17 +68,20 @@ WITH written AS (
     WHERE t.source_updated_at < EXCLUDED.source_updated_at
        OR (t.source_updated_at = EXCLUDED.source_updated_at AND t.raw <> EXCLUDED.raw)
     RETURNING t.external_id, t.version, t.source_updated_at, t.last_changed_fields,
-              {{returned_changes}} AS changes, (t.xmax = 0) AS created{{follow_key}}
+              {{returned_changes}} AS changes, {{returned_old}} AS old_values,
+              {{returned_new}} AS new_values, (t.xmax = 0) AS created{{follow_key}}
 ), logged AS (
     -- A row that was soft-deleted and comes back is 'restored' (its changes name deleted_at).
     INSERT INTO events (integration_id, resource, external_id, kind, version, changed_fields,
-                        source_updated_at, changes)
+                        source_updated_at, changes, old_{{table}}, new_{{table}})
     SELECT $1, '{{resource}}', external_id,
            CASE WHEN created THEN 'created'
                 WHEN 'deleted_at' = ANY (last_changed_fields) THEN 'restored'
                 ELSE 'updated' END,
            version, CASE WHEN created THEN NULL ELSE last_changed_fields END, source_updated_at,
-           CASE WHEN created THEN NULL ELSE changes END
+           CASE WHEN created THEN NULL ELSE changes END,
+           CASE WHEN created THEN NULL ELSE old_values END,
+           CASE WHEN created THEN NULL ELSE new_values END
     FROM written WHERE created OR cardinality(last_changed_fields) > 0
 )
 {{cascade}}
@@ -302,3 +312,52 @@ CREATE TABLE {{table}} (
     raw_type text NOT NULL,
     PRIMARY KEY (integration_id, external_id)
 );
+
+-- name: fields_type
+-- The resource's {{fields}} composite (deleted_at, then the compared fields in the model's
+-- order) and the events columns of that type, created on a database that lacks them; a
+-- field added to the model since is appended. Looked up first: ALTER TABLE would take an
+-- exclusive lock on events on every start. The upsert builds the composites by position,
+-- so Store.migrate then checks the order (a field inserted mid-model would break it on
+-- upgraded databases).
+DO $$
+DECLARE
+    field record;
+    relid oid;
+BEGIN
+    IF to_regtype('{{fields}}') IS NULL THEN
+        CREATE TYPE {{fields}} AS (deleted_at timestamptz);
+    END IF;
+    relid := (SELECT typrelid FROM pg_type WHERE oid = '{{fields}}'::regtype);
+    FOR field IN SELECT * FROM (VALUES {{field_definitions}}) AS f(name, definition) LOOP
+        IF NOT EXISTS (
+            SELECT 1 FROM pg_attribute WHERE attrelid = relid AND attname = field.name AND NOT attisdropped
+        ) THEN
+            EXECUTE format('ALTER TYPE {{fields}} ADD ATTRIBUTE %I %s', field.name, field.definition);
+        END IF;
+    END LOOP;
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_attribute
+        WHERE attrelid = 'events'::regclass AND attname = 'new_{{table}}' AND NOT attisdropped
+    ) THEN
+        ALTER TABLE events ADD COLUMN IF NOT EXISTS old_{{table}} {{fields}},
+                           ADD COLUMN IF NOT EXISTS new_{{table}} {{fields}};
+    END IF;
+END $$;
+
+-- name: history
+-- Every event of one entity, oldest first, under its current id ($2) and every id it had
+-- before a merge, with the typed old and new values as JSON. events has no per-record
+-- index (it would cost every sync an index insert per change), so this reads the
+-- integration's events: an operator's lookup, not a hot path.
+SELECT e.external_id, e.kind, e.version, e.changed_fields, e.changes, e.source_updated_at,
+       e.occurred_at, to_json(e.old_{{table}}) AS old_values, to_json(e.new_{{table}}) AS new_values
+FROM events e
+WHERE e.integration_id = $1 AND e.resource = '{{resource}}'
+  AND e.external_id IN (
+      SELECT $2::text
+      UNION ALL
+      SELECT old_id FROM entity_aliases
+      WHERE integration_id = $1 AND resource = '{{resource}}' AND new_id = $2
+  )
+ORDER BY e.id;

@@ -39,6 +39,12 @@ class ResourceSQL:
     rename: str
     merge_into: str
     follow_aliases: str
+    # The composite of a change's values and its events columns (resource_queries.sql:
+    # fields_type), the field order it must have, and an entity's history.
+    fields_type: str = ""
+    fields_ddl: str = ""
+    fields: tuple[str, ...] = ()
+    history: str = ""
     # A child resource's sweep of the children its parents no longer have; None otherwise.
     sweep_children: str | None = None
     # A followed resource's push tasks for a follower's keys (store.followers); None otherwise.
@@ -79,10 +85,30 @@ def change_values(compared: list[str], old: str, new: str) -> str:
     return f"('{{' || {joined} || '}}')::json"
 
 
+def fields_type(resource: Resource) -> str:
+    return f"{resource.table}_fields"
+
+
+def changed_values(compared: list[str], fields: str, side: str) -> str:
+    """One side (``old`` or ``new``) of a row's change as the ``fields`` composite: each
+    compared field's value where it changed, NULL elsewhere; deleted_at's old value (set
+    only when the row comes back)."""
+    deleted_at = "old.deleted_at" if side == "old" else "NULL"
+    values = [f"CASE WHEN old.{name} IS DISTINCT FROM new.{name} THEN {side}.{name} END" for name in compared]
+    indent = "\n                "
+    return f"ROW({deleted_at},{indent}" + f",{indent}".join(values) + f")::{fields}"
+
+
 def _values(resource: Resource, table: str) -> dict[str, str]:
     columns = resource.columns
     compared = [c.name for c in columns if c.name not in _NOT_COMPARED]
+    # A composite's attribute: the column's type and collation, never NOT NULL.
+    definitions = {c.name: c.sql_type + (f' COLLATE "{c.collation}"' if c.collation else "") for c in columns}
     return {
+        "fields": fields_type(resource),
+        "field_definitions": ", ".join(f"('{name}', '{definitions[name]}')" for name in compared),
+        "returned_old": f"NULL::{fields_type(resource)}",
+        "returned_new": f"NULL::{fields_type(resource)}",
         "table": table,
         "staging": staging_table(resource),
         "resource": resource.name,
@@ -153,13 +179,14 @@ def render(resource: Resource) -> ResourceSQL:
     values = _values(resource, resource.table)
     values["follow_key"] = f", {resource.follow.key}" if resource.follow is not None else ""
     compared = [c.name for c in resource.columns if c.name not in _NOT_COMPARED]
+    changed = "CASE WHEN cardinality(new.last_changed_fields) > 0 THEN {} END"
     returning_old = {
         **values,
         "set_changes": "NULL",
+        "returned_changes": "NULL::json",
         # Only rows that really changed: the others' comparisons are not made twice.
-        "returned_changes": "CASE WHEN cardinality(new.last_changed_fields) > 0 THEN "
-        + change_values(compared, "old", "new")
-        + " END",
+        "returned_old": changed.format(changed_values(compared, values["fields"], "old")),
+        "returned_new": changed.format(changed_values(compared, values["fields"], "new")),
     }
     sweep_children = None
     if resource.cascade is not None:
@@ -178,6 +205,10 @@ def render(resource: Resource) -> ResourceSQL:
             "create_staging", "insert_new", "any_row", "soft_delete", "unseen", "count_live",
             "record_alias", "rename", "merge_into", "follow_aliases",
         )},
+        fields_type=values["fields"],
+        fields_ddl=_render("fields_type", values),
+        fields=("deleted_at", *compared),
+        history=_render("history", values),
         sweep_children=sweep_children,
         follow_backfill=follow_backfill,
     )  # fmt: skip

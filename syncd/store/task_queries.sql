@@ -134,9 +134,32 @@ SELECT nextval('task_lease_tokens')::int;
 -- name: lock_liveness
 SELECT pg_advisory_lock($1::int, $2::int);
 
+-- name: claim_siblings
+-- More pending work of the same kind for the same integration x resource as running task
+-- $6, taken under its lease (the same token, owner, process and expiry): a burst of
+-- webhooks becomes one session and one transaction per batch instead of one each. The
+-- claim's own rules hold (due by $4 and not expired, never a key already running).
+WITH next AS (
+    SELECT t.id FROM tasks t
+    WHERE t.state = 'pending' AND t.integration_id = $1 AND t.resource = $2 AND t.kind = $3
+      AND t.not_before <= $4 AND (t.expires_at IS NULL OR t.expires_at > $4)
+      AND NOT EXISTS (SELECT 1 FROM tasks r WHERE r.state = 'running' AND r.dedupe_key = t.dedupe_key)
+    ORDER BY t.priority, t.not_before, t.id
+    LIMIT $5
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE tasks t SET state = 'running', attempts = t.attempts + 1, lease_owner = p.lease_owner,
+    lease_process = p.lease_process, lease_token = p.lease_token,
+    lease_expires_at = p.lease_expires_at, started_at = now()
+FROM next, tasks p
+WHERE t.id = next.id AND p.id = $6 AND p.lease_token = $7 AND p.state = 'running'
+RETURNING t.id, t.integration_id, t.resource, t.kind, t.priority, t.dedupe_key, t.params,
+          t.attempts, t.max_attempts, t.lease_token, t.enqueued_at, t.started_at;
+
 -- name: renew
-UPDATE tasks SET lease_expires_at = now() + make_interval(secs => $3)
-WHERE id = $1 AND lease_token = $2 AND state = 'running'
+-- Every task held under the lease (a claim and the siblings taken with it).
+UPDATE tasks SET lease_expires_at = now() + make_interval(secs => $2)
+WHERE lease_token = $1 AND state = 'running'
 RETURNING lease_expires_at;
 
 -- name: finish
@@ -158,6 +181,12 @@ WITH ended AS (
 )
 SELECT count(*) FROM ended;
 
+-- name: finish_many
+-- Tasks of one lease ending alike (a batch of siblings); never a sync (no schedule moves).
+UPDATE tasks SET state = $3, finished_at = now(), last_error = $4, lease_expires_at = NULL
+WHERE id = ANY($1::bigint[]) AND lease_token = $2 AND state = 'running' AND kind <> 'sync'
+RETURNING id;
+
 -- name: retry
 -- A failed or busy task waits and goes again, under its lease; dropped as 'lost' when a
 -- pending twin of its key already waits (it carries the same work).
@@ -169,6 +198,19 @@ UPDATE tasks t SET
     not_before = now() + make_interval(secs => $3), last_error = $4,
     lease_owner = NULL, lease_expires_at = NULL
 WHERE id = $1 AND lease_token = $2 AND state = 'running'
+RETURNING state;
+
+-- name: release
+-- Every task still running under a lease back to pending after $2 seconds (a crash or a
+-- shutdown of the worker holding it), as retry does for one.
+UPDATE tasks t SET
+    state = CASE WHEN EXISTS (SELECT 1 FROM tasks p WHERE p.state = 'pending' AND p.dedupe_key = t.dedupe_key)
+                 THEN 'lost' ELSE 'pending' END,
+    finished_at = CASE WHEN EXISTS (SELECT 1 FROM tasks p WHERE p.state = 'pending' AND p.dedupe_key = t.dedupe_key)
+                       THEN now() END,
+    not_before = now() + make_interval(secs => $2), last_error = $3,
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE lease_token = $1 AND state = 'running'
 RETURNING state;
 
 -- name: queue_depth

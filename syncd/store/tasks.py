@@ -350,11 +350,32 @@ class TaskQueue:
                 )
         return sorted((Task.from_row(r) for r in rows), key=lambda t: (t.priority, t.id))
 
-    async def renew(self, task: Task, lease_s: float) -> bool:
-        """False when the lease is no longer this worker's (it lapsed and was reclaimed)."""
+    async def claim_siblings(self, task: Task, now: datetime, limit: int) -> list[Task]:
+        """Up to ``limit`` more pending tasks of ``task``'s kind, integration and resource,
+        leased under ``task``'s lease: they are renewed, released and fenced with it."""
+        if limit <= 0:
+            return []
         with translate():
             async with self._store.connection() as conn:
-                return await conn.fetchval(Q["renew"], task.id, task.lease_token, lease_s) is not None
+                rows = await conn.fetch(
+                    Q["claim_siblings"],
+                    task.integration_id,
+                    task.resource,
+                    task.kind,
+                    now,
+                    limit,
+                    task.id,
+                    task.lease_token,
+                )
+        return sorted((Task.from_row(r) for r in rows), key=lambda t: (t.priority, t.id))
+
+    async def renew(self, task: Task, lease_s: float) -> bool:
+        """False when the lease is no longer this worker's (it lapsed and was reclaimed).
+        Renews every task held under it."""
+        with translate():
+            async with self._store.connection() as conn:
+                rows = await conn.fetch(Q["renew"], task.lease_token, lease_s)
+        return bool(rows)
 
     async def finish(
         self,
@@ -375,6 +396,27 @@ class TaskQueue:
                     Q["finish"], task.id, task.lease_token, state, error, next_in_s, outcome or state, now
                 )
         return bool(count)
+
+    async def finish_many(self, tasks: Sequence[Task], state: str, error: str | None = None) -> int:
+        """Ends tasks held under one lease alike (not syncs: no schedule moves); how many
+        were still this lease's."""
+        if not tasks:
+            return 0
+        token = tasks[0].lease_token
+        if any(t.lease_token != token for t in tasks):
+            raise ValueError("finish_many takes the tasks of one lease")
+        with translate():
+            async with self._store.connection() as conn:
+                rows = await conn.fetch(Q["finish_many"], [t.id for t in tasks], token, state, error)
+        return len(rows)
+
+    async def release(self, task: Task, delay_s: float, error: str | None) -> int:
+        """Every task still running under ``task``'s lease back to pending after
+        ``delay_s`` (its worker crashed or is stopping); how many."""
+        with translate():
+            async with self._store.connection() as conn:
+                rows = await conn.fetch(Q["release"], task.lease_token, delay_s, error)
+        return len(rows)
 
     async def retry(self, task: Task, delay_s: float, error: str | None) -> str | None:
         """Back to pending after ``delay_s``: 'pending', 'lost' (a twin waits), or None when

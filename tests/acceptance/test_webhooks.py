@@ -25,12 +25,15 @@ import orjson
 import pytest
 
 from syncd import svix
-from syncd.app import Daemon
+from syncd.app import WAKE_CHANNEL, Daemon
 from syncd.simulator import limits
+from syncd.simulator.fault_spec import FaultSpec, Rule, StatusParams
 from syncd.simulator.profile import WebhookHook
 from syncd.simulator.profiles.guesty.data import GuestyAccount
 from syncd.simulator.server import Simulator, SimulatorServer
 from syncd.simulator.webhooks import DeliveryFaults, Subscription
+from syncd.store.postgres import Store
+from syncd.store.tasks import NewTask, Priority, TaskQueue, fetch_key
 from tests.support import daemon_config, db_rows, integration, poll_until, settings_of, simulated_partner
 
 pytestmark = pytest.mark.anyio
@@ -359,3 +362,64 @@ async def test_a_change_at_the_partner_shows_up_without_waiting_for_the_interval
                 removed,
             )
             assert removed and rows[0][0] == 0
+
+
+async def test_a_burst_of_fetches_runs_in_batches_and_a_failed_get_retries_alone(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Fetches waiting together for one integration x resource run as a few batches (each
+    claim takes its siblings under its lease), not one session each; a record whose GET
+    fails is retried with its own task while the others are done."""
+    async with stack(database_url, tmp_path) as s:
+        account = s.accounts["guesty"]
+        listings = [s.guesty().listing_id(n) for n in range(30)]
+        # The first three single-listing GETs of the burst are refused (400: not retried by
+        # the client, so the fetch of that record fails).
+        s.sim.set_faults(
+            FaultSpec(
+                (
+                    Rule(
+                        "status",
+                        1.0,
+                        ("/v1/listings/{id}",),
+                        (account,),
+                        to_request=3,
+                        params=StatusParams((400,)),
+                    ),
+                )
+            )
+        )
+        s.sim.request_log.reset()
+        integration_id = s.ids["guesty"]
+        burst = [
+            NewTask(
+                integration_id,
+                "properties",
+                "fetch",
+                Priority.WEBHOOK,
+                fetch_key(integration_id, "properties", listing),
+                {"ids": [listing]},
+            )
+            for listing in listings
+        ]
+        async with Store.open(database_url, min_size=1, max_size=2) as store:
+            queue = TaskQueue(store)
+            async with store.connection() as conn, conn.transaction():
+                await queue.enqueue(burst, await store.now(), conn)
+                await conn.execute("SELECT pg_notify($1, $2)", WAKE_CHANNEL, integration_id)
+        with anyio.fail_after(TIMEOUT_S):
+            await poll_until(lambda: tasks_done(database_url))
+        tasks = await db_rows(
+            database_url, "SELECT state, attempts, lease_token, last_error FROM tasks WHERE kind = 'fetch'"
+        )
+        assert len(tasks) == len(listings) and {t["state"] for t in tasks} == {"done"}
+        retried = [t for t in tasks if t["attempts"] == 2]
+        assert len(retried) == 3
+        # Every task of the first round was claimed in one of at most this many batches
+        # (one per slot free when the burst landed), not 30.
+        daemon = s.daemon.settings.daemon
+        slots = daemon.worker_concurrency + daemon.urgent_workers
+        first_round = {t["lease_token"] for t in tasks if t["attempts"] == 1}
+        assert 1 <= len(first_round) <= slots < len(listings)
+        gets = s.sim.request_log.count(account=account, method="GET", path="/guesty/v1/listings/{id}")
+        assert gets == len(listings) + 3

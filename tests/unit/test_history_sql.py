@@ -39,17 +39,28 @@ def test_a_wide_model_stays_within_the_100_arguments_of_a_postgresql_function() 
 
 @pytest.mark.parametrize("name", sorted(RESOURCES))
 def test_the_values_are_built_only_for_rows_that_really_changed(name: str) -> None:
-    sql = render(RESOURCES[name])
-    # PostgreSQL 18: from OLD and NEW, guarded by the fields the SET clause found changed;
-    # nothing stored in the row.
+    resource = RESOURCES[name]
+    sql = render(resource)
+    fields = f"{resource.table}_fields"
+    # PostgreSQL 18: typed composites from OLD and NEW, guarded by the fields the SET clause
+    # found changed; nothing stored in the row, no JSON built.
     returned = sql.upsert[sql.upsert.index("RETURNING t.") : sql.upsert.index("), logged AS")]
-    assert "CASE WHEN cardinality(new.last_changed_fields) > 0 THEN ('{'" in returned
+    guard = "CASE WHEN cardinality(new.last_changed_fields) > 0 THEN ROW("
+    assert f"{guard}old.deleted_at," in returned and f"{guard}NULL," in returned
+    for side in ("old", "new"):
+        assert f")::{fields} END AS {side}_values" in returned
+    assert "NULL::json AS changes" in returned and "json_build_array" not in returned
     assert "last_changes = NULL," in sql.upsert
-    # Before 18: the SET clause writes them into last_changes, RETURNING carries them.
+    # Before 18: the SET clause writes them as JSON into last_changes, RETURNING carries them.
     assert "last_changes = ('{' || nullif(concat_ws(" in sql.upsert_before_18
     assert "t.last_changes AS changes" in sql.upsert_before_18
+    assert f"NULL::{fields} AS old_values" in sql.upsert_before_18
     for upsert in (sql.upsert, sql.upsert_before_18):
         assert "'restored'" in upsert and "CASE WHEN created THEN NULL ELSE changes END" in upsert
+        assert f"changes, old_{resource.table}, new_{resource.table})" in upsert
+    # The composite's fields are the ones it is filled with, in that order.
+    assert sql.fields[0] == "deleted_at"
+    assert re.findall(r"THEN old\.(\w+) END", returned) == list(sql.fields[1:])
 
 
 @pytest.mark.parametrize("name", sorted(RESOURCES))

@@ -68,13 +68,14 @@ def test_every_statement_is_rendered_whole(name: str) -> None:
     # One CASE per compared field: every field but the key and the timestamp that decides.
     # Per compared field (every field but the key and the timestamp that decides): a CASE
     # naming it in last_changed_fields, and one giving its old and new values, from the SET
-    # clause before PostgreSQL 18, from RETURNING OLD and NEW since.
+    # clause before PostgreSQL 18, from RETURNING OLD and NEW since (one per side there).
     compared = len(RESOURCES[name].columns) - 2
     assert sql.upsert_before_18.count("IS DISTINCT FROM EXCLUDED.") == 2 * compared
     assert sql.upsert_before_18.count("json_build_array(t.") == compared + 1  # and deleted_at
     assert sql.upsert.count("IS DISTINCT FROM EXCLUDED.") == compared
-    assert sql.upsert.count("IS DISTINCT FROM new.") == compared
-    assert sql.upsert.count("json_build_array(old.") == compared + 1
+    assert sql.upsert.count("IS DISTINCT FROM new.") == 2 * compared
+    assert all("{{" not in s and "}}" not in s for s in (sql.fields_ddl, sql.history))
+    assert sql.upsert.count("THEN old.") == compared and "json_build_array" not in sql.upsert
     assert f"'{name}'" in sql.upsert and f"'{name}'" in sql.upsert_before_18  # the events' resource
 
 

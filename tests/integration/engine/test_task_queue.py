@@ -383,3 +383,58 @@ async def test_a_claim_with_a_horizon_takes_later_work_but_nothing_expired(datab
         day = timedelta(days=1)
         got = await queue.claim(OWNED, now + timedelta(seconds=20), 10, "once", LEASE_S, 0, horizon=day)
         assert [t.key for t in got] == [later.key]
+
+
+async def test_siblings_join_a_running_fetch_under_its_lease(database_url: str) -> None:
+    """A burst of fetches for one integration x resource runs as one batch: the siblings
+    share the claim's lease (renewed, ended and fenced with it); other resources, other
+    kinds, work not yet due or expired, and keys already running stay out."""
+    async with opened(database_url) as (store, queue):
+        now = await store.now()
+        # p2 already runs elsewhere (another worker's claim); a twin of it then waits.
+        await queue.enqueue([fetch("p2")], now)
+        (elsewhere,) = await claim(queue, now, limit=1)
+        await queue.enqueue([fetch(f"p{n}") for n in range(1, 6)], now)
+        await queue.enqueue([fetch("later", delay_s=600), fetch("stale", expires_in_s=0.1), sync()], now)
+        other = NewTask(
+            "acme", "reservations", "fetch", Priority.WEBHOOK, "fetch:acme:reservations:r1", {"ids": ["r1"]}
+        )
+        await queue.enqueue([other], now)
+        (first,) = await claim(queue, now, limit=1)
+        assert first.ids == ["p1"] and elsewhere.ids == ["p2"]
+        await anyio.sleep(0.15)  # "stale" is past its expiry
+        siblings = await queue.claim_siblings(first, await store.now(), 10)
+        assert sorted(t.ids[0] for t in siblings) == ["p3", "p4", "p5"]
+        assert {t.lease_token for t in siblings} == {first.lease_token}
+        assert all(t.attempts == 1 for t in siblings)
+        # Renewing the claim renews its siblings; finishing them ends them all.
+        before = {r["id"]: r["lease_expires_at"] for r in await rows(database_url, "state = 'running'")}
+        assert await queue.renew(first, 3600.0)
+        after = {r["id"]: r["lease_expires_at"] for r in await rows(database_url, "state = 'running'")}
+        for sibling in siblings:
+            renewed, previous = after[sibling.id], before[sibling.id]
+            assert isinstance(renewed, datetime) and isinstance(previous, datetime)
+            assert renewed > previous
+        assert await queue.finish_many([first, *siblings], "done") == 4
+        assert await queue.finish_many([first, *siblings], "done") == 0  # ended already
+        states = {r["id"]: r["state"] for r in await rows(database_url)}
+        assert [states[t.id] for t in (first, *siblings)] == ["done"] * 4
+
+
+async def test_a_released_or_lapsed_lease_takes_its_siblings_back(database_url: str) -> None:
+    async with opened(database_url) as (store, queue):
+        now = await store.now()
+        await queue.enqueue([fetch(f"p{n}") for n in range(1, 4)], now)
+        (first,) = await claim(queue, now, limit=1, lease_s=0.3)
+        siblings = await queue.claim_siblings(first, now, 10)
+        assert len(siblings) == 2
+        # A stopping worker puts the whole lease back at once.
+        assert await queue.release(first, 0.0, "interrupted by shutdown") == 3
+        assert {r["state"] for r in await rows(database_url)} == {"pending"}
+        # A lease that lapses is reclaimed with its siblings, and a stale worker ends nothing.
+        (again,) = await claim(queue, await store.now(), limit=1, lease_s=0.3)
+        more = await queue.claim_siblings(again, await store.now(), 10)
+        await anyio.sleep(0.5)
+        assert (await queue.reclaim(OWNED)).requeued == 3
+        assert await queue.finish_many([again, *more], "done") == 0
+        assert not await queue.renew(again, LEASE_S)

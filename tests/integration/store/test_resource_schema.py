@@ -16,6 +16,7 @@ import orjson
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
+from syncd import errors
 from syncd.models import MAX_MONEY, ExternalId, SqlType, Timestamp, canonical_check, values_of
 from syncd.store.codecs import init_connection
 from syncd.store.postgres import Store, SyncSession
@@ -209,6 +210,7 @@ async def test_a_new_resource_costs_its_model_and_its_table(conn: asyncpg.Connec
     await conn.execute(GADGETS_TABLE)
     assert await disagreement(conn, GADGETS) == {}
     spec = TableSpec(GADGETS)
+    await conn.execute(spec.sql.fields_ddl)  # Store.migrate's part for a resource: generated
     await conn.execute(spec.sql.create_staging)
     await conn.execute(QUERIES["create_seen_ids"])
     await conn.execute("INSERT INTO integrations (id, partner) VALUES ('acme', 'any')")
@@ -259,6 +261,16 @@ async def test_a_new_resource_costs_its_model_and_its_table(conn: asyncpg.Connec
         ("gadgets", "g1", "updated", 2, ["price", "made_on"]),
         ("gadgets", "g2", "deleted", 2, ["deleted_at"]),
     ]
+    if conn.get_server_version().major >= 18:
+        # The update's values, typed: the changed fields' old and new, NULL elsewhere.
+        values = await conn.fetchrow(
+            "SELECT to_json(old_gadgets)::text, to_json(new_gadgets)::text FROM events WHERE kind = 'updated'"
+        )
+        assert values is not None
+        old, new = values
+        assert orjson.loads(old)["price"] == 12.30 and orjson.loads(new)["price"] == 15.00
+        assert orjson.loads(old)["made_on"] == "2024-05-01" and orjson.loads(new)["made_on"] is None
+        assert orjson.loads(old)["weight"] is None and orjson.loads(new)["weight"] is None
 
 
 async def test_a_table_missing_a_field_s_column_disagrees_with_its_model(conn: asyncpg.Connection) -> None:
@@ -270,3 +282,37 @@ async def test_a_table_missing_a_field_s_column_disagrees_with_its_model(conn: a
         "kind": (("text", False, "default"), ("text", True, "default")),
         "colour": (("text", False, "default"), None),
     }
+
+
+async def test_migrate_makes_each_history_type_and_appends_fields_the_model_gained(database_url: str) -> None:
+    """A database from before the typed change values (schema version 9) gets each
+    resource's composite and events columns; a field the model gained since is appended;
+    a composite whose fields are in another order than the model's (a field inserted
+    mid-model) stops migrate with the type's name, since the upsert fills it by position."""
+    spec = TableSpec(RESOURCES["properties"])
+    conn = await asyncpg.connect(database_url)
+    try:
+        for resource in RESOURCES.values():
+            await conn.execute(
+                f"ALTER TABLE events DROP COLUMN old_{resource.table}, DROP COLUMN new_{resource.table};"
+                f" DROP TYPE {resource.table}_fields"
+            )
+        await conn.execute("CREATE TYPE properties_fields AS (deleted_at timestamptz, title text)")
+        async with Store.open(database_url, min_size=1, max_size=2) as store:
+            await store.migrate()
+        fields = await conn.fetchval(QUERIES["composite_fields"], "properties_fields")
+        assert tuple(fields) == spec.sql.fields and len(fields) > 2
+        for resource in RESOURCES.values():
+            columns = await shape(conn, "events")
+            assert f"old_{resource.table}" in columns and f"new_{resource.table}" in columns
+
+        await conn.execute("ALTER TABLE events DROP COLUMN old_properties, DROP COLUMN new_properties")
+        await conn.execute("DROP TYPE properties_fields")
+        await conn.execute(
+            "CREATE TYPE properties_fields AS (deleted_at timestamptz, nickname text, title text)"
+        )
+        async with Store.open(database_url, min_size=1, max_size=2) as store:
+            with pytest.raises(errors.StoreError, match="properties_fields has its fields in another order"):
+                await store.migrate()
+    finally:
+        await conn.close()
