@@ -111,6 +111,12 @@ async def replay_letters(
     results: list[ReplayResult] = []
     letters = await store.dead_letters(integration_ids, resource, limit)
     for integration_id, res in sorted({(r["integration_id"], r["resource"]) for r in letters}):
+        if res == access.DEAD_LETTER_RESOURCE:
+            # A refused access code is not fetched: its push is asked for again.
+            queued = await access.replay_push_letters(store, integration_id, only or None, limit)
+            results.append(ReplayResult(integration_id, res, queued=queued))
+            log.info("push_replay_queued", integration=integration_id, pushes=queued)
+            continue
         results.append(
             await replay(
                 store, connectors[integration_id], integration_id, res, log,
@@ -312,7 +318,7 @@ async def _drivers(
         )
 
 
-REPLAY_COLUMNS = ("integration", "resource", "fixed", "still_bad", "gone", "unidentified", "busy")
+REPLAY_COLUMNS = ("integration", "resource", "fixed", "still_bad", "gone", "unidentified", "busy", "queued")
 
 
 async def dlq_replay(

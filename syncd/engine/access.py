@@ -253,13 +253,21 @@ class PushExecutor:
                     log.info("access_code_removed", device=code.device_id)
                 return
 
-            # 4. The stay moved to another lock: remove it there first.
-            if code is not None and live and code.device_id != desired.device_id:
+            # 4. The stay moved to another lock, or an operator replays a refused code: the
+            # code goes first (a replay then asks for a new one).
+            replaying = bool(task.params.get("retry"))
+            retry = replaying and code is not None and code.state == FAILED
+            if code is not None and live and (code.device_id != desired.device_id or retry):
                 assert code.partner_code_id is not None
+                if retry:  # a new code for the same stay: a new key, the same for each attempt
+                    again = hashlib.sha256(f"{desired.idempotency_key}:{code.partner_code_id}".encode())
+                    desired = replace(desired, idempotency_key=again.hexdigest()[:32])
                 await save(replace(code, state="removing"))
                 await call.run("delete", provider.delete(code.partner_code_id))
-                code = await save(replace(code, state="removed"))
+                code = await save(replace(code, state="removed", idempotency_key=desired.idempotency_key))
                 live = False
+            elif replaying and code is not None and not live and _same(code, desired):
+                desired = replace(desired, idempotency_key=code.idempotency_key)  # the replay's key
 
             same_times = code is not None and (code.starts_at, code.ends_at) == (
                 desired.starts_at,
@@ -346,6 +354,14 @@ class PushExecutor:
         counts = (await access.counts(self._store, [lock_id])).get(lock_id, {})
         for state in access.STATES:
             self._metrics.access_codes.labels(lock_id, state).set(counts.get(state, 0))
+
+
+def _same(code: CodeRow, desired: DesiredCode) -> bool:
+    return (code.device_id, code.starts_at, code.ends_at) == (
+        desired.device_id,
+        desired.starts_at,
+        desired.ends_at,
+    )
 
 
 def _wanted(desired: DesiredCode, partner_code_id: str | None) -> CodeRow:

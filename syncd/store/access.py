@@ -21,6 +21,8 @@ from syncd.store.resources import RESOURCES
 
 Q = load("access_queries.sql")
 STATES = ("setting", "set", "failed", "removing", "removed")
+# The dead letters of refused codes (one per '<source>:<reservation>').
+DEAD_LETTER_RESOURCE = "access_codes"
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,22 @@ async def dead_letter(conn: Connection, integration_id: str, ref: str, reason: s
 
 async def resolve_dead_letter(conn: Connection, integration_id: str, ref: str) -> None:
     await conn.execute(Q["resolve_push_dead_letter"], integration_id, ref)
+
+
+async def replay_push_letters(
+    store: Store, integration_id: str, only: Sequence[str] | None, limit: int
+) -> int:
+    """A push task per open dead letter of a refused code (``only``: those refs), told to
+    delete the refused code and ask for a new one; how many."""
+    from syncd.store.resources import PUSH_PRIORITY
+
+    with translate():
+        async with store.connection() as conn, conn.transaction():
+            rows = await conn.fetch(
+                Q["replay_push_letters"], integration_id, list(only) if only else None, PUSH_PRIORITY, limit
+            )
+            await conn.execute("SELECT pg_notify('syncd_wake', $1)", integration_id)
+    return len(rows)
 
 
 async def counts(store: Store, integration_ids: Sequence[str]) -> dict[str, dict[str, int]]:

@@ -62,3 +62,22 @@ ON CONFLICT (integration_id, resource, external_id) WHERE resolved_at IS NULL DO
 -- name: resolve_push_dead_letter
 UPDATE dead_letters SET resolved_at = now()
 WHERE integration_id = $1 AND resource = 'access_codes' AND external_id = $2 AND resolved_at IS NULL;
+
+-- name: replay_push_letters
+-- An operator's replay of refused codes ($2: '<source>:<reservation>' of open dead letters,
+-- all of them when NULL): a push task per letter that deletes the refused code and asks
+-- for a new one. The letter stays open until the new code is set.
+INSERT INTO tasks AS k (integration_id, resource, kind, priority, dedupe_key, params)
+SELECT d.integration_id, 'reservations', 'push', $3,
+       'push:' || d.integration_id || ':' || d.external_id,
+       jsonb_build_object('source', split_part(d.external_id, ':', 1),
+                          'ids', jsonb_build_array(substr(d.external_id, length(split_part(d.external_id, ':', 1)) + 2)),
+                          'retry', true)
+FROM dead_letters d
+WHERE d.integration_id = $1 AND d.resource = 'access_codes' AND d.resolved_at IS NULL
+  AND ($2::text[] IS NULL OR d.external_id = ANY ($2::text[]))
+ORDER BY d.id
+LIMIT $4
+ON CONFLICT (dedupe_key) WHERE state = 'pending' DO UPDATE SET params = k.params || '{"retry": true}',
+    coalesced = k.coalesced + 1
+RETURNING k.id;

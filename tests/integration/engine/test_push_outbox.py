@@ -228,6 +228,25 @@ async def test_a_code_the_lock_refuses_is_a_dead_letter_and_a_metric(
         == 1
     )
 
+    # The lock is repaired; the operator replays the letter: the refused code is deleted and a
+    # new one asked for (with a key of its own), and the letter resolves once it is set.
+    from syncd import admin
+
+    workspace: SeamWorkspace = sim.account("seam-acct-1")
+    refused = [c.id for c in workspace.codes.values() if c.device_id == "device_2"]
+    workspace.failing_devices.clear()
+    async with SimulatorServer(sim) as server:
+        settings = settings_of(document(server, database_url, tmp_path))
+        assert await admin.dlq_replay(settings, LOCK, "access_codes", [], 100, as_json=True) == 0
+        await Daemon(settings, once=True).run()
+    async with Store.open(database_url) as store:
+        assert await access.counts(store, [LOCK]) == {LOCK: {"set": 2}}
+    assert refused and refused[0] not in workspace.codes
+    assert sorted(c.device_id for c in workspace.codes.values()) == ["device_1", "device_2"]
+    assert max(workspace.creations_by_key.values()) == 1
+    letters = await db_rows(database_url, "SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL")
+    assert letters[0][0] == 0
+
 
 async def test_status_shows_codes_by_state_and_failures_never_a_code(
     database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
