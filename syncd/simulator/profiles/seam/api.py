@@ -14,6 +14,7 @@ an action attempt; the daemon reads the code either way).
 from __future__ import annotations
 
 import base64
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -232,6 +233,8 @@ class SeamProfile(Profile[SeamWorkspace]):
             "codes": len(data.codes),
             "creations": sum(data.creations_by_key.values()),
             "max_creations_per_key": max(data.creations_by_key.values(), default=0),
+            "codes_per_device": dict(sorted(Counter(c.device_id for c in data.codes.values()).items())),
+            "max_codes_per_reservation": max(data.active_by_name().values(), default=0),
         }
 
     def mutate(self, data: SeamWorkspace, count: int, seed: int) -> dict[str, object]:
