@@ -185,6 +185,8 @@ class SeamWorkspace:
         return code
 
     def delete(self, code_id: str) -> bool:
+        """[assumption] A deleted code is gone at once (real locks pass through ``removing``;
+        partners.md does not say how long, and the daemon treats both alike)."""
         if self.codes.pop(code_id, None) is None:
             return False
         self.deleted += 1
