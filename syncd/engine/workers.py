@@ -90,6 +90,8 @@ class Engine:
         self._last_claim = time.monotonic()
         self._last_purge = 0.0
         self._stalled_s = 0.0
+        # Run-once: when it began (the database's clock); tasks started since are not claimed again.
+        self._once_since: datetime | None = None
         # The queue as the last tick saw it (for /status and /readyz).
         self.depth: list[Depth] = []
         self._db_backoff = Backoff()
@@ -232,6 +234,7 @@ class Engine:
             lease,
             process,
             horizon=horizon,
+            not_started_since=self._once_since,
         )
         for task in general:
             self._start(workers, task, self.slots.general)
@@ -244,6 +247,7 @@ class Engine:
             process,
             int(Priority.WEBHOOK),
             horizon=horizon,
+            not_started_since=self._once_since,
         )
         for task in urgent:
             self._start(workers, task, self.slots.urgent)
@@ -332,8 +336,11 @@ class Engine:
 
     async def _run_once(self, workers: TaskGroup) -> None:
         """Run-once: the schedules due at start become tasks (once: a run that fails is not
-        retried by this process), then every pending task runs (what they enqueue too)."""
+        retried by this process), then every pending task runs (what they enqueue too). A
+        task this process ran and put back (a failed fetch's backoff) waits for the next
+        process: claimed again here it would spend its attempts within seconds."""
         first = True
+        self._once_since = await self._queue.database_now()
         # A stop (a test's request_stop, Ctrl-C) claims nothing more: what runs drains, and
         # what it puts back stays for the next process.
         while not self._stop.is_set():
@@ -348,7 +355,7 @@ class Engine:
 
     async def _pending(self) -> bool:
         now = await self._clock.now()
-        return bool(await self._queue.depth(self._owned, now + ONCE_HORIZON))
+        return bool(await self._queue.depth(self._owned, now + ONCE_HORIZON, self._once_since))
 
 
 def _priority_name(priority: int) -> str:

@@ -108,7 +108,9 @@ WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
 -- The next tasks by priority, then start time: SKIP LOCKED so shards never wait on each
 -- other, and never a task whose key is already running (one run of a thing at a time).
 -- $4 is the lowest priority (largest number) this claim may take: the reserved slots take
--- only urgent work; $8 how far ahead of $2 a start may be (run-once: every pending task).
+-- only urgent work; $8 how far ahead of $2 a start may be (run-once: every pending task);
+-- $9, when set, leaves out tasks started since then (run-once: a task it ran and put back
+-- to retry later waits for the next process instead of burning its attempts at once).
 -- Nothing past its expiry at $2 (a claim between two ticks' expire runs). The lease runs on
 -- the database clock.
 WITH next AS (
@@ -116,6 +118,7 @@ WITH next AS (
     WHERE t.state = 'pending' AND t.not_before <= $2::timestamptz + $8::interval
       AND t.integration_id = ANY($1::text[])
       AND t.priority <= $4 AND (t.expires_at IS NULL OR t.expires_at > $2)
+      AND ($9::timestamptz IS NULL OR t.started_at IS NULL OR t.started_at < $9)
       AND NOT EXISTS (SELECT 1 FROM tasks r WHERE r.state = 'running' AND r.dedupe_key = t.dedupe_key)
     ORDER BY t.priority, t.not_before, t.id
     LIMIT $3
@@ -215,11 +218,12 @@ RETURNING state;
 
 -- name: queue_depth
 -- Pending tasks per priority that could be claimed now (due, and their key not running),
--- and the oldest one's wait on the engine's clock.
+-- and the oldest one's wait on the engine's clock; $3 as in claim.
 SELECT t.priority, count(*) AS due,
        extract(epoch FROM $2::timestamptz - min(t.not_before))::double precision AS oldest_s
 FROM tasks t
 WHERE t.state = 'pending' AND t.not_before <= $2 AND t.integration_id = ANY($1::text[])
+  AND ($3::timestamptz IS NULL OR t.started_at IS NULL OR t.started_at < $3)
   AND NOT EXISTS (SELECT 1 FROM tasks r WHERE r.state = 'running' AND r.dedupe_key = t.dedupe_key)
 GROUP BY t.priority;
 

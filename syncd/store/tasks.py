@@ -329,9 +329,11 @@ class TaskQueue:
         process: int,
         max_priority: int = int(Priority.LOW),
         horizon: timedelta = timedelta(0),
+        not_started_since: datetime | None = None,
     ) -> list[Task]:
         """Up to ``limit`` tasks due by ``now + horizon`` (run-once takes what was pushed
-        back too), none expired by ``now``, leased to ``owner``; ``process`` is its liveness
+        back too), none expired by ``now``, none started since ``not_started_since`` (the
+        database's clock) when given, leased to ``owner``; ``process`` is its liveness
         token."""
         if limit <= 0:
             return []
@@ -347,6 +349,7 @@ class TaskQueue:
                     lease_s,
                     process,
                     horizon,
+                    not_started_since,
                 )
         return sorted((Task.from_row(r) for r in rows), key=lambda t: (t.priority, t.id))
 
@@ -426,11 +429,20 @@ class TaskQueue:
                 state: str | None = await conn.fetchval(Q["retry"], task.id, task.lease_token, delay_s, error)
         return state
 
-    async def depth(self, integration_ids: Sequence[str], now: datetime) -> list[Depth]:
+    async def depth(
+        self, integration_ids: Sequence[str], now: datetime, not_started_since: datetime | None = None
+    ) -> list[Depth]:
         with translate():
             async with self._store.connection() as conn:
-                rows = await conn.fetch(Q["queue_depth"], list(integration_ids), now)
+                rows = await conn.fetch(Q["queue_depth"], list(integration_ids), now, not_started_since)
         return [Depth(r["priority"], r["due"], max(0.0, r["oldest_s"] or 0.0)) for r in rows]
+
+    async def database_now(self) -> datetime:
+        """The database's clock, the one claims stamp ``started_at`` with."""
+        with translate():
+            async with self._store.connection() as conn:
+                now: datetime = await conn.fetchval(Q["transaction_now"])
+        return now
 
     async def purge(self, retention_s: float) -> int:
         with translate():

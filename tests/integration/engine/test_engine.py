@@ -37,6 +37,7 @@ class NeverClaims(TaskQueue):
         process: int,
         max_priority: int = int(Priority.LOW),
         horizon: timedelta = timedelta(0),
+        not_started_since: datetime | None = None,
     ) -> list[Task]:
         return []
 
