@@ -4,7 +4,8 @@ A lock partner's driver offers ``access_codes`` (an ``AccessCodes``); the push e
 (``syncd.engine.access``) decides what to create, change or delete and calls it. Each call
 raises the client's errors (``syncd.errors``): a ``PartnerError`` whose class says whether
 the partner may have acted (``acted_unknown``) is what the executor must reconcile before
-trying again. No call ever returns or logs the code itself.
+trying again; ``RateLimited`` with ``retry_after`` (a device's budget is spent, nothing was
+sent) puts the task back for that long. No call ever returns or logs the code itself.
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ class AccessCodes(Protocol):
         """Sets the code's validity to ``code``'s (absolute values: repeating it is harmless)."""
         ...
 
-    async def delete(self, code_id: str) -> None:
-        """Removes the code; a code the provider no longer has is removed already."""
+    async def delete(self, code_id: str, device_id: str) -> None:
+        """Removes the code (on ``device_id``); a code the provider no longer has is removed
+        already."""
         ...
 
     async def get(self, code_id: str) -> RemoteCode | None:

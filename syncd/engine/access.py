@@ -247,7 +247,7 @@ class PushExecutor:
                 if code is not None and live:
                     assert code.partner_code_id is not None
                     await save(replace(code, state="removing"))
-                    await call.run("delete", provider.delete(code.partner_code_id))
+                    await call.run("delete", provider.delete(code.partner_code_id, code.device_id))
                     await save(replace(code, state="removed", last_error=None))
                     await access.resolve_dead_letter(conn, lock_id, ref)
                     log.info("access_code_removed", device=code.device_id)
@@ -263,7 +263,7 @@ class PushExecutor:
                     again = hashlib.sha256(f"{desired.idempotency_key}:{code.partner_code_id}".encode())
                     desired = replace(desired, idempotency_key=again.hexdigest()[:32])
                 await save(replace(code, state="removing"))
-                await call.run("delete", provider.delete(code.partner_code_id))
+                await call.run("delete", provider.delete(code.partner_code_id, code.device_id))
                 code = await save(replace(code, state="removed", idempotency_key=desired.idempotency_key))
                 live = False
             elif replaying and code is not None and not live and _same(code, desired):

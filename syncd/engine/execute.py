@@ -206,6 +206,14 @@ class TaskExecutor:
         log = self._log.bind(integration=task.integration_id, resource=task.resource, task=task.id)
         try:
             await self._pushes.run(task)
+        except errors.RateLimited as exc:
+            # Nothing was done (a lock's per-minute budget): the task waits the time it was
+            # told, however often, rather than spending its attempts within the minute.
+            delay = exc.retry_after if exc.retry_after is not None else FETCH_RETRY_BASE_S
+            log.info("push_deferred", retry_in_s=round(delay, 2))
+            if await self._queue.retry(task, delay, f"rate limited: {exc}"[:500]):
+                self._metrics.tasks_ended.labels(task.kind, "retried").inc()
+            return
         except (errors.PartnerError, errors.CircuitOpen, errors.StoreError) as exc:
             if task.attempts >= task.max_attempts or isinstance(exc, errors.AuthFailed):
                 await self._pushes.given_up(task, exc)

@@ -180,3 +180,21 @@ def test_garbage_is_an_undecodable_answer_never_a_crash(body: bytes) -> None:
 )
 def test_which_failed_writes_may_still_have_been_carried_out(exc: errors.PartnerError, unknown: bool) -> None:
     assert acted_unknown(exc) is unknown
+
+
+def test_a_device_budget_refuses_beyond_its_limit_with_the_wait_and_recovers() -> None:
+    from syncd.connectors.seam.connector import DeviceBudget
+
+    now = [100.0]
+    budget = DeviceBudget({"create": 2, "delete": 3}, 60.0, clock=lambda: now[0])
+    budget.take("d1", "create")
+    now[0] += 10
+    budget.take("d1", "create")
+    with pytest.raises(errors.RateLimited) as refused:
+        budget.take("d1", "create")
+    assert refused.value.retry_after == pytest.approx(50.0)
+    budget.take("d2", "create")  # per device
+    budget.take("d1", "delete")  # per action
+    budget.take("d1", "get")  # unlimited
+    now[0] += 50
+    budget.take("d1", "create")  # the first one left the window

@@ -11,7 +11,9 @@ the device's codes to find out what a lost answer did).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+import time
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +26,9 @@ from syncd.http.client import PartnerClient
 from syncd.store.types import RawRecord
 
 LIST_LIMIT = 100
+# Seam's limits per device and minute (partners.md section 8), kept here too.
+DEVICE_LIMITS: Mapping[str, int] = {"create": 10, "update": 10, "delete": 20}
+DEVICE_WINDOW_S = 60.0
 # Seam's statuses in ours; a code with errors[] is failed whatever its status says.
 _STATUS = {"setting": SETTING, "set": SET, "removing": REMOVING, "unset": SETTING}
 
@@ -62,13 +67,50 @@ def _code(body: bytes) -> wire.AccessCode:
     return found
 
 
+class DeviceBudget:
+    """Seam's per-device limits, counted here before a call is sent: a burst of pushes to
+    one lock is refused locally (``errors.RateLimited`` with the wait, nothing sent) and
+    the push executor puts the task back for that long, instead of drawing 429s or holding
+    a worker while it waits. One process pushes for a lock integration (its shard), so a
+    local count is the whole count; a 429 from Seam (another client of the workspace) is
+    still honoured by the client."""
+
+    def __init__(
+        self,
+        limits: Mapping[str, int] | None = None,
+        window_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._limits = DEVICE_LIMITS if limits is None else limits
+        self._window_s = DEVICE_WINDOW_S if window_s is None else window_s
+        self._clock = clock
+        self._calls: dict[tuple[str, str], deque[float]] = {}
+
+    def take(self, device: str, action: str) -> None:
+        limit = self._limits.get(action)
+        if not limit:
+            return
+        now = self._clock()
+        calls = self._calls.setdefault((device, action), deque())
+        while calls and calls[0] <= now - self._window_s:
+            calls.popleft()
+        if len(calls) >= limit:
+            wait = calls[0] + self._window_s - now
+            raise errors.RateLimited(
+                f"{action} on device {device}: {limit} per {self._window_s:g} s", retry_after=wait
+            )
+        calls.append(now)
+
+
 class SeamAccessCodes:
     """``syncd.connectors.access.AccessCodes`` over Seam's RPC endpoints."""
 
-    def __init__(self, client: PartnerClient) -> None:
+    def __init__(self, client: PartnerClient, budget: DeviceBudget | None = None) -> None:
         self._client = client
+        self._budget = budget or DeviceBudget()
 
     async def create(self, code: DesiredCode) -> RemoteCode:
+        self._budget.take(code.device_id, "create")
         body = {
             "device_id": code.device_id,
             "name": code.name,
@@ -85,6 +127,7 @@ class SeamAccessCodes:
         return remote(found)
 
     async def update(self, code_id: str, code: DesiredCode) -> RemoteCode:
+        self._budget.take(code.device_id, "update")
         body = {
             "access_code_id": code_id,
             "starts_at": seam_time(code.starts_at),
@@ -93,7 +136,8 @@ class SeamAccessCodes:
         found = await self._client.post_json("/access_codes/update", body, decode=_code, idempotent=True)
         return remote(found)
 
-    async def delete(self, code_id: str) -> None:
+    async def delete(self, code_id: str, device_id: str) -> None:
+        self._budget.take(device_id, "delete")
         try:
             await self._client.post_json(
                 "/access_codes/delete", {"access_code_id": code_id}, decode=wire.OK.decode, idempotent=True

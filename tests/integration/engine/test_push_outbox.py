@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import anyio
 import orjson
 import pytest
 
@@ -328,3 +329,35 @@ async def test_seam_webhooks_settle_codes_without_polling(database_url: str, tmp
     )
     assert settled[0][0] >= 2
     assert sim.webhooks.stats.delivered >= 4  # every event twice: the duplicate was a no-op
+
+
+async def test_a_burst_to_one_lock_waits_its_per_device_budget_instead_of_drawing_429s(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Five stays at one listing, a budget of two creations per second per device (Seam's
+    is ten a minute; scaled down to keep the test short): the rest wait in the queue, told
+    how long, without a request sent, and every stay gets its one code."""
+    from syncd.connectors.seam import connector as seam
+
+    monkeypatch.setattr(seam, "DEVICE_LIMITS", {"create": 2})
+    monkeypatch.setattr(seam, "DEVICE_WINDOW_S", 1.0)
+    sim = seam_simulator()
+    workspace: SeamWorkspace = sim.account("seam-acct-1")
+    async with SimulatorServer(sim) as server:
+        settings = settings_of(document(server, database_url, tmp_path))
+        await registered(database_url, tmp_path)
+        async with Store.open(database_url) as store:
+            await write(store, *(stay(f"R{n}") for n in range(5)))
+            metrics = Metrics()
+            for _ in range(10):
+                await Daemon(settings, once=True, metrics=metrics).run()
+                if (await access.counts(store, [LOCK])).get(LOCK) == {"set": 5}:
+                    break
+                await anyio.sleep(0.5)
+            assert (await access.counts(store, [LOCK])).get(LOCK) == {"set": 5}
+    assert len(workspace.codes) == 5 and max(workspace.creations_by_key.values()) == 1
+    assert not [e for e in sim.request_log.entries() if e.status == 429]
+    deferred = metrics.registry.get_sample_value(
+        "syncd_push_total", {"partner": "seam", "action": "create", "outcome": "retried"}
+    )
+    assert deferred is not None and deferred >= 3
