@@ -224,6 +224,11 @@ class PartnerSettings(_Frozen):
     adaptive: AdaptiveSettings = AdaptiveSettings()
     # Moves a share of integrations to another of the partner's API versions.
     rollout: RolloutSettings | None = None
+    # Queue partners (``PartnerInfo.queue``): the least time between two polls that found
+    # the queue empty, and the pause after an acknowledgement before the next poll. None:
+    # the partner's documented pace (tests and demos shorten it).
+    queue_empty_poll_s: float | None = Field(default=None, ge=0)
+    queue_ack_pause_s: float | None = Field(default=None, ge=0)
 
     @field_validator("rate_limits", "app_rate_limits")
     @classmethod

@@ -230,7 +230,7 @@ async def run(
         async with send, page_receive:
             async for page in page_receive:
                 add_page(batcher, page)
-                full = len(batcher) >= options.batch_size
+                full = len(batcher) >= options.batch_size or page.awaits_commit
                 if full or time.monotonic() - batcher.opened_at >= options.max_batch_delay_s:
                     await send.send(batcher.take())
             if batcher.pages:

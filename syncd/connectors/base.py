@@ -37,13 +37,19 @@ class Page:
     new id -> the id the record had before, for the records of this page that say so. The
     store then keeps one entity: the row under the old id takes the new id (or, if both
     exist, the old one is deleted as merged), and copies still sent under the old id land
-    on the new one. Saying it again (an overlap re-read) changes nothing."""
+    on the new one. Saying it again (an overlap re-read) changes nothing.
+
+    ``awaits_commit``: the connector fetches nothing more until this page is committed
+    (its ``committed`` hook called with this page's checkpoint): a queue that redelivers
+    whatever is not acknowledged would hand the same messages over again. The pipeline
+    ends the batch at this page instead of waiting for more."""
 
     records: list[RawRecord]
     checkpoint: dict[str, Any]
     prenormalized: list[tuple[Any, ...] | None] | None = None
     media_type: str = JSON
     merged_from: Mapping[str, str] | None = None
+    awaits_commit: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,9 @@ class PartnerInfo:
     credential_keys: frozenset[str]
     # Token requests the partner allows per 24 h; we refuse locally beyond it.
     max_token_requests_per_day: int | None = None
+    # Or per another window (requests, seconds), e.g. (30, 3600.0) for 30 an hour; set one
+    # of the two (``token_cap``).
+    max_token_requests: tuple[int, float] | None = None
     # Limits on the whole partner app (per IP or client id), shared by every integration
     # of the partner in a process; ``rate_limits``/``max_concurrency`` are per account.
     app_rate_limits: tuple[str, ...] = ()
@@ -112,9 +121,25 @@ class PartnerInfo:
     # (``syncd.connectors.access``); its integrations then need a ``locks`` section.
     access_codes: bool = False
 
+    # Whether the partner hands records over as a queue of messages it redelivers until they
+    # are acknowledged (``Connector.committed``), rather than as a list that can be re-read:
+    # a drained message is gone from the partner, so tests that re-read a list skip it.
+    queue: bool = False
+
     def __post_init__(self) -> None:
         if not self.versions or len(set(self.versions)) != len(self.versions):
             raise ValueError(f"partner {self.name!r}: versions must be non-empty and distinct")
+        if self.max_token_requests is not None and self.max_token_requests_per_day is not None:
+            raise ValueError(f"partner {self.name!r}: one token cap, per day or per window")
+
+    @property
+    def token_cap(self) -> tuple[int, float] | None:
+        """(token requests, per seconds) the partner allows, or None for no cap."""
+        if self.max_token_requests is not None:
+            return self.max_token_requests
+        if self.max_token_requests_per_day is not None:
+            return (self.max_token_requests_per_day, 86_400.0)
+        return None
 
     @property
     def default_version(self) -> str:

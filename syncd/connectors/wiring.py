@@ -16,7 +16,7 @@ from typing import Any
 from syncd import errors
 from syncd.config import PartnerSettings
 from syncd.connectors.base import PartnerInfo
-from syncd.http.auth import ClientCredentials, HeaderAuth, RefreshTokenGrant, TokenFetch, TokenStore
+from syncd.http.auth import ClientCredentials, HeaderAuth, RefreshTokenGrant, TokenCap, TokenFetch, TokenStore
 from syncd.http.client import PartnerClient
 from syncd.observability.metrics import Metrics
 
@@ -47,6 +47,12 @@ class Wiring:
             raise errors.ConfigError([(f"partners.{self.info.name}.token_url", "required for this auth")])
         return str(url)
 
+    @property
+    def token_cap(self) -> TokenCap | None:
+        """The partner's token-request cap, enforced locally before asking."""
+        cap = self.info.token_cap
+        return TokenCap(*cap) if cap is not None else None
+
     def token_fetch(self, endpoint: str) -> TokenFetch:
         """A form POST to the token URL (``endpoint``: its label in metrics and logs), each
         request counted in ``syncd_token_requests_total`` by outcome."""
@@ -58,18 +64,23 @@ class Wiring:
 
         return counted(fetch, self.info.name, self.metrics)
 
-    def client_credentials(self, *, endpoint: str, scope: str | None) -> ClientCredentials:
-        """OAuth2 client_credentials from the ``client_id``/``client_secret`` credentials."""
+    def client_credentials(
+        self, *, endpoint: str, scope: str | None, exchange: TokenFetch | None = None
+    ) -> ClientCredentials:
+        """OAuth2 client_credentials from the ``client_id``/``client_secret`` credentials;
+        ``exchange`` replaces the form POST for a partner whose token endpoint speaks
+        another dialect (it gets the same form and answers an OAuth2-shaped body)."""
+        fetch = counted(exchange, self.info.name, self.metrics) if exchange else self.token_fetch(endpoint)
         return ClientCredentials(
             integration_id=self.integration_id,
             client_id=self.credentials["client_id"],
             client_secret=self.credentials["client_secret"],
             scope=scope,
-            fetch=self.token_fetch(endpoint),
+            fetch=fetch,
             store=self.tokens,
             refresh_buffer_s=self.settings.token_refresh_buffer_s,
             warmup_s=self.info.token_warmup_s,
-            max_requests_per_day=self.info.max_token_requests_per_day,
+            cap=self.token_cap,
         )
 
     def refresh_token_grant(self, *, endpoint: str) -> RefreshTokenGrant:
@@ -84,7 +95,7 @@ class Wiring:
             store=self.tokens,
             refresh_buffer_s=self.settings.token_refresh_buffer_s,
             warmup_s=self.info.token_warmup_s,
-            max_requests_per_day=self.info.max_token_requests_per_day,
+            cap=self.token_cap,
         )
 
     def api_key(self, header: str, key: str = "api_key") -> HeaderAuth:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -26,6 +26,24 @@ from syncd.observability.logging import register_secret
 from syncd.store.types import StoredToken
 
 DAY_S = 86_400.0
+
+
+@dataclass(frozen=True)
+class TokenCap:
+    """At most ``requests`` token requests per trailing ``window_s`` seconds, counted per
+    integration across processes (the credentials' request log in PostgreSQL)."""
+
+    requests: int
+    window_s: float = DAY_S
+
+    def __post_init__(self) -> None:
+        if self.requests < 1 or not self.window_s > 0:
+            raise ValueError("a token cap needs at least one request over a positive window")
+
+    def describe(self) -> str:
+        """``24 h``, ``1 h``, ``90 s``: the window as an operator reads it."""
+        hours = self.window_s / 3600
+        return f"{hours:g} h" if hours == int(hours) else f"{self.window_s:g} s"
 
 
 class Auth(Protocol):
@@ -137,13 +155,15 @@ class _StoredTokenAuth:
         refresh_buffer_s: float,
         warmup_s: float,
         max_requests_per_day: int | None,
+        cap: TokenCap | None = None,
     ) -> None:
         self._integration_id = integration_id
         self._fetch = fetch
         self._store = store
         self._buffer = timedelta(seconds=refresh_buffer_s)
         self._warmup_s = warmup_s
-        self._max_per_day = max_requests_per_day
+        # ``cap`` wins; ``max_requests_per_day`` is the same over 24 h.
+        self._cap = cap or (TokenCap(max_requests_per_day) if max_requests_per_day is not None else None)
         self._lock = anyio.Lock()
         self._token: str | None = None
         self._expires_at: datetime | None = None
@@ -210,13 +230,15 @@ class _StoredTokenAuth:
 
     async def _check_cap(self, txn: TokenTransaction) -> None:
         """Never spend the partner's token allowance: refuse locally, before asking."""
-        if self._max_per_day is None:
+        cap = self._cap
+        if cap is None:
             return
-        count, frees_in = await txn.recent_requests(DAY_S)
-        if count >= self._max_per_day:
-            wait = frees_in.total_seconds() if frees_in else DAY_S
+        count, frees_in = await txn.recent_requests(cap.window_s)
+        if count >= cap.requests:
+            wait = frees_in.total_seconds() if frees_in else cap.window_s
             raise errors.RateLimited(
-                f"token request cap reached ({count} in 24 h); the next is allowed in {wait:.0f} s",
+                f"token request cap reached ({count} in {cap.describe()}); "
+                f"the next is allowed in {wait:.0f} s",
                 status=None,
                 retry_after=wait,
             )
@@ -245,6 +267,7 @@ class ClientCredentials(_StoredTokenAuth):
         refresh_buffer_s: float = 300.0,
         warmup_s: float = 0.0,
         max_requests_per_day: int | None = None,
+        cap: TokenCap | None = None,
     ) -> None:
         super().__init__(
             integration_id=integration_id,
@@ -253,6 +276,7 @@ class ClientCredentials(_StoredTokenAuth):
             refresh_buffer_s=refresh_buffer_s,
             warmup_s=warmup_s,
             max_requests_per_day=max_requests_per_day,
+            cap=cap,
         )
         register_secret(client_secret)
         self._client_id = client_id
@@ -326,6 +350,7 @@ class RefreshTokenGrant(_StoredTokenAuth):
         refresh_buffer_s: float = 300.0,
         warmup_s: float = 0.0,
         max_requests_per_day: int | None = None,
+        cap: TokenCap | None = None,
     ) -> None:
         super().__init__(
             integration_id=integration_id,
@@ -334,6 +359,7 @@ class RefreshTokenGrant(_StoredTokenAuth):
             refresh_buffer_s=refresh_buffer_s,
             warmup_s=warmup_s,
             max_requests_per_day=max_requests_per_day,
+            cap=cap,
         )
         register_secret(client_secret)
         register_secret(initial_refresh_token)

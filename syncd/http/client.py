@@ -49,6 +49,14 @@ T = TypeVar("T")
 Decode = Callable[[bytes], T]
 
 
+@dataclass(frozen=True, slots=True)
+class Body:
+    """A request body sent as is, and its media type."""
+
+    data: bytes
+    media_type: str
+
+
 @dataclass(frozen=True)
 class ClientOptions:
     partner: str
@@ -141,16 +149,17 @@ class PartnerClient:
                 return None
             raise
 
-    async def post_json(
+    async def post_rpc(
         self,
         endpoint: str,
-        body: Any,
+        document: Any,
         *,
         decode: Decode[T],
         idempotent: bool,
         headers: Mapping[str, str] | None = None,
     ) -> T:
-        """POST ``body`` as JSON to ``base_url + endpoint``, authenticated and throttled.
+        """POST ``document`` as JSON to ``base_url + endpoint`` (an RPC-style API), authenticated
+        and throttled, with ``headers`` added.
 
         Retried by method: an ``idempotent`` call (its repetition changes nothing: a read,
         an update to absolute values, a delete) by the usual rules; any other only when the
@@ -158,10 +167,10 @@ class PartnerClient:
         timeout, a reset or a 5xx after the request went out is raised to the caller, who
         must find out what happened before trying again (docs/pushes.md)."""
         url = self._url(endpoint)
-        content = orjson.dumps(body)
+        body = Body(orjson.dumps(document), "application/json")
         return await self._retried(
             lambda attempt, deadline: self._exchange(
-                "POST", url, endpoint, attempt, deadline, decode, content=content, extra_headers=headers
+                "POST", url, endpoint, attempt, deadline, decode, body=body, extra_headers=headers
             ),
             retry_unsent_only=not idempotent,
         )
@@ -173,6 +182,30 @@ class PartnerClient:
         return await self._retried(
             lambda attempt, deadline: self._exchange(
                 "POST", target, endpoint, attempt, deadline, orjson.loads, form=form, authorized=False
+            ),
+            retry_rate_limited=False,
+        )
+
+    async def post(
+        self, endpoint: str, path: str | None = None, *, content: bytes, content_type: str, decode: Decode[T]
+    ) -> T:
+        """An authenticated POST of ``content`` to ``base_url + path``, retried like a GET:
+        only for requests the partner may receive twice without harm (an acknowledgement)."""
+        url = self._url(path or endpoint)
+        body = Body(content, content_type)
+        return await self._retried(
+            lambda attempt, deadline: self._exchange(
+                "POST", url, endpoint, attempt, deadline, decode, body=body
+            )
+        )
+
+    async def post_json(self, url: str, endpoint: str, document: Mapping[str, str]) -> Any:
+        """``post_form_json`` for token endpoints that take a JSON document."""
+        target = httpx.URL(url)
+        body = Body(orjson.dumps(dict(document)), "application/json")
+        return await self._retried(
+            lambda attempt, deadline: self._exchange(
+                "POST", target, endpoint, attempt, deadline, orjson.loads, body=body, authorized=False
             ),
             retry_rate_limited=False,
         )
@@ -279,8 +312,8 @@ class PartnerClient:
         *,
         params: Mapping[str, str | int] | None = None,
         form: Mapping[str, str] | None = None,
+        body: Body | None = None,
         authorized: bool = True,
-        content: bytes | None = None,
         extra_headers: Mapping[str, str] | None = None,
     ) -> T:
         """One attempt: breaker, throttle, auth, the wire. On an auth failure the
@@ -298,13 +331,7 @@ class PartnerClient:
                 if admitted.waited > 0.001:
                     self._limiter_wait.observe(admitted.waited)
                 headers = await self.auth.headers() if authorized else None
-                sent_headers = headers
-                if content is not None:
-                    sent_headers = {
-                        **(headers or {}),
-                        **(extra_headers or {}),
-                        "Content-Type": "application/json",
-                    }
+                sent_headers = {**(headers or {}), **extra_headers} if extra_headers else headers
                 # Admitted after auth: a token request (itself guarded) must not find this
                 # request holding the only half-open probe slot.
                 permits = self._admit()
@@ -322,7 +349,7 @@ class PartnerClient:
                         params,
                         form,
                         sent_headers,
-                        content,
+                        body,
                     )
                 except errors.AuthFailed:
                     if not authorized or auth_attempt == 2 or headers is None:
@@ -353,7 +380,7 @@ class PartnerClient:
         params: Mapping[str, str | int] | None,
         form: Mapping[str, str] | None,
         headers: Mapping[str, str] | None,
-        content: bytes | None = None,
+        content: Body | None = None,
     ) -> T:
         """The request on the wire, classified, decoded; every outcome reported to the
         breakers, the throttle, the metrics and the log."""
@@ -374,12 +401,14 @@ class PartnerClient:
                 with anyio.fail_after(probe_timeout if by_probe else max(left, 0.0)):
                     if headers:
                         headers = {**_DEFAULT_HEADERS, **headers}
+                    if content is not None:
+                        headers = {**(headers or _DEFAULT_HEADERS), "Content-Type": content.media_type}
                     request = httpx.Request(
                         method,
                         url,
                         params=params,
                         data=form,
-                        content=content,
+                        content=content.data if content is not None else None,
                         headers=headers or _DEFAULT_HEADERS,
                         extensions=self._timeout,
                     )

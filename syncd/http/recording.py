@@ -38,6 +38,7 @@ SECRET_FIELDS = frozenset(
         "client_secret",
         "refresh_token",
         "access_token",
+        "jwt",
         "password",
         "api_key",
         "code",

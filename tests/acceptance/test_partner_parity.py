@@ -73,6 +73,11 @@ async def sync_until_done(
 async def test_full_then_incremental_sync_through_faults_equals_the_truth(
     partner: str, version: str, database_url: str, tmp_path: Path
 ) -> None:
+    if registry.partners()[partner].queue:
+        # Its records leave the partner once acknowledged, in the partner's own format and
+        # pace: no list to re-read and compare as JSON. Its own acceptance test drains
+        # such a queue through the same faults (tests/acceptance/test_queue_partner_drain.py).
+        pytest.skip(f"{partner} is a queue partner (PartnerInfo.queue): held to its truth by its drain test")
     sim = Simulator(limit_settings=limits.LimitSettings(enabled=False))
     profile = sim.profile(partner)
     account_id, secret = profile.credentials(1)

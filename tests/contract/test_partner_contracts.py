@@ -98,7 +98,7 @@ async def contract_problems(
                         problems.append(f"{resource}: {type(exc).__name__}: {str(exc)[:200]}")
                 pages += 1
                 break  # the first page is the contract; the rest is the partner's data
-            if not pages:
+            if not pages and not info.queue:  # an empty queue has nothing to show, rightly
                 problems.append(f"{resource}: no page at all")
     return problems
 

@@ -11,10 +11,12 @@ so a connector change that alters its traffic or its reading of it shows here.
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from syncd.app import Daemon
@@ -71,6 +73,12 @@ async def test_a_recorded_sync_replays_offline_to_the_same_rows(
         await Daemon(
             settings_of(document("live", settings)), once=True, transports=Transports(wrap=recorder)
         ).run()
+    lines = [orjson.loads(line) for line in cassette.read_bytes().splitlines()]
+    recorded = "".join(
+        f"{x['headers']}{x['body']}{base64.b64decode(x['response']).decode(errors='replace')}" for x in lines
+    )
+    leaked = [token for token in sim.issued_credentials() if token in recorded]
+    assert not leaked, f"{len(leaked)} live credentials written to the recording"
     # The simulator is gone: replay alone answers, at the same (now closed) URLs.
     replay = ReplayTransport(cassette)
     offline = Transports(wrap=lambda name, inner: replay)
@@ -85,6 +93,10 @@ async def test_a_recorded_sync_replays_offline_to_the_same_rows(
 
     # A second run asks for what the recording never held where its checkpoint moved on
     # (a walk that restarts from the beginning each run asks the same again, and may pass).
+    # A queue partner's position is the partner's (what it was not acknowledged), not a
+    # checkpoint: the same requests replay the same answers.
+    if registry.partners()[partner].queue:
+        return
     again = ReplayTransport(cassette)
     await Daemon(
         settings_of(document("replayed", settings)), once=True, transports=Transports(wrap=lambda n, i: again)

@@ -117,7 +117,7 @@ class SeamAccessCodes:
             "starts_at": seam_time(code.starts_at),
             "ends_at": seam_time(code.ends_at),
         }
-        found = await self._client.post_json(
+        found = await self._client.post_rpc(
             "/access_codes/create",
             body,
             decode=_code,
@@ -133,13 +133,13 @@ class SeamAccessCodes:
             "starts_at": seam_time(code.starts_at),
             "ends_at": seam_time(code.ends_at),
         }
-        found = await self._client.post_json("/access_codes/update", body, decode=_code, idempotent=True)
+        found = await self._client.post_rpc("/access_codes/update", body, decode=_code, idempotent=True)
         return remote(found)
 
     async def delete(self, code_id: str, device_id: str) -> None:
         self._budget.take(device_id, "delete")
         try:
-            await self._client.post_json(
+            await self._client.post_rpc(
                 "/access_codes/delete", {"access_code_id": code_id}, decode=wire.OK.decode, idempotent=True
             )
         except errors.PartnerRejected as exc:
@@ -148,7 +148,7 @@ class SeamAccessCodes:
 
     async def get(self, code_id: str) -> RemoteCode | None:
         try:
-            found = await self._client.post_json(
+            found = await self._client.post_rpc(
                 "/access_codes/get", {"access_code_id": code_id}, decode=_code, idempotent=True
             )
         except errors.PartnerRejected as exc:
@@ -163,7 +163,7 @@ class SeamAccessCodes:
             params: dict[str, Any] = {"device_id": device_id, "limit": LIST_LIMIT}
             if cursor is not None:
                 params["page_cursor"] = cursor
-            page = await self._client.post_json(
+            page = await self._client.post_rpc(
                 "/access_codes/list", params, decode=wire.CODES.decode, idempotent=True
             )
             for code in page.access_codes:
@@ -204,7 +204,7 @@ class SeamConnector:
 
     async def device_ids(self) -> list[str]:
         """The workspace's lock devices (what a ``locks.devices`` mapping may name)."""
-        found = await self._client.post_json("/devices/list", {}, decode=wire.DEVICES.decode, idempotent=True)
+        found = await self._client.post_rpc("/devices/list", {}, decode=wire.DEVICES.decode, idempotent=True)
         return [d.device_id for d in found.devices]
 
     async def rotate_secret(self, new_secret: str) -> None:

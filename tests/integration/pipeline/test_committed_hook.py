@@ -14,6 +14,7 @@ import structlog
 
 from syncd import pipeline
 from syncd.config import ResourceSettings
+from syncd.connectors.base import Page
 from syncd.connectors.guesty.fakes import FakeGuesty, listing
 from syncd.observability.metrics import Metrics
 from syncd.store.postgres import Store
@@ -83,3 +84,44 @@ async def test_a_connector_without_the_hook_syncs_as_before(database_url: str) -
                 Metrics(), structlog.get_logger(), anyio.Event(),
             )  # fmt: skip
     assert stats.inserted == 30
+
+
+@dataclass
+class QueueLike(Acknowledging):
+    """A queue: it fetches nothing more until the page it gave is acknowledged (committed),
+    as a partner that redelivers what is unacknowledged demands."""
+
+    acked: list[int] = field(default_factory=list)
+    events: dict[int, anyio.Event] = field(default_factory=dict)
+
+    async def stream(self, resource: str, checkpoint: Any, settings: ResourceSettings) -> Any:
+        async for page in super().stream(resource, checkpoint, settings):
+            acked = self.events[page.checkpoint["offset"]] = anyio.Event()
+            yield Page(page.records, page.checkpoint, awaits_commit=True)
+            with anyio.fail_after(10):  # without the pipeline's help this never returns
+                await acked.wait()
+
+    async def committed(self, resource: str, checkpoint: dict[str, Any] | None) -> None:
+        await super().committed(resource, checkpoint)
+        assert checkpoint is not None
+        self.acked.append(checkpoint["offset"])
+        self.events[checkpoint["offset"]].set()
+
+
+async def test_a_page_that_awaits_its_commit_ends_its_batch_at_once(database_url: str) -> None:
+    # A batch of 1,000 records and a minute's delay would otherwise hold the first page
+    # until more came: none would, as the queue waits for that page's commit.
+    connector = QueueLike([listing(i) for i in range(120)], page_size=50, database_url=database_url)
+    async with Store.open(database_url) as store:
+        await store.register_integration("acme", "guesty", True, {"properties": (60.0, True)})
+        async with store.sync_session("acme", "properties") as session:
+            assert session is not None
+            options = pipeline.PipelineOptions(batch_size=1000, max_batch_delay_s=60.0)
+            with anyio.fail_after(30):
+                stats = await pipeline.run(
+                    session, connector, "properties", ResourceSettings(overlap_s=0), options, Metrics(),
+                    structlog.get_logger(), anyio.Event(),
+                )  # fmt: skip
+    assert stats.inserted == 120
+    assert connector.acked == [50, 100, 120]  # one batch, one acknowledgement, per page
+    assert all(seen.rows >= seen.checkpoint["offset"] for seen in connector.seen if seen.checkpoint)
