@@ -56,6 +56,9 @@ ALTER TABLE credentials ADD COLUMN IF NOT EXISTS rotated_over_sha256 text;
 -- When the token was issued: some partners refuse a token for a moment after issue, and
 -- every process holding it waits until then.
 ALTER TABLE credentials ADD COLUMN IF NOT EXISTS token_issued_at timestamptz;
+-- When the partner refused the stored refresh token (revoked, or already used): no process
+-- sends it again until an operator authorizes anew (a new grant clears it).
+ALTER TABLE credentials ADD COLUMN IF NOT EXISTS grant_refused_at timestamptz;
 
 -- Audit of every token request we made (partners cap them; operators ask "why").
 CREATE TABLE IF NOT EXISTS token_requests (

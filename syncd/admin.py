@@ -23,7 +23,7 @@ from typing import Any
 
 from syncd import errors
 from syncd.config import Settings
-from syncd.connectors.base import Connector
+from syncd.connectors.base import Connector, code_exchange, consent_url
 from syncd.engine.replay import ReplayResult, replay
 from syncd.observability.logging import get_logger
 from syncd.store import access
@@ -350,6 +350,52 @@ async def rotate_secret(settings: Settings, integration: str, new_secret: str) -
         stored = await credentials.load_token(integration_id)
     version = stored.secret_version if stored is not None else "?"
     print(f"{integration_id}: new client secret stored (encrypted) and verified; secret_version {version}")
+    return 0
+
+
+async def authorize(settings: Settings, integration: str, code: str) -> int:
+    """Exit 0 when the partner exchanged the one-time ``code`` for a refresh token (stored
+    encrypted); ConfigError (exit 2) when it refused it, the code was sent before, or the
+    integration's partner takes no authorization code."""
+    (integration_id,) = _configured(settings, integration)
+    async with _drivers(settings, [integration_id]) as (store, _, connectors):
+        exchange = code_exchange(connectors[integration_id])
+        if exchange is None:
+            raise errors.ConfigError(
+                [("INTEGRATION", f"{integration_id!r}: its partner takes no authorization code")]
+            )
+        try:
+            await exchange(code)
+        except errors.AuthFailed as exc:
+            raise errors.ConfigError(
+                [
+                    (
+                        "--code-file",
+                        f"{exc}; codes are single-use and short-lived: get a new one and run this again",
+                    )
+                ]
+            ) from None
+        # Un-parks an integration an authentication failure parked: its grant is new.
+        await store.set_integration_status(integration_id, "active", None)
+    print(f"{integration_id}: authorized; refresh token stored (encrypted), the daemon uses it from now on")
+    return 0
+
+
+async def authorization_url(
+    settings: Settings, integration: str, redirect_uri: str, state: str, scope: str | None
+) -> int:
+    """Print the partner's consent page for the integration's app: the operator opens it,
+    consents, and finds the one-time code in the redirect (``code=...``, with ``state``)."""
+    (integration_id,) = _configured(settings, integration)
+    async with _drivers(settings, [integration_id]) as (_, _, connectors):
+        url = consent_url(connectors[integration_id])
+    if url is None:
+        raise errors.ConfigError(
+            [("INTEGRATION", f"{integration_id!r}: its partner takes no authorization code")]
+        )
+    print(url(redirect_uri, state, scope))
+    print(f"state: {state} (the redirect carries it back with the code)")
+    print(f"then: syncd authorize {integration_id} --code-file FILE_WITH_THE_CODE")
     return 0
 
 

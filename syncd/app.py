@@ -18,6 +18,7 @@ an uncommitted batch rolls back, its checkpoint with it, so nothing is lost.
 from __future__ import annotations
 
 import contextlib
+import random
 import signal
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -58,6 +59,8 @@ from syncd.web.webhooks import WebhookReceiver
 WATCHDOG_INTERVAL_S = 1.0
 # `syncd sync-now` NOTIFYs this channel after making schedules due.
 WAKE_CHANNEL = "syncd_wake"
+# Tries at migrating and registering on start (a deadlock with a sibling's writes).
+START_ATTEMPTS = 5
 # The scheduler is "alive" for /readyz if it ticked within this many tick intervals.
 SCHEDULER_STALE_TICKS = 5
 
@@ -97,10 +100,20 @@ async def open_store(settings: Settings, dsn: str) -> AsyncIterator[Store]:
         ),
         command_timeout=db.command_timeout_s,
     ) as store:
-        await store.migrate()
-        for integ in settings.integrations:
-            resources = {name: (res.interval_s, res.enabled) for name, res in integ.resources.items()}
-            await store.register_integration(integ.id, integ.partner, integ.enabled, resources)
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                await store.migrate()
+                for integ in settings.integrations:
+                    resources = {name: (res.interval_s, res.enabled) for name, res in integ.resources.items()}
+                    await store.register_integration(integ.id, integ.partner, integ.enabled, resources)
+                break
+            except errors.Conflict:
+                # schema.sql's DDL locks tables in its own order while another process,
+                # started a moment earlier, already writes them: PostgreSQL aborts one of
+                # the two as a deadlock victim. Both steps are idempotent: do them again.
+                if attempt == START_ATTEMPTS:
+                    raise
+                await anyio.sleep(random.uniform(0.1, 0.5) * attempt)
         # After every integration is registered: a follower names another one.
         for integ in settings.integrations:
             if integ.locks is None:
@@ -200,6 +213,7 @@ class Daemon:
         self.executor: TaskExecutor | None = None
         self.engine: Engine | None = None
         self._connectors: dict[str, Connector] = {}
+        self._wire_one: Any = None  # (integration id) -> a connector, while running
         ids = [i.id for i in settings.integrations if i.enabled]
         self.owned = scheduling.owned(ids, settings.daemon.shard_index, settings.daemon.shard_count)
 
@@ -225,6 +239,14 @@ class Daemon:
             )
             self.store = store
             self._connectors = connectors
+
+            def wire_one(integration_id: str) -> Connector:
+                found = build_connectors(
+                    self.settings, [integration_id], transports, credentials, self.metrics, log, self.guards
+                )
+                return found[integration_id]
+
+            self._wire_one = wire_one
             self.runner = SyncRunner(store, connectors, self.settings, self.metrics, log, self.stop)
             await self.runner.restore_gauges()
             d = self.settings.daemon
@@ -409,7 +431,17 @@ class Daemon:
             max_body_bytes=web.webhook_max_body_bytes,
             tolerance_s=web.webhook_tolerance_s,
             wake_channel=WAKE_CHANNEL,
+            rotate_secret=self._rotate_secret,
         )
+
+    async def _rotate_secret(self, integration_id: str, secret: str) -> None:
+        """A partner's webhook announced a new client secret: switch to it (tried,
+        committed, verified, rolled back). An integration another shard syncs is wired for
+        this one call: the credentials row is shared, so every shard reads the new secret."""
+        connector = self._connectors.get(integration_id)
+        if connector is None:
+            connector = self._wire_one(integration_id)
+        await connector.rotate_secret(secret)
 
     def _admin_routes(self, store: Store) -> list[Any]:
         """/admin/* when a token is configured; none (every /admin path a 404) otherwise."""

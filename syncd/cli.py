@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -202,6 +203,32 @@ def cmd_rotate_secret(args: argparse.Namespace) -> int:
     return int(_run_async(admin.rotate_secret, settings, args.integration, new_secret))
 
 
+def cmd_authorize(args: argparse.Namespace) -> int:
+    from syncd import admin
+
+    settings = _operator(args)
+    if args.url:
+        if not args.redirect_uri:
+            raise errors.ConfigError([("--redirect-uri", "required with --url (the app's registered one)")])
+        state = secrets.token_urlsafe(16)
+        return int(
+            _run_async(
+                admin.authorization_url, settings, args.integration, args.redirect_uri, state, args.scope
+            )
+        )
+    if args.code_file is None:
+        raise errors.ConfigError([("--code-file", "required (or --url to print the consent page first)")])
+    # From a file (or stdin), never argv: other users of the machine can read arguments.
+    try:
+        text = sys.stdin.read() if str(args.code_file) == "-" else args.code_file.read_text()
+    except OSError as exc:
+        raise errors.ConfigError([("--code-file", f"cannot read it: {exc.strerror}")]) from None
+    code = text.strip()
+    if not code or len(code.split()) != 1:
+        raise errors.ConfigError([("--code-file", "holds no authorization code (one word expected)")])
+    return int(_run_async(admin.authorize, settings, args.integration, code))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from syncd import demo
 
@@ -284,6 +311,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", type=Path, required=True)
     p.add_argument("--integration", required=True)
     p.set_defaults(func=cmd_rotate_secret)
+
+    p = sub.add_parser(
+        "authorize",
+        help="exchange a one-time authorization code (from the partner's consent page) for the "
+        "integration's refresh token, stored encrypted; exit 2 if the partner refuses it",
+    )
+    p.add_argument("integration", metavar="INTEGRATION")
+    p.add_argument("--code-file", type=Path, help="a file holding the code ('-': stdin)")
+    p.add_argument("--url", action="store_true", help="print the partner's consent page (and a state) first")
+    p.add_argument("--redirect-uri", help="with --url: the redirect URI registered for the app")
+    p.add_argument("--scope", help="with --url: the scopes to ask for")
+    p.add_argument("--config", "-c", type=Path, required=True)
+    p.set_defaults(func=cmd_authorize)
 
     p = sub.add_parser("sync-now", help="queue a sync of an integration (or one resource) at user priority")
     p.add_argument("--config", "-c", type=Path, required=True)

@@ -78,6 +78,10 @@ class DaemonSettings(_Frozen):
     recovery_spread_s: float = Field(default=300.0, ge=0)
     # /readyz fails when tasks are due and none was claimed for this long.
     claim_stall_s: float = Field(default=600.0, gt=0)
+    # A due task gains one priority band per this many seconds of waiting, up to the
+    # webhook band (never a user's): scheduled syncs and child tasks are not starved by a
+    # steady stream of webhook fetches.
+    priority_aging_s: float = Field(default=30.0, gt=0)
     # Webhook deliveries are kept this long: a redelivery within it is recognised as one
     # (partners retry for hours, Svix senders for more than a day).
     webhook_retention_s: float = Field(default=3 * 86_400.0, ge=0)

@@ -93,7 +93,12 @@ async def main(args: argparse.Namespace) -> int:
                 "daemon": settings.daemon.model_copy(update={"state_dir": args.state_dir}),
                 "web": settings.web.model_copy(update={"port": args.port}),
                 "integrations": tuple(
-                    with_webhook_secret(i) if args.webhooks else i.model_copy(update={"webhook_secrets": ()})
+                    authorized(
+                        sim,
+                        with_webhook_secret(i)
+                        if args.webhooks
+                        else i.model_copy(update={"webhook_secrets": ()}),
+                    )
                     for i in settings.integrations
                 ),
             }
@@ -144,6 +149,25 @@ def with_webhook_secret(integration: IntegrationSettings) -> IntegrationSettings
     return integration.model_copy(update={"webhook_secrets": (SecretStr(scheme.new_secret()),)})
 
 
+# Credentials that already carry a grant; the others of an authorization-code partner
+# get a code from the simulator's consent page, exchanged once by the daemon on start.
+GRANT_CREDENTIALS = frozenset({"authorization_code", "refresh_token"})
+
+
+def authorized(sim: Simulator, integration: IntegrationSettings) -> IntegrationSettings:
+    """The integration with a one-time authorization code from the simulator, when its
+    partner uses that grant and the configuration carries none (as an operator would
+    after the partner's consent page)."""
+    account = _account_of(sim, integration)
+    if account is None or GRANT_CREDENTIALS & integration.credentials.keys():
+        return integration
+    code = sim.profile(integration.partner).authorization_code(account)
+    if code is None:
+        return integration
+    credentials = {**integration.credentials, "authorization_code": SecretStr(code)}
+    return integration.model_copy(update={"credentials": credentials})
+
+
 def subscribe_webhooks(sim: Simulator, settings: Settings, base: str) -> int:
     """Points each demo account's webhooks at its integration's route; how many."""
     hooked = 0
@@ -162,7 +186,9 @@ def _account_of(sim: Simulator, integration: IntegrationSettings) -> str | None:
     """The simulator account whose credentials the integration is configured with."""
     configured = {k: v.get_secret_value() for k, v in integration.credentials.items()}
     for account in sim.accounts_of(integration.partner):
-        if sim.profile(integration.partner).config_credentials(account.id, account.secret) == configured:
+        expected = sim.profile(integration.partner).config_credentials(account.id, account.secret)
+        # A grant (a one-time code) is the run's own: the account is named by the rest.
+        if all(expected.get(k) == v for k, v in configured.items() if k not in GRANT_CREDENTIALS):
             return account.id
     return None
 

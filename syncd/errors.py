@@ -82,6 +82,12 @@ class UndecodableBody(PartnerUnavailable):
         self.body = body[:65_536]
 
 
+class AnswerLost(PartnerUnavailable):
+    """A success status arrived, then its body was cut (a reset, a truncation). Transient
+    for a read; for a request that spends a single-use input (a rotating refresh token)
+    it means the partner acted and its answer is gone."""
+
+
 class RateLimited(PartnerError):
     """The partner throttled us."""
 

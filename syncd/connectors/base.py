@@ -169,8 +169,10 @@ Normalizer = Callable[[RawRecord], tuple[Any, ...]]
 class Connector(Protocol):
     """A partner driver bound to one integration (one partner account).
 
-    Optionally also ``async committed(resource, checkpoint)``: see ``committed_hook``; and
-    ``stream_children(resource, parent_ids)`` for child resources: see ``children_of``.
+    Optionally also ``async committed(resource, checkpoint)``: see ``committed_hook``;
+    ``stream_children(resource, parent_ids)`` for child resources: see ``children_of``; and
+    ``async authorize(code)`` and ``authorization_url(redirect_uri, state, scope)`` for an
+    authorization-code partner: see ``code_exchange``.
     """
 
     info: PartnerInfo
@@ -233,3 +235,29 @@ def children_of(connector: Connector) -> StreamChildren | None:
     integration's own client, so child requests share the integration's rate budget."""
     stream: StreamChildren | None = getattr(connector, "stream_children", None)
     return stream
+
+
+# (one-time authorization code) -> None; raises AuthFailed when the partner refuses it.
+CodeExchange = Callable[[str], Awaitable[None]]
+
+
+def code_exchange(connector: Connector) -> CodeExchange | None:
+    """The connector's optional ``authorize(code)``, or None (its partner needs no
+    authorization code).
+
+    ``syncd authorize`` calls it with the code an operator got from the partner's consent
+    page: the code is exchanged once (never sent twice) for the integration's refresh
+    token, stored encrypted with its access token; a refused code raises AuthFailed."""
+    exchange: CodeExchange | None = getattr(connector, "authorize", None)
+    return exchange
+
+
+# (redirect URI, state, scope or None) -> the partner's consent page for this app.
+ConsentUrl = Callable[[str, str, "str | None"], str]
+
+
+def consent_url(connector: Connector) -> ConsentUrl | None:
+    """The connector's optional ``authorization_url(redirect_uri, state, scope)``: where
+    the operator consents and gets the one-time code (``syncd authorize --url``)."""
+    url: ConsentUrl | None = getattr(connector, "authorization_url", None)
+    return url

@@ -11,13 +11,19 @@ A partner that notifies changes exports a ``WebhookScheme`` as ``PartnerInfo.web
   targets (answered 2xx, so the partner stops retrying); a body that is not the partner's
   event shape raises ``ValueError`` (answered 400).
 
+An event may also carry a new client secret the partner rotated (``Event.new_client_secret``):
+the receiver then switches the integration to it (tried, committed, verified, rolled back:
+``Connector.rotate_secret``) before answering, and answers an error status when the new
+secret does not work, so the old one stays and the partner sees the failure.
+
 A delivery without an id of its own is deduplicated by a digest of its body: a partner's
 redelivery sends the same bytes. Deliveries are never applied from their body: the body
 says *that* a record changed, the fetch reads what it is now, and the store keeps the
 newest by the partner's timestamp, so duplicates, reordering and stale deliveries change
 nothing twice.
 
-Generic verifiers live here (HTTP Basic, a secret token in the URL) and in
+Generic verifiers live here (HTTP Basic, a secret token in the URL, a timestamped
+HMAC-SHA256 of the body) and in
 ``syncd.svix``; a partner package picks one and adds its event mapping.
 """
 
@@ -27,9 +33,10 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import secrets as random_secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from syncd import svix
@@ -63,6 +70,8 @@ class Target:
 class Event:
     name: str
     targets: tuple[Target, ...] = ()
+    # A client secret the partner rotated and announces (never logged).
+    new_client_secret: str | None = field(default=None, repr=False)
 
 
 Verify = Callable[[Incoming, Sequence[str], float], "str | None"]
@@ -148,3 +157,43 @@ def _any_equal(offered: bytes, secrets: Sequence[str]) -> bool:
         # Every secret is compared (no early exit), each in constant time.
         matched |= hmac.compare_digest(offered, secret.encode())
     return matched and bool(offered)
+
+
+_SIGNATURE_ITEM = re.compile(r"\s*([a-z0-9]+)=([^,\s]+)\s*")
+
+
+def hmac_timestamped_verify(header: str) -> Verify:
+    """``header: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`` (several
+    ``v1`` during a rotation): the timestamp is signed with the body, so a replay outside
+    the tolerance is refused, and every configured secret is tried in constant time."""
+
+    def verify(incoming: Incoming, secrets: Sequence[str], tolerance_s: float) -> str | None:
+        items = [m.groups() for m in _SIGNATURE_ITEM.finditer(incoming.headers.get(header, ""))]
+        stamp = next((v for k, v in items if k == "t"), "")
+        offered = [v.encode() for k, v in items if k == "v1"]
+        if not stamp.isdigit() or not offered:
+            raise Rejected("signature", f"missing or malformed {header}")
+        signed = stamp.encode() + b"." + incoming.body
+        matched = False
+        for secret in secrets:
+            expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest().encode()
+            for candidate in offered:
+                matched |= hmac.compare_digest(candidate, expected)
+        if not matched:
+            raise Rejected("signature", f"no {header} signature matches a configured secret")
+        if abs(incoming.received_at - int(stamp)) > tolerance_s:
+            raise Rejected("replay", f"{header} timestamp outside the tolerance")
+        return None
+
+    return verify
+
+
+def hmac_sign(secret: str, body: bytes, timestamp: int) -> str:
+    """The ``t=...,v1=...`` value ``hmac_timestamped_verify`` accepts (senders, tests)."""
+    digest = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def hmac_secret_problem(secret: str) -> str | None:
+    # A short shared secret is guessable offline from any one signed delivery.
+    return None if len(secret) >= 16 else "an HMAC signing secret needs at least 16 characters"

@@ -9,6 +9,7 @@ metric behave the same for every partner.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,9 +17,34 @@ from typing import Any
 from syncd import errors
 from syncd.config import PartnerSettings
 from syncd.connectors.base import PartnerInfo
-from syncd.http.auth import ClientCredentials, HeaderAuth, RefreshTokenGrant, TokenCap, TokenFetch, TokenStore
+from syncd.http.auth import (
+    BEARER,
+    CallHeaders,
+    ClientCredentials,
+    HeaderAuth,
+    RefreshTokenGrant,
+    TokenCap,
+    TokenFetch,
+    TokenStore,
+)
 from syncd.http.client import PartnerClient
 from syncd.observability.metrics import Metrics
+
+
+@dataclass(frozen=True)
+class TokenRequestShape:
+    """How a partner's token endpoint wants its request, when not the OAuth2 default (a
+    form with ``grant_type`` and the client's id and secret in the body, retried on
+    transient errors): a JSON body, the client authenticated with HTTP Basic, no
+    ``grant_type`` (the partner tells the grant by the field it gets: ``code``,
+    ``refresh_token``). Such a request is sent once: it spends a single-use input."""
+
+    json_body: bool = False
+    basic_client_auth: bool = False
+    grant_type_field: bool = True
+
+
+FORM = TokenRequestShape()
 
 
 @dataclass(frozen=True)
@@ -53,14 +79,36 @@ class Wiring:
         cap = self.info.token_cap
         return TokenCap(*cap) if cap is not None else None
 
-    def token_fetch(self, endpoint: str) -> TokenFetch:
-        """A form POST to the token URL (``endpoint``: its label in metrics and logs), each
-        request counted in ``syncd_token_requests_total`` by outcome."""
+    def token_fetch(
+        self, endpoint: str, shape: TokenRequestShape = FORM, *, once: bool = False
+    ) -> TokenFetch:
+        """A POST to the token URL (``endpoint``: its label in metrics and logs) in the
+        partner's ``shape``, each request counted in ``syncd_token_requests_total`` by
+        outcome. The grants build OAuth2's form; the shape moves its fields. ``once`` (and
+        any JSON shape): never resent by the client (a grant that spends its input)."""
         client, url = self.client, self.token_url
 
         async def fetch(form: dict[str, str]) -> dict[str, Any]:
-            body: dict[str, Any] = await client.post_form_json(url, endpoint, form)
-            return body
+            if not shape.json_body and not shape.basic_client_auth:
+                if once:
+                    sent: dict[str, Any] = await client.post_once(url, endpoint, form=form)
+                    return sent
+                body: dict[str, Any] = await client.post_form_json(url, endpoint, form)
+                return body
+            fields = dict(form)
+            if not shape.grant_type_field:
+                fields.pop("grant_type", None)
+            headers: dict[str, str] = {}
+            if shape.basic_client_auth:
+                pair = f"{fields.pop('client_id', '')}:{fields.pop('client_secret', '')}"
+                headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+            if shape.json_body:
+                answer: dict[str, Any] = await client.post_once(
+                    url, endpoint, json_body=fields, headers=headers
+                )
+            else:
+                answer = await client.post_once(url, endpoint, form=fields, headers=headers)
+            return answer
 
         return counted(fetch, self.info.name, self.metrics)
 
@@ -83,19 +131,30 @@ class Wiring:
             cap=self.token_cap,
         )
 
-    def refresh_token_grant(self, *, endpoint: str) -> RefreshTokenGrant:
-        """OAuth2 refresh_token grant from ``client_id``/``client_secret``/``refresh_token``;
-        the rotated refresh token is persisted before the access token is used."""
+    def refresh_token_grant(
+        self,
+        *,
+        endpoint: str,
+        shape: TokenRequestShape = FORM,
+        call_headers: CallHeaders = BEARER,
+    ) -> RefreshTokenGrant:
+        """OAuth2 refresh_token grant from ``client_id``/``client_secret`` and a
+        ``refresh_token`` or a one-time ``authorization_code`` credential (or neither: the
+        grant then starts from ``syncd authorize``); the rotated refresh token is persisted
+        before the access token is used."""
         return RefreshTokenGrant(
             integration_id=self.integration_id,
             client_id=self.credentials["client_id"],
             client_secret=self.credentials["client_secret"],
-            initial_refresh_token=self.credentials["refresh_token"],
-            fetch=self.token_fetch(endpoint),
+            initial_refresh_token=self.credentials.get("refresh_token"),
+            authorization_code=self.credentials.get("authorization_code"),
+            # Sent once: a resend after the partner acted presents a used refresh token.
+            fetch=self.token_fetch(endpoint, shape, once=True),
             store=self.tokens,
             refresh_buffer_s=self.settings.token_refresh_buffer_s,
             warmup_s=self.info.token_warmup_s,
             cap=self.token_cap,
+            call_headers=call_headers,
         )
 
     def api_key(self, header: str, key: str = "api_key") -> HeaderAuth:

@@ -168,6 +168,9 @@ class SyncRunner:
             return "interrupted"
         ts = await session.finish_ok(stats.swept)
         self._metrics.last_success.labels(integration_id, resource).set(ts)
+        # A run only starts while the integration is active: credentials fixed without a
+        # restart (``syncd authorize``) clear the parked state here, not at the next start.
+        self._metrics.integration_auth_failed.labels(integration_id).set(0)
         log.info(
             "sync_finished",
             pages=stats.pages,

@@ -235,6 +235,7 @@ class Engine:
             process,
             horizon=horizon,
             not_started_since=self._once_since,
+            aging_s=d.priority_aging_s,
         )
         for task in general:
             self._start(workers, task, self.slots.general)
@@ -248,6 +249,7 @@ class Engine:
             int(Priority.WEBHOOK),
             horizon=horizon,
             not_started_since=self._once_since,
+            aging_s=d.priority_aging_s,
         )
         for task in urgent:
             self._start(workers, task, self.slots.urgent)

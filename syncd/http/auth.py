@@ -12,9 +12,9 @@ with it before then, from this process or any other: the row records when it was
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -71,6 +71,8 @@ class TokenTransaction(Protocol):
 
     async def save_client_secret(self, client_secret: str, rotated_over_sha256: str) -> None: ...
 
+    async def mark_grant_refused(self) -> None: ...
+
 
 class TokenStore(Protocol):
     async def load_token(self, integration_id: str) -> StoredToken | None: ...
@@ -83,9 +85,30 @@ class TokenStore(Protocol):
 
     async def restore_client_secret(self, integration_id: str, secret_version: int) -> bool: ...
 
+    async def token_request_recorded(self, integration_id: str, outcome: str) -> bool: ...
+
 
 # (form data) -> parsed JSON body of a successful token response; raises PartnerError.
 TokenFetch = Callable[[dict[str, str]], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class CallHeaders:
+    """How an access token travels on API calls: ``Authorization: Bearer <token>`` unless
+    the partner names its own header (and static ones beside it, such as the app's key)."""
+
+    header: str = "Authorization"
+    prefix: str = "Bearer "
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def of(self, token: str | None) -> dict[str, str]:
+        return {**self.extra, self.header: f"{self.prefix}{token}"}
+
+    def token_in(self, headers: Mapping[str, str]) -> str:
+        return headers.get(self.header, "").removeprefix(self.prefix)
+
+
+BEARER = CallHeaders()
 
 
 class NoAuth:
@@ -156,7 +179,12 @@ class _StoredTokenAuth:
         warmup_s: float,
         max_requests_per_day: int | None,
         cap: TokenCap | None = None,
+        call_headers: CallHeaders = BEARER,
+        client_secret: str = "",
     ) -> None:
+        register_secret(client_secret)
+        self._configured_secret = client_secret
+        self._call_headers = call_headers
         self._integration_id = integration_id
         self._fetch = fetch
         self._store = store
@@ -179,10 +207,10 @@ class _StoredTokenAuth:
             async with self._lock:
                 if not self._usable(self._token, self._expires_at):
                     await self._obtain()
-        return {"Authorization": f"Bearer {self._token}"}
+        return self._call_headers.of(self._token)
 
     async def invalidate(self, headers: dict[str, str]) -> None:
-        token = headers.get("Authorization", "").removeprefix("Bearer ")
+        token = self._call_headers.token_in(headers)
         if not token:
             return
         self._rejected.add(token)
@@ -243,8 +271,67 @@ class _StoredTokenAuth:
                 retry_after=wait,
             )
 
-    def _form(self, current: StoredToken) -> dict[str, str]:
+    def _form(self, current: StoredToken, secret: str | None = None) -> dict[str, str]:
         raise NotImplementedError
+
+    def _secret(self, current: StoredToken) -> str:
+        """The stored (rotated) secret, unless the configuration changed after that rotation:
+        an operator who edits the configured secret means it, and it is the newer one."""
+        stored = current.client_secret
+        replaced = current.rotated_over_sha256
+        if stored is None or (replaced is not None and replaced != fingerprint(self._configured_secret)):
+            return self._configured_secret
+        return stored
+
+    async def _rotation_request(self, txn: TokenTransaction, new_secret: str) -> dict[str, Any]:
+        """The token request that tries ``new_secret`` (under the row lock)."""
+        try:
+            return await self._fetch(self._form(txn.current, new_secret))
+        except errors.PartnerError:
+            await self._store.record_token_request(self._integration_id, "rotation_refused")
+            raise
+
+    async def rotate_secret(self, new_secret: str, verify: Callable[[], Awaitable[object]]) -> None:
+        """Try the new secret, commit it (with the token it earned) atomically, verify it
+        with a real call, and roll back to the previous secret if that call fails."""
+        register_secret(new_secret)
+        async with self._lock:
+            spent: errors.PartnerError | None = None
+            async with self._store.token_lock(self._integration_id) as txn:
+                await self._check_cap(txn)
+                try:
+                    body = await self._rotation_request(txn, new_secret)
+                except errors.PartnerError as exc:
+                    if not await self._spent(txn, exc):
+                        raise
+                    spent = exc  # recorded in txn: committed, then raised
+                else:
+                    token = body.get("access_token")
+                    if not isinstance(token, str) or not token:
+                        raise errors.AuthFailed("token response carries no access_token")
+                    issued_at = datetime.now(UTC)
+                    expires_at = expiry(body)
+                    await txn.save_client_secret(new_secret, fingerprint(self._configured_secret))
+                    await txn.record_request("ok")
+                    # A rotated refresh token is the newest one whatever the verification says.
+                    await txn.save(token, token_type(body), expires_at, refresh_token(body), issued_at)
+                    version = txn.current.secret_version + 1
+            if spent is not None:
+                raise errors.AuthFailed(
+                    f"refresh token refused; re-authorization needed ({spent})"
+                ) from spent
+            await self._warm_up(issued_at)
+            self._adopt(token, expires_at)
+        try:
+            await verify()
+        except errors.PartnerError:
+            await self._store.restore_client_secret(self._integration_id, version)
+            self._token = None
+            raise
+
+    async def _spent(self, txn: TokenTransaction, exc: errors.PartnerError) -> bool:
+        """Whether ``exc`` spent a single-use grant (then recorded in ``txn``, committed)."""
+        return False
 
     def _adopt(self, token: str | None, expires_at: datetime | None) -> None:
         register_secret(token, expires_at.timestamp() if expires_at is not None else None)
@@ -277,20 +364,10 @@ class ClientCredentials(_StoredTokenAuth):
             warmup_s=warmup_s,
             max_requests_per_day=max_requests_per_day,
             cap=cap,
+            client_secret=client_secret,
         )
-        register_secret(client_secret)
         self._client_id = client_id
-        self._configured_secret = client_secret
         self._scope = scope
-
-    def _secret(self, current: StoredToken) -> str:
-        """The stored (rotated) secret, unless the configuration changed after that rotation:
-        an operator who edits the configured secret means it, and it is the newer one."""
-        stored = current.client_secret
-        replaced = current.rotated_over_sha256
-        if stored is None or (replaced is not None and replaced != fingerprint(self._configured_secret)):
-            return self._configured_secret
-        return stored
 
     def _form(self, current: StoredToken, secret: str | None = None) -> dict[str, str]:
         form = {
@@ -302,41 +379,31 @@ class ClientCredentials(_StoredTokenAuth):
             form["scope"] = self._scope
         return form
 
-    async def rotate_secret(self, new_secret: str, verify: Callable[[], Awaitable[object]]) -> None:
-        """Try the new secret, commit it (with the token it earned) atomically, verify it
-        with a real call, and roll back to the previous secret if that call fails."""
-        register_secret(new_secret)
-        async with self._lock:
-            async with self._store.token_lock(self._integration_id) as txn:
-                await self._check_cap(txn)
-                try:
-                    body = await self._fetch(self._form(txn.current, new_secret))
-                except errors.PartnerError:
-                    await self._store.record_token_request(self._integration_id, "rotation_refused")
-                    raise
-                token = body.get("access_token")
-                if not isinstance(token, str) or not token:
-                    raise errors.AuthFailed("token response carries no access_token")
-                issued_at = datetime.now(UTC)
-                expires_at = expiry(body)
-                await txn.save_client_secret(new_secret, fingerprint(self._configured_secret))
-                await txn.record_request("ok")
-                await txn.save(token, token_type(body), expires_at, None, issued_at)
-                version = txn.current.secret_version + 1
-            await self._warm_up(issued_at)
-            self._adopt(token, expires_at)
-        try:
-            await verify()
-        except errors.PartnerError:
-            await self._store.restore_client_secret(self._integration_id, version)
-            self._token = None
-            raise
+
+def _code_mark(code: str) -> str:
+    """The audit outcome that records an authorization code as sent (its fingerprint)."""
+    return "authorization_code " + fingerprint(code)
 
 
 class RefreshTokenGrant(_StoredTokenAuth):
-    """OAuth2 refresh_token grant. Refresh tokens may be single-use and
-    rotate on every refresh: the newest one is always the stored one, committed before use;
-    reusing an old one can revoke the whole family, so a refusal means re-authorization."""
+    """OAuth2 refresh_token grant, and the authorization-code exchange that starts it.
+
+    Refresh tokens may be single-use and rotate on every refresh: the newest one is always
+    the stored one, committed before use; reusing an old one can revoke the whole family.
+    So a refused refresh token (or a success whose answer was lost, which spends it just
+    the same) is marked in the credentials row: no process sends it again, every run fails
+    at once with "re-authorization needed", and a new grant (``exchange_code``) clears it.
+    A token request is sent once (``fetch`` does not retry): after a timeout or a 5xx the
+    partner most likely did not act, and the next need sends the same token again; if it
+    had acted, the partner refuses that reuse, which is where a lost answer leads anyway.
+
+    The refresh token comes from the configuration (``initial_refresh_token``), from an
+    authorization code exchanged once (``authorization_code``: never sent twice, even
+    across restarts and processes: each code sent is recorded before it is sent; a
+    configured code not sent yet replaces whatever grant is stored, which is how an
+    operator re-authorizes by configuration), or from ``exchange_code`` (``syncd
+    authorize``), and from then on from the credentials row.
+    """
 
     def __init__(
         self,
@@ -344,13 +411,15 @@ class RefreshTokenGrant(_StoredTokenAuth):
         integration_id: str,
         client_id: str,
         client_secret: str,
-        initial_refresh_token: str,
+        initial_refresh_token: str | None,
         fetch: TokenFetch,
         store: TokenStore,
         refresh_buffer_s: float = 300.0,
         warmup_s: float = 0.0,
         max_requests_per_day: int | None = None,
         cap: TokenCap | None = None,
+        authorization_code: str | None = None,
+        call_headers: CallHeaders = BEARER,
     ) -> None:
         super().__init__(
             integration_id=integration_id,
@@ -360,24 +429,119 @@ class RefreshTokenGrant(_StoredTokenAuth):
             warmup_s=warmup_s,
             max_requests_per_day=max_requests_per_day,
             cap=cap,
+            call_headers=call_headers,
+            client_secret=client_secret,
         )
-        register_secret(client_secret)
         register_secret(initial_refresh_token)
+        register_secret(authorization_code)
         self._client_id = client_id
-        self._client_secret = client_secret
         self._initial_refresh = initial_refresh_token
+        self._code = authorization_code
 
-    def _form(self, current: StoredToken) -> dict[str, str]:
+    def _form(self, current: StoredToken, secret: str | None = None) -> dict[str, str]:
+        refresh = current.refresh_token or self._initial_refresh
+        if refresh is None:
+            raise errors.AuthFailed(
+                "not authorized yet: no refresh token (exchange an authorization code: syncd authorize)"
+            )
         return {
             "grant_type": "refresh_token",
-            "refresh_token": current.refresh_token or self._initial_refresh,
+            "refresh_token": refresh,
             "client_id": self._client_id,
-            "client_secret": current.client_secret or self._client_secret,
+            "client_secret": secret or self._secret(current),
         }
 
     async def _obtain(self) -> None:
+        stored = await self._store.load_token(self._integration_id)
+        if stored and self._usable(stored.access_token, stored.expires_at):
+            await self._warm_up(stored.issued_at)
+            self._adopt(stored.access_token, stored.expires_at)
+            return
+        refused: errors.PartnerError | None = None
+        async with self._store.token_lock(self._integration_id) as txn:
+            stored = txn.current
+            # Usable: another process refreshed while we waited for the row lock.
+            if not self._usable(stored.access_token, stored.expires_at):
+                if self._code and not await self._code_sent(self._code):
+                    # A configured code never sent is a new grant: the first one, or the
+                    # operator's re-authorization (it replaces a refused or stale one).
+                    stored = await self._exchange(txn, self._code)
+                elif stored.grant_refused_at is not None:
+                    raise errors.AuthFailed(
+                        "refresh token refused by the partner at "
+                        f"{stored.grant_refused_at:%Y-%m-%d %H:%M:%S} UTC; re-authorization needed"
+                    )
+                else:
+                    try:
+                        stored = await self._request(txn)
+                    except errors.PartnerError as exc:
+                        if not await self._spent(txn, exc):
+                            raise
+                        refused = exc
+        if refused is not None:
+            raise errors.AuthFailed(
+                f"refresh token refused; re-authorization needed ({refused})"
+            ) from refused
+        await self._warm_up(stored.issued_at)
+        self._adopt(stored.access_token, stored.expires_at)
+
+    async def _spent(self, txn: TokenTransaction, exc: errors.PartnerError) -> bool:
+        """invalid_grant (revoked, or already used), or a success whose answer was lost:
+        either way this refresh token is spent. Committed with the row, so no process
+        sends it again."""
+        if not isinstance(exc, errors.PartnerRejected | errors.UndecodableBody | errors.AnswerLost):
+            return False
+        await txn.mark_grant_refused()
+        await txn.record_request("grant_refused")
+        return True
+
+    async def _rotation_request(self, txn: TokenTransaction, new_secret: str) -> dict[str, Any]:
+        if txn.current.grant_refused_at is not None:  # its refresh token must not be sent again
+            raise errors.AuthFailed("re-authorization needed first: the new secret cannot be tried")
+        return await super()._rotation_request(txn, new_secret)
+
+    async def exchange_code(self, code: str) -> StoredToken:
+        """Exchange a one-time authorization code for the integration's first (or a new)
+        refresh token: saved, with its access token, in the credentials row. AuthFailed
+        when the partner refuses the code or it was sent before."""
+        register_secret(code)
+        async with self._lock:
+            async with self._store.token_lock(self._integration_id) as txn:
+                stored = await self._exchange(txn, code)
+            self._adopt(stored.access_token, stored.expires_at)
+        return stored
+
+    async def _code_sent(self, code: str) -> bool:
+        return await self._store.token_request_recorded(self._integration_id, _code_mark(code))
+
+    async def _exchange(self, txn: TokenTransaction, code: str) -> StoredToken:
+        mark = _code_mark(code)
+        if await self._store.token_request_recorded(self._integration_id, mark):
+            raise errors.AuthFailed(
+                "this authorization code was sent to the partner before and is single-use; "
+                "re-authorization needed: get a new code"
+            )
+        # Recorded (committed) before it is sent: a crash mid-request never sends it twice.
+        await self._store.record_token_request(self._integration_id, mark)
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "client_id": self._client_id,
+            "client_secret": self._secret(txn.current),
+        }
         try:
-            await super()._obtain()
-        except errors.PartnerRejected as exc:
-            # invalid_grant: the refresh token is revoked or was already used.
-            raise errors.AuthFailed(f"refresh token refused; re-authorization needed ({exc})") from exc
+            body = await self._fetch(form)
+        except errors.PartnerError as exc:
+            await self._store.record_token_request(self._integration_id, "code_refused")
+            raise errors.AuthFailed(f"the partner refused the authorization code ({exc})") from exc
+        token, new_refresh = body.get("access_token"), refresh_token(body)
+        if not isinstance(token, str) or not token or new_refresh is None:
+            raise errors.AuthFailed("the code exchange's answer carries no access_token or refresh_token")
+        issued_at = datetime.now(UTC)
+        expires_at = expiry(body)
+        await txn.record_request("ok")
+        await txn.save(token, token_type(body), expires_at, new_refresh, issued_at)
+        return replace(
+            txn.current, access_token=token, expires_at=expires_at, issued_at=issued_at,
+            refresh_token=new_refresh, grant_refused_at=None,
+        )  # fmt: skip

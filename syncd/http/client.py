@@ -170,7 +170,7 @@ class PartnerClient:
         body = Body(orjson.dumps(document), "application/json")
         return await self._retried(
             lambda attempt, deadline: self._exchange(
-                "POST", url, endpoint, attempt, deadline, decode, body=body, extra_headers=headers
+                "POST", url, endpoint, attempt, deadline, decode, body=body, headers=headers
             ),
             retry_unsent_only=not idempotent,
         )
@@ -209,6 +209,27 @@ class PartnerClient:
             ),
             retry_rate_limited=False,
         )
+
+    async def post_once(
+        self,
+        url: str,
+        endpoint: str,
+        *,
+        form: Mapping[str, str] | None = None,
+        json_body: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """One unauthenticated POST of a form or a JSON body, with ``headers`` (a token
+        endpoint's client authentication), sent exactly once: for requests that spend a
+        single-use input (an authorization code, a rotating refresh token) a resend after
+        the partner acted is a reuse, so the caller decides what a failure means. Guarded
+        by the breakers."""
+        body = Body(orjson.dumps(dict(json_body)), "application/json") if json_body is not None else None
+        deadline = time.monotonic() + self.options.request_deadline_s
+        return await self._exchange(
+            "POST", httpx.URL(url), endpoint, 1, deadline, orjson.loads,
+            form=form, body=body, authorized=False, headers=headers,
+        )  # fmt: skip
 
     # --- one logical request --------------------------------------------------------------
 
@@ -314,7 +335,7 @@ class PartnerClient:
         form: Mapping[str, str] | None = None,
         body: Body | None = None,
         authorized: bool = True,
-        extra_headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> T:
         """One attempt: breaker, throttle, auth, the wire. On an auth failure the
         credentials are refreshed once and the request resent (same attempt number)."""
@@ -325,13 +346,16 @@ class PartnerClient:
             self._rejections.inc()
             raise
         throttle = self._throttle if authorized else self._unthrottled
+        fixed = headers
+        headers = None
         for auth_attempt in (1, 2):
             admitted = await throttle.acquire()
             try:
                 if admitted.waited > 0.001:
                     self._limiter_wait.observe(admitted.waited)
-                headers = await self.auth.headers() if authorized else None
-                sent_headers = {**(headers or {}), **extra_headers} if extra_headers else headers
+                headers = await self.auth.headers() if authorized else dict(fixed or {}) or None
+                # An authenticated call's own headers ride beside the credentials'.
+                sent_headers = {**(headers or {}), **fixed} if authorized and fixed else headers
                 # Admitted after auth: a token request (itself guarded) must not find this
                 # request holding the only half-open probe slot.
                 permits = self._admit()
@@ -417,7 +441,15 @@ class PartnerClient:
                         status, resp_headers = resp.status_code, resp.headers
                         status_label = str(status)
                         rate_headers = _rate_headers(resp_headers)
-                        body = await bodies.read_capped(resp, self.options.max_body_bytes)
+                        try:
+                            body = await bodies.read_capped(resp, self.options.max_body_bytes)
+                        except httpx.TransportError as exc:
+                            if not 200 <= status < 300:
+                                raise
+                            status_label = "transport_error"
+                            raise errors.AnswerLost(
+                                f"{endpoint} answered {status}, then the body was cut ({type(exc).__name__})"
+                            ) from exc
                     finally:
                         await resp.aclose()
             except TimeoutError as exc:  # our deadline (httpx raises its own types)

@@ -95,7 +95,7 @@ class Metrics:
         self.integration_auth_failed = Gauge(
             "syncd_integration_auth_failed",
             "1 while the integration is parked after an authentication failure (no runs until "
-            "its credentials are fixed and syncd restarts), else 0.",
+            "its credentials are fixed and syncd restarts, or syncd authorize gives a new grant), else 0.",
             ["integration"],
             registry=r,
         )

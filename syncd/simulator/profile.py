@@ -24,6 +24,7 @@ Writing one (routes + dataset + quirks):
   gateway's 429s and for injected 5xx/429 faults; ``rate_headers``: what every answer
   advertises about the limits (``X-RateLimit-*`` by default; return ``{}`` for none).
 - ``credentials(n)``: the n-th CLI account's (id, secret), ``{name}-acct-{n}`` by default;
+  ``authorization_code(account_id)``: a one-time code, for authorization-code partners;
   ``revoke(account)``: invalidate its issued credentials (the ``revoke_tokens`` fault);
   ``issued_credentials()``: every live token, so tests can check none leaks into logs.
 - ``dataset(seed, size, options)``: a fresh, deterministic dataset for a new account;
@@ -241,6 +242,12 @@ class Profile(Generic[D]):
         records alike keeps this; one whose versions differ overrides it (ValueError for
         a version it does not serve)."""
         return self.truth(data, kind)
+
+    def authorization_code(self, account_id: str) -> str | None:
+        """A one-time code for ``account_id``, as the partner's consent page hands it to an
+        operator (``syncd demo`` authorizes with it); None for a partner without the
+        authorization-code grant."""
+        return None
 
     def config_credentials(self, account_id: str, secret: str) -> dict[str, str]:
         """An account's credentials as an integration configures them for this partner's

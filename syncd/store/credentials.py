@@ -39,6 +39,7 @@ class CredentialStore:
             secret_version=row["secret_version"],
             rotated_over_sha256=row["rotated_over_sha256"],
             issued_at=row["token_issued_at"],
+            grant_refused_at=row["grant_refused_at"],
         )
 
     async def load_token(self, integration_id: str) -> StoredToken | None:
@@ -67,6 +68,11 @@ class CredentialStore:
         async with self._store.connection() as conn:
             with translate():
                 await conn.execute(Q["record_token_request"], integration_id, outcome)
+
+    async def token_request_recorded(self, integration_id: str, outcome: str) -> bool:
+        async with self._store.connection() as conn:
+            with translate():
+                return bool(await conn.fetchval(Q["token_request_recorded"], integration_id, outcome))
 
     async def restore_client_secret(self, integration_id: str, secret_version: int) -> bool:
         """Roll a rotation back to the previous secret (only if nobody rotated since)."""
@@ -131,6 +137,10 @@ class TokenTransaction:
                 fingerprint(access_token),
                 issued_at,
             )
+
+    async def mark_grant_refused(self) -> None:
+        with translate():
+            await self._conn.execute(Q["mark_grant_refused"], self._integration_id)
 
     async def save_client_secret(self, client_secret: str, rotated_over_sha256: str) -> None:
         with translate():

@@ -163,7 +163,8 @@ SELECT EXISTS (
 -- name: lock_credentials
 -- Single-flight token requests across processes: whoever holds this row lock asks.
 SELECT access_token, token_type, token_expires_at, refresh_token, rotation_version,
-       client_secret, previous_client_secret, secret_version, rotated_over_sha256, token_issued_at
+       client_secret, previous_client_secret, secret_version, rotated_over_sha256, token_issued_at,
+       grant_refused_at
 FROM credentials WHERE integration_id = $1 FOR UPDATE;
 
 -- name: ensure_credentials_row
@@ -171,7 +172,8 @@ INSERT INTO credentials (integration_id) VALUES ($1) ON CONFLICT DO NOTHING;
 
 -- name: load_token
 SELECT access_token, token_type, token_expires_at, refresh_token, rotation_version,
-       client_secret, previous_client_secret, secret_version, rotated_over_sha256, token_issued_at
+       client_secret, previous_client_secret, secret_version, rotated_over_sha256, token_issued_at,
+       grant_refused_at
 FROM credentials WHERE integration_id = $1;
 
 -- name: save_token
@@ -179,8 +181,19 @@ FROM credentials WHERE integration_id = $1;
 -- with, and committed before that access token is used.
 UPDATE credentials SET access_token = $2, access_token_sha256 = $6, token_type = $3,
     token_expires_at = $4, refresh_token = COALESCE($5, refresh_token), token_issued_at = $7,
-    rotation_version = rotation_version + 1, updated_at = now()
+    grant_refused_at = NULL, rotation_version = rotation_version + 1, updated_at = now()
 WHERE integration_id = $1;
+
+-- name: mark_grant_refused
+-- The partner refused the stored refresh token: nobody sends it again (the access token
+-- it earned goes too) until a new grant is saved.
+UPDATE credentials SET grant_refused_at = now(), access_token = NULL, access_token_sha256 = NULL,
+    token_expires_at = NULL, updated_at = now()
+WHERE integration_id = $1;
+
+-- name: token_request_recorded
+-- Was a token request with this outcome ever recorded (an authorization code is sent once)?
+SELECT EXISTS (SELECT 1 FROM token_requests WHERE integration_id = $1 AND outcome = $2);
 
 -- name: clear_token
 UPDATE credentials SET access_token = NULL, access_token_sha256 = NULL, token_expires_at = NULL,

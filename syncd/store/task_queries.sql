@@ -111,6 +111,10 @@ WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
 -- only urgent work; $8 how far ahead of $2 a start may be (run-once: every pending task);
 -- $9, when set, leaves out tasks started since then (run-once: a task it ran and put back
 -- to retry later waits for the next process instead of burning its attempts at once).
+-- Aging: a due task moves up one band (10) per $11 seconds it has waited, never past band
+-- $10 (a webhook's: a user's sync-now stays first), so a steady stream of webhook fetches
+-- cannot starve scheduled syncs and child tasks; $11 NULL: no aging. Within a band the
+-- task that waited longest goes first.
 -- Nothing past its expiry at $2 (a claim between two ticks' expire runs). The lease runs on
 -- the database clock.
 WITH next AS (
@@ -120,7 +124,10 @@ WITH next AS (
       AND t.priority <= $4 AND (t.expires_at IS NULL OR t.expires_at > $2)
       AND ($9::timestamptz IS NULL OR t.started_at IS NULL OR t.started_at < $9)
       AND NOT EXISTS (SELECT 1 FROM tasks r WHERE r.state = 'running' AND r.dedupe_key = t.dedupe_key)
-    ORDER BY t.priority, t.not_before, t.id
+    ORDER BY CASE WHEN $11::double precision IS NULL OR t.priority <= $10::int THEN t.priority
+                  ELSE GREATEST($10::int, t.priority - 10 * floor(
+                      greatest(0, extract(epoch FROM $2::timestamptz - t.not_before)) / $11)::int) END,
+             t.not_before, t.id
     LIMIT $3
     FOR UPDATE SKIP LOCKED
 )

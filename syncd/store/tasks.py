@@ -330,11 +330,13 @@ class TaskQueue:
         max_priority: int = int(Priority.LOW),
         horizon: timedelta = timedelta(0),
         not_started_since: datetime | None = None,
+        aging_s: float | None = None,
     ) -> list[Task]:
         """Up to ``limit`` tasks due by ``now + horizon`` (run-once takes what was pushed
         back too), none expired by ``now``, none started since ``not_started_since`` (the
         database's clock) when given, leased to ``owner``; ``process`` is its liveness
-        token."""
+        token. ``aging_s``: a band of priority gained per that many seconds waited (up to
+        the webhook band)."""
         if limit <= 0:
             return []
         with translate():
@@ -350,6 +352,8 @@ class TaskQueue:
                     process,
                     horizon,
                     not_started_since,
+                    int(Priority.WEBHOOK),
+                    aging_s,
                 )
         return sorted((Task.from_row(r) for r in rows), key=lambda t: (t.priority, t.id))
 

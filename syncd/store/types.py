@@ -142,6 +142,8 @@ class StoredToken:
     # Fingerprint of the configured secret the rotation replaced (see ClientCredentials).
     rotated_over_sha256: str | None = None
     issued_at: datetime | None = None  # when the access token came back from the partner
+    # When the partner refused the refresh token (re-authorization needed), else None.
+    grant_refused_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,20 @@ Each request goes through, in order (and nothing is written unless it passes the
    resource's interval: by then the periodic sync has covered it) and a NOTIFY that wakes
    the owning shard. A redelivery is answered 200 and queues nothing.
 
-The partner is never called from here: the answer comes in milliseconds, and the fetch
-runs on the owning shard's workers. Secrets never reach logs or answers.
+The partner is never called from here for record events: the answer comes in
+milliseconds, and the fetch runs on the owning shard's workers. The exception is an event
+announcing a new client secret (``Event.new_client_secret``): the partner expects to hear
+whether it works, so the switch (tried, committed, verified, rolled back) runs before the
+answer: 200 when adopted; 422 when the partner refused it or its verification failed (the
+previous secret stays); 503 when the partner could not be asked (try again). Each outcome
+counts in ``syncd_webhooks_total`` (``rotated``, ``rotation_refused``, ``rotation_unavailable``).
+Secrets never reach logs or answers.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -38,6 +44,8 @@ from syncd.store.tasks import Delivery, NewTask, Priority, TaskQueue, fetch_key
 PATH = "/webhooks/{partner}/{integration}"
 # The metric label of a partner segment that names no known partner (URLs are arbitrary).
 OTHER_PARTNER = "other"
+# (integration id, new client secret) -> None; raises the partner's error when not adopted.
+RotateSecret = Callable[[str, str], Awaitable[None]]
 
 
 class TooLarge(Exception):
@@ -73,7 +81,9 @@ class WebhookReceiver:
         tolerance_s: float,
         wake_channel: str,
         wall_clock: Callable[[], float] = time.time,
+        rotate_secret: RotateSecret | None = None,
     ) -> None:
+        self._rotate_secret = rotate_secret
         self._integrations = {i.id: i for i in integrations}
         self._schemes = schemes
         self._queue = queue
@@ -115,6 +125,8 @@ class WebhookReceiver:
         except ValueError as exc:
             log.warning("webhook_bad_request", detail=str(exc)[:200])
             return self._answer(label, "bad_request", 400, str(exc)[:200])
+        if event.new_client_secret is not None:
+            return await self._rotate(integ.id, event.new_client_secret, label, log)
         tasks = [self._fetch(integ, t) for t in event.targets if self._wanted(integ, t)]
         if not tasks:
             log.debug("webhook_ignored", webhook_event=event.name[:100])
@@ -147,6 +159,23 @@ class WebhookReceiver:
             self._metrics.tasks_enqueued.labels("fetch", "folded").inc(enqueued.folded)
         log.debug("webhook_accepted", webhook_event=delivery.event, tasks=len(tasks))
         return self._answer(label, "accepted", 200, "accepted")
+
+    async def _rotate(self, integration_id: str, secret: str, label: str, log: Any) -> Response:
+        if self._rotate_secret is None or not secret:
+            return self._answer(label, "bad_request", 400, "no client secret rotation here")
+        try:
+            await self._rotate_secret(integration_id, secret)
+        except (errors.AuthFailed, errors.PartnerRejected) as exc:
+            # Refused by the partner, or its verifying call failed: rolled back.
+            log.error("client_secret_rotation_refused", error_type=type(exc).__name__, error=str(exc)[:300])
+            return self._answer(
+                label, "rotation_refused", 422, "the new secret did not work; the previous one stays"
+            )
+        except (errors.PartnerError, errors.StoreError, errors.CircuitOpen) as exc:
+            log.warning("client_secret_rotation_unavailable", error=f"{type(exc).__name__}: {exc}"[:300])
+            return self._answer(label, "rotation_unavailable", 503, "try again later")
+        log.info("client_secret_rotated")
+        return self._answer(label, "rotated", 200, "new client secret adopted")
 
     @staticmethod
     def _wanted(integ: IntegrationSettings, target: Target) -> bool:

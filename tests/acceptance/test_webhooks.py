@@ -43,7 +43,13 @@ NEW_SECRET = "whsec_" + base64.b64encode(b"the-new-signing-key-32-bytes-lon").de
 STRANGER = "whsec_" + base64.b64encode(b"somebody-elses-key-32-bytes-long").decode()
 BASIC = "hook-user:hook-pass-0123"
 URL_TOKEN = "tok_0123456789abcdef0123"
-SECRETS = {"guesty": [OLD_SECRET, NEW_SECRET], "hostaway": [BASIC], "cloudbeds": [URL_TOKEN]}
+HMAC_SECRET = "hmac-shared-secret-0123456789"
+SECRETS = {
+    "guesty": [OLD_SECRET, NEW_SECRET],
+    "hostaway": [BASIC],
+    "cloudbeds": [URL_TOKEN],
+    "airbnb": [HMAC_SECRET],
+}
 MAX_BODY = 4096
 INTERVAL_S = 3600.0  # nothing but the first sync and the webhooks moves data in these tests
 TIMEOUT_S = 60.0
@@ -309,6 +315,7 @@ async def changes_since(database_url: str, integration_id: str, event_id: int) -
         ("guesty", ("properties", "reservations")),
         ("hostaway", ("reservations",)),
         ("cloudbeds", ("reservations",)),
+        ("airbnb", ("properties", "reservations")),
     ],
 )
 async def test_a_change_at_the_partner_shows_up_without_waiting_for_the_interval(

@@ -101,26 +101,29 @@ class CloudbedsConnector:
                 yield Page(records, {})
             return
         hotels = await self._hotel_map()
-        n, cp, now = len(hotels.batches), checkpoint or {}, time.time()
+        # The map is rebuilt in place when it expires (another run's refresh, mid-walk): this
+        # walk keeps the batches and digest it started with; the next run sees the new ones.
+        batches, hotels_digest = hotels.batches, hotels.digest
+        n, cp, now = len(batches), checkpoint or {}, time.time()
         marks = {str(d): parse_ts(t) for d, t in dict(cp.get("marks") or {}).items()}
         batch, cursor, full_at = cp.get("batch"), NewestFirstCursor.of(cp), cp.get("full_at") or 0.0
-        if cp.get("hotels") != hotels.digest or not isinstance(batch, int) or batch >= n:
+        if cp.get("hotels") != hotels_digest or not isinstance(batch, int) or batch >= n:
             batch, cursor, every = 0, NewestFirstCursor(), settings.full_resync_interval_s  # a new run
             if not checkpoint or (every is not None and now - full_at >= every):
                 marks, full_at = {}, now
         overlap = timedelta(seconds=settings.overlap_s)
         for k in range(batch, n):
-            digest, zone_name, ids = hotels.batches[k]
+            digest, zone_name, ids = batches[k]
             zone, mark = localtime.zone_of(zone_name) or UTC, marks.get(digest)
             async for records, after in self._walk(ids, zone, mark and mark - overlap, cursor):
                 cursor, done = after, after.done
                 if done:  # the batch's mark: the newest record it had
                     marks[digest], cursor = after.newest or mark, NewestFirstCursor()
-                kept = {d: (t := marks.get(d)) and format_ts(t) for d, *_ in hotels.batches}
-                position = {"batch": k + done, "full_at": full_at, "hotels": hotels.digest, "marks": kept}
+                kept = {d: (t := marks.get(d)) and format_ts(t) for d, *_ in batches}
+                position = {"batch": k + done, "full_at": full_at, "hotels": hotels_digest, "marks": kept}
                 yield Page(records, position | cursor.to_checkpoint())
         if n == 0:
-            yield Page([], {"hotels": hotels.digest, "marks": {}, "batch": 0, "full_at": full_at})
+            yield Page([], {"hotels": hotels_digest, "marks": {}, "batch": 0, "full_at": full_at})
 
     async def _walk(
         self, ids: list[str], zone: tzinfo, lower: datetime | None, cursor: NewestFirstCursor

@@ -127,3 +127,31 @@ async def test_an_expired_access_token_is_one_401_one_new_token_and_one_retry(
             del profile.refresh[token]  # the grant withdrawn: the next refresh is refused
         with pytest.raises(errors.PartnerError):
             await connector.check_access()
+
+
+async def test_a_refresh_whose_answer_is_lost_is_not_resent(database_url: str, tmp_path: Path) -> None:
+    """The partner rotated the refresh token but its answer was cut mid-body: the client
+    does not resend (that would present the used token, which revokes the family); the
+    grant is marked for re-authorization instead, and the partner counts no reuse."""
+    from syncd.simulator.fault_spec import FaultSpec, Rule
+
+    clock = WallClock()
+    sim, profile = _simulator(clock, ttl_s=3600)
+    account = sim.accounts[profile.credentials(1)[0]]
+    async with SimulatorServer(sim) as server, Store.open(database_url) as store, Transports() as transports:
+        settings = settings_of(_document(server, database_url, profile.oauth_credentials(account), tmp_path))
+        await store.register_integration("oauth", PARTNER, True, dict.fromkeys(RESOURCES, (3600.0, True)))
+        connector = registry.build_connector(
+            settings.integrations[0],
+            settings.partner(PARTNER),
+            transport=transports.get(PARTNER, registry.egress(settings.partner(PARTNER), {})),
+            tokens=CredentialStore(store, crypto.Cipher([crypto.generate_key()])),
+            metrics=Metrics(),
+            log=get_logger(),
+        )
+        sim.set_faults(FaultSpec((Rule("truncated", 1.0, ("@token",)),)))
+        with pytest.raises(errors.AuthFailed, match="re-authorization needed"):
+            await connector.check_access()
+        token_path = "/cloudbeds/api/v1.3/access_token"
+        assert len(sim.request_log.entries(path=token_path)) == 1  # sent once, not retried
+        assert len(profile.used) == 1 and profile.reused == 0

@@ -38,6 +38,7 @@ class NeverClaims(TaskQueue):
         max_priority: int = int(Priority.LOW),
         horizon: timedelta = timedelta(0),
         not_started_since: datetime | None = None,
+        aging_s: float | None = None,
     ) -> list[Task]:
         return []
 

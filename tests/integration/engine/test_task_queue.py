@@ -156,6 +156,39 @@ async def test_claims_come_in_priority_order_then_start(database_url: str) -> No
         ]
 
 
+async def test_waiting_work_ages_up_to_the_webhook_band_but_never_past_a_user(database_url: str) -> None:
+    """Aging: a band gained per ``aging_s`` waited, so a scheduled sync due a while ago goes
+    before webhook fetches that keep arriving, and a child task after twice as long; a
+    user's sync-now still goes first. Without aging the order is by priority alone."""
+
+    def task(integration_id: str, name: str, priority: Priority, waited_s: float) -> tuple[NewTask, float]:
+        kind = "sync" if name == "sync" else "fetch"
+        key = f"{kind}:{integration_id}:properties:{name}"
+        return NewTask(integration_id, "properties", kind, priority, key, {"ids": [name]}), waited_s
+
+    async with opened(database_url) as (store, queue):
+        now = await store.now()
+        for integration_id in OWNED:
+            for new, waited_s in (
+                task(integration_id, "sync", Priority.SCHEDULED, 40),  # one band up: 10
+                task(integration_id, "older-low", Priority.LOW, 70),  # two bands up: 10
+                task(integration_id, "old-low", Priority.LOW, 40),  # one band up: 20
+                task(integration_id, "new-low", Priority.LOW, 5),  # none: 30
+                task(integration_id, "hook", Priority.WEBHOOK, 1),  # arrived a second ago
+                task(integration_id, "user", Priority.USER, 0),  # a user asked just now
+            ):
+                await queue.enqueue([new], now - timedelta(seconds=waited_s))
+
+        async def order(integration_id: str, aging_s: float | None) -> list[str]:
+            claimed = []
+            while batch := await queue.claim([integration_id], now, 1, "test", LEASE_S, 0, aging_s=aging_s):
+                claimed.append(batch[0].key.rsplit(":", 1)[-1])
+            return claimed
+
+        assert await order("acme", 30.0) == ["user", "older-low", "sync", "hook", "old-low", "new-low"]
+        assert await order("other", None) == ["user", "hook", "sync", "older-low", "old-low", "new-low"]
+
+
 async def test_urgent_claims_take_only_urgent_work(database_url: str) -> None:
     async with opened(database_url) as (store, queue):
         now = await store.now()

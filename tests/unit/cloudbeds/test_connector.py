@@ -195,3 +195,22 @@ async def test_a_property_list_changing_on_every_page_is_still_read_to_its_end()
         reservations = await pages(connector, "reservations", None)
     assert sum(len(p.records) for p in listed) >= 350
     assert ids(reservations)
+
+
+async def test_a_walk_keeps_its_batches_when_the_property_map_is_rebuilt_under_it() -> None:
+    """A properties run (or the map's expiry) rebuilds the property map in place while a
+    reservations walk is between pages; the walk goes on over the batches it started with
+    (the map shrank: indexing the new one ran past its end) and the next run starts over
+    on the new map."""
+    account = CloudbedsAccount(seed=5, listings=60, reservations_per_listing=1)
+    async with serving(Served(account, batch=10)) as connector:
+        walk = connector.stream("reservations", None, ResourceSettings(overlap_s=0))
+        first = await anext(walk)
+        started_on = first.checkpoint["hotels"]
+        # Most properties leave the account; a properties run rebuilds the map mid-walk.
+        account.hotels_gone.update(range(5, 60))
+        await pages(connector, "properties", None)
+        rest = [page async for page in walk]
+        assert all(page.checkpoint["hotels"] == started_on for page in rest)
+        again = await pages(connector, "reservations", rest[-1].checkpoint)
+        assert again[-1].checkpoint["hotels"] != started_on

@@ -25,7 +25,7 @@ ZONES = (
 )
 TZ = tuple(ZoneInfo(name) for name, _ in ZONES)
 STATUSES = ("confirmed", "confirmed", "not_confirmed", "canceled", "checked_in", "checked_out", "no_show")
-SOURCES = ("Website", "Booking.com", "Expedia", "Airbnb", "Walk-In", "Phone")
+SOURCES = ("Website", "Booking.com", "Expedia", "Holiday rentals", "Walk-In", "Phone")
 NAMES = ("Ana Silva", "Kenji Sato", "Olivia Brown", "Lucas Costa", "Mia Wong", "Noah Müller")
 WORDS = ("Harbour", "Garden", "Summit", "Lagoon", "Old Town", "Riverside")
 
