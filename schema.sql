@@ -460,6 +460,50 @@ CREATE TABLE IF NOT EXISTS entity_aliases (
 );
 CREATE INDEX IF NOT EXISTS entity_aliases_by_new_id ON entity_aliases (integration_id, resource, new_id);
 
+-- Followers (schema version 9): an integration that acts on another one's rows (a lock
+-- provider pushing access codes for a PMS's reservations). A change to a followed row (a
+-- trigger field, its creation or its deletion) writes a push task for each follower whose
+-- `keys` hold the row's key column (the listing), in the statement that writes the row
+-- (resource_queries.sql: follow): a committed change never lacks its push. Written at
+-- start from the configuration (syncd.store.followers).
+CREATE TABLE IF NOT EXISTS followers (
+    follower_id  text NOT NULL REFERENCES integrations (id) ON DELETE CASCADE,
+    source_id    text NOT NULL REFERENCES integrations (id) ON DELETE CASCADE,
+    resource     text NOT NULL,
+    keys         text[] NOT NULL,
+    PRIMARY KEY (follower_id, resource)
+);
+CREATE INDEX IF NOT EXISTS followers_by_source ON followers (source_id, resource);
+
+-- What a lock integration pushed for each reservation it follows (syncd.engine.access):
+-- one row per (lock integration, source integration, reservation). The push task compares
+-- the reservation's current row (the desired state) with this row and makes the partner
+-- match it. `state`: 'setting' (asked, not yet on the lock; also the intent written before
+-- a create, with no partner id yet), 'set', 'failed' (the lock refused it; a dead letter),
+-- 'removing' (a delete asked, not yet confirmed), 'removed'. `idempotency_key` is stable per
+-- desired state (device, starts, ends). The code itself is never stored: it is the
+-- guest's secret and stays with the provider.
+CREATE TABLE IF NOT EXISTS access_codes (
+    integration_id   text NOT NULL REFERENCES integrations (id) ON DELETE CASCADE,
+    source_id        text NOT NULL,
+    reservation_id   text COLLATE "C" NOT NULL,
+    device_id        text NOT NULL,
+    partner_code_id  text,
+    idempotency_key  text NOT NULL,
+    state            text NOT NULL,
+    starts_at        timestamptz NOT NULL,
+    ends_at          timestamptz NOT NULL,
+    last_error       text,
+    -- Since when the provider has been asked for this desired state (its key): a code not
+    -- set by settle_timeout_s after it is given up.
+    key_since        timestamptz NOT NULL DEFAULT now(),
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    settled_at       timestamptz,
+    PRIMARY KEY (integration_id, source_id, reservation_id)
+);
+CREATE INDEX IF NOT EXISTS access_codes_by_partner_id ON access_codes (integration_id, partner_code_id);
+
 -- Schema generations this database has been brought to (each is applied by the statements
 -- above, idempotently): 1 the first; 2 properties/reservations without per-row foreign
 -- keys, ids COLLATE "C", the integrations_delete_rows trigger; 3 raw as bytea with its
@@ -468,5 +512,6 @@ CREATE INDEX IF NOT EXISTS entity_aliases_by_new_id ON entity_aliases (integrati
 -- entity_aliases for id merges; 6 the tasks table (the engine's durable queue);
 -- 7 webhook_deliveries; 8 the photos table and properties.photos_fingerprint (cascades);
 -- 9 typed change values: each resource's <table>_fields type and events.old_/new_<table>
--- (made by Store.migrate from the models, after this file).
-INSERT INTO schema_migrations (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8), (9) ON CONFLICT DO NOTHING;
+-- (made by Store.migrate from the models, after this file); 10 followers and access_codes
+-- (pushes to a lock provider).
+INSERT INTO schema_migrations (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8), (9), (10) ON CONFLICT DO NOTHING;

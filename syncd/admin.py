@@ -26,6 +26,7 @@ from syncd.config import Settings
 from syncd.connectors.base import Connector, code_exchange, consent_url
 from syncd.engine.replay import ReplayResult, replay
 from syncd.observability.logging import get_logger
+from syncd.store import access
 from syncd.store.credentials import CredentialStore
 from syncd.store.postgres import Store
 from syncd.store.resources import RESOURCES
@@ -110,6 +111,12 @@ async def replay_letters(
     results: list[ReplayResult] = []
     letters = await store.dead_letters(integration_ids, resource, limit)
     for integration_id, res in sorted({(r["integration_id"], r["resource"]) for r in letters}):
+        if res == access.DEAD_LETTER_RESOURCE:
+            # A refused access code is not fetched: its push is asked for again.
+            queued = await access.replay_push_letters(store, integration_id, only or None, limit)
+            results.append(ReplayResult(integration_id, res, queued=queued))
+            log.info("push_replay_queued", integration=integration_id, pushes=queued)
+            continue
         results.append(
             await replay(
                 store, connectors[integration_id], integration_id, res, log,
@@ -165,12 +172,36 @@ STATUS_COLUMNS = (
 )  # fmt: skip
 
 
+ACCESS_CODE_COLUMNS = ("integration_id", "follows", *access.STATES)
+
+
 async def status(settings: Settings, integration: str | None, as_json: bool) -> int:
-    """Per integration x resource: health, last success, next run, open dead letters."""
+    """Per integration x resource: health, last success, next run, open dead letters; then,
+    for lock integrations, their access codes by state (never a code)."""
     async with _store(settings) as store:
-        rows = await store.sync_status(await select(store, settings, integration))
+        ids = await select(store, settings, integration)
+        rows = await store.sync_status(ids)
+        follows = {
+            i.id: i.locks.follows for i in settings.integrations if i.locks is not None and i.id in ids
+        }
+        counts = await access.counts(store, list(follows)) if follows else {}
     _short(rows, "last_error", as_json)
     _emit(rows, STATUS_COLUMNS, as_json)
+    if follows:
+        codes = [
+            {
+                "integration_id": lock,
+                "follows": source,
+                **{s: counts.get(lock, {}).get(s, 0) for s in access.STATES},
+            }
+            for lock, source in sorted(follows.items())
+        ]
+        if as_json:
+            for row in codes:
+                print(dumps({"access_codes": row}))
+        else:
+            print("\nACCESS CODES")
+            _emit(codes, ACCESS_CODE_COLUMNS, as_json)
     return 0
 
 
@@ -287,7 +318,7 @@ async def _drivers(
         )
 
 
-REPLAY_COLUMNS = ("integration", "resource", "fixed", "still_bad", "gone", "unidentified", "busy")
+REPLAY_COLUMNS = ("integration", "resource", "fixed", "still_bad", "gone", "unidentified", "busy", "queued")
 
 
 async def dlq_replay(

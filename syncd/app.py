@@ -34,6 +34,7 @@ from syncd.config import Settings
 from syncd.connectors import registry
 from syncd.connectors.base import Connector
 from syncd.engine import outcomes, scheduling
+from syncd.engine.access import PushExecutor
 from syncd.engine.clock import Clock, DatabaseClock
 from syncd.engine.execute import TaskExecutor
 from syncd.engine.runner import SyncRunner
@@ -43,6 +44,7 @@ from syncd.http.transport import Transports
 from syncd.observability.logging import get_logger
 from syncd.observability.metrics import Metrics
 from syncd.observability.systemd import SystemdNotifier
+from syncd.store import access as access_store
 from syncd.store.credentials import CredentialStore
 from syncd.store.embedded import EmbeddedPostgres
 from syncd.store.postgres import Store
@@ -112,6 +114,14 @@ async def open_store(settings: Settings, dsn: str) -> AsyncIterator[Store]:
                 if attempt == START_ATTEMPTS:
                     raise
                 await anyio.sleep(random.uniform(0.1, 0.5) * attempt)
+        # After every integration is registered: a follower names another one.
+        for integ in settings.integrations:
+            if integ.locks is None:
+                await access_store.drop_follower(store, integ.id)
+            else:
+                await access_store.register_follower(
+                    store, integ.id, integ.locks.follows, "reservations", list(integ.locks.devices)
+                )
         yield store
 
 
@@ -242,8 +252,18 @@ class Daemon:
             d = self.settings.daemon
             self.queue = TaskQueue(store, max_pending_per_integration=d.max_pending_tasks)
             clock = self._clock or DatabaseClock(store)
+            locks = {i.id: i.locks for i in self.settings.integrations if i.locks is not None}
+            pushes = PushExecutor(store, self.queue, connectors, locks, self.metrics, log, clock)
             self.executor = TaskExecutor(
-                store, self.queue, self.runner, connectors, self.metrics, log, once=self.once, clock=clock
+                store,
+                self.queue,
+                self.runner,
+                connectors,
+                self.metrics,
+                log,
+                once=self.once,
+                clock=clock,
+                pushes=pushes,
             )
             self.engine = Engine(
                 self.queue,
@@ -461,6 +481,15 @@ class Daemon:
         e = self.engine
         return board.queue_entry(e.depth, len(e.slots), e.stalled_s(), self.settings.daemon.claim_stall_s)
 
+    async def _access_codes(self, owned: set[str]) -> dict[str, Any] | None:
+        """Lock integrations' codes by state and their latest failures (never a code)."""
+        follows = {i.id: i.locks.follows for i in self.settings.integrations if i.locks and i.id in owned}
+        if not follows or self.store is None:
+            return None
+        counts = await access_store.counts(self.store, list(follows))
+        failures = await access_store.failures(self.store, list(follows), limit=5)
+        return board.access_codes_entry(follows, counts, failures)
+
     async def _status(self) -> dict[str, Any]:
         """/status: each sync with its verdict, each partner's recent calls (web/board.py)."""
         progress = self.runner.progress if self.runner else {}
@@ -487,6 +516,7 @@ class Daemon:
             "api_versions": self._api_versions(owned),
             "draining": self.stop.is_set(),
             "queue": self._queue_status(),
+            "access_codes": await self._access_codes(owned),
             "runs": {
                 f"{i}/{r}": {
                     "pages": s.pages,

@@ -294,6 +294,54 @@ class ResourceSettings(_Frozen):
     window_start: date | None = None
 
 
+class LockSettings(_Frozen):
+    """A lock integration's pushes (``syncd.engine.access``): the integration whose
+    reservations it follows, which listing's door is which lock device, and how a stay
+    becomes an access code's validity."""
+
+    # The source integration's id (any partner that syncs reservations).
+    follows: Annotated[str, Field(pattern=_SLUG)]
+    # Listing external id (in the source integration) -> lock device id (at the lock partner).
+    devices: dict[Annotated[str, Field(min_length=1)], Annotated[str, Field(min_length=1)]] = Field(
+        min_length=1
+    )
+    # Reservations in these canonical statuses get a code; any other status revokes it.
+    statuses: tuple[str, ...] = ("confirmed", "checked_in", "checked_out")
+    # A stay known by its dates only starts and ends at these local times of the listing's
+    # time zone (else ``timezone``); a stay with check-in/out times uses them as they are.
+    check_in_time: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = "15:00"
+    check_out_time: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = "11:00"
+    timezone: str = "UTC"
+    # A code the lock has not confirmed is asked about again this often, and given up as
+    # failed (a dead letter) after settle_timeout_s.
+    settle_poll_s: float = Field(default=5.0, gt=0, le=3600)
+    settle_timeout_s: float = Field(default=900.0, gt=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Europe/Paris)") from None
+        return value
+
+    @field_validator("statuses")
+    @classmethod
+    def _known_statuses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from syncd.models import ReservationStatus
+
+        unknown = sorted(set(value) - {s.value for s in ReservationStatus})
+        if unknown or not value:
+            known = ", ".join(s.value for s in ReservationStatus)
+            raise ValueError(
+                f"unknown statuses {unknown} (known: {known})" if unknown else "must not be empty"
+            )
+        return value
+
+
 class IntegrationSettings(_Frozen):
     id: Annotated[str, Field(pattern=_SLUG)]
     partner: str
@@ -306,6 +354,8 @@ class IntegrationSettings(_Frozen):
     # secret, "login:password", a URL token); several during a rotation. None configured:
     # its webhook route answers 404.
     webhook_secrets: tuple[SecretStr, ...] = ()
+    # For a lock partner's integration: what it pushes (required there, refused elsewhere).
+    locks: LockSettings | None = None
 
     @field_validator("webhook_secrets", mode="before")
     @classmethod
@@ -345,6 +395,8 @@ class PartnerSchema:
     # Whether it sends webhooks, and why a configured webhook secret cannot work.
     webhooks: bool = False
     webhook_secret_problem: Callable[[str], str | None] | None = None
+    # Whether its integrations push access codes (and so need a ``locks`` section).
+    locks: bool = False
 
 
 def load_settings(path: Path, environ: Mapping[str, str], partners: Mapping[str, PartnerSchema]) -> Settings:
@@ -418,6 +470,7 @@ def _cross_checks(raw: Any, partners: Mapping[str, PartnerSchema]) -> list[tuple
             where = f"partners.{name}.rollout.version"
             problems.extend(_version_check(where, rollout.get("version"), partners[name]))
     integrations = raw.get("integrations") if isinstance(raw, Mapping) else None
+    problems.extend(_lock_checks(integrations if isinstance(integrations, list) else [], partners))
     seen: set[str] = set()
     for i, integ in enumerate(integrations if isinstance(integrations, list) else ()):
         if not isinstance(integ, Mapping):
@@ -447,6 +500,42 @@ def _cross_checks(raw: Any, partners: Mapping[str, PartnerSchema]) -> list[tuple
                     f"unknown resource (known: {', '.join(sorted(schema.resources))})",
                 )
             )
+    return problems
+
+
+def _lock_checks(integrations: list[Any], partners: Mapping[str, PartnerSchema]) -> list[tuple[str, str]]:
+    """A lock partner's integration needs ``locks`` naming another configured integration
+    that syncs reservations; no other integration may have one."""
+    problems: list[tuple[str, str]] = []
+    by_id = {i.get("id"): i for i in integrations if isinstance(i, Mapping)}
+    for n, integ in enumerate(integrations):
+        if not isinstance(integ, Mapping) or str(integ.get("partner")) not in partners:
+            continue
+        where = f"integrations[{n}].locks"
+        locks = integ.get("locks")
+        if not partners[str(integ["partner"])].locks:
+            if locks is not None:
+                problems.append((where, "this partner pushes no access codes"))
+            continue
+        if not isinstance(locks, Mapping):
+            if locks is None:
+                problems.append((where, "required: the integration it follows and its devices"))
+            continue
+        follows = locks.get("follows")
+        if not isinstance(follows, str):
+            continue  # the model reports it
+        source = by_id.get(follows)
+        if follows == integ.get("id"):
+            problems.append((f"{where}.follows", "an integration cannot follow itself"))
+        elif not isinstance(source, Mapping):
+            problems.append((f"{where}.follows", f"no integration {follows!r} is configured"))
+        else:
+            schema = partners.get(str(source.get("partner")))
+            resources = source.get("resources")
+            if schema is not None and schema.locks:
+                problems.append((f"{where}.follows", f"{follows!r} is a lock integration, not a source"))
+            elif isinstance(resources, Mapping) and "reservations" not in resources:
+                problems.append((f"{where}.follows", f"{follows!r} does not sync reservations"))
     return problems
 
 

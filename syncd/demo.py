@@ -37,6 +37,7 @@ from syncd.observability import logging as syncd_logging
 from syncd.simulator.profile import WebhookHook, discover
 from syncd.simulator.server import SimulateOptions, Simulator, SimulatorServer, build_simulator
 from syncd.simulator.webhooks import Subscription
+from syncd.store import access
 
 MUTATE_EVERY_S = 5.0
 MUTATIONS_PER_ACCOUNT = 12
@@ -127,7 +128,8 @@ async def main(args: argparse.Namespace) -> int:
                 print(f"  webhooks: {base}/webhooks/{{partner}}/{{integration}} ({hooked} integrations)")
             print("  Ctrl-C stops (the daemon drains, then the embedded PostgreSQL stops).\n")
             tg.start_soon(_mutate, sim)
-            tg.start_soon(_progress, daemon, ids)
+            locks = [i.id for i in settings.integrations if i.locks is not None]
+            tg.start_soon(_progress, daemon, [i for i in ids if i not in locks], locks)
             if args.seconds is not None:
                 tg.start_soon(_stop_after, daemon, args.seconds)
             await finished.wait()  # SIGINT/SIGTERM (or --seconds) drains the daemon, then it returns
@@ -213,7 +215,7 @@ async def _mutate(sim: Simulator) -> None:
             sim.mutate(account.id, MUTATIONS_PER_ACCOUNT, round_no * 100 + n)
 
 
-async def _progress(daemon: Daemon, ids: list[str]) -> None:
+async def _progress(daemon: Daemon, ids: list[str], locks: list[str]) -> None:
     tty = sys.stdout.isatty()
     drawn = 0
     last_plain = 0.0
@@ -223,6 +225,7 @@ async def _progress(daemon: Daemon, ids: list[str]) -> None:
             continue
         try:
             rows = await daemon.store.progress(ids)
+            codes = await access.counts(daemon.store, locks) if locks else {}
         except errors.StoreUnavailable:
             if daemon.stop.is_set():
                 return  # the daemon is draining and has closed its pool: nothing to show
@@ -232,6 +235,10 @@ async def _progress(daemon: Daemon, ids: list[str]) -> None:
             f"deleted {r['deleted']:>4,}  reservations {r['reservations']:>7,}  "
             f"dead letters {r['dead_letters']:>3}  last sync {_ago(r['last_success_at'])}"
             for r in rows
+        ] + [
+            f"{lock:<14} access codes  "
+            + "  ".join(f"{s} {codes.get(lock, {}).get(s, 0):>4,}" for s in access.STATES)
+            for lock in locks
         ]
         if tty:
             sys.stdout.write("\x1b[F\x1b[2K" * drawn + "\n".join(lines) + "\n")

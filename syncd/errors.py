@@ -67,6 +67,11 @@ class PartnerUnavailable(PartnerError):
     error_class = ErrorClass.TRANSIENT
 
 
+class NotSent(PartnerUnavailable):
+    """The request never reached the partner (the connection was refused or could not be
+    made): whatever it asked was not done, so even a non-idempotent request may go again."""
+
+
 class UndecodableBody(PartnerUnavailable):
     """A 2xx body that no decoder accepts. Transient (truncation under load); when it
     persists, a connector can narrow it down to the broken record. ``body`` holds at most

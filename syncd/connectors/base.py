@@ -117,6 +117,9 @@ class PartnerInfo:
     # How the partner's webhooks are authenticated and what their events name
     # (``syncd.connectors.webhooks``); None for a partner that sends none.
     webhooks: WebhookScheme | None = None
+    # Its drivers push access codes for another integration's reservations
+    # (``syncd.connectors.access``); its integrations then need a ``locks`` section.
+    access_codes: bool = False
 
     # Whether the partner hands records over as a queue of messages it redelivers until they
     # are acknowledged (``Connector.committed``), rather than as a list that can be re-read:
@@ -154,6 +157,7 @@ class PartnerInfo:
             versions=self.versions,
             webhooks=self.webhooks is not None,
             webhook_secret_problem=self.webhooks.secret_problem if self.webhooks is not None else None,
+            locks=self.access_codes,
         )
 
 

@@ -10,7 +10,11 @@
   the same transaction. A child resource has no sync of its own: its schedule only says
   the integration syncs it (a ``sync`` task of it ends at once).
 
-A failing fetch or child task is retried with backoff up to its attempts, then it is dead
+* ``push``: the given reservations' access codes made to match them at the lock
+  integration's provider (``syncd.engine.access``); a push out of attempts leaves a dead
+  letter per reservation.
+
+A failing fetch, child or push task is retried with backoff up to its attempts, then it is dead
 (counted, and visible in ``syncd tasks``). Kinds a connector cannot do yet end as dead
 with the reason.
 """
@@ -23,6 +27,7 @@ from typing import Any
 from syncd import errors
 from syncd.connectors.base import Connector, children_of
 from syncd.engine import outcomes
+from syncd.engine.access import PushExecutor
 from syncd.engine.clock import Clock
 from syncd.engine.replay import ReplayResult, fetch_into
 from syncd.engine.runner import SyncRunner
@@ -56,8 +61,10 @@ class TaskExecutor:
         *,
         once: bool = False,
         clock: Clock | None = None,
+        pushes: PushExecutor | None = None,
     ) -> None:
         self._store = store
+        self._pushes = pushes
         # Moves schedules on the engine's clock, the one due schedules are found by.
         self._clock = clock
         self._queue = queue
@@ -78,6 +85,8 @@ class TaskExecutor:
             await self._fetch(task)
         elif task.kind == "child":
             await self._child(task)
+        elif task.kind == "push":
+            await self._push(task)
         else:
             await self._end(task, "dead", f"task kind {task.kind!r} is not handled by this version")
 
@@ -187,6 +196,29 @@ class TaskExecutor:
             await self._failed(task, exc, log)
             return
         log.info("child_done", parents=len(task.ids), children=kept, dead_lettered=letters)
+        await self._end(task, "done")
+
+    async def _push(self, task: Task) -> None:
+        why = "this process runs no pushes" if self._pushes is None else self._pushes.handles(task)
+        if why is not None or self._pushes is None:
+            await self._end(task, "dead", why)
+            return
+        log = self._log.bind(integration=task.integration_id, resource=task.resource, task=task.id)
+        try:
+            await self._pushes.run(task)
+        except errors.RateLimited as exc:
+            # Nothing was done (a lock's per-minute budget): the task waits the time it was
+            # told, however often, rather than spending its attempts within the minute.
+            delay = exc.retry_after if exc.retry_after is not None else FETCH_RETRY_BASE_S
+            log.info("push_deferred", retry_in_s=round(delay, 2))
+            if await self._queue.retry(task, delay, f"rate limited: {exc}"[:500]):
+                self._metrics.tasks_ended.labels(task.kind, "retried").inc()
+            return
+        except (errors.PartnerError, errors.CircuitOpen, errors.StoreError) as exc:
+            if task.attempts >= task.max_attempts or isinstance(exc, errors.AuthFailed):
+                await self._pushes.given_up(task, exc)
+            await self._failed(task, exc, log)
+            return
         await self._end(task, "done")
 
     async def _failed(self, task: Task, exc: Exception, log: Any) -> None:

@@ -41,6 +41,9 @@ class ReplayResult:
     gone: list[str] = field(default_factory=list)
     # Letters whose record had no readable id: nothing to fetch, they stay open.
     unidentified: list[str] = field(default_factory=list)
+    # Pushes asked for again (a refused access code): each letter resolves when its new
+    # push succeeds. Only pushes have them.
+    queued: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -51,6 +54,7 @@ class ReplayResult:
             "still_bad": len(self.still_bad),
             "gone": len(self.gone),
             "unidentified": len(self.unidentified),
+            **({"queued": self.queued} if self.queued else {}),
         }
 
 

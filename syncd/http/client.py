@@ -149,6 +149,32 @@ class PartnerClient:
                 return None
             raise
 
+    async def post_rpc(
+        self,
+        endpoint: str,
+        document: Any,
+        *,
+        decode: Decode[T],
+        idempotent: bool,
+        headers: Mapping[str, str] | None = None,
+    ) -> T:
+        """POST ``document`` as JSON to ``base_url + endpoint`` (an RPC-style API), authenticated
+        and throttled, with ``headers`` added.
+
+        Retried by method: an ``idempotent`` call (its repetition changes nothing: a read,
+        an update to absolute values, a delete) by the usual rules; any other only when the
+        partner provably did not act on it (``errors.NotSent``: no connection; a 429). A
+        timeout, a reset or a 5xx after the request went out is raised to the caller, who
+        must find out what happened before trying again (docs/pushes.md)."""
+        url = self._url(endpoint)
+        body = Body(orjson.dumps(document), "application/json")
+        return await self._retried(
+            lambda attempt, deadline: self._exchange(
+                "POST", url, endpoint, attempt, deadline, decode, body=body, headers=headers
+            ),
+            retry_unsent_only=not idempotent,
+        )
+
     async def post_form_json(self, url: str, endpoint: str, form: Mapping[str, str]) -> Any:
         """One unauthenticated form POST (token endpoints); retried on transient errors only.
         Not rate-limited by the API's tiers, but guarded by the breakers."""
@@ -218,7 +244,10 @@ class PartnerClient:
         return url
 
     async def _retried(
-        self, exchange: Callable[[int, float], Awaitable[T]], retry_rate_limited: bool = True
+        self,
+        exchange: Callable[[int, float], Awaitable[T]],
+        retry_rate_limited: bool = True,
+        retry_unsent_only: bool = False,
     ) -> T:
         """Attempt 1 directly; after a retryable failure, tenacity runs attempts 2..n. Every
         attempt's exchange ends by the request's deadline (monotonic ``started`` +
@@ -233,7 +262,10 @@ class PartnerClient:
         try:
             return await exchange(1, deadline)
         except errors.PartnerError as exc:
-            if not self._should_retry(exc, retry_rate_limited) or self.options.max_attempts < 2:
+            if (
+                not self._should_retry(exc, retry_rate_limited, retry_unsent_only)
+                or self.options.max_attempts < 2
+            ):
                 raise
             first = exc
         # What tenacity's wait/stop/before_sleep would have done after attempt 1.
@@ -242,12 +274,14 @@ class PartnerClient:
             raise first
         self._count_retry(first)
         await anyio.sleep(delay)
-        async for attempt in self._retrying(retry_rate_limited, started):
+        async for attempt in self._retrying(retry_rate_limited, started, retry_unsent_only):
             with attempt:
                 return await exchange(attempt.retry_state.attempt_number + 1, deadline)
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
-    def _retrying(self, retry_rate_limited: bool, started: float) -> AsyncRetrying:
+    def _retrying(
+        self, retry_rate_limited: bool, started: float, retry_unsent_only: bool = False
+    ) -> AsyncRetrying:
         """Attempts 2..n (tenacity counts them from 1): stop at ``max_attempts`` or when the
         next attempt would start past the deadline; wait by class (``backoff_delay``)."""
         o = self.options
@@ -265,15 +299,19 @@ class PartnerClient:
         return AsyncRetrying(
             stop=stop_after_attempt(o.max_attempts - 1) | stop_before_delay(remaining),
             wait=wait,
-            retry=retry_if_exception(lambda exc: self._should_retry(exc, retry_rate_limited)),
+            retry=retry_if_exception(
+                lambda exc: self._should_retry(exc, retry_rate_limited, retry_unsent_only)
+            ),
             before_sleep=before_sleep,
             sleep=anyio.sleep,
             reraise=True,
         )
 
     @staticmethod
-    def _should_retry(exc: BaseException, retry_rate_limited: bool) -> bool:
+    def _should_retry(exc: BaseException, retry_rate_limited: bool, retry_unsent_only: bool = False) -> bool:
         if isinstance(exc, errors.RateLimited) and not retry_rate_limited:
+            return False
+        if retry_unsent_only and not isinstance(exc, errors.NotSent | errors.RateLimited):
             return False
         return is_retryable(exc)
 
@@ -316,6 +354,8 @@ class PartnerClient:
                 if admitted.waited > 0.001:
                     self._limiter_wait.observe(admitted.waited)
                 headers = await self.auth.headers() if authorized else dict(fixed or {}) or None
+                # An authenticated call's own headers ride beside the credentials'.
+                sent_headers = {**(headers or {}), **fixed} if authorized and fixed else headers
                 # Admitted after auth: a token request (itself guarded) must not find this
                 # request holding the only half-open probe slot.
                 permits = self._admit()
@@ -332,7 +372,7 @@ class PartnerClient:
                         permits,
                         params,
                         form,
-                        headers,
+                        sent_headers,
                         body,
                     )
                 except errors.AuthFailed:
@@ -419,6 +459,12 @@ class PartnerClient:
                 raise errors.PartnerUnavailable(
                     f"{endpoint} not answered in full within request_deadline_s "
                     f"({self.options.request_deadline_s:g} s)"
+                ) from exc
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                # No connection, so no request: the partner did nothing.
+                status_label = "transport_error"
+                raise errors.NotSent(
+                    f"{type(exc).__name__} calling {endpoint}: {redact_text(str(exc))[:160]}"
                 ) from exc
             except httpx.TimeoutException as exc:
                 status_label = "timeout"

@@ -261,6 +261,22 @@ class Metrics:
             registry=r,
         )
 
+        self.pushes = Counter(
+            "syncd_push_total",
+            "Calls a push made to a partner (access codes: create, update, delete, get, list), "
+            "by outcome: ok, retried (not done, tried again later), ambiguous (the answer was "
+            "lost: reconciled before trying again), failed (the partner refused: a dead letter).",
+            ["partner", "action", "outcome"],
+            registry=r,
+        )
+        self.access_codes = Gauge(
+            "syncd_access_codes",
+            "Access codes pushed, by integration and state (setting, set, failed, removing, "
+            "removed), as the database has them after each push.",
+            ["integration", "state"],
+            registry=r,
+        )
+
     def scheduler_ticked(self, at: float, waiting: int, oldest_late_s: float) -> None:
         """[scheduler] Each tick: its time and the backlog it found (the queue's due tasks)."""
         self.scheduler_last_tick.set(at)

@@ -36,7 +36,8 @@ Writing one (routes + dataset + quirks):
   ``webhook_request(hook, body, message_id, now)`` is the URL and headers of one delivery
   attempt, authenticated in the partner's scheme (a Svix signature, Basic credentials, a
   token in the URL). The generic sender (``syncd.simulator.webhooks``) delivers them with
-  retries and faults.
+  retries and faults; it also polls ``pending_notifications`` for changes the partner makes
+  on its own (a lock that sets a code some time after it was asked).
 
 A profile instance belongs to one ``Simulator``; ``self.runtime`` gives it the clocks
 (wall-clock seconds for token expiry) and ``self.settings`` the token knobs. Fault rules
@@ -213,6 +214,12 @@ class Profile(Generic[D]):
         """``mutate``, and the webhook bodies announcing its changes (none by default: a
         partner without webhooks)."""
         return self.mutate(data, count, seed), []
+
+    def pending_notifications(self, data: D) -> list[bytes]:
+        """Webhook bodies for changes the partner made on its own since the last call (a
+        lock that set a code a while after it was asked); the sender polls it. None by
+        default: a partner's changes come from ``mutate`` only."""
+        return []
 
     def webhook_request(
         self, hook: WebhookHook, body: bytes, message_id: str, now: float

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 QUEUE_SIZE = 100_000
 CONCURRENCY = 32
+# How often subscribed accounts are asked for changes their partner made on its own.
+POLL_S = 0.25
 
 
 def is_loopback_url(url: str) -> bool:
@@ -174,11 +176,21 @@ class WebhookSender:
         ):
             while True:
                 self._waiting = anyio.Event()
+                self._poll_partners()
                 while self._queue:
                     await limiter.acquire()
                     tg.start_soon(self._deliver_and_release, client, self._queue.popleft(), limiter)
                 if not self._queue:
-                    await self._waiting.wait()
+                    with anyio.move_on_after(POLL_S):
+                        await self._waiting.wait()
+
+    def _poll_partners(self) -> None:
+        """Queues what subscribed accounts' partners changed on their own (``Profile.
+        pending_notifications``)."""
+        for account_id in list(self.subscriptions):
+            account = self._sim.accounts.get(account_id)
+            if account is not None:
+                self.notify(account, self._sim.profile(account.partner).pending_notifications(account.data))
 
     async def _deliver_and_release(
         self, client: httpx.AsyncClient, message: _Message, limiter: anyio.Semaphore

@@ -352,6 +352,21 @@ class Store:
         return True
 
     @contextlib.asynccontextmanager
+    async def leased_connection(self, lease: Lease) -> AsyncIterator[Connection]:
+        """A pooled connection holding ``lease``'s lock (a task's writes outside a sync, such
+        as a push's journal): when the lease is reclaimed the connection is cut off, so a
+        worker that froze past it writes nothing more. ``LeaseLost`` if it is not held."""
+        with translate():
+            async with self._pool.acquire() as conn:
+                await _hold_lease(conn, lease)
+                try:
+                    yield conn
+                finally:
+                    if still_open(conn):
+                        with contextlib.suppress(asyncpg.PostgresError, OSError):
+                            await conn.execute(Q["unlock_lease"], LEASE_SESSION, lease.token)
+
+    @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
         """A pooled connection, for sibling store modules (credentials)."""
         with translate():

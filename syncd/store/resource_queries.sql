@@ -21,7 +21,10 @@
 --   {{moved_columns}}  every canonical field but external_id, for rows moved to a new id
 --   {{staging_columns}} the staging table's column definitions
 --   {{cascade}}        for a parent resource, one ``cascade`` CTE per child; else nothing
---                      (in upsert, insert_new and soft_delete)
+--                      (in upsert, insert_new and soft_delete); for a followed resource
+--                      (``resources.Follow``), also its ``follow`` CTE
+--   {{follow_key}}     for a followed resource, ", <key column>" (RETURNING carries it to
+--                      the follow CTE); else nothing
 -- Parameters are positional ($1 …), as in queries.sql.
 
 -- name: create_staging
@@ -66,7 +69,7 @@ WITH written AS (
        OR (t.source_updated_at = EXCLUDED.source_updated_at AND t.raw <> EXCLUDED.raw)
     RETURNING t.external_id, t.version, t.source_updated_at, t.last_changed_fields,
               {{returned_changes}} AS changes, {{returned_old}} AS old_values,
-              {{returned_new}} AS new_values, (t.xmax = 0) AS created
+              {{returned_new}} AS new_values, (t.xmax = 0) AS created{{follow_key}}
 ), logged AS (
     -- A row that was soft-deleted and comes back is 'restored' (its changes name deleted_at).
     INSERT INTO events (integration_id, resource, external_id, kind, version, changed_fields,
@@ -96,7 +99,7 @@ WITH written AS (
     INSERT INTO {{table}} AS t (integration_id, {{columns}}, raw, raw_type)
     SELECT $1, {{staged}}, raw, raw_type
     FROM {{staging}}
-    RETURNING t.external_id, t.version, t.source_updated_at
+    RETURNING t.external_id, t.version, t.source_updated_at{{follow_key}}
 ), logged AS (
     INSERT INTO events (integration_id, resource, external_id, kind, version, source_updated_at)
     SELECT $1, '{{resource}}', external_id, 'created', version, source_updated_at FROM written
@@ -121,6 +124,38 @@ SELECT count(*) FROM written;
                   WHERE s.integration_id = $1 AND s.resource = '{{child}}' AND s.enabled)
     ON CONFLICT (dedupe_key) WHERE state = 'pending' DO UPDATE SET coalesced = k.coalesced + 1
 )
+
+-- name: follow
+-- (A fragment of a followed resource's upsert, insert_new and soft_delete.)
+-- A push task per written row that is new, deleted, or whose trigger fields changed, for
+-- each integration following this one's {{resource}} (table followers) whose keys hold the
+-- row's {{key}}, or for every follower when {{key}} itself changed (the stay moved to
+-- another listing: the old listing's follower revokes). Written by the statement that writes
+-- the row, so the change and its push commit together; a pending push of the same
+-- (follower, row) absorbs it. The task names the row only: it reads the row as it is when
+-- it runs (the desired state), so coalesced changes are pushed once.
+, follow AS (
+    INSERT INTO tasks AS k (integration_id, resource, kind, priority, dedupe_key, params)
+    SELECT f.follower_id, '{{resource}}', 'push', {{priority}},
+           'push:' || f.follower_id || ':' || $1 || ':' || w.external_id,
+           jsonb_build_object('source', $1, 'ids', jsonb_build_array(w.external_id))
+    FROM {{source}} w JOIN followers f ON f.source_id = $1 AND f.resource = '{{resource}}'
+    WHERE ({{trigger}}) AND (w.{{key}} = ANY (f.keys) OR {{moved}})
+    ON CONFLICT (dedupe_key) WHERE state = 'pending' DO UPDATE SET coalesced = k.coalesced + 1
+)
+
+-- name: follow_backfill
+-- A follower ($2) of integration $1 registered anew, or whose keys changed ($3: the old and
+-- new keys together): a push task for every row of those keys, so the follower acts on rows
+-- that existed before it did, and undoes what it did where a key left its keys. A push
+-- for a row it never acted on and has no reason to is a no-op.
+INSERT INTO tasks AS k (integration_id, resource, kind, priority, dedupe_key, params)
+SELECT $2, '{{resource}}', 'push', {{priority}},
+       'push:' || $2 || ':' || $1 || ':' || r.external_id,
+       jsonb_build_object('source', $1, 'ids', jsonb_build_array(r.external_id))
+FROM {{table}} r
+WHERE r.integration_id = $1 AND r.{{key}} = ANY ($3::text[])
+ON CONFLICT (dedupe_key) WHERE state = 'pending' DO NOTHING;
 
 -- name: sweep_children
 -- A child resource's rows of the parents that a batch carries in full (``Batch.parents``)
@@ -152,7 +187,7 @@ WITH gone AS (
         last_changed_fields = '{deleted_at}',
         last_changes = json_build_object('deleted_at', json_build_array(NULL::timestamptz, now()))
     WHERE integration_id = $1 AND external_id = ANY($2::text[]) AND deleted_at IS NULL
-    RETURNING external_id, version, source_updated_at, last_changes
+    RETURNING external_id, version, source_updated_at, last_changes{{follow_key}}
 ), logged AS (
     INSERT INTO events (integration_id, resource, external_id, kind, version, changed_fields,
                         source_updated_at, changes)

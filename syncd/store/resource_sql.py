@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from importlib import resources as package_files
 
 from syncd.store.queries import parse
-from syncd.store.resources import CHILD_PRIORITY, Column, Resource, children
+from syncd.store.resources import CHILD_PRIORITY, PUSH_PRIORITY, Column, Resource, children
 
 TEMPLATES = parse(package_files.files("syncd.store").joinpath("resource_queries.sql").read_text("utf-8"))
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
@@ -47,6 +47,8 @@ class ResourceSQL:
     history: str = ""
     # A child resource's sweep of the children its parents no longer have; None otherwise.
     sweep_children: str | None = None
+    # A followed resource's push tasks for a follower's keys (store.followers); None otherwise.
+    follow_backfill: str | None = None
 
 
 def staging_table(resource: Resource) -> str:
@@ -146,6 +148,23 @@ def _cascade(resource: Resource, statement: str) -> str:
         source = "gone" if statement == "soft_delete" else "written"
         values = {"child": child.name, "trigger": trigger, "priority": str(CHILD_PRIORITY), "source": source}
         fragments.append(_render("cascade", values))
+    if resource.follow is not None:
+        follow = resource.follow
+        if statement == "upsert":
+            triggers = ", ".join(f"'{t}'" for t in follow.triggers)
+            trigger = f"w.created OR w.last_changed_fields && ARRAY['deleted_at', {triggers}]::text[]"
+            moved = f"'{follow.key}' = ANY (w.last_changed_fields)"
+        else:
+            trigger, moved = "true", "false"
+        values = {
+            "resource": resource.name,
+            "key": follow.key,
+            "trigger": trigger,
+            "moved": moved,
+            "priority": str(PUSH_PRIORITY),
+            "source": "gone" if statement == "soft_delete" else "written",
+        }
+        fragments.append(_render("follow", values))
     return "\n".join(fragments)
 
 
@@ -158,6 +177,7 @@ def _render(template: str, values: dict[str, str]) -> str:
 
 def render(resource: Resource) -> ResourceSQL:
     values = _values(resource, resource.table)
+    values["follow_key"] = f", {resource.follow.key}" if resource.follow is not None else ""
     compared = [c.name for c in resource.columns if c.name not in _NOT_COMPARED]
     changed = "CASE WHEN cardinality(new.last_changed_fields) > 0 THEN {} END"
     returning_old = {
@@ -172,6 +192,11 @@ def render(resource: Resource) -> ResourceSQL:
     if resource.cascade is not None:
         sweep_children = _render("sweep_children", {**values, "parent_key": resource.cascade.key})
     upsert_cascade = _cascade(resource, "upsert")
+    follow_backfill = None
+    if resource.follow is not None:
+        follow_backfill = _render(
+            "follow_backfill", {**values, "key": resource.follow.key, "priority": str(PUSH_PRIORITY)}
+        )
     return ResourceSQL(
         staging_table=values["staging"],
         upsert=_render("upsert", {**returning_old, "cascade": upsert_cascade}),
@@ -185,6 +210,7 @@ def render(resource: Resource) -> ResourceSQL:
         fields=("deleted_at", *compared),
         history=_render("history", values),
         sweep_children=sweep_children,
+        follow_backfill=follow_backfill,
     )  # fmt: skip
 
 

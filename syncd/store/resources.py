@@ -104,6 +104,25 @@ class Cascade:
     triggers: tuple[str, ...]
 
 
+# The priority of push tasks (``tasks.Priority.WEBHOOK``): a guest at the door waits on
+# them, and they are few and small beside the syncs of a busy queue (the urgent slots take
+# them too); tests/unit/test_resources.py holds the two equal.
+PUSH_PRIORITY = 10
+
+
+@dataclass(frozen=True)
+class Follow:
+    """Other integrations may follow this resource's rows (a lock provider follows a PMS's
+    reservations: ``store.followers``). A batch, a targeted fetch or the deletion sweep that
+    creates a row, deletes it, or changes one of its ``triggers`` enqueues a ``push`` task for
+    each follower whose keys hold the row's ``key`` column, in the statement that writes the
+    row (resource_queries.sql: follow). A row whose ``key`` itself changed is pushed to every
+    follower: the one that followed it under its old key revokes what it pushed."""
+
+    key: str
+    triggers: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class Resource:
     """A canonical resource: what adapters produce for it and where the store keeps it.
@@ -117,6 +136,7 @@ class Resource:
     table: str
     sweep: bool = False
     cascade: Cascade | None = None
+    follow: Follow | None = None
 
     def __post_init__(self) -> None:
         for what in (self.name, self.table):
@@ -128,6 +148,10 @@ class Resource:
                 raise TypeError(f"{self.model.__name__} has no {required}: every canonical record does")
         if self.cascade is not None and self.cascade.key not in fields:
             raise TypeError(f"{self.model.__name__} has no {self.cascade.key}, its cascade's parent key")
+        if self.follow is not None:
+            unknown = {self.follow.key, *self.follow.triggers} - set(fields)
+            if unknown:
+                raise TypeError(f"{self.model.__name__}: follow names {sorted(unknown)}, not its fields")
 
     @property
     def columns(self) -> tuple[Column, ...]:
@@ -138,7 +162,24 @@ RESOURCES: dict[str, Resource] = {
     r.name: r
     for r in (
         Resource("properties", Property, "properties", sweep=True),
-        Resource("reservations", Reservation, "reservations", sweep=True),
+        Resource(
+            "reservations",
+            Reservation,
+            "reservations",
+            sweep=True,
+            # What an access code is made of: the stay's dates, whether it is live, the listing.
+            follow=Follow(
+                "property_external_id",
+                (
+                    "status",
+                    "check_in",
+                    "check_out",
+                    "check_in_date",
+                    "check_out_date",
+                    "property_external_id",
+                ),
+            ),
+        ),
         # Days outside the synced window are neither fetched nor deleted: no sweep.
         Resource("calendar", CalendarDay, "calendar_days"),
         Resource(

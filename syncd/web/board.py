@@ -77,6 +77,9 @@ def partner_entry(
     }
 
 
+ACCESS_STATES = ("setting", "set", "failed", "removing", "removed")
+
+
 def queue_entry(
     depth: Sequence[Depth], running: int, stalled_s: float, stall_limit_s: float
 ) -> dict[str, Any]:
@@ -94,4 +97,30 @@ def queue_entry(
         "claim_stalled_s": round(stalled_s, 1),
         "claim_stall_s": stall_limit_s,
         "priorities": [{"priority": name, "due": due[name], "oldest_s": oldest[name]} for name in due],
+    }
+
+
+def access_codes_entry(
+    follows: Mapping[str, str], counts: Mapping[str, Mapping[str, int]], failures: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """Per lock integration: what it follows and its codes by state; the latest refused
+    codes with their reservation, device and reason (the codes themselves are never read)."""
+    return {
+        "integrations": {
+            lock: {
+                "follows": source,
+                "states": {s: int(counts.get(lock, {}).get(s, 0)) for s in ACCESS_STATES},
+            }
+            for lock, source in sorted(follows.items())
+        },
+        "failures": [
+            {
+                "integration": str(f["integration_id"]),
+                "reservation": f"{f['source_id']}:{f['reservation_id']}",
+                "device": str(f["device_id"]),
+                "reason": str(f.get("last_error") or "")[:200],
+                "at": f["updated_at"].isoformat() if isinstance(f.get("updated_at"), datetime) else None,
+            }
+            for f in failures
+        ],
     }

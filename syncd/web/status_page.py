@@ -307,6 +307,42 @@ def _queue(queue: Mapping[str, Any] | None) -> str:
     )
 
 
+# --- lock codes ----------------------------------------------------------------------
+
+
+def _access_codes(entry: Mapping[str, Any] | None) -> str:
+    """Access codes per lock integration by state, and the latest refused ones (reservation,
+    device, reason: never a code)."""
+    if not entry:
+        return ""
+    cards = []
+    for lock, info in (entry.get("integrations") or {}).items():
+        states = info.get("states") or {}
+        figures = "".join(
+            f'<div class="fig {"bad" if state == "failed" and n else ""}"><b>{_e(_number(n))}</b>'
+            f"<span>{_e(state)}</span></div>"
+            for state, n in states.items()
+        )
+        cards.append(
+            f'<div class="card"><h3>{_e(lock)} <small>follows {_e(info.get("follows"))}</small></h3>'
+            f'<div class="figures">{figures}</div></div>'
+        )
+    failures = entry.get("failures") or []
+    rows = "".join(
+        f"<tr><td>{_e(f.get('integration'))}</td><td>{_e(f.get('reservation'))}</td>"
+        f"<td>{_e(f.get('device'))}</td><td>{_e(f.get('reason'))}</td></tr>"
+        for f in failures
+    )
+    table = (
+        "<table><thead><tr><th>integration</th><th>reservation</th><th>device</th><th>why</th></tr>"
+        f"</thead><tbody>{rows}</tbody></table>"
+        if rows
+        else ""
+    )
+    head = '<section id="access-codes"><h2>Lock codes</h2>'
+    return f'{head}<div class="cards">{"".join(cards)}</div>{table}</section>'
+
+
 # --- the page ------------------------------------------------------------------------
 
 
@@ -355,6 +391,7 @@ def render(status: Mapping[str, Any]) -> str:
         )
         + "</section>"
         + _queue(status.get("queue"))
+        + _access_codes(status.get("access_codes"))
         + "<section><h2>Integrations</h2>"
         + _integrations(status, now)
         + "</section>"

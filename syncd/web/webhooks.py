@@ -151,9 +151,10 @@ class WebhookReceiver:
         if enqueued is None:
             log.debug("webhook_duplicate", delivery=delivery.delivery_id[:100])
             return self._answer(label, "duplicate", 200, "duplicate")
+        kind = tasks[0].kind
         for outcome, n in (("inserted", enqueued.inserted), ("coalesced", enqueued.coalesced)):
             if n:
-                self._metrics.tasks_enqueued.labels("fetch", outcome).inc(n)
+                self._metrics.tasks_enqueued.labels(kind, outcome).inc(n)
         if enqueued.folded:
             self._metrics.tasks_enqueued.labels("fetch", "folded").inc(enqueued.folded)
         log.debug("webhook_accepted", webhook_event=delivery.event, tasks=len(tasks))
@@ -186,6 +187,18 @@ class WebhookReceiver:
 
     @staticmethod
     def _fetch(integ: IntegrationSettings, target: Target) -> NewTask:
+        if integ.locks is not None:
+            # A lock integration syncs nothing: its events say a pushed code settled, and
+            # the push executor asks the partner about that code (engine/access.py).
+            return NewTask(
+                integ.id,
+                target.resource,
+                "push",
+                int(Priority.WEBHOOK),
+                f"pushcode:{integ.id}:{target.external_id}",
+                {"codes": [target.external_id]},
+                expires_in_s=DEFAULT_INTERVAL_S,
+            )
         settings = integ.resources.get(target.resource)
         return NewTask(
             integ.id,

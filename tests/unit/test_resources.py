@@ -90,3 +90,10 @@ def test_a_staged_row_ends_with_the_record_s_bytes_and_their_media_type() -> Non
         "raw_type": "application/xml",
     }
     assert row_for(spec, values_of(model), b"{}")[-1] == "application/json"
+
+
+def test_push_tasks_run_in_the_webhook_band() -> None:
+    from syncd.store.resources import PUSH_PRIORITY
+    from syncd.store.tasks import Priority
+
+    assert PUSH_PRIORITY == Priority.WEBHOOK
