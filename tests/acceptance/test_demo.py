@@ -34,4 +34,11 @@ def test_the_demo_syncs_every_account_shows_progress_and_stops_cleanly(tmp_path:
             int(n.replace(",", "")) for n in re.findall(rf"^{account}\s+properties\s+([\d,]+)", out, re.M)
         ]
         assert counts and max(counts) >= 299, out  # mutations may have deleted a few since
+    # Every partner the demo configures is served and synced, the lock provider included,
+    # whose progress lines (codes by state, never a PIN) follow the accounts'.
+    served = re.search(r"simulator on \S+ \(([^)]*)\)", out)
+    assert served, out
+    partners = {part.split(" x")[0] for part in served[1].split(", ")}
+    assert partners == {"airbnb", "booking_com", "cloudbeds", "guesty", "hostaway", "seam"}, out
+    assert re.search(r"^acme-doors\s+access codes\s+setting\s+\d+\s+set\s+\d+", out, re.M), out
     assert (tmp_path / "state" / "pgdata").is_dir()
