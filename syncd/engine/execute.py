@@ -32,11 +32,12 @@ from syncd.engine.clock import Clock
 from syncd.engine.replay import ReplayResult, fetch_into
 from syncd.engine.runner import SyncRunner
 from syncd.engine.scheduling import failure_backoff
+from syncd.engine.workers import count_start
 from syncd.observability.metrics import Metrics
 from syncd.pipeline import dead_letter
 from syncd.store.postgres import Store
 from syncd.store.resources import RESOURCES
-from syncd.store.tasks import Task, TaskQueue, priority_name
+from syncd.store.tasks import Task, TaskQueue
 from syncd.store.types import Batch, row_for
 
 # A sync whose run lock another process holds (an operator's replay, a shard in a rollout)
@@ -130,7 +131,7 @@ class TaskExecutor:
         siblings = await self._queue.claim_siblings(task, now, FETCH_BATCH - 1)
         batch = [task, *siblings]
         for sibling in siblings:
-            self._started(sibling)
+            count_start(self._metrics, sibling)
         ids = list(dict.fromkeys(i for t in batch for i in t.ids))
         result = ReplayResult(task.integration_id, task.resource)
         failed: dict[str, Exception] = {}
@@ -160,15 +161,6 @@ class TaskExecutor:
             errors_of_task = [failed[i] for i in each.ids if i in failed]
             if errors_of_task:
                 await self._failed(each, errors_of_task[0], log)
-
-    def _started(self, task: Task) -> None:
-        """A sibling claimed with a running task starts now: counted as the engine counts the
-        tasks it claims itself."""
-        priority = priority_name(task.priority)
-        self._metrics.tasks_started.labels(task.kind, priority).inc()
-        self._metrics.task_start_delay.labels(priority).observe(
-            max(0.0, (task.started_at - task.enqueued_at).total_seconds())
-        )
 
     async def _child(self, task: Task) -> None:
         connector = self._connectors[task.integration_id]

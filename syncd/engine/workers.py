@@ -289,10 +289,7 @@ class Engine:
 
     async def _work(self, task: Task, pool: set[int]) -> None:
         m = self._metrics
-        m.tasks_started.labels(task.kind, _priority_name(task.priority)).inc()
-        m.task_start_delay.labels(_priority_name(task.priority)).observe(
-            max(0.0, (task.started_at - task.enqueued_at).total_seconds())
-        )
+        count_start(m, task)
         lost = anyio.Event()
         try:
             with anyio.CancelScope() as scope:
@@ -364,3 +361,13 @@ class Engine:
 
 def _priority_name(priority: int) -> str:
     return priority_name(priority)
+
+
+def count_start(metrics: Metrics, task: Task) -> None:
+    """A task starts: syncd_tasks_started_total and its wait since it was enqueued (the
+    engine's claims, and the siblings a fetch batch claims with them)."""
+    priority = _priority_name(task.priority)
+    metrics.tasks_started.labels(task.kind, priority).inc()
+    metrics.task_start_delay.labels(priority).observe(
+        max(0.0, (task.started_at - task.enqueued_at).total_seconds())
+    )

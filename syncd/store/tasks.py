@@ -446,10 +446,7 @@ class TaskQueue:
 
     async def database_now(self) -> datetime:
         """The database's clock, the one claims stamp ``started_at`` with."""
-        with translate():
-            async with self._store.connection() as conn:
-                now: datetime = await conn.fetchval(Q["transaction_now"])
-        return now
+        return await self._store.now()
 
     async def purge(self, retention_s: float) -> int:
         with translate():
